@@ -1,0 +1,780 @@
+/* asock: the SocketAsyncEventArgs model of .NET for C, on top of libuv.
+ *
+ * One buffer pool allocated at start-up, reusable operation objects,
+ * per-socket completion ordering, synchronous-first sends and receives,
+ * per-operation timeouts and back-pressure, on Windows (IOCP), Linux (epoll)
+ * and macOS/BSD (kqueue).
+ *
+ * Every function documents which threads may call it. "Any thread" means the
+ * function is safe to call concurrently from several threads on the same
+ * object. "Owner" means the thread that currently holds the object (for an
+ * op: the thread that acquired it, or the thread its completion ran on) with
+ * no concurrent use of the same object.
+ */
+#ifndef ASOCK_H
+#define ASOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "asock/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#if defined(BUILDING_ASOCK_SHARED)
+#define ASOCK_EXTERN __declspec(dllexport)
+#elif defined(USING_ASOCK_SHARED)
+#define ASOCK_EXTERN __declspec(dllimport)
+#else
+#define ASOCK_EXTERN
+#endif
+#elif defined(BUILDING_ASOCK_SHARED) && (__GNUC__ >= 4 || defined(__clang__))
+#define ASOCK_EXTERN __attribute__((visibility("default")))
+#else
+#define ASOCK_EXTERN
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/** Returned by a call that started an operation which will complete later,
+ * through the op's callback, on the loop thread. Positive, so that it can
+ * never be confused with an error. */
+#define ASOCK_PENDING 1
+
+/* asock's own codes live below this base, clear of every libuv code on every
+ * platform (libuv uses -1..-4095 and -3000..-3014 for the resolver). */
+#define ASOCK__ERR_BASE (-30000)
+
+/* The one table of error codes. asock's own codes come first; the system
+ * codes after them have the values of libuv's UV_E* constants, so that
+ * uv_strerror() also understands them. A system ETIMEDOUT, ECANCELED, EOF or
+ * ENOBUFS reported by libuv is translated to the asock code of the same name
+ * before it leaves the library, so the application has one code to test. */
+#define ASOCK_ERRNO_MAP(XX)                                                    \
+  XX(EBUSY, ASOCK__ERR_BASE - 1, "operation already pending")                  \
+  XX(ENOBUFS, ASOCK__ERR_BASE - 2, "no buffer available")                      \
+  XX(ECANCELED, ASOCK__ERR_BASE - 3, "operation canceled")                     \
+  XX(ETIMEDOUT, ASOCK__ERR_BASE - 4, "operation timed out")                    \
+  XX(EOF, ASOCK__ERR_BASE - 5, "end of stream")                                \
+  XX(ECLOSED, ASOCK__ERR_BASE - 6, "socket is closed")                         \
+  XX(EKIND, ASOCK__ERR_BASE - 7, "op or socket of the wrong kind")             \
+  XX(EFOREIGN, ASOCK__ERR_BASE - 8, "object belongs to another pool or loop")  \
+  XX(EBOUNDS, ASOCK__ERR_BASE - 9, "buffer range outside its memory")          \
+  XX(ENOTSLICE, ASOCK__ERR_BASE - 10, "pointer is not a slice of this pool")   \
+  XX(EMIDSLICE, ASOCK__ERR_BASE - 11, "pointer is inside a slice")             \
+  XX(ENOTHELD, ASOCK__ERR_BASE - 12, "object is not held (released twice)")    \
+  XX(EDUPLICATE, ASOCK__ERR_BASE - 13, "sequence number already seen")         \
+  XX(EWINDOW, ASOCK__ERR_BASE - 14, "sequence number beyond the window")       \
+  XX(ENOTPENDING, ASOCK__ERR_BASE - 15, "operation is not pending")            \
+  XX(EQUOTA, ASOCK__ERR_BASE - 16, "per-socket slice quota reached")           \
+  XX(EACCES, UV_EACCES, "permission denied")                                   \
+  XX(EADDRINUSE, UV_EADDRINUSE, "address already in use")                      \
+  XX(EADDRNOTAVAIL, UV_EADDRNOTAVAIL, "address not available")                 \
+  XX(EAFNOSUPPORT, UV_EAFNOSUPPORT, "address family not supported")            \
+  XX(EAGAIN, UV_EAGAIN, "resource temporarily unavailable")                    \
+  XX(EAI_ADDRFAMILY, UV_EAI_ADDRFAMILY, "address family not supported")        \
+  XX(EAI_AGAIN, UV_EAI_AGAIN, "temporary failure in name resolution")          \
+  XX(EAI_FAIL, UV_EAI_FAIL, "permanent failure in name resolution")            \
+  XX(EAI_FAMILY, UV_EAI_FAMILY, "ai_family not supported")                     \
+  XX(EAI_MEMORY, UV_EAI_MEMORY, "out of memory in name resolution")            \
+  XX(EAI_NODATA, UV_EAI_NODATA, "no address for host name")                    \
+  XX(EAI_NONAME, UV_EAI_NONAME, "unknown node or service")                     \
+  XX(EAI_SERVICE, UV_EAI_SERVICE, "service not available for socket type")     \
+  XX(EALREADY, UV_EALREADY, "connection already in progress")                  \
+  XX(EBADF, UV_EBADF, "bad file descriptor")                                   \
+  XX(ECONNABORTED, UV_ECONNABORTED, "software caused connection abort")        \
+  XX(ECONNREFUSED, UV_ECONNREFUSED, "connection refused")                      \
+  XX(ECONNRESET, UV_ECONNRESET, "connection reset by peer")                    \
+  XX(EFAULT, UV_EFAULT, "bad address")                                         \
+  XX(EHOSTUNREACH, UV_EHOSTUNREACH, "host is unreachable")                     \
+  XX(EINTR, UV_EINTR, "interrupted system call")                               \
+  XX(EINVAL, UV_EINVAL, "invalid argument")                                    \
+  XX(EIO, UV_EIO, "i/o error")                                                 \
+  XX(EISCONN, UV_EISCONN, "socket is already connected")                       \
+  XX(EMFILE, UV_EMFILE, "too many open files")                                 \
+  XX(EMSGSIZE, UV_EMSGSIZE, "message too long")                                \
+  XX(ENETDOWN, UV_ENETDOWN, "network is down")                                 \
+  XX(ENETUNREACH, UV_ENETUNREACH, "network is unreachable")                    \
+  XX(ENFILE, UV_ENFILE, "file table overflow")                                 \
+  XX(ENOMEM, UV_ENOMEM, "not enough memory")                                   \
+  XX(ENOSYS, UV_ENOSYS, "function not implemented")                            \
+  XX(ENOTCONN, UV_ENOTCONN, "socket is not connected")                         \
+  XX(ENOTSOCK, UV_ENOTSOCK, "socket operation on non-socket")                  \
+  XX(ENOTSUP, UV_ENOTSUP, "operation not supported on socket")                 \
+  XX(EPERM, UV_EPERM, "operation not permitted")                               \
+  XX(EPIPE, UV_EPIPE, "broken pipe")                                           \
+  XX(EPROTO, UV_EPROTO, "protocol error")                                      \
+  XX(EPROTONOSUPPORT, UV_EPROTONOSUPPORT, "protocol not supported")            \
+  XX(ERANGE, UV_ERANGE, "result too large")                                    \
+  XX(ESHUTDOWN, UV_ESHUTDOWN, "cannot send after transport endpoint shutdown")
+
+/** Every error code asock returns. All are negative. */
+typedef enum asock_errno {
+#define ASOCK__ERRNO_ENUM(name, value, msg) ASOCK_##name = (value),
+  ASOCK_ERRNO_MAP(ASOCK__ERRNO_ENUM)
+#undef ASOCK__ERRNO_ENUM
+      ASOCK__ERRNO_LAST = ASOCK__ERR_BASE - 999
+} asock_errno;
+
+/** The symbolic name of an error code, such as "ASOCK_EBUSY".
+ * \param err a value returned by asock.
+ * \return a static string; "ASOCK_UNKNOWN" for a code not in the table. Never
+ *   allocates.
+ * Any thread. */
+ASOCK_EXTERN const char *asock_err_name(int err);
+
+/** A short English message for an error code.
+ * \param err a value returned by asock.
+ * \return a static string; "unknown error" for a code not in the table. Never
+ *   allocates.
+ * Any thread. */
+ASOCK_EXTERN const char *asock_strerror(int err);
+
+/* ------------------------------------------------------------------------ */
+/* Version and allocator                                                     */
+/* ------------------------------------------------------------------------ */
+
+/** \return the library's version as ASOCK_VERSION_HEX; it may differ from
+ *   the header's when a shared library of another minor version is loaded.
+ * Any thread. */
+ASOCK_EXTERN unsigned int asock_version(void);
+
+/** \return the library's version as "MAJOR.MINOR.PATCH", static.
+ * Any thread. */
+ASOCK_EXTERN const char *asock_version_string(void);
+
+typedef void *(*asock_malloc_func)(size_t size);
+typedef void *(*asock_realloc_func)(void *ptr, size_t size);
+typedef void *(*asock_calloc_func)(size_t count, size_t size);
+typedef void (*asock_free_func)(void *ptr);
+
+/** Replaces the functions every allocation inside asock goes through. Call it
+ * before creating any asock object: memory allocated with one set must not be
+ * freed with another. libuv's own allocations are not affected (see
+ * uv_replace_allocator()).
+ * \param malloc_func, realloc_func, calloc_func, free_func the replacements;
+ *   none may be NULL.
+ * \return 0, or ASOCK_EINVAL if any is NULL (nothing is replaced then).
+ * Any thread, but not while other threads use asock. */
+ASOCK_EXTERN int asock_replace_allocator(asock_malloc_func malloc_func,
+                                         asock_realloc_func realloc_func,
+                                         asock_calloc_func calloc_func,
+                                         asock_free_func free_func);
+
+/* ------------------------------------------------------------------------ */
+/* Types                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/** The buffer pool: one region of slices and a fixed array of ops. */
+typedef struct asock_pool asock_pool;
+/** A reusable operation (SocketAsyncEventArgs). It is opaque because it is
+ * never embedded by the application (every op comes from a pool's fixed
+ * array) and so its layout can change without breaking the ABI. */
+typedef struct asock_op asock_op;
+/** A TCP or UDP socket bound to one loop. */
+typedef struct asock_socket asock_socket;
+/** An asock event loop (one libuv loop). */
+typedef struct asock_loop asock_loop;
+/** Per-stream completion ordering. */
+typedef struct asock_seq asock_seq;
+
+/** One piece of a gather list. Not uv_buf_t, whose field order differs
+ * between Windows and Unix. */
+typedef struct asock_buf {
+  void *base;
+  size_t len;
+} asock_buf;
+
+/* ------------------------------------------------------------------------ */
+/* Buffer pool                                                               */
+/* ------------------------------------------------------------------------ */
+
+/** Lock the region in memory (mlock / VirtualLock). */
+#define ASOCK_POOL_LOCK 0x1u
+/** Put the region on huge pages (MAP_HUGETLB, else madvise(MADV_HUGEPAGE);
+ * large pages on Windows). */
+#define ASOCK_POOL_HUGE_PAGES 0x2u
+/** Zero each slice when it is released, so no data outlives its use. */
+#define ASOCK_POOL_ZERO_ON_RELEASE 0x4u
+/** A receive that finds the pool empty fails with ASOCK_ENOBUFS instead of
+ * waiting for a slice (back-pressure is the default). */
+#define ASOCK_POOL_FAIL_FAST 0x8u
+
+/** How a pool is cut. Fill it with asock_pool_config_init() first, then set
+ * what differs. */
+typedef struct asock_pool_config {
+  /** Bytes in one slice; at least 1. A multiple of 64 keeps slices on their
+   * own cache lines; a multiple of the page size puts them on their own
+   * pages. Default 16384. */
+  size_t slice_size;
+  /** Number of slices; at least 1. Default 1024. */
+  size_t slice_count;
+  /** Number of operation objects; at least 1. Default 1024. */
+  size_t op_count;
+  /** Most slices one socket may hold at once; 0 means no limit. Default 0. */
+  size_t socket_quota;
+  /** ASOCK_POOL_* flags. Default 0. */
+  unsigned int flags;
+} asock_pool_config;
+
+/** What the huge-page request achieved. */
+typedef enum asock_huge_pages {
+  ASOCK_HUGE_PAGES_NONE = 0,        /**< normal pages */
+  ASOCK_HUGE_PAGES_EXPLICIT = 1,    /**< MAP_HUGETLB or Windows large pages */
+  ASOCK_HUGE_PAGES_TRANSPARENT = 2, /**< transparent huge pages advised */
+} asock_huge_pages;
+
+/** A snapshot of a pool's counters. Counters are read one by one while other
+ * threads may change them, so they agree with each other only when the pool
+ * is quiet. */
+typedef struct asock_pool_stats {
+  size_t slice_size;
+  size_t slices_total;
+  size_t slices_in_use;
+  size_t slices_high_water;
+  uint64_t slices_failed; /**< acquisitions that found the pool empty */
+  size_t ops_total;
+  size_t ops_in_use;
+  size_t ops_high_water;
+  uint64_t ops_failed;
+  size_t region_bytes; /**< bytes mapped for slices, without guard pages */
+  int locked;          /**< 1 if the region is locked in memory */
+  asock_huge_pages huge_pages;
+} asock_pool_stats;
+
+/** Fills a config with the defaults.
+ * \param config where to write; NULL is ignored.
+ * Any thread. */
+ASOCK_EXTERN void asock_pool_config_init(asock_pool_config *config);
+
+/** Creates a pool: one page-aligned region for every slice (with an
+ * inaccessible guard page on each side) and the fixed array of ops. The pool
+ * never grows and never allocates after this call. A flag the OS refuses
+ * (locking without the privilege, huge pages none of which are reserved) is
+ * dropped silently; asock_pool_stats() says what took effect.
+ * \param pool_out receives the pool; set to NULL on error.
+ * \param config the shape; NULL means the defaults.
+ * \return 0; ASOCK_EINVAL for a NULL pool_out, a zero size or count, unknown
+ *   flags, or a size whose product overflows; ASOCK_ENOMEM if memory could
+ *   not be had.
+ * Any thread. */
+ASOCK_EXTERN int asock_pool_create(asock_pool **pool_out,
+                                   const asock_pool_config *config);
+
+/** Destroys a pool and unmaps its region.
+ * \param pool the pool; NULL is ASOCK_EINVAL.
+ * \return 0; ASOCK_EBUSY if any slice or op is still held (the pool is left
+ *   intact so that nothing still in use is unmapped).
+ * Any thread, once no other thread uses the pool. */
+ASOCK_EXTERN int asock_pool_destroy(asock_pool *pool);
+
+/** Takes a free slice. O(1), lock-free.
+ * \param pool the pool.
+ * \param slice_out receives the slice's first byte; set to NULL on error.
+ * \return 0; ASOCK_ENOBUFS if every slice is held; ASOCK_EINVAL for NULL.
+ * Any thread. */
+ASOCK_EXTERN int asock_pool_acquire(asock_pool *pool, void **slice_out);
+
+/** Returns a slice to the pool. O(1), lock-free.
+ * \param pool the pool the slice came from.
+ * \param slice the pointer asock_pool_acquire() gave.
+ * \return 0; ASOCK_ENOTSLICE for a pointer outside this pool's region,
+ *   ASOCK_EMIDSLICE for one inside a slice but not at its start,
+ *   ASOCK_ENOTHELD for a slice that is already free; ASOCK_EINVAL for NULL.
+ *   On error the pool is unchanged.
+ * Any thread. */
+ASOCK_EXTERN int asock_pool_release(asock_pool *pool, void *slice);
+
+/** \return the size of one slice in bytes, or 0 for NULL.
+ * Any thread. */
+ASOCK_EXTERN size_t asock_pool_slice_size(const asock_pool *pool);
+
+/** Reads the pool's counters.
+ * \param pool the pool.
+ * \param stats where to write.
+ * \return 0, or ASOCK_EINVAL for NULL.
+ * Any thread. */
+ASOCK_EXTERN int asock_pool_stats_get(const asock_pool *pool,
+                                      asock_pool_stats *stats);
+
+/* ------------------------------------------------------------------------ */
+/* Operation objects                                                         */
+/* ------------------------------------------------------------------------ */
+
+/** What an op did last (SocketAsyncEventArgs.LastOperation). */
+typedef enum asock_op_kind {
+  ASOCK_OP_NONE = 0,
+  ASOCK_OP_ACCEPT,
+  ASOCK_OP_CONNECT,
+  ASOCK_OP_SEND,
+  ASOCK_OP_RECEIVE,
+  ASOCK_OP_SENDTO,
+  ASOCK_OP_RECEIVEFROM,
+  ASOCK_OP_DISCONNECT,
+} asock_op_kind;
+
+/** Where an op's buffer comes from. */
+typedef enum asock_buffer_mode {
+  /** No buffer. A receive takes a pool slice only when data arrives, so
+   * that an idle connection holds none. */
+  ASOCK_BUFFER_NONE = 0,
+  /** A pool slice the op holds; it goes back to the pool when the op's
+   * buffer changes or the op is released. */
+  ASOCK_BUFFER_SLICE,
+  /** The caller's memory, which must outlive any pending operation. */
+  ASOCK_BUFFER_USER,
+} asock_buffer_mode;
+
+/** Runs once for every operation that returned ASOCK_PENDING, on the loop
+ * thread, never inside the call that started the operation. The op is idle
+ * again when it runs, so the callback may start the next operation on it or
+ * release it. */
+typedef void (*asock_op_cb)(asock_op *op);
+
+/** Takes an idle op from the pool, reset: no buffer, no callback, no user
+ * data, kind ASOCK_OP_NONE, status 0.
+ * \param pool the pool.
+ * \param op_out receives the op; set to NULL on error.
+ * \return 0; ASOCK_ENOBUFS when every op is held; ASOCK_EINVAL for NULL.
+ * Any thread. */
+ASOCK_EXTERN int asock_op_acquire(asock_pool *pool, asock_op **op_out);
+
+/** Returns an op to its pool, and with it any slice the op holds.
+ * \param pool the pool the op came from.
+ * \param op the op.
+ * \return 0; ASOCK_EBUSY while the op is pending (nothing changes);
+ *   ASOCK_EFOREIGN for an op of another pool or a pointer that is no op;
+ *   ASOCK_ENOTHELD for an op already released; ASOCK_EINVAL for NULL.
+ * Owner. */
+ASOCK_EXTERN int asock_op_release(asock_pool *pool, asock_op *op);
+
+/** Sets the completion callback (SocketAsyncEventArgs.Completed).
+ * \return 0; ASOCK_EBUSY while pending; ASOCK_EINVAL for a NULL op.
+ * Owner. */
+ASOCK_EXTERN int asock_op_set_callback(asock_op *op, asock_op_cb cb);
+
+/** Sets the pointer the application keeps in the op (UserToken).
+ * \return 0; ASOCK_EINVAL for a NULL op. The user data may be changed while
+ *   the op is pending; asock never reads it.
+ * Owner. */
+ASOCK_EXTERN int asock_op_set_user_data(asock_op *op, void *user_data);
+
+/** \return the op's user data, or NULL for a NULL op.
+ * Owner. */
+ASOCK_EXTERN void *asock_op_user_data(const asock_op *op);
+
+/** Points the op at the caller's memory, like SetBuffer(byte[], offset,
+ * count). A slice the op held goes back to the pool. Passing mem NULL and all
+ * sizes 0 clears the buffer (ASOCK_BUFFER_NONE).
+ * \param op the op.
+ * \param mem the memory, mem_len bytes long.
+ * \param offset, count the window the next operation uses.
+ * \return 0; ASOCK_EBOUNDS if offset + count exceeds mem_len;
+ *   ASOCK_EINVAL for a NULL op, or NULL mem with a non-zero size;
+ *   ASOCK_EBUSY while pending. On error the op is unchanged.
+ * Owner. */
+ASOCK_EXTERN int asock_op_set_buffer(asock_op *op, void *mem, size_t mem_len,
+                                     size_t offset, size_t count);
+
+/** Gives the op a pool slice as its buffer now, with the window covering the
+ * whole slice. If it already holds a slice, that slice is kept.
+ * \return 0; ASOCK_ENOBUFS if the pool is empty (the op is unchanged);
+ *   ASOCK_EBUSY while pending; ASOCK_EINVAL for NULL.
+ * Owner. */
+ASOCK_EXTERN int asock_op_take_slice(asock_op *op);
+
+/** Moves the window inside the op's current buffer, like SetBuffer(offset,
+ * count).
+ * \return 0; ASOCK_EBOUNDS if it does not fit the buffer (ASOCK_BUFFER_NONE
+ *   has room for nothing); ASOCK_EBUSY while pending; ASOCK_EINVAL for NULL.
+ * Owner. */
+ASOCK_EXTERN int asock_op_set_range(asock_op *op, size_t offset, size_t count);
+
+/** Drops the op's buffer and buffer list; a held slice goes back to the pool.
+ * \return 0; ASOCK_EBUSY while pending; ASOCK_EINVAL for NULL.
+ * Owner. */
+ASOCK_EXTERN int asock_op_clear_buffer(asock_op *op);
+
+/** Sets a gather list for a send (BufferList). The array and the memory it
+ * points at must stay valid until the send completes; asock keeps the
+ * pointer, not a copy. While a list is set it is used instead of the buffer.
+ * \param bufs the list, or NULL with nbufs 0 to remove it.
+ * \return 0; ASOCK_EINVAL for a NULL op, NULL bufs with nbufs > 0, an entry
+ *   with NULL base and non-zero length, or more than ASOCK_MAX_BUFS entries;
+ *   ASOCK_EBUSY while pending.
+ * Owner. */
+ASOCK_EXTERN int asock_op_set_buffer_list(asock_op *op, const asock_buf *bufs,
+                                          size_t nbufs);
+
+/** The most entries a gather list may have. */
+#define ASOCK_MAX_BUFS 1024
+
+/** \return how the op's buffer is held (ASOCK_BUFFER_NONE for NULL).
+ * Owner. */
+ASOCK_EXTERN asock_buffer_mode asock_op_buffer_mode(const asock_op *op);
+
+/** \return the first byte of the op's window (memory + offset), or NULL when
+ *   it has no buffer.
+ * Owner. */
+ASOCK_EXTERN void *asock_op_data(const asock_op *op);
+
+/** \return the window's offset in the op's buffer. Owner. */
+ASOCK_EXTERN size_t asock_op_offset(const asock_op *op);
+
+/** \return the window's length (Count). Owner. */
+ASOCK_EXTERN size_t asock_op_count(const asock_op *op);
+
+/** \return the length of the op's whole buffer memory. Owner. */
+ASOCK_EXTERN size_t asock_op_capacity(const asock_op *op);
+
+/** \return bytes moved by the last operation (BytesTransferred). Owner. */
+ASOCK_EXTERN size_t asock_op_bytes(const asock_op *op);
+
+/** \return the last operation's result: 0 or a negative error code (the
+ *   SocketError). ASOCK_EINVAL for a NULL op. Owner. */
+ASOCK_EXTERN int asock_op_status(const asock_op *op);
+
+/** \return what the op did last (LastOperation). Owner. */
+ASOCK_EXTERN asock_op_kind asock_op_last_kind(const asock_op *op);
+
+/** \return 1 if the op is pending, 0 if it is idle. Any thread. */
+ASOCK_EXTERN int asock_op_is_pending(const asock_op *op);
+
+/** \return 1 if the last operation completed inside the call that started
+ *   it (the call returned 0), 0 otherwise. Owner. */
+ASOCK_EXTERN int asock_op_completed_synchronously(const asock_op *op);
+
+/** \return the op's per-socket sequence number, assigned when the last
+ *   operation was posted (0 before any). Owner. */
+ASOCK_EXTERN uint64_t asock_op_seq(const asock_op *op);
+
+/** \return the socket of the last operation, or NULL. Owner. */
+ASOCK_EXTERN asock_socket *asock_op_socket(const asock_op *op);
+
+/** \return the socket an accept produced (AcceptSocket), or NULL. The
+ *   application owns it from the completion on. Owner. */
+ASOCK_EXTERN asock_socket *asock_op_accepted(const asock_op *op);
+
+/** Sets the peer address a connect or send-to uses.
+ * \param addr an AF_INET or AF_INET6 address.
+ * \return 0; ASOCK_EAFNOSUPPORT for another family; ASOCK_EINVAL for NULL;
+ *   ASOCK_EBUSY while pending.
+ * Owner. */
+ASOCK_EXTERN int asock_op_set_remote(asock_op *op, const struct sockaddr *addr);
+
+/** \return the op's peer address (what a receive-from or accept filled in,
+ *   or what asock_op_set_remote() set), or NULL if it has none. Owner. */
+ASOCK_EXTERN const struct sockaddr *asock_op_remote(const asock_op *op);
+
+/** Sets a deadline for the op's next operations, counted from each start.
+ * \param timeout_ms milliseconds; 0 means none.
+ * \return 0; ASOCK_EBUSY while pending; ASOCK_EINVAL for NULL.
+ * Owner. */
+ASOCK_EXTERN int asock_op_set_timeout(asock_op *op, uint64_t timeout_ms);
+
+/** \return the op's timeout in milliseconds, 0 for none. Owner. */
+ASOCK_EXTERN uint64_t asock_op_timeout(const asock_op *op);
+
+/** \return the pool the op belongs to, or NULL. Any thread. */
+ASOCK_EXTERN asock_pool *asock_op_pool(const asock_op *op);
+
+/* ------------------------------------------------------------------------ */
+/* Completion ordering                                                       */
+/* ------------------------------------------------------------------------ */
+
+/** Creates the ordering state of one stream (one socket's completions). Items
+ * pushed with sequence numbers first .. are taken out in exactly that order,
+ * each once, whatever order and threads they were pushed from.
+ * \param seq_out receives the stream; NULL on error.
+ * \param window how far ahead of the next expected number a push may be; a
+ *   power of two from 2 to 2^20. Memory is fixed: window slots.
+ * \param first the first sequence number expected.
+ * \return 0; ASOCK_EINVAL for a NULL out or a bad window; ASOCK_ENOMEM.
+ * Any thread. */
+ASOCK_EXTERN int asock_seq_create(asock_seq **seq_out, uint32_t window,
+                                  uint64_t first);
+
+/** Destroys a stream. Items still in it are dropped (they are the caller's).
+ * \return 0, or ASOCK_EINVAL for NULL.
+ * Any thread, once no other uses the stream. */
+ASOCK_EXTERN int asock_seq_destroy(asock_seq *seq);
+
+/** Hands an item to the stream. Lock-free.
+ * \param seq the stream.
+ * \param number the item's sequence number.
+ * \param item the item; may be NULL.
+ * \return 0; ASOCK_EDUPLICATE if that number was already pushed or already
+ *   taken; ASOCK_EWINDOW if it is window or more ahead of the next expected
+ *   number (push it again once the consumer has caught up); ASOCK_EINVAL for
+ *   NULL or a number beyond 2^62. Nothing is stored on error.
+ * Any thread. */
+ASOCK_EXTERN int asock_seq_push(asock_seq *seq, uint64_t number, void *item);
+
+/** Takes the next item in order, if it has arrived.
+ * \param seq the stream.
+ * \param item_out receives the item.
+ * \param number_out receives its number; may be NULL.
+ * \return 0; ASOCK_EAGAIN if the next item has not arrived (a gap waits);
+ *   ASOCK_EBUSY if another thread is taking from the stream at this moment;
+ *   ASOCK_EINVAL for NULL.
+ * Any thread, one consumer at a time (a second gets ASOCK_EBUSY). */
+ASOCK_EXTERN int asock_seq_pop(asock_seq *seq, void **item_out,
+                               uint64_t *number_out);
+
+/** \return the next number asock_seq_pop() will hand out. Any thread. */
+ASOCK_EXTERN uint64_t asock_seq_next(const asock_seq *seq);
+
+/* ------------------------------------------------------------------------ */
+/* Loops                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/** Creates an asock loop over a libuv loop.
+ * \param loop_out receives the loop; NULL on error.
+ * \param pool the pool every socket of this loop takes its slices from, and
+ *   whose ops are the only ones this loop's sockets accept. Several loops
+ *   may share one pool.
+ * \param uv_loop an existing libuv loop to embed asock into (the
+ *   application keeps running it with uv_run()), or NULL for a loop asock
+ *   creates and owns.
+ * \return 0; ASOCK_EINVAL for NULL loop_out or pool; ASOCK_ENOMEM; or a
+ *   libuv error initialising the loop's handles.
+ * The thread that calls this becomes the loop's thread, until
+ * asock_loop_run() is called on another. */
+ASOCK_EXTERN int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
+                                   uv_loop_t *uv_loop);
+
+/** Runs the loop (uv_run()) on the calling thread, which becomes the loop's
+ * thread.
+ * \param mode UV_RUN_DEFAULT, UV_RUN_ONCE or UV_RUN_NOWAIT.
+ * \return what uv_run() returns (non-zero if handles are still active), or
+ *   ASOCK_EINVAL for NULL.
+ * The loop's thread; not while the loop is already running. */
+ASOCK_EXTERN int asock_loop_run(asock_loop *loop, uv_run_mode mode);
+
+/** Makes a running asock_loop_run() return soon.
+ * \return 0, or ASOCK_EINVAL for NULL.
+ * Any thread. */
+ASOCK_EXTERN int asock_loop_stop(asock_loop *loop);
+
+/** Closes every socket still open on the loop (each pending op completes with
+ * ASOCK_ECANCELED, exactly once), waits until every handle asock opened is
+ * closed, and frees the loop. An embedded libuv loop is run with
+ * UV_RUN_NOWAIT for that (so application callbacks may run) and is left
+ * open; an owned one is closed.
+ * \return 0; ASOCK_EINVAL for NULL; ASOCK_EBUSY if called from inside one of
+ *   the loop's own callbacks.
+ * The loop's thread, while asock_loop_run() is not running. */
+ASOCK_EXTERN int asock_loop_close(asock_loop *loop);
+
+/** \return the libuv loop under the asock loop, or NULL. Any thread. */
+ASOCK_EXTERN uv_loop_t *asock_loop_uv(const asock_loop *loop);
+
+/** \return the loop's pool, or NULL. Any thread. */
+ASOCK_EXTERN asock_pool *asock_loop_pool(const asock_loop *loop);
+
+/* ------------------------------------------------------------------------ */
+/* TCP sockets                                                               */
+/* ------------------------------------------------------------------------ */
+
+/** Listen flag: the socket accepts only IPv6 (IPV6_V6ONLY). */
+#define ASOCK_LISTEN_IPV6ONLY 0x1u
+/** Listen flag: set SO_REUSEADDR before binding. libuv already sets it on
+ * Unix; on Windows asock leaves it off unless asked, because there it lets
+ * another process steal the port. */
+#define ASOCK_LISTEN_REUSEADDR 0x2u
+
+/** Close flag: reset the connection (RST, through SO_LINGER 0) instead of
+ * closing it gracefully. */
+#define ASOCK_CLOSE_ABORT 0x1u
+
+/** Told when the bytes queued for sending on a socket rise to the high
+ * watermark (above = 1) or fall back to the low one (above = 0). Runs on the
+ * loop thread, never inside an asock call. */
+typedef void (*asock_watermark_cb)(asock_socket *sock, int above);
+
+/** Creates a TCP socket on a loop, to listen or to connect with. Sockets
+ * that accept ops produce come ready-made.
+ * \param sock_out receives the socket; NULL on error.
+ * \param loop the loop; the socket belongs to it for its whole life.
+ * \return 0; ASOCK_EINVAL for NULL; ASOCK_ENOMEM.
+ * The loop's thread. */
+ASOCK_EXTERN int asock_tcp_create(asock_socket **sock_out, asock_loop *loop);
+
+/** Binds a socket and starts listening.
+ * \param sock a socket from asock_tcp_create() not yet used.
+ * \param addr an IPv4 or IPv6 address; port 0 picks a free port.
+ * \param backlog the kernel's accept backlog.
+ * \param flags ASOCK_LISTEN_* flags.
+ * \return 0; ASOCK_EINVAL for NULL or unknown flags; ASOCK_EKIND if the
+ *   socket is connected or already listening; ASOCK_ECLOSED once closed; a
+ *   system error (ASOCK_EADDRINUSE, ASOCK_EACCES, ...).
+ * The loop's thread. */
+ASOCK_EXTERN int asock_tcp_listen(asock_socket *sock,
+                                  const struct sockaddr *addr, int backlog,
+                                  unsigned int flags);
+
+/** Accepts a connection (AcceptAsync). Several accept ops may be posted at
+ * once; they complete in posting order. On success asock_op_accepted()
+ * gives the new socket, which the application must close, and
+ * asock_op_remote() the peer's address.
+ * \return 0 if a connection was already waiting (accepted now, no
+ *   callback); ASOCK_PENDING; or, without starting: ASOCK_EINVAL for NULL,
+ *   ASOCK_EKIND if the socket is not listening, ASOCK_EFOREIGN for an op of
+ *   another pool, ASOCK_EBUSY if the op is pending, ASOCK_ECLOSED.
+ * The loop's thread. */
+ASOCK_EXTERN int asock_accept(asock_socket *listener, asock_op *op);
+
+/** Connects to the address set with asock_op_set_remote() (ConnectAsync).
+ * \return ASOCK_PENDING; or, without starting: ASOCK_EINVAL for NULL or an
+ *   op with no remote address, ASOCK_EKIND if the socket listens or is
+ *   connected or connecting, ASOCK_EFOREIGN, ASOCK_EBUSY, ASOCK_ECLOSED, or
+ *   a system error libuv reports at once. The op's status on completion is
+ *   0 or the error (ASOCK_ECONNREFUSED, ASOCK_ETIMEDOUT, ...).
+ * The loop's thread. */
+ASOCK_EXTERN int asock_connect(asock_socket *sock, asock_op *op);
+
+/** Resolves a host name (uv_getaddrinfo) and connects to each address it
+ * yields in turn until one accepts. The address connected to is left in the
+ * op (asock_op_remote()).
+ * \param host a host name or numeric address; copied, need not outlive the
+ *   call.
+ * \param port the TCP port.
+ * \return as asock_connect(); a name that does not resolve completes with
+ *   ASOCK_EAI_NONAME (or another ASOCK_EAI_* code).
+ * The loop's thread. */
+ASOCK_EXTERN int asock_connect_host(asock_socket *sock, asock_op *op,
+                                    const char *host, unsigned short port);
+
+/** Sends the op's window, or its buffer list when one is set (SendAsync).
+ * When no earlier send is queued the bytes go straight to the kernel; only
+ * what it does not take at once is queued. Sends reach the wire in posting
+ * order; sends queued behind a blocked one leave together in one vectored
+ * write when the socket drains.
+ * \return 0 if it completed in the call: the status is in the op, 0 with
+ *   asock_op_bytes() = every byte, or a connection error (ASOCK_EPIPE,
+ *   ASOCK_ECONNRESET, ...) found by the attempt; ASOCK_PENDING; or, without
+ *   starting: ASOCK_EINVAL for NULL, ASOCK_EKIND for a listening socket,
+ *   ASOCK_EFOREIGN, ASOCK_EBUSY, ASOCK_ECLOSED, ASOCK_ENOTCONN before a
+ *   connection, ASOCK_ENOBUFS if the bytes would take the socket's queue past
+ *   its hard cap.
+ * The loop's thread. */
+ASOCK_EXTERN int asock_send(asock_socket *sock, asock_op *op);
+
+/** Receives into the op's window (ReceiveAsync). An op with no buffer (or
+ * holding the slice a previous buffer-less receive gave it) takes a pool
+ * slice only when data is there; the completed op then holds that slice,
+ * with the window covering exactly the bytes received. Receives complete in
+ * posting order. End of stream completes with ASOCK_EOF (and so does every
+ * later receive).
+ * \return 0 if data (or the end of the stream, or an error) was already
+ *   there: the status is in the op; ASOCK_PENDING; or, without starting:
+ *   ASOCK_EINVAL for NULL or an empty window, ASOCK_EKIND for a listening
+ *   socket or an op with a buffer list, ASOCK_EFOREIGN, ASOCK_EBUSY,
+ *   ASOCK_ECLOSED, ASOCK_ENOTCONN, and with ASOCK_POOL_FAIL_FAST,
+ *   ASOCK_ENOBUFS when no slice is free.
+ * The loop's thread. */
+ASOCK_EXTERN int asock_receive(asock_socket *sock, asock_op *op);
+
+/** Shuts the sending side down once every queued send has gone out, then
+ * closes the socket (DisconnectAsync). The op completes when the socket is
+ * closed; pending receives complete with ASOCK_ECANCELED. The application
+ * still calls asock_socket_close() to release the socket.
+ * \return ASOCK_PENDING; or, without starting: ASOCK_EINVAL, ASOCK_EKIND
+ *   for a listening socket, ASOCK_ENOTCONN, ASOCK_EFOREIGN, ASOCK_EBUSY,
+ *   ASOCK_ECLOSED (also when a disconnect is already under way).
+ * The loop's thread. */
+ASOCK_EXTERN int asock_disconnect(asock_socket *sock, asock_op *op);
+
+/** Cancels one pending op: it completes with ASOCK_ECANCELED, through its
+ * callback, soon after. A send whose bytes are partly on the wire cannot be
+ * taken back: cancelling it resets the connection (the stream could not go
+ * on), and every other op of the socket completes with ASOCK_ECANCELED.
+ * \return 0; ASOCK_ENOTPENDING if the op is idle; ASOCK_EINVAL for NULL.
+ * The loop's thread. */
+ASOCK_EXTERN int asock_cancel(asock_op *op);
+
+/** Closes a socket. Every pending op completes with ASOCK_ECANCELED, exactly
+ * once, through its callback, after this call returns. The socket's memory
+ * goes back once libuv has closed the handle; the pointer must not be used
+ * after this call.
+ * \param flags 0 for a graceful close (FIN), ASOCK_CLOSE_ABORT for a reset.
+ * \return 0; ASOCK_EINVAL for NULL or unknown flags; ASOCK_ECLOSED if the
+ *   socket was already closed.
+ * The loop's thread. */
+ASOCK_EXTERN int asock_socket_close(asock_socket *sock, unsigned int flags);
+
+/** Sets TCP_NODELAY. \return 0 or an error. The loop's thread. */
+ASOCK_EXTERN int asock_socket_set_nodelay(asock_socket *sock, int enable);
+
+/** Sets SO_KEEPALIVE with the idle time before the first probe.
+ * \return 0 or an error. The loop's thread. */
+ASOCK_EXTERN int asock_socket_set_keepalive(asock_socket *sock, int enable,
+                                            unsigned int delay_s);
+
+/** Reads or sets the kernel's send buffer size (SO_SNDBUF).
+ * \param value in: 0 to read, or the size to set; out: the size. Linux
+ *   reports twice what was set, as it reserves room for bookkeeping.
+ * \return 0 or an error. The loop's thread. */
+ASOCK_EXTERN int asock_socket_send_buffer_size(asock_socket *sock, int *value);
+
+/** As asock_socket_send_buffer_size(), for SO_RCVBUF. */
+ASOCK_EXTERN int asock_socket_recv_buffer_size(asock_socket *sock, int *value);
+
+/** The socket's own address.
+ * \param addr receives it. \param len in: the room; out: the length.
+ * \return 0 or an error (ASOCK_ENOTCONN, ASOCK_EINVAL...). The loop's thread.
+ */
+ASOCK_EXTERN int asock_socket_local_address(asock_socket *sock,
+                                            struct sockaddr *addr, int *len);
+
+/** The peer's address; as asock_socket_local_address(). */
+ASOCK_EXTERN int asock_socket_remote_address(asock_socket *sock,
+                                             struct sockaddr *addr, int *len);
+
+/** Sets the send back-pressure limits of a socket.
+ * \param low, high the watermarks, in queued bytes: the watermark callback
+ *   is told when the queue reaches high, and again when it falls to low.
+ * \param cap the hard cap: a send that would take the queue beyond it fails
+ *   with ASOCK_ENOBUFS (a send into an empty queue is always allowed). 0
+ *   means no cap.
+ * \return 0; ASOCK_EINVAL if low > high, or cap is non-zero and below high.
+ * The loop's thread. Defaults: low 16 KiB, high 64 KiB, cap 0. */
+ASOCK_EXTERN int asock_socket_set_send_limits(asock_socket *sock, size_t low,
+                                              size_t high, size_t cap);
+
+/** Sets the callback asock_socket_set_send_limits() describes.
+ * \return 0 or ASOCK_EINVAL. The loop's thread. */
+ASOCK_EXTERN int asock_socket_set_watermark_cb(asock_socket *sock,
+                                               asock_watermark_cb cb);
+
+/** \return the bytes accepted by asock_send() and not yet taken by the
+ *   kernel. The loop's thread. */
+ASOCK_EXTERN size_t asock_socket_send_queued(const asock_socket *sock);
+
+/** Sets the pointer the application keeps in the socket.
+ * \return 0 or ASOCK_EINVAL. The loop's thread. */
+ASOCK_EXTERN int asock_socket_set_user_data(asock_socket *sock,
+                                            void *user_data);
+
+/** \return the socket's user data, or NULL. The loop's thread. */
+ASOCK_EXTERN void *asock_socket_user_data(const asock_socket *sock);
+
+/** \return the socket's loop, or NULL. Any thread. */
+ASOCK_EXTERN asock_loop *asock_socket_loop(const asock_socket *sock);
+
+/** \return the number of slices the socket's receives hold now (what the
+ *   pool's socket_quota limits). The loop's thread. */
+ASOCK_EXTERN size_t asock_socket_slices_held(const asock_socket *sock);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ASOCK_H */

@@ -1,0 +1,380 @@
+/* Declarations shared by asock's own source files. Nothing here is part of
+ * the public API; the tests link the internal archive to reach it. */
+#ifndef ASOCK_INTERNAL_H
+#define ASOCK_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "asock.h"
+#include "atomic.h"
+
+/* Compile-time assertion that works in C11 and MSVC's C mode. */
+#define ASOCK__STATIC_ASSERT(cond, msg)                                        \
+  typedef char asock__sa_##msg[(cond) ? 1 : -1]
+
+/* Keeps a frequently written field on a cache line of its own. */
+#define ASOCK__CACHE_LINE 64
+
+/* ---- allocator (src/alloc.c) ------------------------------------------- */
+
+/* Every allocation inside asock goes through these four. */
+void *asock__malloc(size_t size);
+void *asock__calloc(size_t count, size_t size);
+void *asock__realloc(void *ptr, size_t size);
+void asock__free(void *ptr);
+
+/* ---- errors (src/errors.c) --------------------------------------------- */
+
+/* Turns a libuv error into the asock code the application sees: the few
+ * system codes asock has its own code for (ETIMEDOUT, ECANCELED, EOF,
+ * ENOBUFS) are mapped to them; every other value passes through. */
+int asock__from_uv(int uv_err);
+
+/* ---- index stack (src/stack.c) ----------------------------------------- */
+
+/* A lock-free LIFO of the indices 0..count-1, the free list behind both the
+ * slices and the ops of a pool. The head packs a 32-bit ABA tag above the
+ * top index plus one (0 is empty); `held` marks the indices out of the stack
+ * so that a double release is detected instead of corrupting the list. */
+typedef struct asock__stack {
+  asock__atomic_u64 head;
+  char pad_[ASOCK__CACHE_LINE - sizeof(asock__atomic_u64)];
+  asock__atomic_u32 *next;
+  asock__atomic_u32 *held;
+  uint32_t count;
+} asock__stack;
+
+/* Allocates next[] and held[] and pushes every index, 0 on top. */
+int asock__stack_init(asock__stack *s, uint32_t count);
+void asock__stack_free(asock__stack *s);
+/* Pops an index into *index: 0, or ASOCK_ENOBUFS when empty. */
+int asock__stack_pop(asock__stack *s, uint32_t *index);
+/* Pushes a held index back: 0, or ASOCK_ENOTHELD if it is not held. */
+int asock__stack_push(asock__stack *s, uint32_t index);
+/* 1 if the index is out of the stack. */
+int asock__stack_is_held(const asock__stack *s, uint32_t index);
+
+/* ---- memory region (src/unix/region.c, src/win/region.c) --------------- */
+
+/* The pool's slices live in one region mapped straight from the OS, with an
+ * inaccessible guard page on each side. */
+typedef struct asock__region {
+  unsigned char *base; /* first usable byte, page-aligned */
+  size_t len;          /* usable bytes, a multiple of the page size */
+  void *mapping;       /* the whole mapping, guards included */
+  size_t mapping_len;
+  int locked;
+  asock_huge_pages huge_pages;
+} asock__region;
+
+/* Maps at least len usable bytes. flags are the pool's ASOCK_POOL_LOCK and
+ * ASOCK_POOL_HUGE_PAGES; what the OS refuses is left out and recorded in
+ * the region. Returns 0 or ASOCK_ENOMEM. */
+int asock__region_map(asock__region *r, size_t len, unsigned int flags);
+void asock__region_unmap(asock__region *r);
+size_t asock__page_size(void);
+
+/* Test hook: ASOCK_POOL_LOCK and ASOCK_POOL_HUGE_PAGES bits set here make
+ * the platform code behave as if the OS refused them, so that the fallback
+ * can be tested on a machine where they succeed. */
+extern unsigned int asock__region_refuse;
+
+/* ---- pool (src/pool.c) ------------------------------------------------- */
+
+struct asock_pool {
+  asock__stack slices; /* free slices; its head has a cache line of its own */
+  asock__stack free_ops;
+  asock__atomic_u64 slices_in_use;
+  asock__atomic_u64 slices_high_water;
+  asock__atomic_u64 slices_failed;
+  asock__atomic_u64 ops_in_use;
+  asock__atomic_u64 ops_high_water;
+  asock__atomic_u64 ops_failed;
+  asock__region region;
+  size_t slice_size;
+  size_t slice_count;
+  size_t op_count;
+  size_t socket_quota;
+  unsigned int flags;
+  asock_op *ops; /* the fixed array of op_count ops */
+};
+
+/* Finds the index of the slice that starts at p: 0, ASOCK_ENOTSLICE or
+ * ASOCK_EMIDSLICE. */
+int asock__pool_slice_index(const asock_pool *pool, const void *p,
+                            uint32_t *index);
+
+/* ---- operation objects (src/op.c) -------------------------------------- */
+
+enum { ASOCK__OP_IDLE = 0, ASOCK__OP_PENDING = 1 };
+
+/* Op flags. */
+/* Last operation completed synchronously. */
+#define ASOCK__OPF_SYNC 0x1u
+/* Its slice came from a buffer-less receive. */
+#define ASOCK__OPF_ON_DEMAND 0x2u
+#define ASOCK__OPF_HAS_REMOTE 0x4u
+
+struct asock_op {
+  asock_pool *pool;
+  asock__atomic_u32 state; /* ASOCK__OP_IDLE or ASOCK__OP_PENDING */
+  uint32_t index;          /* position in pool->ops */
+  asock_op_kind kind;
+  asock_buffer_mode mode;
+  unsigned int flags;
+  int status;
+  unsigned char *mem; /* the buffer's memory: a slice or the caller's */
+  size_t mem_len;
+  size_t offset; /* the window inside mem */
+  size_t count;
+  const asock_buf *bufs; /* gather list, used instead of the window */
+  size_t nbufs;
+  size_t bytes; /* bytes transferred */
+  void *user_data;
+  asock_op_cb cb;
+  asock_socket *socket;
+  asock_socket *accepted;
+  uint64_t seq;
+  uint64_t timeout_ms;
+  struct sockaddr_storage remote;
+
+  /* Below: what the loop keeps while the op is pending. */
+  asock_op *qnext; /* the queue the op waits in (see `where`) */
+  asock_op *qprev;
+  asock_op *wnext; /* the timing wheel's slot */
+  asock_op *wprev;
+  uint64_t deadline;     /* uv_now() value at which the op times out */
+  unsigned char where;   /* ASOCK__Q_* */
+  unsigned short wslot;  /* wheel slot plus one; 0 when not in the wheel */
+  int forced_status;     /* status to complete with, set by a cancel or timeout
+                          * while libuv still holds the request */
+  size_t total;          /* bytes a send must move */
+  size_t sent;           /* bytes of it the kernel has taken */
+  size_t write_bytes;    /* bytes in the uv_write now in flight */
+  asock_socket *charged; /* socket whose quota the op's slice counts in */
+  struct addrinfo *ai_head; /* connect_host: the resolved list */
+  struct addrinfo *ai_next; /* and the next address to try */
+  union {
+    uv_write_t write;
+    uv_connect_t connect;
+    uv_shutdown_t shutdown;
+    uv_getaddrinfo_t getaddrinfo;
+  } req;
+};
+
+/* Where a pending op waits. */
+enum {
+  ASOCK__Q_NONE = 0,
+  ASOCK__Q_RECV,      /* socket's receive (or accept) queue */
+  ASOCK__Q_SEND,      /* socket's send queue */
+  ASOCK__Q_DEFERRED,  /* loop's list of completions to deliver */
+  ASOCK__Q_LIBUV,     /* a libuv request (connect, shutdown, resolve) */
+  ASOCK__Q_DISCONNECT /* socket's disconnect slot */
+};
+
+/* Resets an op to the state asock_op_acquire() promises. */
+void asock__op_reset(asock_op *op);
+
+/* Moves an idle op to pending for an operation of this kind on this socket,
+ * clearing the previous result: 0, or ASOCK_EBUSY if it is already pending.
+ * The check and the move are one atomic step, so two threads starting the
+ * same op cannot both succeed. */
+int asock__op_begin(asock_op *op, asock_op_kind kind, asock_socket *socket);
+
+/* Returns an op that asock__op_begin() moved to pending to idle, when the
+ * operation turned out not to start after all. */
+void asock__op_unbegin(asock_op *op);
+
+/* Ends an operation inside the call that started it: the op is idle again,
+ * marked synchronous, and no callback runs. */
+void asock__op_finish_sync(asock_op *op, int status, size_t bytes);
+
+/* Ends a pending operation: the op is idle again, then its callback runs.
+ * Only the loop thread calls this. */
+void asock__op_finish_async(asock_op *op, int status, size_t bytes);
+
+/* Gives the op a slice it took on demand for a receive. */
+void asock__op_attach_slice(asock_op *op, void *slice, int on_demand);
+
+/* Returns the op's slice, if it holds one, to the pool. */
+void asock__op_drop_slice(asock_op *op);
+
+/* ---- timing wheel (src/wheel.c) ---------------------------------------- */
+
+#define ASOCK__WHEEL_SLOTS 256
+#define ASOCK__WHEEL_TICK_MS 4
+
+/* Per-operation deadlines, in one wheel per loop. Slot i holds the ops due
+ * in ticks congruent to i; an op due more than one turn ahead stays in its
+ * slot and is skipped until its turn comes. Adding and removing are O(1). */
+typedef struct asock__wheel {
+  asock_op *slots[ASOCK__WHEEL_SLOTS];
+  uint64_t next_tick; /* the first tick not yet swept */
+  size_t count;
+} asock__wheel;
+
+void asock__wheel_init(asock__wheel *w, uint64_t now);
+void asock__wheel_add(asock__wheel *w, asock_op *op, uint64_t now,
+                      uint64_t timeout_ms);
+void asock__wheel_remove(asock__wheel *w, asock_op *op);
+/* Moves every op due at `now` out of the wheel into a list linked through
+ * wnext, in deadline order within each tick, and returns its head. */
+asock_op *asock__wheel_expire(asock__wheel *w, uint64_t now);
+
+/* ---- loop (src/loop.c) ------------------------------------------------- */
+
+/* The most buffers one batched write gathers. */
+#define ASOCK__IOV_MAX 256
+
+struct asock_loop {
+  uv_loop_t *uv;
+  asock_pool *pool;
+  uv_idle_t idle;   /* delivers deferred completions */
+  uv_timer_t timer; /* drives the wheel and slice-waiter retries */
+  uv_async_t async; /* wakes the loop for asock_loop_stop() */
+  asock__wheel wheel;
+  asock_op *deferred_head; /* completions to deliver from the idle handle */
+  asock_op *deferred_tail;
+  asock_socket *notify;  /* sockets with a watermark change to report */
+  asock_socket *waiters; /* sockets waiting for a free slice */
+  asock_socket *sockets; /* every socket not yet freed */
+  uv_thread_t thread;
+  asock__atomic_u32 stop_requested;
+  unsigned int handles;   /* asock's own handles still open */
+  unsigned int callbacks; /* depth of asock callbacks running now */
+  int owns_uv;
+  int timer_running;
+  int closing;
+  uv_loop_t owned_uv;
+  uv_buf_t iov[ASOCK__IOV_MAX]; /* scratch for one batched write */
+};
+
+/* Completes a pending op from inside a libuv callback: out of its queue and
+ * the wheel, idle again, then its callback. */
+void asock__op_done(asock_op *op, int status, size_t bytes);
+/* Completes a pending op later, from the loop's idle handle: for completions
+ * decided inside an API call, where the callback must not run. */
+void asock__op_defer(asock_loop *loop, asock_op *op, int status);
+/* Arms the op's deadline if it has a timeout. */
+void asock__loop_watch(asock_loop *loop, asock_op *op);
+/* Runs the loop's timer while the wheel or the slice waiters need it. */
+void asock__loop_update_timer(asock_loop *loop);
+/* Queues a socket's watermark change for delivery from the idle handle. */
+void asock__loop_notify(asock_loop *loop, asock_socket *sock);
+/* Adds a socket to the list retried when slices may be free again. */
+void asock__loop_wait_slice(asock_loop *loop, asock_socket *sock);
+int asock__loop_on_thread(const asock_loop *loop);
+
+/* ---- sockets (src/tcp*.c) ---------------------------------------------- */
+
+/* Socket flags. */
+#define ASOCK__SF_LISTENING 0x0001u
+#define ASOCK__SF_CONNECTED 0x0002u
+#define ASOCK__SF_CONNECTING 0x0004u
+/* uv_read_start() is in force. */
+#define ASOCK__SF_READING 0x0008u
+/* The last read found no more data. */
+#define ASOCK__SF_DRAINED 0x0010u
+/* asock_socket_close() was called. */
+#define ASOCK__SF_CLOSED 0x0020u
+/* uv_close() was called on the handle. */
+#define ASOCK__SF_HANDLE_GONE 0x0040u
+/* Receives wait for a free slice. */
+#define ASOCK__SF_WAIT_SLICE 0x0080u
+/* Queued sends reached the high mark. */
+#define ASOCK__SF_ABOVE_HIGH 0x0100u
+/* On the loop's notify list. */
+#define ASOCK__SF_NOTIFY 0x0200u
+/* A disconnect is under way. */
+#define ASOCK__SF_SHUTDOWN 0x0400u
+/* A uv_write is in flight. */
+#define ASOCK__SF_WRITING 0x0800u
+/* The application was told "above". */
+#define ASOCK__SF_REPORTED_HIGH 0x1000u
+/* Handle closed to retry a connect. */
+#define ASOCK__SF_REINIT 0x2000u
+/* asock_connect_host() waits for the resolver. */
+#define ASOCK__SF_RESOLVING 0x4000u
+
+struct asock_socket {
+  uv_tcp_t tcp; /* first, so that a handle pointer is the socket */
+  asock_loop *loop;
+  asock_op *recv_head; /* receives, or accepts on a listener */
+  asock_op *recv_tail;
+  asock_op *send_head;
+  asock_op *send_tail;
+  asock_socket *next; /* the loop's list of sockets */
+  asock_socket *prev;
+  asock_socket *link;      /* the loop's notify list */
+  asock_socket *wait_link; /* the loop's slice-waiter list */
+  asock_op *disconnect;    /* the pending disconnect, if any */
+  asock_op *connect;       /* the pending connect, if any */
+  void *user_data;
+  asock_watermark_cb watermark_cb;
+  uint64_t next_seq;
+  size_t send_queued;
+  size_t send_low;
+  size_t send_high;
+  size_t send_cap;
+  asock__atomic_u32 refs; /* the application, the handle, charged slices */
+  asock__atomic_u32 slices_held;
+  int read_error; /* sticky: ASOCK_EOF or the error that ended reading */
+  int send_error; /* sticky: the error that ended sending */
+  uint32_t flags;
+  uint32_t pending_conns; /* connections libuv has for uv_accept() */
+};
+
+/* Drops one reference; the last frees the socket. Any thread. */
+void asock__socket_unref(asock_socket *sock);
+/* Closes the handle, if it is open, and cancels every pending op with
+ * `status` (ASOCK_ECANCELED, or ASOCK_ETIMEDOUT for the op that timed out).
+ * Used by asock_socket_close() and for internal aborts. */
+void asock__socket_shut(asock_socket *sock, int abortive);
+/* Checks what every operation start checks; 0 or the error to return. */
+int asock__socket_check_op(asock_socket *sock, asock_op *op);
+/* Unlinks an op from the socket queue it waits in. */
+void asock__socket_unqueue(asock_socket *sock, asock_op *op);
+void asock__socket_enqueue(asock_op **head, asock_op **tail, asock_op *op,
+                           unsigned char where);
+
+/* Makes a socket for an accepted connection. */
+int asock__socket_new(asock_loop *loop, asock_socket **sock_out);
+/* libuv's connection callback of a listening socket. */
+void asock__on_connection(uv_stream_t *server, int status);
+/* libuv's close callback of every socket handle. */
+void asock__on_socket_close(uv_handle_t *handle);
+/* The handle was closed to retry a connect with the next address. */
+void asock__connect_reinit(asock_socket *sock);
+/* Cancels the socket's pending connect, if any (with ASOCK_ECANCELED unless
+ * a status is forced already). */
+void asock__connect_cancel(asock_socket *sock);
+/* Send side: unlinks a send that has not started and uncounts its bytes. */
+void asock__send_unqueue(asock_socket *sock, asock_op *op);
+/* Send side: reports a crossing of the watermarks. */
+void asock__send_check_marks(asock_socket *sock);
+/* Platform: SO_REUSEADDR for a listening socket before it binds. */
+int asock__set_reuseaddr(asock_socket *sock, int family);
+
+/* The timing wheel found this op due. */
+void asock__op_expired(asock_op *op);
+/* Receive side: resumes reading for a socket that waited for a slice. */
+void asock__recv_retry(asock_socket *sock);
+/* Send side: completes every queued send with status. */
+void asock__send_fail_all(asock_socket *sock, int status);
+/* Send side: called when the send queue empties, for a waiting disconnect. */
+void asock__send_drained(asock_socket *sock);
+/* Cancels a pending op of the given socket. */
+int asock__socket_cancel(asock_socket *sock, asock_op *op);
+
+/* ---- platform (src/unix/io.c, src/win/io.c) ---------------------------- */
+
+/* One-time process setup: on Unix, SIGPIPE is ignored unless the
+ * application installed a handler, so that a write to a reset connection is
+ * an error code instead of the process's death. */
+void asock__platform_init(void);
+/* A non-blocking receive straight from the socket: the bytes read, ASOCK_EOF
+ * at end of stream, ASOCK_EAGAIN if nothing is there, or an error. */
+long asock__try_recv(asock_socket *sock, void *buf, size_t len);
+
+#endif /* ASOCK_INTERNAL_H */

@@ -1,0 +1,365 @@
+/* Operation objects: the SocketAsyncEventArgs analogue. An op is taken from
+ * its pool's fixed array, configured by its owner, and moves idle -> pending
+ * -> idle for every operation started on it. */
+#include <string.h>
+
+#include "internal.h"
+
+void asock__op_reset(asock_op *op) {
+  op->kind = ASOCK_OP_NONE;
+  op->mode = ASOCK_BUFFER_NONE;
+  op->flags = 0;
+  op->status = 0;
+  op->mem = NULL;
+  op->mem_len = 0;
+  op->offset = 0;
+  op->count = 0;
+  op->bufs = NULL;
+  op->nbufs = 0;
+  op->bytes = 0;
+  op->user_data = NULL;
+  op->cb = NULL;
+  op->socket = NULL;
+  op->accepted = NULL;
+  op->seq = 0;
+  op->timeout_ms = 0;
+  memset(&op->remote, 0, sizeof(op->remote));
+  op->qnext = NULL;
+  op->qprev = NULL;
+  op->wnext = NULL;
+  op->wprev = NULL;
+  op->deadline = 0;
+  op->where = ASOCK__Q_NONE;
+  op->wslot = 0;
+  op->forced_status = 0;
+  op->total = 0;
+  op->sent = 0;
+  op->write_bytes = 0;
+  op->charged = NULL;
+  op->ai_head = NULL;
+  op->ai_next = NULL;
+}
+
+/* Finds the op p points at in the pool's array: 0 or ASOCK_EFOREIGN. The
+ * check uses only the pool's bounds, so it never reads through a pointer
+ * that is not an op of this pool. */
+static int op_index(const asock_pool *pool, const asock_op *op,
+                    uint32_t *index) {
+  uintptr_t addr = (uintptr_t)op;
+  uintptr_t base = (uintptr_t)pool->ops;
+  uintptr_t offset;
+
+  if (addr < base || addr - base >= sizeof(*op) * pool->op_count)
+    return ASOCK_EFOREIGN;
+  offset = addr - base;
+  if (offset % sizeof(*op) != 0)
+    return ASOCK_EFOREIGN;
+  *index = (uint32_t)(offset / sizeof(*op));
+  return 0;
+}
+
+int asock_op_acquire(asock_pool *pool, asock_op **op_out) {
+  uint32_t index;
+  asock_op *op;
+
+  if (op_out == NULL)
+    return ASOCK_EINVAL;
+  *op_out = NULL;
+  if (pool == NULL)
+    return ASOCK_EINVAL;
+  if (asock__stack_pop(&pool->free_ops, &index) != 0) {
+    asock__add_u64_relaxed(&pool->ops_failed, 1);
+    return ASOCK_ENOBUFS;
+  }
+  asock__max_u64(&pool->ops_high_water,
+                 asock__add_u64(&pool->ops_in_use, 1) + 1);
+  op = &pool->ops[index];
+  asock__op_reset(op);
+  *op_out = op;
+  return 0;
+}
+
+int asock_op_release(asock_pool *pool, asock_op *op) {
+  uint32_t index;
+  int err;
+
+  if (pool == NULL || op == NULL)
+    return ASOCK_EINVAL;
+  err = op_index(pool, op, &index);
+  if (err != 0)
+    return err;
+  if (!asock__stack_is_held(&pool->free_ops, index))
+    return ASOCK_ENOTHELD;
+  if (asock__load_u32(&op->state) != ASOCK__OP_IDLE)
+    return ASOCK_EBUSY;
+  asock__op_drop_slice(op);
+  asock__op_reset(op);
+  asock__add_u64(&pool->ops_in_use, (uint64_t)-1);
+  err = asock__stack_push(&pool->free_ops, index);
+  if (err != 0)
+    asock__add_u64(&pool->ops_in_use, 1);
+  return err;
+}
+
+/* The guard every setter shares: a NULL op is invalid, a pending one busy. */
+static int check_idle(const asock_op *op) {
+  if (op == NULL)
+    return ASOCK_EINVAL;
+  if (asock__load_u32(&op->state) != ASOCK__OP_IDLE)
+    return ASOCK_EBUSY;
+  return 0;
+}
+
+int asock_op_set_callback(asock_op *op, asock_op_cb cb) {
+  int err = check_idle(op);
+  if (err == 0)
+    op->cb = cb;
+  return err;
+}
+
+int asock_op_set_user_data(asock_op *op, void *user_data) {
+  if (op == NULL)
+    return ASOCK_EINVAL;
+  op->user_data = user_data;
+  return 0;
+}
+
+void *asock_op_user_data(const asock_op *op) {
+  return op == NULL ? NULL : op->user_data;
+}
+
+void asock__op_drop_slice(asock_op *op) {
+  if (op->mode == ASOCK_BUFFER_SLICE) {
+    /* The slice came from this pool and the op held it: this cannot fail. */
+    (void)asock_pool_release(op->pool, op->mem);
+  }
+  if (op->charged != NULL) {
+    asock_socket *sock = op->charged;
+    op->charged = NULL;
+    asock__add_u32(&sock->slices_held, (uint32_t)-1);
+    asock__socket_unref(sock);
+  }
+  op->mode = ASOCK_BUFFER_NONE;
+  op->flags &= ~ASOCK__OPF_ON_DEMAND;
+  op->mem = NULL;
+  op->mem_len = 0;
+  op->offset = 0;
+  op->count = 0;
+}
+
+void asock__op_attach_slice(asock_op *op, void *slice, int on_demand) {
+  op->mode = ASOCK_BUFFER_SLICE;
+  op->mem = slice;
+  op->mem_len = op->pool->slice_size;
+  op->offset = 0;
+  op->count = op->mem_len;
+  if (on_demand)
+    op->flags |= ASOCK__OPF_ON_DEMAND;
+  else
+    op->flags &= ~ASOCK__OPF_ON_DEMAND;
+}
+
+/* offset + count <= len, without overflow. */
+static int range_fits(size_t len, size_t offset, size_t count) {
+  return offset <= len && count <= len - offset;
+}
+
+int asock_op_set_buffer(asock_op *op, void *mem, size_t mem_len, size_t offset,
+                        size_t count) {
+  int err = check_idle(op);
+  if (err != 0)
+    return err;
+  if (mem == NULL) {
+    if (mem_len != 0 || offset != 0 || count != 0)
+      return ASOCK_EINVAL;
+    asock__op_drop_slice(op);
+    return 0;
+  }
+  if (!range_fits(mem_len, offset, count))
+    return ASOCK_EBOUNDS;
+  asock__op_drop_slice(op);
+  op->mode = ASOCK_BUFFER_USER;
+  op->mem = mem;
+  op->mem_len = mem_len;
+  op->offset = offset;
+  op->count = count;
+  return 0;
+}
+
+int asock_op_take_slice(asock_op *op) {
+  void *slice;
+  int err = check_idle(op);
+  if (err != 0)
+    return err;
+  if (op->mode == ASOCK_BUFFER_SLICE) {
+    op->flags &= ~ASOCK__OPF_ON_DEMAND;
+    op->offset = 0;
+    op->count = op->mem_len;
+    return 0;
+  }
+  err = asock_pool_acquire(op->pool, &slice);
+  if (err != 0)
+    return err;
+  asock__op_drop_slice(op);
+  asock__op_attach_slice(op, slice, 0);
+  return 0;
+}
+
+int asock_op_set_range(asock_op *op, size_t offset, size_t count) {
+  int err = check_idle(op);
+  if (err != 0)
+    return err;
+  if (!range_fits(op->mem_len, offset, count))
+    return ASOCK_EBOUNDS;
+  op->offset = offset;
+  op->count = count;
+  return 0;
+}
+
+int asock_op_clear_buffer(asock_op *op) {
+  int err = check_idle(op);
+  if (err != 0)
+    return err;
+  asock__op_drop_slice(op);
+  op->bufs = NULL;
+  op->nbufs = 0;
+  return 0;
+}
+
+int asock_op_set_buffer_list(asock_op *op, const asock_buf *bufs,
+                             size_t nbufs) {
+  size_t i;
+  int err = check_idle(op);
+  if (err != 0)
+    return err;
+  if ((bufs == NULL && nbufs != 0) || nbufs > ASOCK_MAX_BUFS)
+    return ASOCK_EINVAL;
+  for (i = 0; i < nbufs; i++)
+    if (bufs[i].base == NULL && bufs[i].len != 0)
+      return ASOCK_EINVAL;
+  op->bufs = nbufs == 0 ? NULL : bufs;
+  op->nbufs = nbufs;
+  return 0;
+}
+
+asock_buffer_mode asock_op_buffer_mode(const asock_op *op) {
+  return op == NULL ? ASOCK_BUFFER_NONE : op->mode;
+}
+
+void *asock_op_data(const asock_op *op) {
+  if (op == NULL || op->mem == NULL)
+    return NULL;
+  return op->mem + op->offset;
+}
+
+size_t asock_op_offset(const asock_op *op) {
+  return op == NULL ? 0 : op->offset;
+}
+
+size_t asock_op_count(const asock_op *op) { return op == NULL ? 0 : op->count; }
+
+size_t asock_op_capacity(const asock_op *op) {
+  return op == NULL ? 0 : op->mem_len;
+}
+
+size_t asock_op_bytes(const asock_op *op) { return op == NULL ? 0 : op->bytes; }
+
+int asock_op_status(const asock_op *op) {
+  return op == NULL ? ASOCK_EINVAL : op->status;
+}
+
+asock_op_kind asock_op_last_kind(const asock_op *op) {
+  return op == NULL ? ASOCK_OP_NONE : op->kind;
+}
+
+int asock_op_is_pending(const asock_op *op) {
+  return op != NULL && asock__load_u32(&op->state) == ASOCK__OP_PENDING;
+}
+
+int asock_op_completed_synchronously(const asock_op *op) {
+  return op != NULL && (op->flags & ASOCK__OPF_SYNC) != 0;
+}
+
+uint64_t asock_op_seq(const asock_op *op) { return op == NULL ? 0 : op->seq; }
+
+asock_socket *asock_op_socket(const asock_op *op) {
+  return op == NULL ? NULL : op->socket;
+}
+
+asock_socket *asock_op_accepted(const asock_op *op) {
+  return op == NULL ? NULL : op->accepted;
+}
+
+int asock_op_set_remote(asock_op *op, const struct sockaddr *addr) {
+  int err = check_idle(op);
+  if (err != 0)
+    return err;
+  if (addr == NULL)
+    return ASOCK_EINVAL;
+  if (addr->sa_family == AF_INET)
+    memcpy(&op->remote, addr, sizeof(struct sockaddr_in));
+  else if (addr->sa_family == AF_INET6)
+    memcpy(&op->remote, addr, sizeof(struct sockaddr_in6));
+  else
+    return ASOCK_EAFNOSUPPORT;
+  op->flags |= ASOCK__OPF_HAS_REMOTE;
+  return 0;
+}
+
+const struct sockaddr *asock_op_remote(const asock_op *op) {
+  if (op == NULL || (op->flags & ASOCK__OPF_HAS_REMOTE) == 0)
+    return NULL;
+  return (const struct sockaddr *)&op->remote;
+}
+
+int asock_op_set_timeout(asock_op *op, uint64_t timeout_ms) {
+  int err = check_idle(op);
+  if (err == 0)
+    op->timeout_ms = timeout_ms;
+  return err;
+}
+
+uint64_t asock_op_timeout(const asock_op *op) {
+  return op == NULL ? 0 : op->timeout_ms;
+}
+
+asock_pool *asock_op_pool(const asock_op *op) {
+  return op == NULL ? NULL : op->pool;
+}
+
+int asock__op_begin(asock_op *op, asock_op_kind kind, asock_socket *socket) {
+  uint32_t expected = ASOCK__OP_IDLE;
+
+  if (!asock__cas_u32(&op->state, &expected, ASOCK__OP_PENDING))
+    return ASOCK_EBUSY;
+  op->kind = kind;
+  op->socket = socket;
+  op->status = 0;
+  op->bytes = 0;
+  op->flags &= ~ASOCK__OPF_SYNC;
+  return 0;
+}
+
+void asock__op_unbegin(asock_op *op) {
+  op->kind = ASOCK_OP_NONE;
+  op->socket = NULL;
+  asock__store_u32(&op->state, ASOCK__OP_IDLE);
+}
+
+void asock__op_finish_sync(asock_op *op, int status, size_t bytes) {
+  op->status = status;
+  op->bytes = bytes;
+  op->flags |= ASOCK__OPF_SYNC;
+  asock__store_u32(&op->state, ASOCK__OP_IDLE);
+}
+
+void asock__op_finish_async(asock_op *op, int status, size_t bytes) {
+  asock_op_cb cb = op->cb;
+
+  op->status = status;
+  op->bytes = bytes;
+  /* Idle before the callback, so that the callback may start the op again. */
+  asock__store_u32(&op->state, ASOCK__OP_IDLE);
+  if (cb != NULL)
+    cb(op);
+}

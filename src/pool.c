@@ -1,0 +1,196 @@
+/* The buffer pool: one region cut into fixed slices, and a fixed array of
+ * operation objects, each behind a lock-free free list. Everything is
+ * allocated in asock_pool_create(); after that the pool never allocates. */
+#include <string.h>
+
+#include "asan.h"
+#include "internal.h"
+
+#define ASOCK__POOL_FLAGS                                                      \
+  (ASOCK_POOL_LOCK | ASOCK_POOL_HUGE_PAGES | ASOCK_POOL_ZERO_ON_RELEASE |      \
+   ASOCK_POOL_FAIL_FAST)
+
+void asock_pool_config_init(asock_pool_config *config) {
+  if (config == NULL)
+    return;
+  config->slice_size = 16384;
+  config->slice_count = 1024;
+  config->op_count = 1024;
+  config->socket_quota = 0;
+  config->flags = 0;
+}
+
+static int check_config(const asock_pool_config *c) {
+  if (c->slice_size == 0 || c->slice_count == 0 || c->op_count == 0)
+    return ASOCK_EINVAL;
+  if (c->slice_count >= UINT32_MAX || c->op_count >= UINT32_MAX)
+    return ASOCK_EINVAL;
+  if (c->slice_size > (size_t)-1 / c->slice_count)
+    return ASOCK_EINVAL;
+  /* Leave room to round the region up to a huge page. */
+  if (c->slice_size * c->slice_count > (size_t)-1 / 2)
+    return ASOCK_EINVAL;
+  if ((c->flags & ~ASOCK__POOL_FLAGS) != 0)
+    return ASOCK_EINVAL;
+  return 0;
+}
+
+int asock_pool_create(asock_pool **pool_out, const asock_pool_config *config) {
+  asock_pool_config defaults;
+  asock_pool *pool;
+  size_t i;
+  int err;
+
+  if (pool_out == NULL)
+    return ASOCK_EINVAL;
+  *pool_out = NULL;
+  if (config == NULL) {
+    asock_pool_config_init(&defaults);
+    config = &defaults;
+  }
+  err = check_config(config);
+  if (err != 0)
+    return err;
+
+  pool = asock__calloc(1, sizeof(*pool));
+  if (pool == NULL)
+    return ASOCK_ENOMEM;
+  pool->slice_size = config->slice_size;
+  pool->slice_count = config->slice_count;
+  pool->op_count = config->op_count;
+  pool->socket_quota = config->socket_quota;
+  pool->flags = config->flags;
+
+  err = asock__stack_init(&pool->slices, (uint32_t)config->slice_count);
+  if (err != 0)
+    goto fail;
+  err = asock__stack_init(&pool->free_ops, (uint32_t)config->op_count);
+  if (err != 0)
+    goto fail;
+  pool->ops = asock__calloc(config->op_count, sizeof(*pool->ops));
+  if (pool->ops == NULL) {
+    err = ASOCK_ENOMEM;
+    goto fail;
+  }
+  err = asock__region_map(
+      &pool->region, config->slice_size * config->slice_count, config->flags);
+  if (err != 0)
+    goto fail;
+
+  for (i = 0; i < config->op_count; i++) {
+    pool->ops[i].pool = pool;
+    pool->ops[i].index = (uint32_t)i;
+    asock__store_u32(&pool->ops[i].state, ASOCK__OP_IDLE);
+    asock__op_reset(&pool->ops[i]);
+  }
+  asock__poison(pool->region.base, pool->region.len);
+  *pool_out = pool;
+  return 0;
+
+fail:
+  asock__free(pool->ops);
+  asock__stack_free(&pool->free_ops);
+  asock__stack_free(&pool->slices);
+  asock__free(pool);
+  return err;
+}
+
+int asock_pool_destroy(asock_pool *pool) {
+  if (pool == NULL)
+    return ASOCK_EINVAL;
+  if (asock__load_u64(&pool->slices_in_use) != 0 ||
+      asock__load_u64(&pool->ops_in_use) != 0)
+    return ASOCK_EBUSY;
+  asock__unpoison(pool->region.base, pool->region.len);
+  asock__region_unmap(&pool->region);
+  asock__free(pool->ops);
+  asock__stack_free(&pool->free_ops);
+  asock__stack_free(&pool->slices);
+  asock__free(pool);
+  return 0;
+}
+
+int asock_pool_acquire(asock_pool *pool, void **slice_out) {
+  uint32_t index;
+  unsigned char *slice;
+
+  if (slice_out == NULL)
+    return ASOCK_EINVAL;
+  *slice_out = NULL;
+  if (pool == NULL)
+    return ASOCK_EINVAL;
+  if (asock__stack_pop(&pool->slices, &index) != 0) {
+    asock__add_u64_relaxed(&pool->slices_failed, 1);
+    return ASOCK_ENOBUFS;
+  }
+  asock__max_u64(&pool->slices_high_water,
+                 asock__add_u64(&pool->slices_in_use, 1) + 1);
+  slice = pool->region.base + (size_t)index * pool->slice_size;
+  asock__unpoison(slice, pool->slice_size);
+  *slice_out = slice;
+  return 0;
+}
+
+int asock__pool_slice_index(const asock_pool *pool, const void *p,
+                            uint32_t *index) {
+  uintptr_t addr = (uintptr_t)p;
+  uintptr_t base = (uintptr_t)pool->region.base;
+  uintptr_t offset;
+
+  if (addr < base || addr - base >= pool->slice_size * pool->slice_count)
+    return ASOCK_ENOTSLICE;
+  offset = addr - base;
+  if (offset % pool->slice_size != 0)
+    return ASOCK_EMIDSLICE;
+  *index = (uint32_t)(offset / pool->slice_size);
+  return 0;
+}
+
+int asock_pool_release(asock_pool *pool, void *slice) {
+  uint32_t index;
+  int err;
+
+  if (pool == NULL || slice == NULL)
+    return ASOCK_EINVAL;
+  err = asock__pool_slice_index(pool, slice, &index);
+  if (err != 0)
+    return err;
+  if (!asock__stack_is_held(&pool->slices, index))
+    return ASOCK_ENOTHELD;
+  /* Scrub and poison before the slice becomes visible to other threads. A
+   * racing double release of the same slice could scrub it twice, which is
+   * harmless; only one of the two pushes below succeeds. */
+  if (pool->flags & ASOCK_POOL_ZERO_ON_RELEASE)
+    memset(slice, 0, pool->slice_size);
+  asock__poison(slice, pool->slice_size);
+  /* Count the slice out before it is pushed, so that in_use never exceeds
+   * the slices really held, even for a moment. */
+  asock__add_u64(&pool->slices_in_use, (uint64_t)-1);
+  err = asock__stack_push(&pool->slices, index);
+  if (err != 0)
+    asock__add_u64(&pool->slices_in_use, 1);
+  return err;
+}
+
+size_t asock_pool_slice_size(const asock_pool *pool) {
+  return pool == NULL ? 0 : pool->slice_size;
+}
+
+int asock_pool_stats_get(const asock_pool *pool, asock_pool_stats *stats) {
+  if (pool == NULL || stats == NULL)
+    return ASOCK_EINVAL;
+  memset(stats, 0, sizeof(*stats));
+  stats->slice_size = pool->slice_size;
+  stats->slices_total = pool->slice_count;
+  stats->slices_in_use = (size_t)asock__load_u64(&pool->slices_in_use);
+  stats->slices_high_water = (size_t)asock__load_u64(&pool->slices_high_water);
+  stats->slices_failed = asock__load_u64(&pool->slices_failed);
+  stats->ops_total = pool->op_count;
+  stats->ops_in_use = (size_t)asock__load_u64(&pool->ops_in_use);
+  stats->ops_high_water = (size_t)asock__load_u64(&pool->ops_high_water);
+  stats->ops_failed = asock__load_u64(&pool->ops_failed);
+  stats->region_bytes = pool->region.len;
+  stats->locked = pool->region.locked;
+  stats->huge_pages = pool->region.huge_pages;
+  return 0;
+}

@@ -1,0 +1,280 @@
+/* Accepting and connecting: accept ops on a listening socket, connect ops to
+ * an address or to each address a host name resolves to. */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- accept ------------------------------------------------------------ */
+
+/* Takes one connection libuv holds into a new socket for `op`. */
+static int accept_one(asock_socket *listener, asock_op *op) {
+  asock_socket *client;
+  int len = (int)sizeof(op->remote);
+  int err;
+
+  err = asock__socket_new(listener->loop, &client);
+  if (err != 0)
+    return err;
+  err = uv_accept((uv_stream_t *)&listener->tcp, (uv_stream_t *)&client->tcp);
+  if (err != 0) {
+    /* libuv had no connection after all (EAGAIN), or lost it. */
+    listener->pending_conns = 0;
+    asock_socket_close(client, 0);
+    return asock__from_uv(err);
+  }
+  listener->pending_conns--;
+  client->flags |= ASOCK__SF_CONNECTED;
+  op->accepted = client;
+  if (uv_tcp_getpeername(&client->tcp, (struct sockaddr *)&op->remote, &len) ==
+      0)
+    op->flags |= ASOCK__OPF_HAS_REMOTE;
+  return 0;
+}
+
+static void drain_accepts(asock_socket *listener) {
+  while (listener->pending_conns > 0 && listener->recv_head != NULL &&
+         (listener->flags & ASOCK__SF_HANDLE_GONE) == 0) {
+    asock_op *op = listener->recv_head;
+    int err = accept_one(listener, op);
+    asock__op_done(op, err, 0);
+    if (err != 0)
+      break;
+  }
+}
+
+void asock__on_connection(uv_stream_t *server, int status) {
+  asock_socket *listener = (asock_socket *)server;
+
+  if (status < 0) {
+    /* Accepting failed (EMFILE, ENFILE...): the first waiting accept hears
+     * of it; the listener keeps listening. */
+    if (listener->recv_head != NULL)
+      asock__op_done(listener->recv_head, asock__from_uv(status), 0);
+    return;
+  }
+  listener->pending_conns++;
+  drain_accepts(listener);
+}
+
+int asock_accept(asock_socket *listener, asock_op *op) {
+  int err = asock__socket_check_op(listener, op);
+  if (err != 0)
+    return err;
+  if ((listener->flags & ASOCK__SF_LISTENING) == 0)
+    return ASOCK_EKIND;
+  err = asock__op_begin(op, ASOCK_OP_ACCEPT, listener);
+  if (err != 0)
+    return err;
+  op->accepted = NULL;
+  op->flags &= ~ASOCK__OPF_HAS_REMOTE;
+  op->seq = listener->next_seq++;
+  if (listener->recv_head == NULL && listener->pending_conns > 0) {
+    err = accept_one(listener, op);
+    asock__op_finish_sync(op, err, 0);
+    return 0;
+  }
+  asock__socket_enqueue(&listener->recv_head, &listener->recv_tail, op,
+                        ASOCK__Q_RECV);
+  asock__loop_watch(listener->loop, op);
+  return ASOCK_PENDING;
+}
+
+/* ---- connect ----------------------------------------------------------- */
+
+static void on_connect(uv_connect_t *req, int status);
+
+static void connect_finish(asock_socket *sock, asock_op *op, int status) {
+  sock->flags &= ~(ASOCK__SF_CONNECTING | ASOCK__SF_RESOLVING);
+  sock->connect = NULL;
+  if (op->ai_head != NULL) {
+    uv_freeaddrinfo(op->ai_head);
+    op->ai_head = op->ai_next = NULL;
+  }
+  if (status == 0)
+    sock->flags |= ASOCK__SF_CONNECTED;
+  asock__op_done(op, status, 0);
+}
+
+/* Starts a connect to the next resolved address: 0, or the error of the
+ * last address tried when none is left to start. */
+static int connect_next(asock_socket *sock, asock_op *op) {
+  int err = ASOCK_EAI_NONAME;
+
+  while (op->ai_next != NULL) {
+    struct addrinfo *ai = op->ai_next;
+    op->ai_next = ai->ai_next;
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+      continue;
+    memcpy(&op->remote, ai->ai_addr, ai->ai_addrlen);
+    op->flags |= ASOCK__OPF_HAS_REMOTE;
+    err = uv_tcp_connect(&op->req.connect, &sock->tcp, ai->ai_addr, on_connect);
+    if (err == 0)
+      return 0;
+    err = asock__from_uv(err);
+    /* A failed attempt may leave a socket of the wrong family in the
+     * handle: the next attempt needs a fresh handle. */
+    break;
+  }
+  return err;
+}
+
+/* The current address failed with `err`: close the handle to try the next
+ * one (asock__connect_reinit() continues), or give up. */
+static void connect_advance(asock_socket *sock, asock_op *op, int err) {
+  if (op->ai_next != NULL && op->forced_status == 0 &&
+      (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE)) == 0) {
+    sock->flags |= ASOCK__SF_REINIT | ASOCK__SF_HANDLE_GONE;
+    uv_close((uv_handle_t *)&sock->tcp, asock__on_socket_close);
+    return;
+  }
+  connect_finish(sock, op, op->forced_status != 0 ? op->forced_status : err);
+}
+
+static void on_connect(uv_connect_t *req, int status) {
+  asock_op *op = (asock_op *)((char *)req - offsetof(asock_op, req));
+  asock_socket *sock = op->socket;
+
+  if (op->forced_status != 0) {
+    connect_finish(sock, op, op->forced_status);
+    return;
+  }
+  if (status == 0) {
+    connect_finish(sock, op, 0);
+    return;
+  }
+  if (sock->flags & ASOCK__SF_CLOSED) {
+    connect_finish(sock, op, ASOCK_ECANCELED);
+    return;
+  }
+  connect_advance(sock, op, asock__from_uv(status));
+}
+
+void asock__connect_reinit(asock_socket *sock) {
+  asock_op *op = sock->connect;
+  int err;
+
+  sock->flags &= ~ASOCK__SF_REINIT;
+  if ((sock->flags & ASOCK__SF_CLOSED) == 0 && op->forced_status == 0) {
+    err = uv_tcp_init(sock->loop->uv, &sock->tcp);
+    if (err == 0) {
+      sock->flags &= ~ASOCK__SF_HANDLE_GONE;
+      err = connect_next(sock, op);
+      if (err == 0)
+        return;
+      connect_advance(sock, op, err);
+      return;
+    }
+    op->forced_status = asock__from_uv(err);
+  }
+  /* Closed or timed out while the handle was closing: the handle stays
+   * closed, and the socket goes the way of every closed socket. */
+  connect_finish(sock, op,
+                 op->forced_status != 0 ? op->forced_status : ASOCK_ECANCELED);
+  asock__on_socket_close((uv_handle_t *)&sock->tcp);
+}
+
+static int connect_check(asock_socket *sock, asock_op *op) {
+  int err = asock__socket_check_op(sock, op);
+  if (err != 0)
+    return err;
+  if (sock->flags &
+      (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED | ASOCK__SF_CONNECTING))
+    return ASOCK_EKIND;
+  return 0;
+}
+
+int asock_connect(asock_socket *sock, asock_op *op) {
+  int err = connect_check(sock, op);
+  if (err != 0)
+    return err;
+  if ((op->flags & ASOCK__OPF_HAS_REMOTE) == 0)
+    return ASOCK_EINVAL;
+  err = asock__op_begin(op, ASOCK_OP_CONNECT, sock);
+  if (err != 0)
+    return err;
+  err = uv_tcp_connect(&op->req.connect, &sock->tcp,
+                       (const struct sockaddr *)&op->remote, on_connect);
+  if (err != 0) {
+    asock__op_unbegin(op);
+    return asock__from_uv(err);
+  }
+  op->seq = sock->next_seq++;
+  op->where = ASOCK__Q_LIBUV;
+  sock->connect = op;
+  sock->flags |= ASOCK__SF_CONNECTING;
+  asock__loop_watch(sock->loop, op);
+  return ASOCK_PENDING;
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status,
+                        struct addrinfo *res) {
+  asock_op *op = (asock_op *)((char *)req - offsetof(asock_op, req));
+  asock_socket *sock = op->socket;
+  int err;
+
+  sock->flags &= ~ASOCK__SF_RESOLVING;
+  if (op->forced_status != 0 || status < 0 ||
+      (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE))) {
+    if (res != NULL)
+      uv_freeaddrinfo(res);
+    if (op->forced_status != 0)
+      err = op->forced_status;
+    else if (status < 0)
+      err = asock__from_uv(status);
+    else
+      err = ASOCK_ECANCELED;
+    connect_finish(sock, op, err);
+  } else {
+    op->ai_head = op->ai_next = res;
+    err = connect_next(sock, op);
+    if (err != 0)
+      connect_advance(sock, op, err);
+  }
+  /* The resolver's reference: the socket may go now. */
+  asock__socket_unref(sock);
+}
+
+int asock_connect_host(asock_socket *sock, asock_op *op, const char *host,
+                       unsigned short port) {
+  struct addrinfo hints;
+  char service[8];
+  int err = connect_check(sock, op);
+  if (err != 0)
+    return err;
+  if (host == NULL)
+    return ASOCK_EINVAL;
+  err = asock__op_begin(op, ASOCK_OP_CONNECT, sock);
+  if (err != 0)
+    return err;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_protocol = IPPROTO_TCP;
+  snprintf(service, sizeof(service), "%u", (unsigned int)port);
+  op->flags &= ~ASOCK__OPF_HAS_REMOTE;
+  err = uv_getaddrinfo(sock->loop->uv, &op->req.getaddrinfo, on_resolved, host,
+                       service, &hints);
+  if (err != 0) {
+    asock__op_unbegin(op);
+    return asock__from_uv(err);
+  }
+  /* The resolver runs apart from the handle: it keeps the socket alive. */
+  asock__add_u32(&sock->refs, 1);
+  op->seq = sock->next_seq++;
+  op->where = ASOCK__Q_LIBUV;
+  sock->connect = op;
+  sock->flags |= ASOCK__SF_CONNECTING | ASOCK__SF_RESOLVING;
+  asock__loop_watch(sock->loop, op);
+  return ASOCK_PENDING;
+}
+
+void asock__connect_cancel(asock_socket *sock) {
+  asock_op *op = sock->connect;
+  if (op == NULL)
+    return;
+  if (op->forced_status == 0)
+    op->forced_status = ASOCK_ECANCELED;
+  if (sock->flags & ASOCK__SF_RESOLVING)
+    uv_cancel((uv_req_t *)&op->req.getaddrinfo);
+}

@@ -1,0 +1,222 @@
+/* Receiving: synchronous first when data may be waiting, else queued, with
+ * libuv's reading kept armed while receives wait. A receive without a buffer
+ * of its own takes a pool slice only once data is there; when the pool (or
+ * the socket's quota) has none, the socket stops reading until one is free.
+ */
+#include "internal.h"
+
+/* A receive that takes a slice on demand: no buffer, or the slice an
+ * earlier on-demand receive left in the op. */
+static int wants_slice(const asock_op *op) {
+  return op->mode == ASOCK_BUFFER_NONE ||
+         (op->mode == ASOCK_BUFFER_SLICE && (op->flags & ASOCK__OPF_ON_DEMAND));
+}
+
+/* Takes a slice for op and counts it against the socket's quota: 0,
+ * ASOCK_EQUOTA or ASOCK_ENOBUFS. */
+static int take_slice(asock_socket *sock, asock_op *op) {
+  asock_pool *pool = sock->loop->pool;
+  void *slice;
+
+  if (pool->socket_quota != 0 &&
+      asock__load_u32(&sock->slices_held) >= pool->socket_quota)
+    return ASOCK_EQUOTA;
+  if (asock_pool_acquire(pool, &slice) != 0)
+    return ASOCK_ENOBUFS;
+  asock__op_attach_slice(op, slice, 1);
+  op->charged = sock;
+  asock__add_u32(&sock->slices_held, 1);
+  asock__add_u32(&sock->refs, 1);
+  return 0;
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static void start_reading(asock_socket *sock) {
+  int err;
+  if (sock->flags &
+      (ASOCK__SF_READING | ASOCK__SF_WAIT_SLICE | ASOCK__SF_HANDLE_GONE))
+    return;
+  err = uv_read_start((uv_stream_t *)&sock->tcp, on_alloc, on_read);
+  if (err == 0) {
+    sock->flags |= ASOCK__SF_READING;
+    return;
+  }
+  /* Reading cannot start: every waiting receive hears why, later. */
+  sock->read_error = asock__from_uv(err);
+  while (sock->recv_head != NULL) {
+    asock_op *op = sock->recv_head;
+    asock__socket_unqueue(sock, op);
+    asock__op_defer(sock->loop, op, sock->read_error);
+  }
+}
+
+static void stop_reading(asock_socket *sock) {
+  if (sock->flags & ASOCK__SF_READING) {
+    uv_read_stop((uv_stream_t *)&sock->tcp);
+    sock->flags &= ~ASOCK__SF_READING;
+  }
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  asock_socket *sock = (asock_socket *)handle;
+  asock_op *op = sock->recv_head;
+  size_t len;
+
+  (void)suggested;
+  *buf = uv_buf_init(NULL, 0);
+  if (op == NULL)
+    return; /* nobody wants the data: on_read stops reading */
+  if (wants_slice(op) && take_slice(sock, op) != 0) {
+    sock->flags |= ASOCK__SF_WAIT_SLICE;
+    return;
+  }
+  len = op->count < 0x7fffffffu ? op->count : 0x7fffffffu;
+  *buf = uv_buf_init((char *)op->mem + op->offset, (unsigned int)len);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  asock_socket *sock = (asock_socket *)stream;
+  asock_loop *loop = sock->loop;
+  asock_op *op = sock->recv_head;
+  int err;
+
+  if (nread == UV_ENOBUFS) {
+    /* on_alloc gave no buffer: no receive waits, or no slice is free. */
+    stop_reading(sock);
+    if ((sock->flags & ASOCK__SF_WAIT_SLICE) == 0 || op == NULL) {
+      sock->flags &= ~ASOCK__SF_WAIT_SLICE;
+      return;
+    }
+    sock->flags &= ~ASOCK__SF_WAIT_SLICE;
+    if (loop->pool->flags & ASOCK_POOL_FAIL_FAST) {
+      asock__op_done(op, ASOCK_ENOBUFS, 0);
+      if (sock->recv_head != NULL)
+        start_reading(sock);
+      return;
+    }
+    asock__loop_wait_slice(loop, sock);
+    return;
+  }
+  if (nread == 0) {
+    /* EAGAIN: the slice on_alloc took goes back. */
+    if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
+      asock__op_drop_slice(op);
+    sock->flags |= ASOCK__SF_DRAINED;
+    return;
+  }
+  if (nread > 0) {
+    if ((size_t)nread < buf->len)
+      sock->flags |= ASOCK__SF_DRAINED;
+    else
+      sock->flags &= ~ASOCK__SF_DRAINED;
+    if (op->flags & ASOCK__OPF_ON_DEMAND) {
+      op->offset = 0;
+      op->count = (size_t)nread;
+    }
+    asock__op_done(op, 0, (size_t)nread);
+    return;
+  }
+
+  /* The end of the stream, or an error: it is final for every receive. */
+  err = asock__from_uv((int)nread);
+  sock->read_error = err;
+  stop_reading(sock);
+  if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
+    asock__op_drop_slice(op);
+  while ((op = sock->recv_head) != NULL &&
+         (sock->flags & ASOCK__SF_HANDLE_GONE) == 0)
+    asock__op_done(op, err, 0);
+  if (sock->recv_head != NULL) {
+    /* The application closed the socket from a callback: the rest were
+     * cancelled with it. */
+    return;
+  }
+}
+
+void asock__recv_retry(asock_socket *sock) {
+  if (sock->recv_head != NULL &&
+      (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE)) == 0)
+    start_reading(sock);
+}
+
+int asock_receive(asock_socket *sock, asock_op *op) {
+  int on_demand;
+  long got;
+  int err = asock__socket_check_op(sock, op);
+
+  if (err != 0)
+    return err;
+  if (sock->flags & ASOCK__SF_LISTENING)
+    return ASOCK_EKIND;
+  if (op->nbufs != 0)
+    return ASOCK_EKIND;
+  if ((sock->flags & ASOCK__SF_CONNECTED) == 0)
+    return ASOCK_ENOTCONN;
+  on_demand = wants_slice(op);
+  if (!on_demand && op->count == 0)
+    return ASOCK_EINVAL;
+  err = asock__op_begin(op, ASOCK_OP_RECEIVE, sock);
+  if (err != 0)
+    return err;
+
+  if (sock->read_error != 0) {
+    op->seq = sock->next_seq++;
+    asock__op_finish_sync(op, sock->read_error, 0);
+    return 0;
+  }
+
+  /* Try the socket at once, unless an earlier receive waits (it must
+   * complete first) or libuv is watching a socket found drained (libuv
+   * will say when data comes: a read now would find nothing). */
+  if (sock->recv_head == NULL &&
+      (sock->flags & (ASOCK__SF_READING | ASOCK__SF_DRAINED)) !=
+          (ASOCK__SF_READING | ASOCK__SF_DRAINED)) {
+    int have_buffer = 1;
+    if (on_demand) {
+      if (op->mode == ASOCK_BUFFER_SLICE) {
+        op->offset = 0;
+        op->count = op->mem_len;
+      } else {
+        err = take_slice(sock, op);
+        if (err != 0) {
+          if (sock->loop->pool->flags & ASOCK_POOL_FAIL_FAST) {
+            asock__op_unbegin(op);
+            return ASOCK_ENOBUFS;
+          }
+          have_buffer = 0;
+        }
+      }
+    }
+    if (have_buffer) {
+      got = asock__try_recv(sock, (char *)op->mem + op->offset, op->count);
+      if (got > 0) {
+        if (on_demand)
+          op->count = (size_t)got;
+        op->seq = sock->next_seq++;
+        asock__op_finish_sync(op, 0, (size_t)got);
+        return 0;
+      }
+      if (got != ASOCK_EAGAIN) {
+        sock->read_error = (int)got;
+        if (on_demand)
+          asock__op_drop_slice(op);
+        op->seq = sock->next_seq++;
+        asock__op_finish_sync(op, (int)got, 0);
+        return 0;
+      }
+      sock->flags |= ASOCK__SF_DRAINED;
+    }
+  }
+
+  /* Wait. An on-demand receive gives its slice back meanwhile, so that an
+   * idle connection holds none. */
+  if (on_demand)
+    asock__op_drop_slice(op);
+  op->seq = sock->next_seq++;
+  asock__socket_enqueue(&sock->recv_head, &sock->recv_tail, op, ASOCK__Q_RECV);
+  asock__loop_watch(sock->loop, op);
+  start_reading(sock);
+  return ASOCK_PENDING;
+}

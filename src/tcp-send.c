@@ -1,0 +1,328 @@
+/* Sending: synchronous first, then one uv_write at a time for what the
+ * kernel did not take, and every send queued behind it gathered into one
+ * vectored write when the socket drains. */
+#include "internal.h"
+
+/* libuv copies up to four buffers into a write request and allocates for
+ * more; asock's writes stay within four, so that no send ever allocates. */
+#define ASOCK__WRITE_BUFS 4
+/* uv_buf_t lengths are 32-bit on some platforms: larger buffers are passed
+ * in pieces of at most this size. */
+#define ASOCK__IOV_PIECE ((size_t)1 << 30)
+
+static size_t op_total(const asock_op *op) {
+  size_t total = 0;
+  size_t i;
+  if (op->nbufs == 0)
+    return op->count;
+  for (i = 0; i < op->nbufs; i++)
+    total += op->bufs[i].len;
+  return total;
+}
+
+static unsigned int push_piece(uv_buf_t *iov, unsigned int n, unsigned int max,
+                               char *base, size_t len, size_t *bytes) {
+  while (len > 0 && n < max) {
+    size_t piece = len < ASOCK__IOV_PIECE ? len : ASOCK__IOV_PIECE;
+    iov[n++] = uv_buf_init(base, (unsigned int)piece);
+    *bytes += piece;
+    base += piece;
+    len -= piece;
+  }
+  return n;
+}
+
+/* Appends the unsent part of op to iov[n..max): returns the new n. */
+static unsigned int fill_iov(const asock_op *op, uv_buf_t *iov, unsigned int n,
+                             unsigned int max, size_t *bytes) {
+  size_t skip = op->sent;
+  size_t i;
+
+  if (op->nbufs == 0)
+    return push_piece(iov, n, max, (char *)op->mem + op->offset + skip,
+                      op->count - skip, bytes);
+  for (i = 0; i < op->nbufs && n < max; i++) {
+    size_t len = op->bufs[i].len;
+    if (skip >= len) {
+      skip -= len;
+      continue;
+    }
+    n = push_piece(iov, n, max, (char *)op->bufs[i].base + skip, len - skip,
+                   bytes);
+    skip = 0;
+  }
+  return n;
+}
+
+void asock__send_check_marks(asock_socket *sock) {
+  int above = (sock->flags & ASOCK__SF_ABOVE_HIGH) != 0;
+  if (!above && sock->send_high > 0 && sock->send_queued >= sock->send_high) {
+    sock->flags |= ASOCK__SF_ABOVE_HIGH;
+    if (sock->watermark_cb != NULL)
+      asock__loop_notify(sock->loop, sock);
+  } else if (above && sock->send_queued <= sock->send_low) {
+    sock->flags &= ~ASOCK__SF_ABOVE_HIGH;
+    if (sock->watermark_cb != NULL)
+      asock__loop_notify(sock->loop, sock);
+  }
+}
+
+void asock__send_unqueue(asock_socket *sock, asock_op *op) {
+  asock__socket_unqueue(sock, op);
+  sock->send_queued -= op->total - op->sent;
+  asock__send_check_marks(sock);
+}
+
+void asock__send_fail_all(asock_socket *sock, int status) {
+  asock_op *op;
+  while ((op = sock->send_head) != NULL) {
+    asock__send_unqueue(sock, op);
+    op->bytes = op->sent;
+    asock__op_defer(sock->loop, op, status);
+  }
+}
+
+static void on_write(uv_write_t *req, int status);
+
+/* Hands the unsent part of the head send to libuv, which finishes it when
+ * the socket is writable. */
+static int start_write(asock_socket *sock) {
+  asock_op *op = sock->send_head;
+  uv_buf_t iov[ASOCK__WRITE_BUFS];
+  size_t bytes = 0;
+  unsigned int n = fill_iov(op, iov, 0, ASOCK__WRITE_BUFS, &bytes);
+  int err;
+
+  err = uv_write(&op->req.write, (uv_stream_t *)&sock->tcp, iov, n, on_write);
+  if (err != 0)
+    return asock__from_uv(err);
+  op->write_bytes = bytes;
+  sock->flags |= ASOCK__SF_WRITING;
+  return 0;
+}
+
+/* The kernel failed the socket's sends with err: every queued send hears. */
+static void send_failed(asock_socket *sock, int err) {
+  if (sock->send_error == 0)
+    sock->send_error = err;
+  asock__send_fail_all(sock, err);
+}
+
+/* After a write completed: complete every send that is done, try the rest
+ * in one vectored write, and hand what remains to libuv. Runs inside libuv
+ * callbacks, so completions are delivered directly, in order, once the
+ * queue is consistent again. */
+/* Moves the finished sends at the head of the queue to a done list. */
+static void collect_done(asock_socket *sock, asock_op ***done_tail) {
+  asock_op *op;
+  while ((op = sock->send_head) != NULL && op->sent == op->total) {
+    asock__socket_unqueue(sock, op);
+    op->qnext = NULL;
+    **done_tail = op;
+    *done_tail = &op->qnext;
+  }
+}
+
+static void flush(asock_socket *sock) {
+  asock_loop *loop = sock->loop;
+  asock_op *done = NULL;
+  asock_op **done_tail = &done;
+  int err = 0;
+
+  collect_done(sock, &done_tail);
+  while (sock->send_head != NULL &&
+         (sock->flags & ASOCK__SF_HANDLE_GONE) == 0) {
+    asock_op *op;
+    unsigned int n = 0;
+    size_t bytes = 0;
+    size_t left;
+    int written;
+
+    for (op = sock->send_head; op != NULL && n < ASOCK__IOV_MAX; op = op->qnext)
+      n = fill_iov(op, loop->iov, n, ASOCK__IOV_MAX, &bytes);
+    written = uv_try_write((uv_stream_t *)&sock->tcp, loop->iov, n);
+    if (written == UV_EAGAIN)
+      written = 0;
+    if (written < 0) {
+      err = asock__from_uv(written);
+      break;
+    }
+    left = (size_t)written;
+    for (op = sock->send_head; left > 0; op = op->qnext) {
+      size_t take = op->total - op->sent;
+      if (take > left)
+        take = left;
+      op->sent += take;
+      sock->send_queued -= take;
+      left -= take;
+    }
+    collect_done(sock, &done_tail);
+    if ((size_t)written < bytes) {
+      /* The kernel is full: libuv waits for room. */
+      if (sock->send_head != NULL)
+        err = start_write(sock);
+      break;
+    }
+  }
+  asock__send_check_marks(sock);
+  if (err != 0)
+    send_failed(sock, err);
+  while (done != NULL) {
+    asock_op *op = done;
+    done = op->qnext;
+    op->qnext = NULL;
+    asock__op_done(op, 0, op->total);
+  }
+  if (sock->send_head == NULL)
+    asock__send_drained(sock);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  asock_op *op = (asock_op *)((char *)req - offsetof(asock_op, req));
+  asock_socket *sock = op->socket;
+  int err;
+
+  sock->flags &= ~ASOCK__SF_WRITING;
+  if (status < 0 || op->forced_status != 0) {
+    if (op->forced_status != 0)
+      err = op->forced_status;
+    else
+      err = asock__from_uv(status);
+    asock__send_unqueue(sock, op);
+    asock__op_done(op, err, op->sent);
+    /* The rest cannot follow a send that did not finish. */
+    send_failed(sock, err == ASOCK_ETIMEDOUT ? ASOCK_ECANCELED : err);
+    asock__send_drained(sock);
+    return;
+  }
+  op->sent += op->write_bytes;
+  sock->send_queued -= op->write_bytes;
+  op->write_bytes = 0;
+  flush(sock);
+}
+
+int asock_send(asock_socket *sock, asock_op *op) {
+  size_t total;
+  size_t bytes = 0;
+  unsigned int n;
+  int written;
+  int err = asock__socket_check_op(sock, op);
+
+  if (err != 0)
+    return err;
+  if (sock->flags & ASOCK__SF_LISTENING)
+    return ASOCK_EKIND;
+  if ((sock->flags & ASOCK__SF_CONNECTED) == 0)
+    return ASOCK_ENOTCONN;
+  if (sock->flags & ASOCK__SF_SHUTDOWN)
+    return ASOCK_ESHUTDOWN;
+  if (op->nbufs == 0 && op->mode == ASOCK_BUFFER_NONE)
+    return ASOCK_EINVAL;
+  total = op_total(op);
+  if (sock->send_cap != 0 && sock->send_queued > 0 &&
+      sock->send_queued + total > sock->send_cap)
+    return ASOCK_ENOBUFS;
+  err = asock__op_begin(op, ASOCK_OP_SEND, sock);
+  if (err != 0)
+    return err;
+  op->seq = sock->next_seq++;
+  op->total = total;
+  op->sent = 0;
+  op->write_bytes = 0;
+  if (sock->send_error != 0) {
+    asock__op_finish_sync(op, sock->send_error, 0);
+    return 0;
+  }
+
+  if (sock->send_head == NULL) {
+    if (total == 0) {
+      asock__op_finish_sync(op, 0, 0);
+      return 0;
+    }
+    n = fill_iov(op, sock->loop->iov, 0, ASOCK__IOV_MAX, &bytes);
+    written = uv_try_write((uv_stream_t *)&sock->tcp, sock->loop->iov, n);
+    if (written >= 0 && (size_t)written == total) {
+      asock__op_finish_sync(op, 0, total);
+      return 0;
+    }
+    if (written < 0 && written != UV_EAGAIN) {
+      sock->send_error = asock__from_uv(written);
+      asock__op_finish_sync(op, sock->send_error, 0);
+      return 0;
+    }
+    if (written > 0)
+      op->sent = (size_t)written;
+  }
+
+  asock__socket_enqueue(&sock->send_head, &sock->send_tail, op, ASOCK__Q_SEND);
+  sock->send_queued += total - op->sent;
+  if ((sock->flags & ASOCK__SF_WRITING) == 0 && sock->send_head == op) {
+    err = start_write(sock);
+    if (err != 0) {
+      /* libuv refused the write: nothing is pending, so the op completes
+       * now with the error, and the socket's sending is over. */
+      asock__send_unqueue(sock, op);
+      sock->send_error = err;
+      asock__op_finish_sync(op, err, op->sent);
+      return 0;
+    }
+  }
+  asock__loop_watch(sock->loop, op);
+  asock__send_check_marks(sock);
+  return ASOCK_PENDING;
+}
+
+/* ---- disconnect -------------------------------------------------------- */
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  asock_op *op = (asock_op *)((char *)req - offsetof(asock_op, req));
+  asock_socket *sock = op->socket;
+
+  if (status < 0 && status != UV_ECANCELED && op->forced_status == 0)
+    op->forced_status = asock__from_uv(status);
+  /* The op completes when the handle is closed. */
+  asock__socket_shut(sock, 0);
+}
+
+static void start_shutdown(asock_socket *sock) {
+  asock_op *op = sock->disconnect;
+  int err;
+
+  op->where = ASOCK__Q_LIBUV;
+  err = uv_shutdown(&op->req.shutdown, (uv_stream_t *)&sock->tcp, on_shutdown);
+  if (err != 0) {
+    if (op->forced_status == 0)
+      op->forced_status = asock__from_uv(err);
+    asock__socket_shut(sock, 0);
+  }
+}
+
+void asock__send_drained(asock_socket *sock) {
+  if (sock->disconnect != NULL && (sock->flags & ASOCK__SF_HANDLE_GONE) == 0 &&
+      sock->disconnect->where == ASOCK__Q_DISCONNECT &&
+      !(sock->flags & ASOCK__SF_WRITING))
+    start_shutdown(sock);
+}
+
+int asock_disconnect(asock_socket *sock, asock_op *op) {
+  int err = asock__socket_check_op(sock, op);
+  if (err != 0)
+    return err;
+  if (sock->flags & ASOCK__SF_LISTENING)
+    return ASOCK_EKIND;
+  if ((sock->flags & ASOCK__SF_CONNECTED) == 0)
+    return ASOCK_ENOTCONN;
+  if (sock->flags & ASOCK__SF_SHUTDOWN)
+    return ASOCK_ECLOSED;
+  err = asock__op_begin(op, ASOCK_OP_DISCONNECT, sock);
+  if (err != 0)
+    return err;
+  op->seq = sock->next_seq++;
+  op->where = ASOCK__Q_DISCONNECT;
+  sock->flags |= ASOCK__SF_SHUTDOWN;
+  sock->disconnect = op;
+  asock__loop_watch(sock->loop, op);
+  if (sock->send_head == NULL)
+    start_shutdown(sock);
+  return ASOCK_PENDING;
+}

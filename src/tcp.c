@@ -1,0 +1,383 @@
+/* TCP sockets: creation, listening, options, queues, closing and the
+ * reference count that frees a socket once nothing needs it. */
+#include <string.h>
+
+#include "internal.h"
+
+#define ASOCK__DEFAULT_SEND_LOW (16 * 1024)
+#define ASOCK__DEFAULT_SEND_HIGH (64 * 1024)
+
+/* Makes a socket with its handle initialised: two references, one for the
+ * application and one for the handle. */
+static int socket_new(asock_loop *loop, asock_socket **sock_out) {
+  asock_socket *sock;
+  int err;
+
+  *sock_out = NULL;
+  sock = asock__calloc(1, sizeof(*sock));
+  if (sock == NULL)
+    return ASOCK_ENOMEM;
+  err = uv_tcp_init(loop->uv, &sock->tcp);
+  if (err != 0) {
+    asock__free(sock);
+    return asock__from_uv(err);
+  }
+  sock->loop = loop;
+  sock->send_low = ASOCK__DEFAULT_SEND_LOW;
+  sock->send_high = ASOCK__DEFAULT_SEND_HIGH;
+  asock__store_u32(&sock->refs, 2);
+  asock__store_u32(&sock->slices_held, 0);
+  sock->next = loop->sockets;
+  if (loop->sockets != NULL)
+    loop->sockets->prev = sock;
+  loop->sockets = sock;
+  *sock_out = sock;
+  return 0;
+}
+
+int asock__socket_new(asock_loop *loop, asock_socket **sock_out) {
+  return socket_new(loop, sock_out);
+}
+
+int asock_tcp_create(asock_socket **sock_out, asock_loop *loop) {
+  if (sock_out == NULL)
+    return ASOCK_EINVAL;
+  *sock_out = NULL;
+  if (loop == NULL)
+    return ASOCK_EINVAL;
+  if (loop->closing)
+    return ASOCK_ECLOSED;
+  return socket_new(loop, sock_out);
+}
+
+void asock__socket_unref(asock_socket *sock) {
+  if (asock__add_u32(&sock->refs, (uint32_t)-1) == 1)
+    asock__free(sock);
+}
+
+/* The handle is closed: the socket leaves the loop's list, and a pending
+ * disconnect completes. The memory stays while references remain. */
+void asock__on_socket_close(uv_handle_t *handle) {
+  asock_socket *sock = (asock_socket *)handle;
+  asock_loop *loop = sock->loop;
+  asock_op *op = sock->disconnect;
+
+  if (sock->flags & ASOCK__SF_REINIT) {
+    asock__connect_reinit(sock);
+    return;
+  }
+  if (sock->prev != NULL)
+    sock->prev->next = sock->next;
+  else
+    loop->sockets = sock->next;
+  if (sock->next != NULL)
+    sock->next->prev = sock->prev;
+  sock->next = sock->prev = NULL;
+
+  if (op != NULL) {
+    sock->disconnect = NULL;
+    asock__op_done(op, op->forced_status, 0);
+  }
+  asock__socket_unref(sock);
+}
+
+void asock__socket_enqueue(asock_op **head, asock_op **tail, asock_op *op,
+                           unsigned char where) {
+  op->qnext = NULL;
+  op->qprev = *tail;
+  if (*tail != NULL)
+    (*tail)->qnext = op;
+  else
+    *head = op;
+  *tail = op;
+  op->where = where;
+}
+
+void asock__socket_unqueue(asock_socket *sock, asock_op *op) {
+  asock_op **head;
+  asock_op **tail;
+
+  if (op->where == ASOCK__Q_RECV) {
+    head = &sock->recv_head;
+    tail = &sock->recv_tail;
+  } else if (op->where == ASOCK__Q_SEND) {
+    head = &sock->send_head;
+    tail = &sock->send_tail;
+  } else {
+    return;
+  }
+  if (op->qprev != NULL)
+    op->qprev->qnext = op->qnext;
+  else
+    *head = op->qnext;
+  if (op->qnext != NULL)
+    op->qnext->qprev = op->qprev;
+  else
+    *tail = op->qprev;
+  op->qnext = op->qprev = NULL;
+  op->where = ASOCK__Q_NONE;
+}
+
+int asock__socket_check_op(asock_socket *sock, asock_op *op) {
+  if (sock == NULL || op == NULL)
+    return ASOCK_EINVAL;
+  if (op->pool != sock->loop->pool)
+    return ASOCK_EFOREIGN;
+  if (asock_op_is_pending(op))
+    return ASOCK_EBUSY;
+  if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE))
+    return ASOCK_ECLOSED;
+  return 0;
+}
+
+int asock_tcp_listen(asock_socket *sock, const struct sockaddr *addr,
+                     int backlog, unsigned int flags) {
+  unsigned int uv_flags = 0;
+  int err;
+
+  if (sock == NULL || addr == NULL ||
+      (flags & ~(ASOCK_LISTEN_IPV6ONLY | ASOCK_LISTEN_REUSEADDR)) != 0)
+    return ASOCK_EINVAL;
+  if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE))
+    return ASOCK_ECLOSED;
+  if (sock->flags &
+      (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED | ASOCK__SF_CONNECTING))
+    return ASOCK_EKIND;
+  if (flags & ASOCK_LISTEN_IPV6ONLY)
+    uv_flags |= UV_TCP_IPV6ONLY;
+  if (flags & ASOCK_LISTEN_REUSEADDR) {
+    err = asock__set_reuseaddr(sock, addr->sa_family);
+    if (err != 0)
+      return err;
+  }
+  err = uv_tcp_bind(&sock->tcp, addr, uv_flags);
+  if (err == 0)
+    err = uv_listen((uv_stream_t *)&sock->tcp, backlog, asock__on_connection);
+  if (err != 0)
+    return asock__from_uv(err);
+  sock->flags |= ASOCK__SF_LISTENING;
+  return 0;
+}
+
+/* Cancels what waits in asock's own queues; what libuv holds is cancelled by
+ * libuv when the handle closes, and completes through libuv's callback. */
+void asock__socket_shut(asock_socket *sock, int abortive) {
+  asock_loop *loop = sock->loop;
+  asock_op *op;
+
+  while ((op = sock->recv_head) != NULL) {
+    asock__socket_unqueue(sock, op);
+    asock__op_defer(loop, op, ASOCK_ECANCELED);
+  }
+  /* Queued sends behind one libuv is writing wait for that write's
+   * cancellation, so that they complete after it, in order. */
+  if ((sock->flags & ASOCK__SF_WRITING) == 0)
+    asock__send_fail_all(sock, ASOCK_ECANCELED);
+  if (sock->disconnect != NULL && (sock->flags & ASOCK__SF_CLOSED) &&
+      sock->disconnect->forced_status == 0)
+    sock->disconnect->forced_status = ASOCK_ECANCELED;
+  asock__connect_cancel(sock);
+
+  if (sock->flags & ASOCK__SF_HANDLE_GONE)
+    return;
+  sock->flags |= ASOCK__SF_HANDLE_GONE;
+  sock->flags &= ~ASOCK__SF_READING;
+  if (abortive && (sock->flags & ASOCK__SF_CONNECTED) &&
+      uv_tcp_close_reset(&sock->tcp, asock__on_socket_close) == 0)
+    return;
+  uv_close((uv_handle_t *)&sock->tcp, asock__on_socket_close);
+  (void)loop;
+}
+
+int asock_socket_close(asock_socket *sock, unsigned int flags) {
+  if (sock == NULL || (flags & ~ASOCK_CLOSE_ABORT) != 0)
+    return ASOCK_EINVAL;
+  if (sock->flags & ASOCK__SF_CLOSED)
+    return ASOCK_ECLOSED;
+  sock->flags |= ASOCK__SF_CLOSED;
+  asock__socket_shut(sock, (flags & ASOCK_CLOSE_ABORT) != 0);
+  asock__socket_unref(sock);
+  return 0;
+}
+
+int asock_cancel(asock_op *op) {
+  if (op == NULL)
+    return ASOCK_EINVAL;
+  if (!asock_op_is_pending(op))
+    return ASOCK_ENOTPENDING;
+  if (op->where == ASOCK__Q_DEFERRED)
+    return 0; /* already completing */
+  return asock__socket_cancel(op->socket, op);
+}
+
+/* A timeout or a cancel of an op the socket cannot survive losing: the
+ * connection is reset, and the op completes with `status` once libuv hands
+ * its request back. */
+static void abort_for(asock_socket *sock, asock_op *op, int status) {
+  if (op->forced_status == 0)
+    op->forced_status = status;
+  asock__socket_shut(sock, 1);
+}
+
+/* Ends a pending op early with `status`: from the queue if it only waits
+ * there, else by giving up the connection. `direct` says whether the
+ * callback may run now (inside a loop callback) or must be deferred. */
+static void end_early(asock_socket *sock, asock_op *op, int status,
+                      int direct) {
+  asock_loop *loop = sock->loop;
+
+  switch (op->kind) {
+  case ASOCK_OP_RECEIVE:
+  case ASOCK_OP_ACCEPT:
+    if (op->where != ASOCK__Q_RECV)
+      return;
+    asock__socket_unqueue(sock, op);
+    break;
+  case ASOCK_OP_SEND:
+    if (op->where != ASOCK__Q_SEND)
+      return;
+    /* Bytes of it on the wire, or in a write libuv holds: the stream cannot
+     * go on without the rest. */
+    if (op->sent > 0 ||
+        (op == sock->send_head && (sock->flags & ASOCK__SF_WRITING))) {
+      abort_for(sock, op, status);
+      return;
+    }
+    asock__send_unqueue(sock, op);
+    break;
+  case ASOCK_OP_CONNECT:
+    if (op->forced_status == 0)
+      op->forced_status = status;
+    if (sock->flags & ASOCK__SF_RESOLVING) {
+      asock__connect_cancel(sock);
+      return;
+    }
+    /* libuv cannot cancel a connect except by closing the handle. */
+    asock__socket_shut(sock, 0);
+    return;
+  case ASOCK_OP_DISCONNECT:
+    abort_for(sock, op, status);
+    return;
+  default:
+    return;
+  }
+  if (direct)
+    asock__op_done(op, status, op->kind == ASOCK_OP_SEND ? op->sent : 0);
+  else {
+    op->bytes = op->kind == ASOCK_OP_SEND ? op->sent : 0;
+    asock__op_defer(loop, op, status);
+  }
+}
+
+int asock__socket_cancel(asock_socket *sock, asock_op *op) {
+  end_early(sock, op, ASOCK_ECANCELED, 0);
+  return 0;
+}
+
+void asock__op_expired(asock_op *op) {
+  end_early(op->socket, op, ASOCK_ETIMEDOUT, 1);
+}
+
+int asock_socket_set_nodelay(asock_socket *sock, int enable) {
+  if (sock == NULL)
+    return ASOCK_EINVAL;
+  if (sock->flags & ASOCK__SF_HANDLE_GONE)
+    return ASOCK_ECLOSED;
+  return asock__from_uv(uv_tcp_nodelay(&sock->tcp, enable != 0));
+}
+
+int asock_socket_set_keepalive(asock_socket *sock, int enable,
+                               unsigned int delay_s) {
+  if (sock == NULL)
+    return ASOCK_EINVAL;
+  if (sock->flags & ASOCK__SF_HANDLE_GONE)
+    return ASOCK_ECLOSED;
+  return asock__from_uv(uv_tcp_keepalive(&sock->tcp, enable != 0, delay_s));
+}
+
+int asock_socket_send_buffer_size(asock_socket *sock, int *value) {
+  if (sock == NULL || value == NULL || *value < 0)
+    return ASOCK_EINVAL;
+  if (sock->flags & ASOCK__SF_HANDLE_GONE)
+    return ASOCK_ECLOSED;
+  if (*value > 0) {
+    int err = uv_send_buffer_size((uv_handle_t *)&sock->tcp, value);
+    if (err != 0)
+      return asock__from_uv(err);
+    *value = 0;
+  }
+  return asock__from_uv(uv_send_buffer_size((uv_handle_t *)&sock->tcp, value));
+}
+
+int asock_socket_recv_buffer_size(asock_socket *sock, int *value) {
+  if (sock == NULL || value == NULL || *value < 0)
+    return ASOCK_EINVAL;
+  if (sock->flags & ASOCK__SF_HANDLE_GONE)
+    return ASOCK_ECLOSED;
+  if (*value > 0) {
+    int err = uv_recv_buffer_size((uv_handle_t *)&sock->tcp, value);
+    if (err != 0)
+      return asock__from_uv(err);
+    *value = 0;
+  }
+  return asock__from_uv(uv_recv_buffer_size((uv_handle_t *)&sock->tcp, value));
+}
+
+int asock_socket_local_address(asock_socket *sock, struct sockaddr *addr,
+                               int *len) {
+  if (sock == NULL || addr == NULL || len == NULL)
+    return ASOCK_EINVAL;
+  if (sock->flags & ASOCK__SF_HANDLE_GONE)
+    return ASOCK_ECLOSED;
+  return asock__from_uv(uv_tcp_getsockname(&sock->tcp, addr, len));
+}
+
+int asock_socket_remote_address(asock_socket *sock, struct sockaddr *addr,
+                                int *len) {
+  if (sock == NULL || addr == NULL || len == NULL)
+    return ASOCK_EINVAL;
+  if (sock->flags & ASOCK__SF_HANDLE_GONE)
+    return ASOCK_ECLOSED;
+  return asock__from_uv(uv_tcp_getpeername(&sock->tcp, addr, len));
+}
+
+int asock_socket_set_send_limits(asock_socket *sock, size_t low, size_t high,
+                                 size_t cap) {
+  if (sock == NULL || low > high || (cap != 0 && cap < high))
+    return ASOCK_EINVAL;
+  sock->send_low = low;
+  sock->send_high = high;
+  sock->send_cap = cap;
+  asock__send_check_marks(sock);
+  return 0;
+}
+
+int asock_socket_set_watermark_cb(asock_socket *sock, asock_watermark_cb cb) {
+  if (sock == NULL)
+    return ASOCK_EINVAL;
+  sock->watermark_cb = cb;
+  return 0;
+}
+
+size_t asock_socket_send_queued(const asock_socket *sock) {
+  return sock == NULL ? 0 : sock->send_queued;
+}
+
+int asock_socket_set_user_data(asock_socket *sock, void *user_data) {
+  if (sock == NULL)
+    return ASOCK_EINVAL;
+  sock->user_data = user_data;
+  return 0;
+}
+
+void *asock_socket_user_data(const asock_socket *sock) {
+  return sock == NULL ? NULL : sock->user_data;
+}
+
+asock_loop *asock_socket_loop(const asock_socket *sock) {
+  return sock == NULL ? NULL : sock->loop;
+}
+
+size_t asock_socket_slices_held(const asock_socket *sock) {
+  return sock == NULL ? 0 : asock__load_u32(&sock->slices_held);
+}

@@ -1,0 +1,154 @@
+/* What the TCP loopback tests share: one pool and one loop per test, ops
+ * whose completions are recorded, wrappers that flag the time spent inside
+ * an asock call (so that a callback run from inside one is caught), a loop
+ * runner that always returns, connected pairs, an echo server and byte
+ * patterns that make a misplaced byte visible. */
+#ifndef ASOCK_TEST_TCP_UTIL_H
+#define ASOCK_TEST_TCP_UTIL_H
+
+#include "test.h"
+
+Suite *asock_test_suite_tcp_basic(void);
+Suite *asock_test_suite_tcp_order(void);
+Suite *asock_test_suite_tcp_close(void);
+Suite *asock_test_suite_tcp_pressure(void);
+Suite *asock_test_suite_tcp_timeout(void);
+Suite *asock_test_suite_tcp_stress(void);
+
+/* The pool and loop of the running test; tu_loop is NULL once closed. */
+extern asock_pool *tu_pool;
+extern asock_loop *tu_loop;
+
+/* A time limit in milliseconds, stretched by CK_TIMEOUT_MULTIPLIER as
+ * check's own timeouts are (valgrind runs set it). */
+uint64_t tu_ms(uint64_t ms);
+/* Milliseconds since an arbitrary start, monotonic. */
+uint64_t tu_now_ms(void);
+
+/* Creates tu_pool (with config, or a small default shape when NULL) and an
+ * owned tu_loop. */
+void tu_setup_with(const asock_pool_config *config);
+/* Fixture setup: tu_setup_with(NULL). */
+void tu_setup(void);
+/* Fixture teardown: closes the loop if still open, releases every op
+ * tu_op() gave (each must be idle by then), checks that the pool is empty
+ * and destroys it. */
+void tu_teardown(void);
+/* Closes tu_loop (asock_loop_close) and returns what that returned; the
+ * test's own timer is closed first. tu_loop is NULL afterwards. */
+int tu_close_loop(void);
+
+/* What the completions of one op looked like. */
+typedef struct tu_record {
+  int calls;          /* callbacks run for this op */
+  int status;         /* status seen by the last callback */
+  size_t bytes;       /* bytes seen by the last callback */
+  int order;          /* tu_completions at the last callback, 1-based */
+  asock_op_kind kind; /* last kind seen by the callback */
+  uint64_t seq;       /* sequence number seen by the last callback */
+  void *ctx;          /* free for the test */
+} tu_record;
+
+/* Callbacks run so far through tu_note(), across all ops. */
+extern int tu_completions;
+
+/* Acquires an op from tu_pool whose callback is tu_note() and whose user
+ * data is a fresh record; teardown releases it. */
+asock_op *tu_op(void);
+/* The record of an op tu_op() gave. */
+tu_record *tu_rec(const asock_op *op);
+/* Records a completion and checks what every callback must see: not inside
+ * a starting call, the op idle, not marked synchronous. A test's own
+ * callback calls it first. */
+void tu_note(asock_op *op);
+
+/* The asock calls that start operations, with the "inside a call" flag set
+ * around them. */
+int tu_accept(asock_socket *listener, asock_op *op);
+int tu_connect(asock_socket *sock, asock_op *op);
+int tu_connect_host(asock_socket *sock, asock_op *op, const char *host,
+                    unsigned short port);
+int tu_send(asock_socket *sock, asock_op *op);
+int tu_receive(asock_socket *sock, asock_op *op);
+int tu_disconnect(asock_socket *sock, asock_op *op);
+int tu_cancel(asock_op *op);
+int tu_close(asock_socket *sock, unsigned int flags);
+
+/* Runs the loop until cond(arg) holds or `ms` (stretched) pass; a timer
+ * keeps each iteration short. \return cond(arg). */
+typedef int (*tu_cond)(const void *arg);
+int tu_run_until(tu_cond cond, const void *arg, uint64_t ms);
+/* Runs until *counter >= n, for at most 10 s (stretched). \return 1 if it
+ * got there. */
+int tu_wait_count(const int *counter, int n);
+/* Runs until the op's record has at least n calls, at most 10 s. */
+int tu_wait_calls(const asock_op *op, int n);
+/* Runs the loop for about ms milliseconds (not stretched). */
+void tu_run_for(uint64_t ms);
+
+/* Fills a sockaddr_storage from a numeric IPv4 or IPv6 address. */
+void tu_addr(const char *ip, unsigned short port, struct sockaddr_storage *ss);
+unsigned short tu_port(const struct sockaddr_storage *ss);
+/* A port on ip that nothing listens on (bound and released through libuv). */
+unsigned short tu_unused_port(const char *ip);
+/* 1 if a plain libuv TCP handle can bind ::1. */
+int tu_ipv6_available(void);
+
+/* A listening socket on ip, port 0; its address goes to addr. */
+asock_socket *tu_listen(const char *ip, struct sockaddr_storage *addr);
+
+/* A connected pair over loopback. */
+typedef struct tu_pair {
+  asock_socket *listener; /* NULL when the pair was made on another's */
+  asock_socket *client;
+  asock_socket *server; /* the accepted socket */
+  struct sockaddr_storage addr; /* the listener's address */
+} tu_pair;
+
+/* A new listener on ip and one connection to it. */
+void tu_pair_open(tu_pair *p, const char *ip);
+/* One more connection to an existing listener. */
+void tu_pair_connect(tu_pair *p, asock_socket *listener,
+                     const struct sockaddr_storage *addr);
+
+/* The test pattern: byte `pos` of stream `stream`. Depends on every bit of
+ * pos that matters for a few MiB, so that a lost, repeated or reordered
+ * block shows. */
+unsigned char tu_byte(uint32_t stream, uint64_t pos);
+void tu_fill(unsigned char *buf, size_t len, uint32_t stream, uint64_t pos);
+/* Index of the first byte that differs from the pattern, or len. */
+size_t tu_mismatch(const unsigned char *buf, size_t len, uint32_t stream,
+                   uint64_t pos);
+
+/* Points an op at the whole of len bytes of caller memory. */
+void tu_set_buffer(asock_op *op, void *mem, size_t len);
+
+/* Sends len bytes and runs the loop until the send completed, asserting
+ * that it moved every byte. */
+void tu_send_all(asock_socket *sock, const void *buf, size_t len);
+/* Receives exactly len bytes, running the loop as needed. */
+void tu_recv_exact(asock_socket *sock, void *buf, size_t len);
+/* Receives until a receive ends with a non-zero status, checking each byte
+ * against the pattern from `pos` on; at most `limit` bytes. \return the
+ * final status; *got receives the byte count. */
+int tu_recv_to_end(asock_socket *sock, uint32_t stream, uint64_t pos,
+                   size_t limit, size_t *got);
+
+/* Echo server on a socket: buffer-less receives, each slice sent back with
+ * the same op, until the end of the stream (then the socket is closed) or
+ * an error. */
+typedef struct tu_echo_stats {
+  int started;
+  int ended;         /* connections whose echo finished */
+  int eof;           /* of which by ASOCK_EOF */
+  int canceled;      /* of which by ASOCK_ECANCELED */
+  int errors;        /* of which by another status or a failed start */
+  int last_error;    /* the last such status */
+  uint64_t bytes;    /* echoed */
+  int quota_exceeded; /* times slices_held went past the pool's quota */
+  size_t quota;      /* the quota to check, 0 for none */
+} tu_echo_stats;
+extern tu_echo_stats tu_echo;
+void tu_echo_start(asock_socket *sock);
+
+#endif /* ASOCK_TEST_TCP_UTIL_H */
