@@ -153,6 +153,11 @@ struct asock_op {
   size_t sent;           /* bytes of it the kernel has taken */
   size_t write_bytes;    /* bytes in the uv_write now in flight */
   asock_socket *charged; /* socket whose quota the op's slice counts in */
+  asock_op *post_next;   /* the loop's list of ops posted from other threads */
+  asock_op *cancel_next; /* the loop's list of cancels from other threads */
+  asock__atomic_u32 cancel_req; /* a cancel from another thread is queued */
+  char *host;                   /* connect_host: the name to resolve, a copy */
+  unsigned short port;
   struct addrinfo *ai_head; /* connect_host: the resolved list */
   struct addrinfo *ai_next; /* and the next address to try */
   union {
@@ -241,8 +246,10 @@ struct asock_loop {
   asock_socket *sockets; /* every socket not yet freed */
   uv_thread_t thread;
   asock__atomic_u32 stop_requested;
-  unsigned int handles;   /* asock's own handles still open */
-  unsigned int callbacks; /* depth of asock callbacks running now */
+  asock__atomic_ptr posted;  /* ops started on other threads, newest first */
+  asock__atomic_ptr cancels; /* ops cancelled on other threads */
+  unsigned int handles;      /* asock's own handles still open */
+  unsigned int callbacks;    /* depth of asock callbacks running now */
   int owns_uv;
   int timer_running;
   int closing;
@@ -265,6 +272,21 @@ void asock__loop_notify(asock_loop *loop, asock_socket *sock);
 /* Adds a socket to the list retried when slices may be free again. */
 void asock__loop_wait_slice(asock_loop *loop, asock_socket *sock);
 int asock__loop_on_thread(const asock_loop *loop);
+
+/* The two halves of every operation start. `check` validates the socket and
+ * op (everything but the op being idle); `start` runs the operation on an op
+ * already moved to pending and returns ASOCK_PENDING, 0 (done, results in
+ * the op) or a negative code (did not start). */
+typedef int (*asock__start_fn)(asock_socket *sock, asock_op *op);
+
+/* Starts an operation from any thread: on the loop's thread it checks,
+ * moves the op to pending and starts it; from another thread it moves the
+ * op to pending and hands it to the loop, which checks and starts it there
+ * and reports every outcome through the callback. */
+int asock__start(asock_socket *sock, asock_op *op, asock_op_kind kind,
+                 asock__start_fn check, asock__start_fn start);
+/* asock_cancel() from a thread other than the loop's: hands it over. */
+int asock__cancel_from_thread(asock_op *op);
 
 /* ---- sockets (src/tcp*.c) ---------------------------------------------- */
 
@@ -337,6 +359,18 @@ int asock__socket_check_op(asock_socket *sock, asock_op *op);
 void asock__socket_unqueue(asock_socket *sock, asock_op *op);
 void asock__socket_enqueue(asock_op **head, asock_op **tail, asock_op *op,
                            unsigned char where);
+
+int asock__accept_check(asock_socket *sock, asock_op *op);
+int asock__accept_start(asock_socket *sock, asock_op *op);
+int asock__connect_check(asock_socket *sock, asock_op *op);
+int asock__connect_start(asock_socket *sock, asock_op *op);
+int asock__connect_host_start(asock_socket *sock, asock_op *op);
+int asock__send_check(asock_socket *sock, asock_op *op);
+int asock__send_start(asock_socket *sock, asock_op *op);
+int asock__disconnect_check(asock_socket *sock, asock_op *op);
+int asock__disconnect_start(asock_socket *sock, asock_op *op);
+int asock__recv_check(asock_socket *sock, asock_op *op);
+int asock__recv_start(asock_socket *sock, asock_op *op);
 
 /* Makes a socket for an accepted connection. */
 int asock__socket_new(asock_loop *loop, asock_socket **sock_out);

@@ -100,11 +100,171 @@ void asock__loop_update_timer(asock_loop *loop) {
   }
 }
 
+/* Takes a list pushed by other threads (newest first) in posting order. */
+static asock_op *take_fifo(asock__atomic_ptr *list, int cancels) {
+  asock_op *op = asock__xchg_ptr(list, NULL);
+  asock_op *fifo = NULL;
+  while (op != NULL) {
+    asock_op *next = cancels ? op->cancel_next : op->post_next;
+    if (cancels)
+      op->cancel_next = fifo;
+    else
+      op->post_next = fifo;
+    fifo = op;
+    op = next;
+  }
+  return fifo;
+}
+
+/* Checks and starts one op another thread handed over. */
+static int run_one(asock_socket *sock, asock_op *op) {
+  asock__start_fn check;
+  asock__start_fn start;
+  int err;
+
+  switch (op->kind) {
+  case ASOCK_OP_ACCEPT:
+    check = asock__accept_check;
+    start = asock__accept_start;
+    break;
+  case ASOCK_OP_CONNECT:
+    check = asock__connect_check;
+    start = asock__connect_start;
+    break;
+  case ASOCK_OP_SEND:
+    check = asock__send_check;
+    start = asock__send_start;
+    break;
+  case ASOCK_OP_RECEIVE:
+    check = asock__recv_check;
+    start = asock__recv_start;
+    break;
+  case ASOCK_OP_DISCONNECT:
+    check = asock__disconnect_check;
+    start = asock__disconnect_start;
+    break;
+  default:
+    return ASOCK_EKIND;
+  }
+  err = check(sock, op);
+  return err != 0 ? err : start(sock, op);
+}
+
+/* Starts the ops other threads posted, in the order they were posted. Their
+ * starters were told ASOCK_PENDING, so every outcome, a synchronous
+ * completion or a refusal, reaches them through the callback, from the idle
+ * handle: never from inside the asock call that runs this. */
+static void run_posted(asock_loop *loop) {
+  asock_op *op = take_fifo(&loop->posted, 0);
+  while (op != NULL) {
+    asock_op *next = op->post_next;
+    asock_socket *sock = op->socket;
+    int r;
+
+    op->post_next = NULL;
+    r = run_one(sock, op);
+    if (r != ASOCK_PENDING) {
+      if (r < 0) {
+        op->seq = sock->next_seq++;
+        op->bytes = 0;
+        op->status = r;
+        if (op->host != NULL) {
+          asock__free(op->host);
+          op->host = NULL;
+        }
+      }
+      /* A synchronous completion left the op idle: it is the callback's to
+       * report, so it is pending again until then. */
+      op->flags &= ~ASOCK__OPF_SYNC;
+      asock__store_u32(&op->state, ASOCK__OP_PENDING);
+      asock__op_defer(loop, op, op->status);
+    }
+    asock__socket_unref(sock);
+    op = next;
+  }
+}
+
+static void run_cancels(asock_loop *loop) {
+  asock_op *op = take_fifo(&loop->cancels, 1);
+  while (op != NULL) {
+    asock_op *next = op->cancel_next;
+    asock_socket *sock = op->socket;
+    op->cancel_next = NULL;
+    asock__store_u32(&op->cancel_req, 0);
+    if (asock_op_is_pending(op) && op->where != ASOCK__Q_DEFERRED)
+      asock__socket_cancel(sock, op);
+    asock__socket_unref(sock);
+    op = next;
+  }
+}
+
 static void on_async(uv_async_t *async) {
   asock_loop *loop = async->data;
   uint32_t expected = 1;
+
+  loop->callbacks++;
+  run_posted(loop);
+  run_cancels(loop);
+  loop->callbacks--;
   if (asock__cas_u32(&loop->stop_requested, &expected, 0))
     uv_stop(loop->uv);
+}
+
+static void push(asock__atomic_ptr *list, asock_op *op, asock_op **link) {
+  void *head = asock__load_ptr(list);
+  do
+    *link = head;
+  while (!asock__cas_ptr(list, &head, op));
+}
+
+int asock__start(asock_socket *sock, asock_op *op, asock_op_kind kind,
+                 asock__start_fn check, asock__start_fn start) {
+  asock_loop *loop;
+  int err;
+
+  if (sock == NULL || op == NULL)
+    return ASOCK_EINVAL;
+  loop = sock->loop;
+  if (!asock__loop_on_thread(loop)) {
+    if (op->pool != loop->pool)
+      return ASOCK_EFOREIGN;
+    err = asock__op_begin(op, kind, sock);
+    if (err != 0)
+      return err;
+    /* The socket stays in memory until the loop has dealt with the op. */
+    asock__add_u32(&sock->refs, 1);
+    push(&loop->posted, op, &op->post_next);
+    uv_async_send(&loop->async);
+    return ASOCK_PENDING;
+  }
+  /* Ops handed over earlier go first, so that sequence numbers follow the
+   * order the application posted in. */
+  if (asock__load_ptr(&loop->posted) != NULL)
+    run_posted(loop);
+  err = check(sock, op);
+  if (err != 0)
+    return err;
+  err = asock__op_begin(op, kind, sock);
+  if (err != 0)
+    return err;
+  err = start(sock, op);
+  if (err < 0)
+    asock__op_unbegin(op);
+  return err;
+}
+
+int asock__cancel_from_thread(asock_op *op) {
+  asock_socket *sock = op->socket;
+  uint32_t expected = 0;
+
+  if (sock == NULL)
+    return ASOCK_ENOTPENDING;
+  if (!asock__cas_u32(&op->cancel_req, &expected, 1))
+    return 0; /* a cancel is already on its way */
+  asock__add_u32(&sock->refs, 1);
+  push(&sock->loop->cancels, op, &op->cancel_next);
+  uv_async_send(&sock->loop->async);
+  return 0;
 }
 
 int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
@@ -135,6 +295,8 @@ int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
   }
   loop->thread = uv_thread_self();
   asock__store_u32(&loop->stop_requested, 0);
+  asock__store_ptr(&loop->posted, NULL);
+  asock__store_ptr(&loop->cancels, NULL);
 
   /* None of these can fail on an initialised loop except the async handle,
    * which needs an eventfd or pipe: make it first so that a failure leaves
@@ -204,6 +366,14 @@ int asock_loop_close(asock_loop *loop) {
     uv_run(loop->uv, UV_RUN_NOWAIT);
     if (spins > 100000)
       return ASOCK_EBUSY;
+  }
+  /* Sockets still waiting for a slice hold a reference each. */
+  while (loop->waiters != NULL) {
+    asock_socket *sock = loop->waiters;
+    loop->waiters = sock->wait_link;
+    sock->wait_link = NULL;
+    sock->flags &= ~ASOCK__SF_WAIT_SLICE;
+    asock__socket_unref(sock);
   }
   uv_close((uv_handle_t *)&loop->idle, on_handle_closed);
   uv_close((uv_handle_t *)&loop->timer, on_handle_closed);

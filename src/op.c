@@ -36,6 +36,11 @@ void asock__op_reset(asock_op *op) {
   op->sent = 0;
   op->write_bytes = 0;
   op->charged = NULL;
+  op->post_next = NULL;
+  op->cancel_next = NULL;
+  asock__store_u32(&op->cancel_req, 0);
+  op->host = NULL;
+  op->port = 0;
   op->ai_head = NULL;
   op->ai_next = NULL;
 }
@@ -93,6 +98,7 @@ int asock_op_release(asock_pool *pool, asock_op *op) {
   if (asock__load_u32(&op->state) != ASOCK__OP_IDLE)
     return ASOCK_EBUSY;
   asock__op_drop_slice(op);
+  asock__free(op->host);
   asock__op_reset(op);
   asock__add_u64(&pool->ops_in_use, (uint64_t)-1);
   err = asock__stack_push(&pool->free_ops, index);

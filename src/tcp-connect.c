@@ -57,15 +57,23 @@ void asock__on_connection(uv_stream_t *server, int status) {
   drain_accepts(listener);
 }
 
-int asock_accept(asock_socket *listener, asock_op *op) {
+int asock__accept_check(asock_socket *listener, asock_op *op) {
   int err = asock__socket_check_op(listener, op);
   if (err != 0)
     return err;
   if ((listener->flags & ASOCK__SF_LISTENING) == 0)
     return ASOCK_EKIND;
-  err = asock__op_begin(op, ASOCK_OP_ACCEPT, listener);
-  if (err != 0)
-    return err;
+  return 0;
+}
+
+int asock_accept(asock_socket *listener, asock_op *op) {
+  return asock__start(listener, op, ASOCK_OP_ACCEPT, asock__accept_check,
+                      asock__accept_start);
+}
+
+int asock__accept_start(asock_socket *listener, asock_op *op) {
+  int err;
+
   op->accepted = NULL;
   op->flags &= ~ASOCK__OPF_HAS_REMOTE;
   op->seq = listener->next_seq++;
@@ -174,31 +182,32 @@ void asock__connect_reinit(asock_socket *sock) {
   asock__on_socket_close((uv_handle_t *)&sock->tcp);
 }
 
-static int connect_check(asock_socket *sock, asock_op *op) {
+int asock__connect_check(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
   if (sock->flags &
       (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED | ASOCK__SF_CONNECTING))
     return ASOCK_EKIND;
+  if (op->host == NULL && (op->flags & ASOCK__OPF_HAS_REMOTE) == 0)
+    return ASOCK_EINVAL;
   return 0;
 }
 
 int asock_connect(asock_socket *sock, asock_op *op) {
-  int err = connect_check(sock, op);
-  if (err != 0)
-    return err;
-  if ((op->flags & ASOCK__OPF_HAS_REMOTE) == 0)
-    return ASOCK_EINVAL;
-  err = asock__op_begin(op, ASOCK_OP_CONNECT, sock);
-  if (err != 0)
-    return err;
+  return asock__start(sock, op, ASOCK_OP_CONNECT, asock__connect_check,
+                      asock__connect_start);
+}
+
+int asock__connect_start(asock_socket *sock, asock_op *op) {
+  int err;
+
+  if (op->host != NULL)
+    return asock__connect_host_start(sock, op);
   err = uv_tcp_connect(&op->req.connect, &sock->tcp,
                        (const struct sockaddr *)&op->remote, on_connect);
-  if (err != 0) {
-    asock__op_unbegin(op);
+  if (err != 0)
     return asock__from_uv(err);
-  }
   op->seq = sock->next_seq++;
   op->where = ASOCK__Q_LIBUV;
   sock->connect = op;
@@ -237,28 +246,48 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
 
 int asock_connect_host(asock_socket *sock, asock_op *op, const char *host,
                        unsigned short port) {
+  size_t len;
+  int err;
+
+  if (sock == NULL || op == NULL || host == NULL)
+    return ASOCK_EINVAL;
+  if (asock_op_is_pending(op))
+    return ASOCK_EBUSY;
+  /* The name is copied into the op, so that a start handed to the loop from
+   * another thread still has it. */
+  len = strlen(host);
+  op->host = asock__malloc(len + 1);
+  if (op->host == NULL)
+    return ASOCK_ENOMEM;
+  memcpy(op->host, host, len + 1);
+  op->port = port;
+  err = asock__start(sock, op, ASOCK_OP_CONNECT, asock__connect_check,
+                     asock__connect_start);
+  if (err < 0) {
+    asock__free(op->host);
+    op->host = NULL;
+  }
+  return err;
+}
+
+int asock__connect_host_start(asock_socket *sock, asock_op *op) {
   struct addrinfo hints;
   char service[8];
-  int err = connect_check(sock, op);
-  if (err != 0)
-    return err;
-  if (host == NULL)
-    return ASOCK_EINVAL;
-  err = asock__op_begin(op, ASOCK_OP_CONNECT, sock);
-  if (err != 0)
-    return err;
+  int err;
+
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_protocol = IPPROTO_TCP;
-  snprintf(service, sizeof(service), "%u", (unsigned int)port);
+  snprintf(service, sizeof(service), "%u", (unsigned int)op->port);
   op->flags &= ~ASOCK__OPF_HAS_REMOTE;
-  err = uv_getaddrinfo(sock->loop->uv, &op->req.getaddrinfo, on_resolved, host,
-                       service, &hints);
-  if (err != 0) {
-    asock__op_unbegin(op);
+  err = uv_getaddrinfo(sock->loop->uv, &op->req.getaddrinfo, on_resolved,
+                       op->host, service, &hints);
+  /* libuv copied the name. */
+  asock__free(op->host);
+  op->host = NULL;
+  if (err != 0)
     return asock__from_uv(err);
-  }
   /* The resolver runs apart from the handle: it keeps the socket alive. */
   asock__add_u32(&sock->refs, 1);
   op->seq = sock->next_seq++;

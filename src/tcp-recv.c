@@ -141,11 +141,8 @@ void asock__recv_retry(asock_socket *sock) {
     start_reading(sock);
 }
 
-int asock_receive(asock_socket *sock, asock_op *op) {
-  int on_demand;
-  long got;
+int asock__recv_check(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
-
   if (err != 0)
     return err;
   if (sock->flags & ASOCK__SF_LISTENING)
@@ -154,12 +151,20 @@ int asock_receive(asock_socket *sock, asock_op *op) {
     return ASOCK_EKIND;
   if ((sock->flags & ASOCK__SF_CONNECTED) == 0)
     return ASOCK_ENOTCONN;
-  on_demand = wants_slice(op);
-  if (!on_demand && op->count == 0)
+  if (!wants_slice(op) && op->count == 0)
     return ASOCK_EINVAL;
-  err = asock__op_begin(op, ASOCK_OP_RECEIVE, sock);
-  if (err != 0)
-    return err;
+  return 0;
+}
+
+int asock_receive(asock_socket *sock, asock_op *op) {
+  return asock__start(sock, op, ASOCK_OP_RECEIVE, asock__recv_check,
+                      asock__recv_start);
+}
+
+int asock__recv_start(asock_socket *sock, asock_op *op) {
+  int on_demand = wants_slice(op);
+  long got;
+  int err;
 
   if (sock->read_error != 0) {
     op->seq = sock->next_seq++;
@@ -181,10 +186,8 @@ int asock_receive(asock_socket *sock, asock_op *op) {
       } else {
         err = take_slice(sock, op);
         if (err != 0) {
-          if (sock->loop->pool->flags & ASOCK_POOL_FAIL_FAST) {
-            asock__op_unbegin(op);
+          if (sock->loop->pool->flags & ASOCK_POOL_FAIL_FAST)
             return ASOCK_ENOBUFS;
-          }
           have_buffer = 0;
         }
       }

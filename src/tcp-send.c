@@ -130,6 +130,11 @@ static void flush(asock_socket *sock) {
   int err = 0;
 
   collect_done(sock, &done_tail);
+  if (sock->flags & ASOCK__SF_HANDLE_GONE) {
+    /* The socket closed while the write that just finished was out: what
+     * waited behind it will not be sent. */
+    asock__send_fail_all(sock, ASOCK_ECANCELED);
+  }
   while (sock->send_head != NULL &&
          (sock->flags & ASOCK__SF_HANDLE_GONE) == 0) {
     asock_op *op;
@@ -201,13 +206,8 @@ static void on_write(uv_write_t *req, int status) {
   flush(sock);
 }
 
-int asock_send(asock_socket *sock, asock_op *op) {
-  size_t total;
-  size_t bytes = 0;
-  unsigned int n;
-  int written;
+int asock__send_check(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
-
   if (err != 0)
     return err;
   if (sock->flags & ASOCK__SF_LISTENING)
@@ -218,13 +218,24 @@ int asock_send(asock_socket *sock, asock_op *op) {
     return ASOCK_ESHUTDOWN;
   if (op->nbufs == 0 && op->mode == ASOCK_BUFFER_NONE)
     return ASOCK_EINVAL;
-  total = op_total(op);
   if (sock->send_cap != 0 && sock->send_queued > 0 &&
-      sock->send_queued + total > sock->send_cap)
+      sock->send_queued + op_total(op) > sock->send_cap)
     return ASOCK_ENOBUFS;
-  err = asock__op_begin(op, ASOCK_OP_SEND, sock);
-  if (err != 0)
-    return err;
+  return 0;
+}
+
+int asock_send(asock_socket *sock, asock_op *op) {
+  return asock__start(sock, op, ASOCK_OP_SEND, asock__send_check,
+                      asock__send_start);
+}
+
+int asock__send_start(asock_socket *sock, asock_op *op) {
+  size_t total = op_total(op);
+  size_t bytes = 0;
+  unsigned int n;
+  int written;
+  int err;
+
   op->seq = sock->next_seq++;
   op->total = total;
   op->sent = 0;
@@ -304,7 +315,7 @@ void asock__send_drained(asock_socket *sock) {
     start_shutdown(sock);
 }
 
-int asock_disconnect(asock_socket *sock, asock_op *op) {
+int asock__disconnect_check(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
@@ -314,9 +325,15 @@ int asock_disconnect(asock_socket *sock, asock_op *op) {
     return ASOCK_ENOTCONN;
   if (sock->flags & ASOCK__SF_SHUTDOWN)
     return ASOCK_ECLOSED;
-  err = asock__op_begin(op, ASOCK_OP_DISCONNECT, sock);
-  if (err != 0)
-    return err;
+  return 0;
+}
+
+int asock_disconnect(asock_socket *sock, asock_op *op) {
+  return asock__start(sock, op, ASOCK_OP_DISCONNECT, asock__disconnect_check,
+                      asock__disconnect_start);
+}
+
+int asock__disconnect_start(asock_socket *sock, asock_op *op) {
   op->seq = sock->next_seq++;
   op->where = ASOCK__Q_DISCONNECT;
   sock->flags |= ASOCK__SF_SHUTDOWN;

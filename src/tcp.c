@@ -123,8 +123,6 @@ int asock__socket_check_op(asock_socket *sock, asock_op *op) {
     return ASOCK_EINVAL;
   if (op->pool != sock->loop->pool)
     return ASOCK_EFOREIGN;
-  if (asock_op_is_pending(op))
-    return ASOCK_EBUSY;
   if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE))
     return ASOCK_ECLOSED;
   return 0;
@@ -205,6 +203,8 @@ int asock_cancel(asock_op *op) {
     return ASOCK_EINVAL;
   if (!asock_op_is_pending(op))
     return ASOCK_ENOTPENDING;
+  if (!asock__loop_on_thread(op->socket->loop))
+    return asock__cancel_from_thread(op);
   if (op->where == ASOCK__Q_DEFERRED)
     return 0; /* already completing */
   return asock__socket_cancel(op->socket, op);

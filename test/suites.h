@@ -8,4 +8,5 @@
   XX(alloc, "unit")                                                            \
   XX(pool, "unit;threaded")                                                    \
   XX(op, "unit")                                                               \
-  XX(seq, "unit;threaded")
+  XX(seq, "unit;threaded")                                                     \
+  XX(threads, "tcp;threaded")

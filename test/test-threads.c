@@ -1,0 +1,364 @@
+/* Operations started from threads other than the loop's: they are handed to
+ * the loop, always return ASOCK_PENDING, keep their posting order, and
+ * complete exactly once through their callbacks on the loop thread. */
+#include <string.h>
+
+#include "internal.h"
+#include "test.h"
+
+enum { OPS = 64, CHUNK = 100 };
+
+typedef struct fixture {
+  asock_pool *pool;
+  asock_loop *loop;
+  asock_socket *listener;
+  asock_socket *server; /* the accepted end */
+  asock_socket *client;
+  uv_timer_t guard;
+  int guard_fired;
+} fixture;
+
+static fixture fx;
+
+/* Completions seen, in the order the loop delivered them. */
+static asock_op *done_ops[OPS * 2];
+static int done_count;
+static int done_on_loop_thread;
+static uv_thread_t loop_thread;
+
+static void record(asock_op *op) {
+  uv_thread_t self = uv_thread_self();
+  if (uv_thread_equal(&self, &loop_thread))
+    done_on_loop_thread++;
+  ck_assert_int_lt(done_count, OPS * 2);
+  done_ops[done_count++] = op;
+}
+
+static void on_guard(uv_timer_t *t) {
+  (void)t;
+  fx.guard_fired = 1;
+  uv_stop(asock_loop_uv(fx.loop));
+}
+
+/* Runs the loop until `count` completions arrived; a 20 s guard timer keeps
+ * a broken implementation from hanging the test. */
+static void run_until(int count) {
+  uv_timer_start(&fx.guard, on_guard, 20000, 0);
+  while (done_count < count && !fx.guard_fired)
+    asock_loop_run(fx.loop, UV_RUN_ONCE);
+  uv_timer_stop(&fx.guard);
+  ck_assert_msg(!fx.guard_fired, "timed out with %d of %d completions",
+                done_count, count);
+}
+
+static void setup(void) {
+  asock_pool_config config;
+  struct sockaddr_in addr;
+  struct sockaddr_storage bound;
+  int len = (int)sizeof(bound);
+  asock_op *accept_op;
+  asock_op *connect_op;
+  int r;
+
+  memset(&fx, 0, sizeof(fx));
+  done_count = 0;
+  done_on_loop_thread = 0;
+  loop_thread = uv_thread_self();
+  asock_pool_config_init(&config);
+  config.slice_size = 4096;
+  config.slice_count = 256;
+  config.op_count = 4 * OPS;
+  ck_assert_asock(asock_pool_create(&fx.pool, &config), 0);
+  ck_assert_asock(asock_loop_create(&fx.loop, fx.pool, NULL), 0);
+  uv_timer_init(asock_loop_uv(fx.loop), &fx.guard);
+  ck_assert_asock(asock_tcp_create(&fx.listener, fx.loop), 0);
+  uv_ip4_addr("127.0.0.1", 0, &addr);
+  ck_assert_asock(
+      asock_tcp_listen(fx.listener, (struct sockaddr *)&addr, 16, 0), 0);
+  ck_assert_asock(
+      asock_socket_local_address(fx.listener, (struct sockaddr *)&bound, &len),
+      0);
+
+  ck_assert_asock(asock_op_acquire(fx.pool, &accept_op), 0);
+  ck_assert_asock(asock_op_acquire(fx.pool, &connect_op), 0);
+  asock_op_set_callback(accept_op, record);
+  asock_op_set_callback(connect_op, record);
+  ck_assert_asock(asock_tcp_create(&fx.client, fx.loop), 0);
+  ck_assert_asock(asock_op_set_remote(connect_op, (struct sockaddr *)&bound),
+                  0);
+  ck_assert_asock(asock_connect(fx.client, connect_op), ASOCK_PENDING);
+  r = asock_accept(fx.listener, accept_op);
+  ck_assert(r == ASOCK_PENDING || r == 0);
+  run_until(r == 0 ? 1 : 2);
+  ck_assert_asock(asock_op_status(connect_op), 0);
+  ck_assert_asock(asock_op_status(accept_op), 0);
+  fx.server = asock_op_accepted(accept_op);
+  ck_assert_ptr_nonnull(fx.server);
+  ck_assert_asock(asock_op_release(fx.pool, accept_op), 0);
+  ck_assert_asock(asock_op_release(fx.pool, connect_op), 0);
+  done_count = 0;
+  done_on_loop_thread = 0;
+}
+
+static void teardown(void) {
+  asock_pool_stats st;
+  uv_close((uv_handle_t *)&fx.guard, NULL);
+  ck_assert_asock(asock_loop_close(fx.loop), 0);
+  ck_assert_asock(asock_pool_stats_get(fx.pool, &st), 0);
+  ck_assert_uint_eq(st.slices_in_use, 0);
+  ck_assert_asock(asock_pool_destroy(fx.pool), 0);
+}
+
+/* ---- receives posted from a worker thread ------------------------------ */
+
+typedef struct poster {
+  asock_socket *sock;
+  asock_op *ops[OPS];
+  int results[OPS];
+  int kind; /* ASOCK_OP_RECEIVE or ASOCK_OP_SEND */
+} poster;
+
+static void post_all(void *arg) {
+  poster *p = arg;
+  int i;
+  for (i = 0; i < OPS; i++)
+    p->results[i] = p->kind == ASOCK_OP_RECEIVE
+                        ? asock_receive(p->sock, p->ops[i])
+                        : asock_send(p->sock, p->ops[i]);
+}
+
+START_TEST(receives_from_another_thread_keep_order) {
+  static poster p;
+  static unsigned char sent[OPS * CHUNK];
+  static unsigned char got[OPS * CHUNK];
+  asock_op *sender;
+  uv_thread_t worker;
+  size_t have = 0;
+  int i;
+
+  memset(&p, 0, sizeof(p));
+  p.sock = fx.server;
+  p.kind = ASOCK_OP_RECEIVE;
+  for (i = 0; i < OPS; i++) {
+    ck_assert_asock(asock_op_acquire(fx.pool, &p.ops[i]), 0);
+    ck_assert_asock(asock_op_set_callback(p.ops[i], record), 0);
+    ck_assert_asock(
+        asock_op_set_buffer(p.ops[i], got + i * CHUNK, CHUNK, 0, CHUNK), 0);
+  }
+  ck_assert_int_eq(uv_thread_create(&worker, post_all, &p), 0);
+  ck_assert_int_eq(uv_thread_join(&worker), 0);
+  for (i = 0; i < OPS; i++)
+    ck_assert_asock(p.results[i], ASOCK_PENDING);
+
+  /* The peer sends every chunk at once; each receive takes what the kernel
+   * gives, so the chunks land wherever the receives are, in order. */
+  for (i = 0; i < OPS * CHUNK; i++)
+    sent[i] = (unsigned char)(i * 7 + i / 251);
+  ck_assert_asock(asock_op_acquire(fx.pool, &sender), 0);
+  asock_op_set_callback(sender, record);
+  ck_assert_asock(
+      asock_op_set_buffer(sender, sent, sizeof(sent), 0, sizeof(sent)), 0);
+  i = asock_send(fx.client, sender);
+  ck_assert(i == 0 || i == ASOCK_PENDING);
+  run_until(OPS + (i == ASOCK_PENDING));
+  ck_assert_int_eq(done_on_loop_thread, done_count);
+
+  /* Completions in posting order: sequence numbers increase, and reading
+   * each op's bytes in that order gives the stream back. */
+  {
+    uint64_t last = 0;
+    int seen = 0;
+    for (i = 0; i < done_count; i++) {
+      asock_op *op = done_ops[i];
+      if (op == sender)
+        continue;
+      ck_assert_asock(asock_op_status(op), 0);
+      ck_assert_int_eq(asock_op_last_kind(op), ASOCK_OP_RECEIVE);
+      ck_assert_int_eq(asock_op_completed_synchronously(op), 0);
+      if (seen > 0)
+        ck_assert_uint_gt(asock_op_seq(op), last);
+      last = asock_op_seq(op);
+      ck_assert_ptr_eq(op, p.ops[seen]);
+      ck_assert_uint_le(have + asock_op_bytes(op), sizeof(sent));
+      ck_assert_int_eq(
+          memcmp(asock_op_data(op), sent + have, asock_op_bytes(op)), 0);
+      have += asock_op_bytes(op);
+      seen++;
+    }
+    ck_assert_int_eq(seen, OPS);
+  }
+  ck_assert_uint_gt(have, 0);
+  for (i = 0; i < OPS; i++)
+    ck_assert_asock(asock_op_release(fx.pool, p.ops[i]), 0);
+  ck_assert_asock(asock_op_release(fx.pool, sender), 0);
+}
+END_TEST
+
+START_TEST(sends_from_another_thread_reach_the_wire_in_order) {
+  static poster p;
+  static unsigned char data[OPS][CHUNK];
+  static unsigned char got[OPS * CHUNK];
+  asock_op *receiver;
+  uv_thread_t worker;
+  size_t have = 0;
+  int i, r;
+
+  memset(&p, 0, sizeof(p));
+  p.sock = fx.client;
+  p.kind = ASOCK_OP_SEND;
+  for (i = 0; i < OPS; i++) {
+    memset(data[i], i, CHUNK);
+    ck_assert_asock(asock_op_acquire(fx.pool, &p.ops[i]), 0);
+    ck_assert_asock(asock_op_set_callback(p.ops[i], record), 0);
+    ck_assert_asock(asock_op_set_buffer(p.ops[i], data[i], CHUNK, 0, CHUNK), 0);
+  }
+  ck_assert_int_eq(uv_thread_create(&worker, post_all, &p), 0);
+  ck_assert_int_eq(uv_thread_join(&worker), 0);
+  for (i = 0; i < OPS; i++)
+    ck_assert_asock(p.results[i], ASOCK_PENDING);
+  run_until(OPS);
+  for (i = 0; i < OPS; i++) {
+    ck_assert_ptr_eq(done_ops[i], p.ops[i]);
+    ck_assert_asock(asock_op_status(p.ops[i]), 0);
+    ck_assert_uint_eq(asock_op_bytes(p.ops[i]), CHUNK);
+    if (i > 0)
+      ck_assert_uint_gt(asock_op_seq(p.ops[i]), asock_op_seq(p.ops[i - 1]));
+  }
+
+  ck_assert_asock(asock_op_acquire(fx.pool, &receiver), 0);
+  asock_op_set_callback(receiver, record);
+  while (have < sizeof(got)) {
+    ck_assert_asock(asock_op_set_buffer(receiver, got, sizeof(got), have,
+                                        sizeof(got) - have),
+                    0);
+    r = asock_receive(fx.server, receiver);
+    if (r == ASOCK_PENDING) {
+      run_until(done_count + 1);
+      r = 0;
+    }
+    ck_assert_asock(r, 0);
+    ck_assert_asock(asock_op_status(receiver), 0);
+    have += asock_op_bytes(receiver);
+  }
+  for (i = 0; i < OPS; i++) {
+    int j;
+    for (j = 0; j < CHUNK; j++)
+      ck_assert_uint_eq(got[i * CHUNK + j], (unsigned char)i);
+  }
+  for (i = 0; i < OPS; i++)
+    ck_assert_asock(asock_op_release(fx.pool, p.ops[i]), 0);
+  ck_assert_asock(asock_op_release(fx.pool, receiver), 0);
+}
+END_TEST
+
+/* ---- refusals, cancellation and stop from another thread --------------- */
+
+typedef struct misuse {
+  asock_socket *sock;
+  asock_op *op;
+  asock_op *foreign_op;
+  int first;
+  int second;
+  int foreign;
+} misuse;
+
+static void post_twice(void *arg) {
+  misuse *m = arg;
+  m->first = asock_receive(m->sock, m->op);
+  m->second = asock_receive(m->sock, m->op);
+  m->foreign = asock_receive(m->sock, m->foreign_op);
+}
+
+START_TEST(another_thread_gets_busy_and_foreign) {
+  static misuse m;
+  asock_pool *other;
+  uv_thread_t worker;
+
+  ck_assert_asock(asock_pool_create(&other, NULL), 0);
+  memset(&m, 0, sizeof(m));
+  m.sock = fx.server;
+  ck_assert_asock(asock_op_acquire(fx.pool, &m.op), 0);
+  ck_assert_asock(asock_op_acquire(other, &m.foreign_op), 0);
+  asock_op_set_callback(m.op, record);
+  ck_assert_int_eq(uv_thread_create(&worker, post_twice, &m), 0);
+  ck_assert_int_eq(uv_thread_join(&worker), 0);
+  ck_assert_asock(m.first, ASOCK_PENDING);
+  ck_assert_asock(m.second, ASOCK_EBUSY);
+  ck_assert_asock(m.foreign, ASOCK_EFOREIGN);
+  ck_assert_int_eq(asock_op_is_pending(m.foreign_op), 0);
+
+  /* Closing the socket before the loop took the op: it still completes,
+   * once, through its callback. */
+  ck_assert_asock(asock_socket_close(fx.server, 0), 0);
+  run_until(1);
+  ck_assert_ptr_eq(done_ops[0], m.op);
+  ck_assert_asock(asock_op_status(m.op), ASOCK_ECLOSED);
+  ck_assert_int_eq(asock_op_completed_synchronously(m.op), 0);
+  ck_assert_asock(asock_op_release(fx.pool, m.op), 0);
+  ck_assert_asock(asock_op_release(other, m.foreign_op), 0);
+  ck_assert_asock(asock_pool_destroy(other), 0);
+  /* Nothing more arrives. */
+  asock_loop_run(fx.loop, UV_RUN_NOWAIT);
+  ck_assert_int_eq(done_count, 1);
+}
+END_TEST
+
+static void cancel_it(void *arg) {
+  asock_op *op = arg;
+  ck_assert_asock(asock_cancel(op), 0);
+}
+
+START_TEST(cancel_from_another_thread) {
+  asock_op *op;
+  uv_thread_t worker;
+
+  ck_assert_asock(asock_op_acquire(fx.pool, &op), 0);
+  asock_op_set_callback(op, record);
+  ck_assert_asock(asock_receive(fx.server, op), ASOCK_PENDING);
+  ck_assert_int_eq(uv_thread_create(&worker, cancel_it, op), 0);
+  ck_assert_int_eq(uv_thread_join(&worker), 0);
+  run_until(1);
+  ck_assert_ptr_eq(done_ops[0], op);
+  ck_assert_asock(asock_op_status(op), ASOCK_ECANCELED);
+  ck_assert_asock(asock_cancel(op), ASOCK_ENOTPENDING);
+  ck_assert_asock(asock_op_release(fx.pool, op), 0);
+}
+END_TEST
+
+static void stop_it(void *arg) { ck_assert_asock(asock_loop_stop(arg), 0); }
+
+START_TEST(stop_from_another_thread) {
+  uv_thread_t worker;
+  asock_op *op;
+
+  /* A pending receive keeps the loop alive: only the stop ends the run. */
+  ck_assert_asock(asock_op_acquire(fx.pool, &op), 0);
+  asock_op_set_callback(op, record);
+  ck_assert_asock(asock_receive(fx.server, op), ASOCK_PENDING);
+  ck_assert_int_eq(uv_thread_create(&worker, stop_it, fx.loop), 0);
+  uv_timer_start(&fx.guard, on_guard, 20000, 0);
+  asock_loop_run(fx.loop, UV_RUN_DEFAULT);
+  uv_timer_stop(&fx.guard);
+  ck_assert_int_eq(uv_thread_join(&worker), 0);
+  ck_assert_int_eq(fx.guard_fired, 0);
+  ck_assert_int_eq(done_count, 0);
+  ck_assert_asock(asock_socket_close(fx.server, 0), 0);
+  run_until(1);
+  ck_assert_asock(asock_op_status(op), ASOCK_ECANCELED);
+  ck_assert_asock(asock_op_release(fx.pool, op), 0);
+}
+END_TEST
+
+Suite *asock_test_suite_threads(void) {
+  Suite *s = suite_create("threads");
+  TCase *tc = tcase_create("threads");
+  tcase_set_timeout(tc, ASOCK_TEST_TIMEOUT);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, receives_from_another_thread_keep_order);
+  tcase_add_test(tc, sends_from_another_thread_reach_the_wire_in_order);
+  tcase_add_test(tc, another_thread_gets_busy_and_foreign);
+  tcase_add_test(tc, cancel_from_another_thread);
+  tcase_add_test(tc, stop_from_another_thread);
+  suite_add_tcase(s, tc);
+  return s;
+}
