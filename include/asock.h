@@ -74,6 +74,7 @@ extern "C" {
   XX(EWINDOW, ASOCK__ERR_BASE - 14, "sequence number beyond the window")       \
   XX(ENOTPENDING, ASOCK__ERR_BASE - 15, "operation is not pending")            \
   XX(EQUOTA, ASOCK__ERR_BASE - 16, "per-socket slice quota reached")           \
+  XX(ETHREAD, ASOCK__ERR_BASE - 17, "not called on the loop's thread")         \
   XX(EACCES, UV_EACCES, "permission denied")                                   \
   XX(EADDRINUSE, UV_EADDRINUSE, "address already in use")                      \
   XX(EADDRNOTAVAIL, UV_EADDRNOTAVAIL, "address not available")                 \
@@ -628,7 +629,10 @@ ASOCK_EXTERN int asock_tcp_listen(asock_socket *sock,
  *   callback); ASOCK_PENDING; or, without starting: ASOCK_EINVAL for NULL,
  *   ASOCK_EKIND if the socket is not listening, ASOCK_EFOREIGN for an op of
  *   another pool, ASOCK_EBUSY if the op is pending, ASOCK_ECLOSED.
- * The loop's thread. */
+ * Any thread: from another than the loop's, the op is handed to the loop
+ * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
+ * ASOCK_EBUSY); every other outcome, refusals included, then arrives
+ * through the callback. */
 ASOCK_EXTERN int asock_accept(asock_socket *listener, asock_op *op);
 
 /** Connects to the address set with asock_op_set_remote() (ConnectAsync).
@@ -637,7 +641,10 @@ ASOCK_EXTERN int asock_accept(asock_socket *listener, asock_op *op);
  *   connected or connecting, ASOCK_EFOREIGN, ASOCK_EBUSY, ASOCK_ECLOSED, or
  *   a system error libuv reports at once. The op's status on completion is
  *   0 or the error (ASOCK_ECONNREFUSED, ASOCK_ETIMEDOUT, ...).
- * The loop's thread. */
+ * Any thread: from another than the loop's, the op is handed to the loop
+ * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
+ * ASOCK_EBUSY); every other outcome, refusals included, then arrives
+ * through the callback. */
 ASOCK_EXTERN int asock_connect(asock_socket *sock, asock_op *op);
 
 /** Resolves a host name (uv_getaddrinfo) and connects to each address it
@@ -648,7 +655,10 @@ ASOCK_EXTERN int asock_connect(asock_socket *sock, asock_op *op);
  * \param port the TCP port.
  * \return as asock_connect(); a name that does not resolve completes with
  *   ASOCK_EAI_NONAME (or another ASOCK_EAI_* code).
- * The loop's thread. */
+ * Any thread: from another than the loop's, the op is handed to the loop
+ * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
+ * ASOCK_EBUSY); every other outcome, refusals included, then arrives
+ * through the callback. */
 ASOCK_EXTERN int asock_connect_host(asock_socket *sock, asock_op *op,
                                     const char *host, unsigned short port);
 
@@ -664,7 +674,10 @@ ASOCK_EXTERN int asock_connect_host(asock_socket *sock, asock_op *op,
  *   ASOCK_EFOREIGN, ASOCK_EBUSY, ASOCK_ECLOSED, ASOCK_ENOTCONN before a
  *   connection, ASOCK_ENOBUFS if the bytes would take the socket's queue past
  *   its hard cap.
- * The loop's thread. */
+ * Any thread: from another than the loop's, the op is handed to the loop
+ * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
+ * ASOCK_EBUSY); every other outcome, refusals included, then arrives
+ * through the callback. */
 ASOCK_EXTERN int asock_send(asock_socket *sock, asock_op *op);
 
 /** Receives into the op's window (ReceiveAsync). An op with no buffer (or
@@ -679,7 +692,10 @@ ASOCK_EXTERN int asock_send(asock_socket *sock, asock_op *op);
  *   socket or an op with a buffer list, ASOCK_EFOREIGN, ASOCK_EBUSY,
  *   ASOCK_ECLOSED, ASOCK_ENOTCONN, and with ASOCK_POOL_FAIL_FAST,
  *   ASOCK_ENOBUFS when no slice is free.
- * The loop's thread. */
+ * Any thread: from another than the loop's, the op is handed to the loop
+ * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
+ * ASOCK_EBUSY); every other outcome, refusals included, then arrives
+ * through the callback. */
 ASOCK_EXTERN int asock_receive(asock_socket *sock, asock_op *op);
 
 /** Shuts the sending side down once every queued send has gone out, then
@@ -689,7 +705,10 @@ ASOCK_EXTERN int asock_receive(asock_socket *sock, asock_op *op);
  * \return ASOCK_PENDING; or, without starting: ASOCK_EINVAL, ASOCK_EKIND
  *   for a listening socket, ASOCK_ENOTCONN, ASOCK_EFOREIGN, ASOCK_EBUSY,
  *   ASOCK_ECLOSED (also when a disconnect is already under way).
- * The loop's thread. */
+ * Any thread: from another than the loop's, the op is handed to the loop
+ * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
+ * ASOCK_EBUSY); every other outcome, refusals included, then arrives
+ * through the callback. */
 ASOCK_EXTERN int asock_disconnect(asock_socket *sock, asock_op *op);
 
 /** Cancels one pending op: it completes with ASOCK_ECANCELED, through its
@@ -697,7 +716,8 @@ ASOCK_EXTERN int asock_disconnect(asock_socket *sock, asock_op *op);
  * taken back: cancelling it resets the connection (the stream could not go
  * on), and every other op of the socket completes with ASOCK_ECANCELED.
  * \return 0; ASOCK_ENOTPENDING if the op is idle; ASOCK_EINVAL for NULL.
- * The loop's thread. */
+ * Any thread: from another than the loop's, the cancel is handed to the
+ * loop and takes effect there. */
 ASOCK_EXTERN int asock_cancel(asock_op *op);
 
 /** Closes a socket. Every pending op completes with ASOCK_ECANCELED, exactly

@@ -45,6 +45,8 @@ int asock_tcp_create(asock_socket **sock_out, asock_loop *loop) {
   *sock_out = NULL;
   if (loop == NULL)
     return ASOCK_EINVAL;
+  if (!asock__loop_on_thread(loop))
+    return ASOCK_ETHREAD;
   if (loop->closing)
     return ASOCK_ECLOSED;
   return socket_new(loop, sock_out);
@@ -118,6 +120,17 @@ void asock__socket_unqueue(asock_socket *sock, asock_op *op) {
   op->where = ASOCK__Q_NONE;
 }
 
+/* What every function for the loop's thread only checks first. */
+static int check_socket(const asock_socket *sock) {
+  if (sock == NULL)
+    return ASOCK_EINVAL;
+  if (!asock__loop_on_thread(sock->loop))
+    return ASOCK_ETHREAD;
+  if (sock->flags & ASOCK__SF_HANDLE_GONE)
+    return ASOCK_ECLOSED;
+  return 0;
+}
+
 int asock__socket_check_op(asock_socket *sock, asock_op *op) {
   if (sock == NULL || op == NULL)
     return ASOCK_EINVAL;
@@ -136,6 +149,8 @@ int asock_tcp_listen(asock_socket *sock, const struct sockaddr *addr,
   if (sock == NULL || addr == NULL ||
       (flags & ~(ASOCK_LISTEN_IPV6ONLY | ASOCK_LISTEN_REUSEADDR)) != 0)
     return ASOCK_EINVAL;
+  if (!asock__loop_on_thread(sock->loop))
+    return ASOCK_ETHREAD;
   if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE))
     return ASOCK_ECLOSED;
   if (sock->flags &
@@ -190,6 +205,8 @@ void asock__socket_shut(asock_socket *sock, int abortive) {
 int asock_socket_close(asock_socket *sock, unsigned int flags) {
   if (sock == NULL || (flags & ~ASOCK_CLOSE_ABORT) != 0)
     return ASOCK_EINVAL;
+  if (!asock__loop_on_thread(sock->loop))
+    return ASOCK_ETHREAD;
   if (sock->flags & ASOCK__SF_CLOSED)
     return ASOCK_ECLOSED;
   sock->flags |= ASOCK__SF_CLOSED;
@@ -279,29 +296,28 @@ void asock__op_expired(asock_op *op) {
 }
 
 int asock_socket_set_nodelay(asock_socket *sock, int enable) {
-  if (sock == NULL)
-    return ASOCK_EINVAL;
-  if (sock->flags & ASOCK__SF_HANDLE_GONE)
-    return ASOCK_ECLOSED;
+  int err = check_socket(sock);
+  if (err != 0)
+    return err;
   return asock__from_uv(uv_tcp_nodelay(&sock->tcp, enable != 0));
 }
 
 int asock_socket_set_keepalive(asock_socket *sock, int enable,
                                unsigned int delay_s) {
-  if (sock == NULL)
-    return ASOCK_EINVAL;
-  if (sock->flags & ASOCK__SF_HANDLE_GONE)
-    return ASOCK_ECLOSED;
+  int err = check_socket(sock);
+  if (err != 0)
+    return err;
   return asock__from_uv(uv_tcp_keepalive(&sock->tcp, enable != 0, delay_s));
 }
 
 int asock_socket_send_buffer_size(asock_socket *sock, int *value) {
-  if (sock == NULL || value == NULL || *value < 0)
+  int err = check_socket(sock);
+  if (err != 0)
+    return err;
+  if (value == NULL || *value < 0)
     return ASOCK_EINVAL;
-  if (sock->flags & ASOCK__SF_HANDLE_GONE)
-    return ASOCK_ECLOSED;
   if (*value > 0) {
-    int err = uv_send_buffer_size((uv_handle_t *)&sock->tcp, value);
+    err = uv_send_buffer_size((uv_handle_t *)&sock->tcp, value);
     if (err != 0)
       return asock__from_uv(err);
     *value = 0;
@@ -310,12 +326,13 @@ int asock_socket_send_buffer_size(asock_socket *sock, int *value) {
 }
 
 int asock_socket_recv_buffer_size(asock_socket *sock, int *value) {
-  if (sock == NULL || value == NULL || *value < 0)
+  int err = check_socket(sock);
+  if (err != 0)
+    return err;
+  if (value == NULL || *value < 0)
     return ASOCK_EINVAL;
-  if (sock->flags & ASOCK__SF_HANDLE_GONE)
-    return ASOCK_ECLOSED;
   if (*value > 0) {
-    int err = uv_recv_buffer_size((uv_handle_t *)&sock->tcp, value);
+    err = uv_recv_buffer_size((uv_handle_t *)&sock->tcp, value);
     if (err != 0)
       return asock__from_uv(err);
     *value = 0;
@@ -325,19 +342,21 @@ int asock_socket_recv_buffer_size(asock_socket *sock, int *value) {
 
 int asock_socket_local_address(asock_socket *sock, struct sockaddr *addr,
                                int *len) {
-  if (sock == NULL || addr == NULL || len == NULL)
+  int err = check_socket(sock);
+  if (err != 0)
+    return err;
+  if (addr == NULL || len == NULL)
     return ASOCK_EINVAL;
-  if (sock->flags & ASOCK__SF_HANDLE_GONE)
-    return ASOCK_ECLOSED;
   return asock__from_uv(uv_tcp_getsockname(&sock->tcp, addr, len));
 }
 
 int asock_socket_remote_address(asock_socket *sock, struct sockaddr *addr,
                                 int *len) {
-  if (sock == NULL || addr == NULL || len == NULL)
+  int err = check_socket(sock);
+  if (err != 0)
+    return err;
+  if (addr == NULL || len == NULL)
     return ASOCK_EINVAL;
-  if (sock->flags & ASOCK__SF_HANDLE_GONE)
-    return ASOCK_ECLOSED;
   return asock__from_uv(uv_tcp_getpeername(&sock->tcp, addr, len));
 }
 
@@ -345,6 +364,8 @@ int asock_socket_set_send_limits(asock_socket *sock, size_t low, size_t high,
                                  size_t cap) {
   if (sock == NULL || low > high || (cap != 0 && cap < high))
     return ASOCK_EINVAL;
+  if (!asock__loop_on_thread(sock->loop))
+    return ASOCK_ETHREAD;
   sock->send_low = low;
   sock->send_high = high;
   sock->send_cap = cap;

@@ -257,9 +257,13 @@ typedef struct misuse {
   asock_socket *sock;
   asock_op *op;
   asock_op *foreign_op;
+  asock_socket *created;
   int first;
   int second;
   int foreign;
+  int close;
+  int nodelay;
+  int create;
 } misuse;
 
 static void post_twice(void *arg) {
@@ -267,6 +271,10 @@ static void post_twice(void *arg) {
   m->first = asock_receive(m->sock, m->op);
   m->second = asock_receive(m->sock, m->op);
   m->foreign = asock_receive(m->sock, m->foreign_op);
+  /* What belongs to the loop's thread is refused here. */
+  m->close = asock_socket_close(m->sock, 0);
+  m->nodelay = asock_socket_set_nodelay(m->sock, 1);
+  m->create = asock_tcp_create(&m->created, asock_socket_loop(m->sock));
 }
 
 START_TEST(another_thread_gets_busy_and_foreign) {
@@ -285,6 +293,10 @@ START_TEST(another_thread_gets_busy_and_foreign) {
   ck_assert_asock(m.first, ASOCK_PENDING);
   ck_assert_asock(m.second, ASOCK_EBUSY);
   ck_assert_asock(m.foreign, ASOCK_EFOREIGN);
+  ck_assert_asock(m.close, ASOCK_ETHREAD);
+  ck_assert_asock(m.nodelay, ASOCK_ETHREAD);
+  ck_assert_asock(m.create, ASOCK_ETHREAD);
+  ck_assert_ptr_null(m.created);
   ck_assert_int_eq(asock_op_is_pending(m.foreign_op), 0);
 
   /* Closing the socket before the loop took the op: it still completes,
