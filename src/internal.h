@@ -272,6 +272,9 @@ void asock__loop_notify(asock_loop *loop, asock_socket *sock);
 /* Adds a socket to the list retried when slices may be free again. */
 void asock__loop_wait_slice(asock_loop *loop, asock_socket *sock);
 int asock__loop_on_thread(const asock_loop *loop);
+/* Milliseconds on libuv's monotonic clock, read now: deadlines count from
+ * the moment an op starts, not from the start of the loop iteration. */
+uint64_t asock__now_ms(void);
 
 /* The two halves of every operation start. `check` validates the socket and
  * op (everything but the op being idle); `start` runs the operation on an op
@@ -318,6 +321,8 @@ int asock__cancel_from_thread(asock_op *op);
 #define ASOCK__SF_REINIT 0x2000u
 /* asock_connect_host() waits for the resolver. */
 #define ASOCK__SF_RESOLVING 0x4000u
+/* libuv's close callback ran: the handle is gone for good. */
+#define ASOCK__SF_HANDLE_CLOSED 0x8000u
 
 struct asock_socket {
   uv_tcp_t tcp; /* first, so that a handle pointer is the socket */

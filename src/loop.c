@@ -72,7 +72,7 @@ static void on_timer(uv_timer_t *timer) {
   asock_op *due;
 
   loop->callbacks++;
-  due = asock__wheel_expire(&loop->wheel, uv_now(loop->uv));
+  due = asock__wheel_expire(&loop->wheel, asock__now_ms());
   while (due != NULL) {
     asock_op *op = due;
     due = op->wnext;
@@ -90,7 +90,7 @@ void asock__loop_update_timer(asock_loop *loop) {
     /* The wheel counts ticks from the time it was last swept; catch it up
      * so that a long idle spell does not make the first sweep walk it. */
     if (loop->wheel.count == 0)
-      asock__wheel_init(&loop->wheel, uv_now(loop->uv));
+      asock__wheel_init(&loop->wheel, asock__now_ms());
     uv_timer_start(&loop->timer, on_timer, ASOCK__WHEEL_TICK_MS,
                    ASOCK__WHEEL_TICK_MS);
     loop->timer_running = 1;
@@ -318,7 +318,7 @@ int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
   uv_unref((uv_handle_t *)&loop->async);
   uv_unref((uv_handle_t *)&loop->timer);
   loop->handles = 3;
-  asock__wheel_init(&loop->wheel, uv_now(loop->uv));
+  asock__wheel_init(&loop->wheel, asock__now_ms());
   *loop_out = loop;
   return 0;
 }
@@ -349,15 +349,15 @@ int asock_loop_close(asock_loop *loop) {
   if (loop->callbacks > 0)
     return ASOCK_EBUSY;
   loop->closing = 1;
-  while (loop->sockets != NULL) {
+  {
     asock_socket *sock = loop->sockets;
-    /* A socket the application already closed is only waiting for its
-     * handle; closing it again is refused, so skip to the next. */
-    while (sock != NULL && (sock->flags & ASOCK__SF_CLOSED))
-      sock = sock->next;
-    if (sock == NULL)
-      break;
-    asock_socket_close(sock, 0);
+    while (sock != NULL) {
+      asock_socket *next = sock->next;
+      /* One the application closed already only waits for its handle. */
+      if ((sock->flags & ASOCK__SF_CLOSED) == 0)
+        asock_socket_close(sock, 0);
+      sock = next;
+    }
   }
   /* Deliver every cancellation and let libuv close the handles. */
   for (spins = 0; loop->sockets != NULL || loop->deferred_head != NULL ||
@@ -431,12 +431,16 @@ void asock__op_defer(asock_loop *loop, asock_op *op, int status) {
   uv_idle_start(&loop->idle, on_idle);
 }
 
+uint64_t asock__now_ms(void) { return uv_hrtime() / 1000000; }
+
 void asock__loop_watch(asock_loop *loop, asock_op *op) {
+  uint64_t now;
   if (op->timeout_ms == 0)
     return;
+  now = asock__now_ms();
   if (!loop->timer_running && loop->wheel.count == 0)
-    asock__wheel_init(&loop->wheel, uv_now(loop->uv));
-  asock__wheel_add(&loop->wheel, op, uv_now(loop->uv), op->timeout_ms);
+    asock__wheel_init(&loop->wheel, now);
+  asock__wheel_add(&loop->wheel, op, now, op->timeout_ms);
   asock__loop_update_timer(loop);
 }
 

@@ -23,6 +23,8 @@ static int socket_new(asock_loop *loop, asock_socket **sock_out) {
     return asock__from_uv(err);
   }
   sock->loop = loop;
+  /* 0 is what asock_op_seq() gives an op never posted. */
+  sock->next_seq = 1;
   sock->send_low = ASOCK__DEFAULT_SEND_LOW;
   sock->send_high = ASOCK__DEFAULT_SEND_HIGH;
   asock__store_u32(&sock->refs, 2);
@@ -57,6 +59,17 @@ void asock__socket_unref(asock_socket *sock) {
     asock__free(sock);
 }
 
+static void unlink_socket(asock_socket *sock) {
+  asock_loop *loop = sock->loop;
+  if (sock->prev != NULL)
+    sock->prev->next = sock->next;
+  else
+    loop->sockets = sock->next;
+  if (sock->next != NULL)
+    sock->next->prev = sock->prev;
+  sock->next = sock->prev = NULL;
+}
+
 /* The handle is closed: the socket leaves the loop's list, and a pending
  * disconnect completes. The memory stays while references remain. */
 void asock__on_socket_close(uv_handle_t *handle) {
@@ -68,13 +81,13 @@ void asock__on_socket_close(uv_handle_t *handle) {
     asock__connect_reinit(sock);
     return;
   }
-  if (sock->prev != NULL)
-    sock->prev->next = sock->next;
-  else
-    loop->sockets = sock->next;
-  if (sock->next != NULL)
-    sock->next->prev = sock->prev;
-  sock->next = sock->prev = NULL;
+  sock->flags |= ASOCK__SF_HANDLE_CLOSED;
+  /* A socket asock closed by itself (a disconnect, a timeout) stays on the
+   * loop's list until the application closes it too, so that closing the
+   * loop can release it. */
+  if (sock->flags & ASOCK__SF_CLOSED)
+    unlink_socket(sock);
+  (void)loop;
 
   if (op != NULL) {
     sock->disconnect = NULL;
@@ -210,6 +223,8 @@ int asock_socket_close(asock_socket *sock, unsigned int flags) {
   if (sock->flags & ASOCK__SF_CLOSED)
     return ASOCK_ECLOSED;
   sock->flags |= ASOCK__SF_CLOSED;
+  if (sock->flags & ASOCK__SF_HANDLE_CLOSED)
+    unlink_socket(sock);
   asock__socket_shut(sock, (flags & ASOCK_CLOSE_ABORT) != 0);
   asock__socket_unref(sock);
   return 0;

@@ -9,4 +9,10 @@
   XX(pool, "unit;threaded")                                                    \
   XX(op, "unit")                                                               \
   XX(seq, "unit;threaded")                                                     \
-  XX(threads, "tcp;threaded")
+  XX(threads, "tcp;threaded")                                                  \
+  XX(tcp_basic, "tcp")                                                         \
+  XX(tcp_order, "tcp")                                                         \
+  XX(tcp_close, "tcp")                                                         \
+  XX(tcp_pressure, "tcp")                                                      \
+  XX(tcp_timeout, "tcp")                                                       \
+  XX(tcp_stress, "tcp")

@@ -8,13 +8,6 @@
 
 #include "test.h"
 
-Suite *asock_test_suite_tcp_basic(void);
-Suite *asock_test_suite_tcp_order(void);
-Suite *asock_test_suite_tcp_close(void);
-Suite *asock_test_suite_tcp_pressure(void);
-Suite *asock_test_suite_tcp_timeout(void);
-Suite *asock_test_suite_tcp_stress(void);
-
 /* The pool and loop of the running test; tu_loop is NULL once closed. */
 extern asock_pool *tu_pool;
 extern asock_loop *tu_loop;
@@ -25,14 +18,14 @@ uint64_t tu_ms(uint64_t ms);
 /* Milliseconds since an arbitrary start, monotonic. */
 uint64_t tu_now_ms(void);
 
-/* Creates tu_pool (with config, or a small default shape when NULL) and an
- * owned tu_loop. */
+/* Installs the counting allocator (test.h) and creates tu_pool (with
+ * config, or a small default shape when NULL) and an owned tu_loop. */
 void tu_setup_with(const asock_pool_config *config);
 /* Fixture setup: tu_setup_with(NULL). */
 void tu_setup(void);
 /* Fixture teardown: closes the loop if still open, releases every op
- * tu_op() gave (each must be idle by then), checks that the pool is empty
- * and destroys it. */
+ * tu_op() gave (each must be idle by then), checks that the pool is empty,
+ * destroys it and checks that no asock allocation is left. */
 void tu_teardown(void);
 /* Closes tu_loop (asock_loop_close) and returns what that returned; the
  * test's own timer is closed first. tu_loop is NULL afterwards. */
@@ -43,13 +36,13 @@ typedef struct tu_record {
   int calls;          /* callbacks run for this op */
   int status;         /* status seen by the last callback */
   size_t bytes;       /* bytes seen by the last callback */
-  int order;          /* tu_completions at the last callback, 1-based */
+  int order;          /* position of the last callback among all, 1-based */
   asock_op_kind kind; /* last kind seen by the callback */
   uint64_t seq;       /* sequence number seen by the last callback */
-  void *ctx;          /* free for the test */
 } tu_record;
 
-/* Callbacks run so far through tu_note(), across all ops. */
+/* Callbacks run so far for the ops tu_op() gave (the helpers' own ops and
+ * the echo server's are not counted). */
 extern int tu_completions;
 
 /* Acquires an op from tu_pool whose callback is tu_note() and whose user
@@ -73,6 +66,8 @@ int tu_receive(asock_socket *sock, asock_op *op);
 int tu_disconnect(asock_socket *sock, asock_op *op);
 int tu_cancel(asock_op *op);
 int tu_close(asock_socket *sock, unsigned int flags);
+/* 1 while one of the wrappers above is inside its asock call. */
+int tu_inside_call(void);
 
 /* Runs the loop until cond(arg) holds or `ms` (stretched) pass; a timer
  * keeps each iteration short. \return cond(arg). */
@@ -83,12 +78,16 @@ int tu_run_until(tu_cond cond, const void *arg, uint64_t ms);
 int tu_wait_count(const int *counter, int n);
 /* Runs until the op's record has at least n calls, at most 10 s. */
 int tu_wait_calls(const asock_op *op, int n);
+/* Runs until the op is idle, at most 10 s. */
+int tu_wait_idle(const asock_op *op);
 /* Runs the loop for about ms milliseconds (not stretched). */
 void tu_run_for(uint64_t ms);
 
 /* Fills a sockaddr_storage from a numeric IPv4 or IPv6 address. */
 void tu_addr(const char *ip, unsigned short port, struct sockaddr_storage *ss);
 unsigned short tu_port(const struct sockaddr_storage *ss);
+/* 1 if two socket addresses have the same family, address and port. */
+int tu_same_addr(const struct sockaddr *a, const struct sockaddr *b);
 /* A port on ip that nothing listens on (bound and released through libuv). */
 unsigned short tu_unused_port(const char *ip);
 /* 1 if a plain libuv TCP handle can bind ::1. */
@@ -101,9 +100,14 @@ asock_socket *tu_listen(const char *ip, struct sockaddr_storage *addr);
 typedef struct tu_pair {
   asock_socket *listener; /* NULL when the pair was made on another's */
   asock_socket *client;
-  asock_socket *server; /* the accepted socket */
+  asock_socket *server;         /* the accepted socket */
   struct sockaddr_storage addr; /* the listener's address */
 } tu_pair;
+
+/* Makes the kernel buffer little between sender and receiver (SO_SNDBUF
+ * and SO_RCVBUF of 16 KiB), so that a receiver that does not read soon
+ * leaves the sender's bytes queued in asock. */
+void tu_shrink_buffers(asock_socket *sender, asock_socket *receiver);
 
 /* A new listener on ip and one connection to it. */
 void tu_pair_open(tu_pair *p, const char *ip);
@@ -139,14 +143,14 @@ int tu_recv_to_end(asock_socket *sock, uint32_t stream, uint64_t pos,
  * an error. */
 typedef struct tu_echo_stats {
   int started;
-  int ended;         /* connections whose echo finished */
-  int eof;           /* of which by ASOCK_EOF */
-  int canceled;      /* of which by ASOCK_ECANCELED */
-  int errors;        /* of which by another status or a failed start */
-  int last_error;    /* the last such status */
-  uint64_t bytes;    /* echoed */
+  int ended;          /* connections whose echo finished */
+  int eof;            /* of which by ASOCK_EOF */
+  int canceled;       /* of which by ASOCK_ECANCELED */
+  int errors;         /* of which by another status or a failed start */
+  int last_error;     /* the last such status */
+  uint64_t bytes;     /* echoed */
   int quota_exceeded; /* times slices_held went past the pool's quota */
-  size_t quota;      /* the quota to check, 0 for none */
+  size_t quota;       /* the quota to check, 0 for none */
 } tu_echo_stats;
 extern tu_echo_stats tu_echo;
 void tu_echo_start(asock_socket *sock);

@@ -1,0 +1,384 @@
+/* TCP over loopback, back-pressure: an exhausted pool makes receives wait,
+ * the per-socket quota, ASOCK_POOL_FAIL_FAST, and the send watermarks and
+ * hard cap. Each test shapes its own pool. */
+#include <string.h>
+
+#include "tcp-util.h"
+
+static void setup_pool(size_t slice_size, size_t slices, size_t quota,
+                       unsigned int flags) {
+  asock_pool_config config;
+  asock_pool_config_init(&config);
+  config.slice_size = slice_size;
+  config.slice_count = slices;
+  config.op_count = 128;
+  config.socket_quota = quota;
+  config.flags = flags;
+  tu_setup_with(&config);
+}
+
+static asock_pool_stats stats(void) {
+  asock_pool_stats st;
+  ck_assert_asock(asock_pool_stats_get(tu_pool, &st), 0);
+  return st;
+}
+
+#define EXHAUST_PAIRS 4
+
+START_TEST(pool_exhaustion_makes_receives_wait) {
+  tu_pair p[EXHAUST_PAIRS];
+  asock_op *op[EXHAUST_PAIRS];
+  unsigned char out[100];
+  int early[EXHAUST_PAIRS];
+  int i, done = 0;
+  setup_pool(1024, 2, 0, 0);
+  tu_pair_open(&p[0], "127.0.0.1");
+  for (i = 1; i < EXHAUST_PAIRS; i++)
+    tu_pair_connect(&p[i], p[0].listener, &p[0].addr);
+  for (i = 0; i < EXHAUST_PAIRS; i++) {
+    op[i] = tu_op();
+    ck_assert_asock(tu_receive(p[i].server, op[i]), ASOCK_PENDING);
+  }
+  for (i = 0; i < EXHAUST_PAIRS; i++) {
+    tu_fill(out, sizeof(out), (uint32_t)i, 0);
+    tu_send_all(p[i].client, out, sizeof(out));
+  }
+  ck_assert(tu_wait_count(&tu_completions, 2));
+  tu_run_for(100);
+  /* Two slices, two completions; the other two wait, not fail. */
+  ck_assert_int_eq(tu_completions, 2);
+  ck_assert_uint_eq(stats().slices_in_use, 2);
+  for (i = 0; i < EXHAUST_PAIRS; i++) {
+    early[i] = tu_rec(op[i])->calls == 1;
+    if (!early[i]) {
+      ck_assert_int_eq(asock_op_is_pending(op[i]), 1);
+      continue;
+    }
+    ck_assert_asock(tu_rec(op[i])->status, 0);
+    ck_assert_uint_eq(tu_rec(op[i])->bytes, sizeof(out));
+    ck_assert_uint_eq(
+        tu_mismatch(asock_op_data(op[i]), sizeof(out), (uint32_t)i, 0),
+        sizeof(out));
+    done++;
+  }
+  ck_assert_int_eq(done, 2);
+  /* Releasing the slices lets the others complete. */
+  for (i = 0; i < EXHAUST_PAIRS; i++)
+    if (early[i])
+      ck_assert_asock(asock_op_clear_buffer(op[i]), 0);
+  ck_assert(tu_wait_count(&tu_completions, 4));
+  for (i = 0; i < EXHAUST_PAIRS; i++) {
+    ck_assert_int_eq(tu_rec(op[i])->calls, 1);
+    if (early[i])
+      continue;
+    ck_assert_asock(tu_rec(op[i])->status, 0);
+    ck_assert_uint_eq(tu_rec(op[i])->bytes, sizeof(out));
+    ck_assert_uint_eq(
+        tu_mismatch(asock_op_data(op[i]), sizeof(out), (uint32_t)i, 0),
+        sizeof(out));
+  }
+  ck_assert_uint_eq(stats().slices_high_water, 2);
+  for (i = 0; i < EXHAUST_PAIRS; i++)
+    ck_assert_asock(asock_op_clear_buffer(op[i]), 0);
+  ck_assert_uint_eq(stats().slices_in_use, 0);
+}
+END_TEST
+
+START_TEST(socket_quota_is_enforced) {
+  static unsigned char out[4096];
+  tu_pair p;
+  asock_op *r[4];
+  int i;
+  setup_pool(1024, 16, 2, 0);
+  tu_pair_open(&p, "127.0.0.1");
+  for (i = 0; i < 4; i++)
+    r[i] = tu_op();
+  tu_fill(out, sizeof(out), 1, 0);
+  tu_send_all(p.client, out, sizeof(out));
+  tu_run_for(30);
+  /* The bytes are there: the first two complete at once, a slice each. */
+  ck_assert_asock(tu_receive(p.server, r[0]), 0);
+  ck_assert_uint_eq(asock_op_bytes(r[0]), 1024);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 1);
+  ck_assert_asock(tu_receive(p.server, r[1]), 0);
+  ck_assert_uint_eq(asock_op_bytes(r[1]), 1024);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 2);
+  /* The third would be one too many for this socket, though the pool has
+   * fourteen free: it waits. */
+  ck_assert_asock(tu_receive(p.server, r[2]), ASOCK_PENDING);
+  tu_run_for(50);
+  ck_assert_int_eq(tu_rec(r[2])->calls, 0);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 2);
+  ck_assert_uint_eq(stats().slices_in_use, 2);
+  ck_assert_asock(asock_op_clear_buffer(r[0]), 0);
+  ck_assert(tu_wait_calls(r[2], 1));
+  ck_assert_asock(tu_rec(r[2])->status, 0);
+  ck_assert_uint_eq(tu_rec(r[2])->bytes, 1024);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 2);
+  ck_assert_asock(tu_receive(p.server, r[3]), ASOCK_PENDING);
+  tu_run_for(30);
+  ck_assert_int_eq(tu_rec(r[3])->calls, 0);
+  ck_assert_asock(asock_op_clear_buffer(r[1]), 0);
+  ck_assert(tu_wait_calls(r[3], 1));
+  ck_assert_uint_eq(tu_rec(r[3])->bytes, 1024);
+  ck_assert_uint_le(asock_socket_slices_held(p.server), 2);
+  ck_assert_uint_eq(tu_mismatch(asock_op_data(r[2]), 1024, 1, 2048), 1024);
+  ck_assert_uint_eq(tu_mismatch(asock_op_data(r[3]), 1024, 1, 3072), 1024);
+  ck_assert_asock(asock_op_clear_buffer(r[2]), 0);
+  ck_assert_asock(asock_op_clear_buffer(r[3]), 0);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
+}
+END_TEST
+
+START_TEST(socket_quota_holds_for_pending_receives) {
+  static unsigned char out[4096];
+  tu_pair p;
+  asock_op *r[3];
+  int i;
+  setup_pool(1024, 16, 2, 0);
+  tu_pair_open(&p, "127.0.0.1");
+  for (i = 0; i < 3; i++) {
+    r[i] = tu_op();
+    ck_assert_asock(tu_receive(p.server, r[i]), ASOCK_PENDING);
+  }
+  tu_fill(out, sizeof(out), 2, 0);
+  tu_send_all(p.client, out, sizeof(out));
+  ck_assert(tu_wait_calls(r[1], 1));
+  tu_run_for(50);
+  ck_assert_int_eq(tu_rec(r[0])->calls, 1);
+  ck_assert_int_eq(tu_rec(r[2])->calls, 0);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 2);
+  ck_assert_asock(asock_op_clear_buffer(r[1]), 0);
+  ck_assert(tu_wait_calls(r[2], 1));
+  for (i = 0; i < 3; i++) {
+    ck_assert_asock(tu_rec(r[i])->status, 0);
+    ck_assert_uint_eq(tu_rec(r[i])->bytes, 1024);
+  }
+  ck_assert_uint_eq(tu_mismatch(asock_op_data(r[0]), 1024, 2, 0), 1024);
+  ck_assert_uint_eq(tu_mismatch(asock_op_data(r[2]), 1024, 2, 2048), 1024);
+}
+END_TEST
+
+START_TEST(fail_fast_gives_enobufs) {
+  tu_pair a, b;
+  asock_op *ra, *rb, *own;
+  static char mine[8];
+  setup_pool(1024, 1, 0, ASOCK_POOL_FAIL_FAST);
+  ra = tu_op();
+  rb = tu_op();
+  own = tu_op();
+  tu_pair_open(&a, "127.0.0.1");
+  tu_pair_connect(&b, a.listener, &a.addr);
+  tu_send_all(a.client, "aaaa", 4);
+  tu_send_all(b.client, "bbbb", 4);
+  tu_run_for(30);
+  ck_assert_asock(tu_receive(a.server, ra), 0);
+  ck_assert_uint_eq(asock_op_bytes(ra), 4);
+  ck_assert_int_eq(memcmp(asock_op_data(ra), "aaaa", 4), 0);
+  /* The only slice is held: no waiting with this flag. */
+  ck_assert_asock(tu_receive(b.server, rb), ASOCK_ENOBUFS);
+  ck_assert_int_eq(asock_op_is_pending(rb), 0);
+  /* A receive into the op's own memory needs no slice. */
+  tu_send_all(a.client, "cc", 2);
+  tu_run_for(20);
+  tu_set_buffer(own, mine, sizeof(mine));
+  ck_assert_asock(tu_receive(a.server, own), 0);
+  ck_assert_uint_eq(asock_op_bytes(own), 2);
+  ck_assert_int_eq(memcmp(mine, "cc", 2), 0);
+  tu_run_for(30);
+  ck_assert_int_eq(tu_completions, 0);
+  /* With the slice back, the refused receive works. */
+  ck_assert_asock(asock_op_clear_buffer(ra), 0);
+  ck_assert_asock(tu_receive(b.server, rb), 0);
+  ck_assert_uint_eq(asock_op_bytes(rb), 4);
+  ck_assert_int_eq(memcmp(asock_op_data(rb), "bbbb", 4), 0);
+  ck_assert_asock(asock_op_clear_buffer(rb), 0);
+}
+END_TEST
+
+/* ---- send back-pressure -------------------------------------------------- */
+
+static int events[16];
+static asock_socket *event_sock[16];
+static int nevents;
+static int events_inside_call;
+
+static void on_watermark(asock_socket *sock, int above) {
+  if (tu_inside_call())
+    events_inside_call++;
+  if (nevents < 16) {
+    event_sock[nevents] = sock;
+    events[nevents] = above;
+  }
+  nevents++;
+}
+
+#define CHUNK (32u << 10)
+#define CHUNKS 64
+
+static unsigned char stream_out[CHUNKS * CHUNK];
+static unsigned char stream_in[CHUNKS * CHUNK];
+
+/* Sends CHUNK-sized pieces of stream_out from *sent on until the queue
+ * reaches `until`; returns the number of sends started. */
+static int fill_queue(asock_socket *sock, asock_op **ops, size_t *sent,
+                      size_t until) {
+  int n = 0;
+  while (asock_socket_send_queued(sock) < until) {
+    int r;
+    ck_assert_uint_lt(*sent + CHUNK, sizeof(stream_out) + 1);
+    ck_assert_asock(asock_op_set_buffer(ops[n], stream_out, sizeof(stream_out),
+                                        *sent, CHUNK),
+                    0);
+    r = tu_send(sock, ops[n]);
+    ck_assert_msg(r == 0 || r == ASOCK_PENDING, "send: %s", asock_err_name(r));
+    *sent += CHUNK;
+    n++;
+  }
+  return n;
+}
+
+static void wait_sends(asock_op **ops, int n) {
+  int i;
+  for (i = 0; i < n; i++) {
+    ck_assert(tu_wait_idle(ops[i]));
+    ck_assert_asock(asock_op_status(ops[i]), 0);
+    ck_assert_uint_eq(asock_op_bytes(ops[i]), CHUNK);
+  }
+}
+
+START_TEST(send_watermarks_fire_high_then_low) {
+  tu_pair p;
+  asock_op *ops[CHUNKS];
+  size_t sent = 0, read = 0;
+  int i, n;
+  setup_pool(4096, 16, 0, 0);
+  for (i = 0; i < CHUNKS; i++)
+    ops[i] = tu_op();
+  nevents = 0;
+  tu_fill(stream_out, sizeof(stream_out), 12, 0);
+  tu_pair_open(&p, "127.0.0.1");
+  tu_shrink_buffers(p.client, p.server);
+  ck_assert_asock(
+      asock_socket_set_send_limits(p.client, 32u << 10, 128u << 10, 0), 0);
+  ck_assert_asock(asock_socket_set_watermark_cb(p.client, on_watermark), 0);
+
+  for (i = 0; i < 2; i++) {
+    n = fill_queue(p.client, ops, &sent, 128u << 10);
+    ck_assert_uint_ge(asock_socket_send_queued(p.client), 128u << 10);
+    /* Told from the loop, not from inside asock_send(). */
+    ck_assert_int_eq(nevents, 2 * i);
+    tu_run_for(30);
+    ck_assert_int_eq(nevents, 2 * i + 1);
+    ck_assert_int_eq(events[2 * i], 1);
+    ck_assert_ptr_eq(event_sock[2 * i], p.client);
+    /* The peer reads everything: the queue falls through low once. */
+    tu_recv_exact(p.server, stream_in + read, sent - read);
+    ck_assert_uint_eq(tu_mismatch(stream_in + read, sent - read, 12, read),
+                      sent - read);
+    read = sent;
+    wait_sends(ops, n);
+    ck_assert_uint_eq(asock_socket_send_queued(p.client), 0);
+    tu_run_for(20);
+    ck_assert_int_eq(nevents, 2 * i + 2);
+    ck_assert_int_eq(events[2 * i + 1], 0);
+    ck_assert_ptr_eq(event_sock[2 * i + 1], p.client);
+  }
+  ck_assert_int_eq(events_inside_call, 0);
+}
+END_TEST
+
+START_TEST(send_cap_returns_enobufs) {
+  static unsigned char junk[CHUNK];
+  static unsigned char single[1 << 20], single_in[1 << 20];
+  tu_pair p;
+  asock_op *ops[CHUNKS], *refused, *d;
+  size_t sent = 0, queued, got;
+  size_t cap = 256u << 10;
+  int n = 0, r;
+  setup_pool(4096, 16, 0, 0);
+  for (r = 0; r < CHUNKS; r++)
+    ops[r] = tu_op();
+  refused = tu_op();
+  d = tu_op();
+  tu_fill(stream_out, sizeof(stream_out), 13, 0);
+  memset(junk, 0xEE, sizeof(junk));
+  tu_pair_open(&p, "127.0.0.1");
+  tu_shrink_buffers(p.client, p.server);
+  ck_assert_asock(
+      asock_socket_set_send_limits(p.client, 16u << 10, 64u << 10, cap), 0);
+  /* Fill up to the cap with whole chunks. */
+  while (asock_socket_send_queued(p.client) + CHUNK <= cap) {
+    ck_assert_int_lt(n, CHUNKS - 1);
+    ck_assert_asock(asock_op_set_buffer(ops[n], stream_out, sizeof(stream_out),
+                                        sent, CHUNK),
+                    0);
+    r = tu_send(p.client, ops[n]);
+    ck_assert_msg(r == 0 || r == ASOCK_PENDING, "%s", asock_err_name(r));
+    sent += CHUNK;
+    n++;
+  }
+  queued = asock_socket_send_queued(p.client);
+  ck_assert_uint_gt(queued, 0);
+  /* One more chunk would pass the cap. */
+  tu_set_buffer(refused, junk, sizeof(junk));
+  ck_assert_asock(tu_send(p.client, refused), ASOCK_ENOBUFS);
+  ck_assert_int_eq(asock_op_is_pending(refused), 0);
+  ck_assert_uint_eq(asock_socket_send_queued(p.client), queued);
+  /* What still fits is taken, exactly up to the cap. */
+  if (queued < cap) {
+    ck_assert_asock(asock_op_set_buffer(ops[n], stream_out, sizeof(stream_out),
+                                        sent, cap - queued),
+                    0);
+    ck_assert_asock(tu_send(p.client, ops[n]), ASOCK_PENDING);
+    sent += cap - queued;
+    n++;
+  }
+  ck_assert_uint_eq(asock_socket_send_queued(p.client), cap);
+  ck_assert_asock(asock_op_set_buffer(refused, junk, sizeof(junk), 0, 1), 0);
+  ck_assert_asock(tu_send(p.client, refused), ASOCK_ENOBUFS);
+  /* Drain: the accepted bytes arrive, in order, and nothing of the refused
+   * ones. */
+  tu_recv_exact(p.server, stream_in, sent);
+  ck_assert_uint_eq(tu_mismatch(stream_in, sent, 13, 0), sent);
+  for (r = 0; r < n; r++) {
+    ck_assert(tu_wait_idle(ops[r]));
+    ck_assert_asock(asock_op_status(ops[r]), 0);
+  }
+  ck_assert_uint_eq(asock_socket_send_queued(p.client), 0);
+  /* A send into an empty queue is allowed whatever its size. */
+  tu_fill(single, sizeof(single), 13, sent);
+  tu_set_buffer(refused, single, sizeof(single));
+  r = tu_send(p.client, refused);
+  ck_assert_msg(r == 0 || r == ASOCK_PENDING, "%s", asock_err_name(r));
+  tu_recv_exact(p.server, single_in, sizeof(single_in));
+  ck_assert_uint_eq(tu_mismatch(single_in, sizeof(single_in), 13, sent),
+                    sizeof(single_in));
+  if (r == ASOCK_PENDING)
+    ck_assert(tu_wait_calls(refused, 1));
+  ck_assert_asock(asock_op_status(refused), 0);
+  ck_assert_uint_eq(asock_op_bytes(refused), sizeof(single));
+  ck_assert_asock(tu_disconnect(p.client, d), ASOCK_PENDING);
+  ck_assert_asock(tu_recv_to_end(p.server, 13, sent + sizeof(single), 0, &got),
+                  ASOCK_EOF);
+  ck_assert_uint_eq(got, 0);
+  ck_assert(tu_wait_calls(d, 1));
+  ck_assert_asock(tu_close(p.client, 0), 0);
+}
+END_TEST
+
+Suite *asock_test_suite_tcp_pressure(void) {
+  Suite *s = suite_create("tcp_pressure");
+  TCase *tc = tcase_create("tcp_pressure");
+  tcase_set_timeout(tc, ASOCK_TEST_TIMEOUT);
+  /* Each test creates its own pool shape; the teardown is shared. */
+  tcase_add_checked_fixture(tc, NULL, tu_teardown);
+  tcase_add_test(tc, pool_exhaustion_makes_receives_wait);
+  tcase_add_test(tc, socket_quota_is_enforced);
+  tcase_add_test(tc, socket_quota_holds_for_pending_receives);
+  tcase_add_test(tc, fail_fast_gives_enobufs);
+  tcase_add_test(tc, send_watermarks_fire_high_then_low);
+  tcase_add_test(tc, send_cap_returns_enobufs);
+  suite_add_tcase(s, tc);
+  return s;
+}
