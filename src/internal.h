@@ -8,6 +8,7 @@
 
 #include "asock.h"
 #include "atomic.h"
+#include "platform.h"
 
 /* Compile-time assertion that works in C11 and MSVC's C mode. */
 #define ASOCK__STATIC_ASSERT(cond, msg)                                        \
@@ -91,6 +92,7 @@ struct asock_pool {
   asock__atomic_u64 ops_in_use;
   asock__atomic_u64 ops_high_water;
   asock__atomic_u64 ops_failed;
+  asock__atomic_u64 slices_cached; /* acquired, but kept free by loops */
   asock__region region;
   size_t slice_size;
   size_t slice_count;
@@ -184,26 +186,61 @@ void asock__op_reset(asock_op *op);
 /* Moves an idle op to pending for an operation of this kind on this socket,
  * clearing the previous result: 0, or ASOCK_EBUSY if it is already pending.
  * The check and the move are one atomic step, so two threads starting the
- * same op cannot both succeed. */
-int asock__op_begin(asock_op *op, asock_op_kind kind, asock_socket *socket);
+ * same op cannot both succeed. These four run on every operation: inline. */
+static inline int asock__op_begin(asock_op *op, asock_op_kind kind,
+                                  asock_socket *socket) {
+  uint32_t expected = ASOCK__OP_IDLE;
+
+  if (!asock__cas_u32(&op->state, &expected, ASOCK__OP_PENDING))
+    return ASOCK_EBUSY;
+  op->kind = kind;
+  op->socket = socket;
+  op->status = 0;
+  op->bytes = 0;
+  op->flags &= ~ASOCK__OPF_SYNC;
+  return 0;
+}
 
 /* Returns an op that asock__op_begin() moved to pending to idle, when the
  * operation turned out not to start after all. */
-void asock__op_unbegin(asock_op *op);
+static inline void asock__op_unbegin(asock_op *op) {
+  op->kind = ASOCK_OP_NONE;
+  op->socket = NULL;
+  asock__store_u32(&op->state, ASOCK__OP_IDLE);
+}
 
 /* Ends an operation inside the call that started it: the op is idle again,
  * marked synchronous, and no callback runs. */
-void asock__op_finish_sync(asock_op *op, int status, size_t bytes);
+static inline void asock__op_finish_sync(asock_op *op, int status,
+                                         size_t bytes) {
+  op->status = status;
+  op->bytes = bytes;
+  op->flags |= ASOCK__OPF_SYNC;
+  asock__store_u32(&op->state, ASOCK__OP_IDLE);
+}
 
 /* Ends a pending operation: the op is idle again, then its callback runs.
  * Only the loop thread calls this. */
-void asock__op_finish_async(asock_op *op, int status, size_t bytes);
+static inline void asock__op_finish_async(asock_op *op, int status,
+                                          size_t bytes) {
+  asock_op_cb cb = op->cb;
+
+  op->status = status;
+  op->bytes = bytes;
+  /* Idle before the callback, so that the callback may start the op again. */
+  asock__store_u32(&op->state, ASOCK__OP_IDLE);
+  if (cb != NULL)
+    cb(op);
+}
 
 /* Gives the op a slice it took on demand for a receive. */
 void asock__op_attach_slice(asock_op *op, void *slice, int on_demand);
 
 /* Returns the op's slice, if it holds one, to the pool. */
 void asock__op_drop_slice(asock_op *op);
+/* Takes the op's slice, if it holds one, out of the op (uncharging the
+ * socket it counted against) and returns it; the op has no buffer after. */
+void *asock__op_detach_slice(asock_op *op);
 
 /* ---- timing wheel (src/wheel.c) ---------------------------------------- */
 
@@ -231,6 +268,8 @@ asock_op *asock__wheel_expire(asock__wheel *w, uint64_t now);
 
 /* The most buffers one batched write gathers. */
 #define ASOCK__IOV_MAX 256
+/* The most free slices one loop keeps for itself; see asock_loop. */
+#define ASOCK__SLICE_CACHE 16
 
 struct asock_loop {
   uv_loop_t *uv;
@@ -254,8 +293,19 @@ struct asock_loop {
   int timer_running;
   int closing;
   uv_loop_t owned_uv;
+  unsigned int slices_cached; /* free slices kept by the loop */
+  unsigned int slice_cache_max;
+  void *slice_cache[ASOCK__SLICE_CACHE];
   uv_buf_t iov[ASOCK__IOV_MAX]; /* scratch for one batched write */
 };
+
+/* A slice for a receive on this loop: from the loop's own few free slices
+ * when it has one (no atomic operation), else from the pool. 0 or
+ * ASOCK_ENOBUFS. Loop thread. */
+int asock__loop_take_slice(asock_loop *loop, void **slice);
+/* Gives a slice back: kept by the loop while it has room, else returned to
+ * the pool. Loop thread. */
+void asock__loop_give_slice(asock_loop *loop, void *slice);
 
 /* Completes a pending op from inside a libuv callback: out of its queue and
  * the wheel, idle again, then its callback. */
@@ -271,7 +321,9 @@ void asock__loop_update_timer(asock_loop *loop);
 void asock__loop_notify(asock_loop *loop, asock_socket *sock);
 /* Adds a socket to the list retried when slices may be free again. */
 void asock__loop_wait_slice(asock_loop *loop, asock_socket *sock);
-int asock__loop_on_thread(const asock_loop *loop);
+static inline int asock__loop_on_thread(const asock_loop *loop) {
+  return asock__thread_is(&loop->thread);
+}
 /* Milliseconds on libuv's monotonic clock, read now: deadlines count from
  * the moment an op starts, not from the start of the loop iteration. */
 uint64_t asock__now_ms(void);
@@ -359,7 +411,16 @@ void asock__socket_unref(asock_socket *sock);
  * Used by asock_socket_close() and for internal aborts. */
 void asock__socket_shut(asock_socket *sock, int abortive);
 /* Checks what every operation start checks; 0 or the error to return. */
-int asock__socket_check_op(asock_socket *sock, asock_op *op);
+static inline int asock__socket_check_op(const asock_socket *sock,
+                                         const asock_op *op) {
+  if (sock == NULL || op == NULL)
+    return ASOCK_EINVAL;
+  if (op->pool != sock->loop->pool)
+    return ASOCK_EFOREIGN;
+  if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE))
+    return ASOCK_ECLOSED;
+  return 0;
+}
 /* Unlinks an op from the socket queue it waits in. */
 void asock__socket_unqueue(asock_socket *sock, asock_op *op);
 void asock__socket_enqueue(asock_op **head, asock_op **tail, asock_op *op,

@@ -4,10 +4,13 @@
  * the slice waiters, and an async handle to stop the loop from any thread. */
 #include <string.h>
 
+#include "asan.h"
 #include "internal.h"
 
 /* Slice waiters are retried this often while there are any. */
 #define ASOCK__WAIT_RETRY_MS ASOCK__WHEEL_TICK_MS
+
+static void flush_slice_cache(asock_loop *loop);
 
 static void on_handle_closed(uv_handle_t *handle) {
   asock_loop *loop = handle->data;
@@ -282,6 +285,12 @@ int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
   if (loop == NULL)
     return ASOCK_ENOMEM;
   loop->pool = pool;
+  /* A loop keeps a few free slices for its own receives, so that the
+   * receive-send-receive cycle of a connection takes and gives back its
+   * slice without an atomic operation; a small pool is left to the pool. */
+  loop->slice_cache_max = (unsigned int)(pool->slice_count / 16);
+  if (loop->slice_cache_max > ASOCK__SLICE_CACHE)
+    loop->slice_cache_max = ASOCK__SLICE_CACHE;
   if (uv_loop == NULL) {
     err = uv_loop_init(&loop->owned_uv);
     if (err != 0) {
@@ -326,7 +335,10 @@ int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
 int asock_loop_run(asock_loop *loop, uv_run_mode mode) {
   if (loop == NULL)
     return ASOCK_EINVAL;
-  loop->thread = uv_thread_self();
+  /* Written only when it changes: other threads read it to decide whether
+   * they are the loop's. */
+  if (!asock__loop_on_thread(loop))
+    loop->thread = uv_thread_self();
   return uv_run(loop->uv, mode);
 }
 
@@ -375,6 +387,7 @@ int asock_loop_close(asock_loop *loop) {
     sock->flags &= ~ASOCK__SF_WAIT_SLICE;
     asock__socket_unref(sock);
   }
+  flush_slice_cache(loop);
   uv_close((uv_handle_t *)&loop->idle, on_handle_closed);
   uv_close((uv_handle_t *)&loop->timer, on_handle_closed);
   uv_close((uv_handle_t *)&loop->async, on_handle_closed);
@@ -395,11 +408,6 @@ uv_loop_t *asock_loop_uv(const asock_loop *loop) {
 
 asock_pool *asock_loop_pool(const asock_loop *loop) {
   return loop == NULL ? NULL : loop->pool;
-}
-
-int asock__loop_on_thread(const asock_loop *loop) {
-  uv_thread_t self = uv_thread_self();
-  return uv_thread_equal(&self, &loop->thread);
 }
 
 void asock__op_done(asock_op *op, int status, size_t bytes) {
@@ -429,6 +437,39 @@ void asock__op_defer(asock_loop *loop, asock_op *op, int status) {
     loop->deferred_head = op;
   loop->deferred_tail = op;
   uv_idle_start(&loop->idle, on_idle);
+}
+
+int asock__loop_take_slice(asock_loop *loop, void **slice) {
+  if (loop->slices_cached > 0) {
+    *slice = loop->slice_cache[--loop->slices_cached];
+    asock__add_u64_relaxed(&loop->pool->slices_cached, (uint64_t)-1);
+    asock__unpoison(*slice, loop->pool->slice_size);
+    return 0;
+  }
+  return asock_pool_acquire(loop->pool, slice);
+}
+
+void asock__loop_give_slice(asock_loop *loop, void *slice) {
+  asock_pool *pool = loop->pool;
+  if (loop->slices_cached < loop->slice_cache_max) {
+    if (pool->flags & ASOCK_POOL_ZERO_ON_RELEASE)
+      memset(slice, 0, pool->slice_size);
+    asock__poison(slice, pool->slice_size);
+    loop->slice_cache[loop->slices_cached++] = slice;
+    asock__add_u64_relaxed(&pool->slices_cached, 1);
+    return;
+  }
+  (void)asock_pool_release(pool, slice);
+}
+
+/* Returns the loop's kept slices to the pool. */
+static void flush_slice_cache(asock_loop *loop) {
+  while (loop->slices_cached > 0) {
+    void *slice = loop->slice_cache[--loop->slices_cached];
+    asock__add_u64_relaxed(&loop->pool->slices_cached, (uint64_t)-1);
+    asock__unpoison(slice, loop->pool->slice_size);
+    (void)asock_pool_release(loop->pool, slice);
+  }
 }
 
 uint64_t asock__now_ms(void) { return uv_hrtime() / 1000000; }

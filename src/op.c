@@ -134,11 +134,8 @@ void *asock_op_user_data(const asock_op *op) {
   return op == NULL ? NULL : op->user_data;
 }
 
-void asock__op_drop_slice(asock_op *op) {
-  if (op->mode == ASOCK_BUFFER_SLICE) {
-    /* The slice came from this pool and the op held it: this cannot fail. */
-    (void)asock_pool_release(op->pool, op->mem);
-  }
+void *asock__op_detach_slice(asock_op *op) {
+  void *slice = op->mode == ASOCK_BUFFER_SLICE ? op->mem : NULL;
   if (op->charged != NULL) {
     asock_socket *sock = op->charged;
     op->charged = NULL;
@@ -151,6 +148,14 @@ void asock__op_drop_slice(asock_op *op) {
   op->mem_len = 0;
   op->offset = 0;
   op->count = 0;
+  return slice;
+}
+
+void asock__op_drop_slice(asock_op *op) {
+  void *slice = asock__op_detach_slice(op);
+  /* The slice came from this pool and the op held it: this cannot fail. */
+  if (slice != NULL)
+    (void)asock_pool_release(op->pool, slice);
 }
 
 void asock__op_attach_slice(asock_op *op, void *slice, int on_demand) {
@@ -331,41 +336,4 @@ uint64_t asock_op_timeout(const asock_op *op) {
 
 asock_pool *asock_op_pool(const asock_op *op) {
   return op == NULL ? NULL : op->pool;
-}
-
-int asock__op_begin(asock_op *op, asock_op_kind kind, asock_socket *socket) {
-  uint32_t expected = ASOCK__OP_IDLE;
-
-  if (!asock__cas_u32(&op->state, &expected, ASOCK__OP_PENDING))
-    return ASOCK_EBUSY;
-  op->kind = kind;
-  op->socket = socket;
-  op->status = 0;
-  op->bytes = 0;
-  op->flags &= ~ASOCK__OPF_SYNC;
-  return 0;
-}
-
-void asock__op_unbegin(asock_op *op) {
-  op->kind = ASOCK_OP_NONE;
-  op->socket = NULL;
-  asock__store_u32(&op->state, ASOCK__OP_IDLE);
-}
-
-void asock__op_finish_sync(asock_op *op, int status, size_t bytes) {
-  op->status = status;
-  op->bytes = bytes;
-  op->flags |= ASOCK__OPF_SYNC;
-  asock__store_u32(&op->state, ASOCK__OP_IDLE);
-}
-
-void asock__op_finish_async(asock_op *op, int status, size_t bytes) {
-  asock_op_cb cb = op->cb;
-
-  op->status = status;
-  op->bytes = bytes;
-  /* Idle before the callback, so that the callback may start the op again. */
-  asock__store_u32(&op->state, ASOCK__OP_IDLE);
-  if (cb != NULL)
-    cb(op);
 }

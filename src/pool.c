@@ -182,7 +182,9 @@ int asock_pool_stats_get(const asock_pool *pool, asock_pool_stats *stats) {
   memset(stats, 0, sizeof(*stats));
   stats->slice_size = pool->slice_size;
   stats->slices_total = pool->slice_count;
-  stats->slices_in_use = (size_t)asock__load_u64(&pool->slices_in_use);
+  /* Slices loops keep free for their next receives are not in use. */
+  stats->slices_in_use = (size_t)(asock__load_u64(&pool->slices_in_use) -
+                                  asock__load_u64(&pool->slices_cached));
   stats->slices_high_water = (size_t)asock__load_u64(&pool->slices_high_water);
   stats->slices_failed = asock__load_u64(&pool->slices_failed);
   stats->ops_total = pool->op_count;

@@ -21,13 +21,20 @@ static int take_slice(asock_socket *sock, asock_op *op) {
   if (pool->socket_quota != 0 &&
       asock__load_u32(&sock->slices_held) >= pool->socket_quota)
     return ASOCK_EQUOTA;
-  if (asock_pool_acquire(pool, &slice) != 0)
+  if (asock__loop_take_slice(sock->loop, &slice) != 0)
     return ASOCK_ENOBUFS;
   asock__op_attach_slice(op, slice, 1);
   op->charged = sock;
   asock__add_u32(&sock->slices_held, 1);
   asock__add_u32(&sock->refs, 1);
   return 0;
+}
+
+/* Gives back the slice an on-demand receive holds, to the loop's cache. */
+static void park_slice(asock_socket *sock, asock_op *op) {
+  void *slice = asock__op_detach_slice(op);
+  if (slice != NULL)
+    asock__loop_give_slice(sock->loop, slice);
 }
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
@@ -65,7 +72,8 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   size_t len;
 
   (void)suggested;
-  *buf = uv_buf_init(NULL, 0);
+  buf->base = NULL;
+  buf->len = 0;
   if (op == NULL)
     return; /* nobody wants the data: on_read stops reading */
   if (wants_slice(op) && take_slice(sock, op) != 0) {
@@ -73,7 +81,8 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
     return;
   }
   len = op->count < 0x7fffffffu ? op->count : 0x7fffffffu;
-  *buf = uv_buf_init((char *)op->mem + op->offset, (unsigned int)len);
+  buf->base = (char *)op->mem + op->offset;
+  buf->len = (unsigned int)len;
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
@@ -102,7 +111,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   if (nread == 0) {
     /* EAGAIN: the slice on_alloc took goes back. */
     if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
-      asock__op_drop_slice(op);
+      park_slice(sock, op);
     sock->flags |= ASOCK__SF_DRAINED;
     return;
   }
@@ -124,7 +133,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   sock->read_error = err;
   stop_reading(sock);
   if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
-    asock__op_drop_slice(op);
+    park_slice(sock, op);
   while ((op = sock->recv_head) != NULL &&
          (sock->flags & ASOCK__SF_HANDLE_GONE) == 0)
     asock__op_done(op, err, 0);
@@ -141,7 +150,7 @@ void asock__recv_retry(asock_socket *sock) {
     start_reading(sock);
 }
 
-int asock__recv_check(asock_socket *sock, asock_op *op) {
+static int recv_check(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
@@ -156,12 +165,36 @@ int asock__recv_check(asock_socket *sock, asock_op *op) {
   return 0;
 }
 
-int asock_receive(asock_socket *sock, asock_op *op) {
-  return asock__start(sock, op, ASOCK_OP_RECEIVE, asock__recv_check,
-                      asock__recv_start);
+static int recv_start(asock_socket *sock, asock_op *op);
+
+int asock__recv_check(asock_socket *sock, asock_op *op) {
+  return recv_check(sock, op);
 }
 
 int asock__recv_start(asock_socket *sock, asock_op *op) {
+  return recv_start(sock, op);
+}
+
+int asock_receive(asock_socket *sock, asock_op *op) {
+  int err;
+  /* The common case, on the loop's thread with nothing handed over from
+   * other threads, without the general path's indirect calls. */
+  if (sock != NULL && asock__loop_on_thread(sock->loop) &&
+      asock__load_ptr(&sock->loop->posted) == NULL) {
+    err = recv_check(sock, op);
+    if (err == 0)
+      err = asock__op_begin(op, ASOCK_OP_RECEIVE, sock);
+    if (err != 0)
+      return err;
+    err = recv_start(sock, op);
+    if (err < 0)
+      asock__op_unbegin(op);
+    return err;
+  }
+  return asock__start(sock, op, ASOCK_OP_RECEIVE, recv_check, recv_start);
+}
+
+static int recv_start(asock_socket *sock, asock_op *op) {
   int on_demand = wants_slice(op);
   long got;
   int err;
@@ -204,7 +237,7 @@ int asock__recv_start(asock_socket *sock, asock_op *op) {
       if (got != ASOCK_EAGAIN) {
         sock->read_error = (int)got;
         if (on_demand)
-          asock__op_drop_slice(op);
+          park_slice(sock, op);
         op->seq = sock->next_seq++;
         asock__op_finish_sync(op, (int)got, 0);
         return 0;
@@ -216,7 +249,7 @@ int asock__recv_start(asock_socket *sock, asock_op *op) {
   /* Wait. An on-demand receive gives its slice back meanwhile, so that an
    * idle connection holds none. */
   if (on_demand)
-    asock__op_drop_slice(op);
+    park_slice(sock, op);
   op->seq = sock->next_seq++;
   asock__socket_enqueue(&sock->recv_head, &sock->recv_tail, op, ASOCK__Q_RECV);
   asock__loop_watch(sock->loop, op);

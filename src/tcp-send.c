@@ -24,7 +24,9 @@ static unsigned int push_piece(uv_buf_t *iov, unsigned int n, unsigned int max,
                                char *base, size_t len, size_t *bytes) {
   while (len > 0 && n < max) {
     size_t piece = len < ASOCK__IOV_PIECE ? len : ASOCK__IOV_PIECE;
-    iov[n++] = uv_buf_init(base, (unsigned int)piece);
+    iov[n].base = base;
+    iov[n].len = (unsigned int)piece;
+    n++;
     *bytes += piece;
     base += piece;
     len -= piece;
@@ -206,7 +208,7 @@ static void on_write(uv_write_t *req, int status) {
   flush(sock);
 }
 
-int asock__send_check(asock_socket *sock, asock_op *op) {
+static int send_check(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
@@ -224,12 +226,36 @@ int asock__send_check(asock_socket *sock, asock_op *op) {
   return 0;
 }
 
-int asock_send(asock_socket *sock, asock_op *op) {
-  return asock__start(sock, op, ASOCK_OP_SEND, asock__send_check,
-                      asock__send_start);
+static int send_start(asock_socket *sock, asock_op *op);
+
+int asock__send_check(asock_socket *sock, asock_op *op) {
+  return send_check(sock, op);
 }
 
 int asock__send_start(asock_socket *sock, asock_op *op) {
+  return send_start(sock, op);
+}
+
+int asock_send(asock_socket *sock, asock_op *op) {
+  int err;
+  /* The common case, on the loop's thread with nothing handed over from
+   * other threads, without the general path's indirect calls. */
+  if (sock != NULL && asock__loop_on_thread(sock->loop) &&
+      asock__load_ptr(&sock->loop->posted) == NULL) {
+    err = send_check(sock, op);
+    if (err == 0)
+      err = asock__op_begin(op, ASOCK_OP_SEND, sock);
+    if (err != 0)
+      return err;
+    err = send_start(sock, op);
+    if (err < 0)
+      asock__op_unbegin(op);
+    return err;
+  }
+  return asock__start(sock, op, ASOCK_OP_SEND, send_check, send_start);
+}
+
+static int send_start(asock_socket *sock, asock_op *op) {
   size_t total = op_total(op);
   size_t bytes = 0;
   unsigned int n;

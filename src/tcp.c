@@ -144,16 +144,6 @@ static int check_socket(const asock_socket *sock) {
   return 0;
 }
 
-int asock__socket_check_op(asock_socket *sock, asock_op *op) {
-  if (sock == NULL || op == NULL)
-    return ASOCK_EINVAL;
-  if (op->pool != sock->loop->pool)
-    return ASOCK_EFOREIGN;
-  if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE))
-    return ASOCK_ECLOSED;
-  return 0;
-}
-
 int asock_tcp_listen(asock_socket *sock, const struct sockaddr *addr,
                      int backlog, unsigned int flags) {
   unsigned int uv_flags = 0;
