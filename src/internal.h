@@ -81,6 +81,13 @@ size_t asock__page_size(void);
  * can be tested on a machine where they succeed. */
 extern unsigned int asock__region_refuse;
 
+/* ---- completion ordering (src/seq.c) ----------------------------------- */
+
+/* Test hook: called by asock_seq_pop() while it holds the stream, so that a
+ * test can show deterministically what a second consumer meets. NULL
+ * outside tests. */
+extern void (*asock__seq_pop_hook)(asock_seq *seq);
+
 /* ---- pool (src/pool.c) ------------------------------------------------- */
 
 struct asock_pool {

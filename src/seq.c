@@ -128,6 +128,8 @@ int asock_seq_push(asock_seq *seq, uint64_t number, void *item) {
   return 0;
 }
 
+void (*asock__seq_pop_hook)(asock_seq *seq);
+
 int asock_seq_pop(asock_seq *seq, void **item_out, uint64_t *number_out) {
   asock__seq_slot *slot;
   uint64_t next;
@@ -139,6 +141,8 @@ int asock_seq_pop(asock_seq *seq, void **item_out, uint64_t *number_out) {
   *item_out = NULL;
   if (asock__xchg_u32(&seq->busy, 1) != 0)
     return ASOCK_EBUSY;
+  if (asock__seq_pop_hook != NULL)
+    asock__seq_pop_hook(seq);
 
   next = asock__load_u64(&seq->next);
   relative = next - seq->first;
