@@ -151,9 +151,13 @@ ASOCK_EXTERN unsigned int asock_version(void);
  * Any thread. */
 ASOCK_EXTERN const char *asock_version_string(void);
 
+/** Allocates like malloc(); must return NULL on failure, never abort. */
 typedef void *(*asock_malloc_func)(size_t size);
+/** Resizes like realloc(). */
 typedef void *(*asock_realloc_func)(void *ptr, size_t size);
+/** Allocates zeroed memory like calloc(). */
 typedef void *(*asock_calloc_func)(size_t count, size_t size);
+/** Frees like free(). */
 typedef void (*asock_free_func)(void *ptr);
 
 /** Replaces the functions every allocation inside asock goes through. Call it

@@ -86,6 +86,50 @@ START_TEST(pool_never_allocates_after_creation) {
 }
 END_TEST
 
+/* Loops and sockets allocate through the same allocator: failing each of
+ * their allocations in turn gives ASOCK_ENOMEM and leaks nothing. */
+START_TEST(loop_and_socket_creation_survive_allocation_failure) {
+  asock_pool *pool;
+  asock_loop *loop;
+  asock_socket *sock;
+  unsigned long k;
+  int err = ASOCK_ENOMEM;
+
+  asock_test_install_counting_allocator();
+  ck_assert_asock(asock_pool_create(&pool, NULL), 0);
+  for (k = 1; k < 100 && err == ASOCK_ENOMEM; k++) {
+    unsigned long live = asock_test_alloc_live;
+    asock_test_alloc_calls = 0;
+    asock_test_fail_at = k;
+    loop = (asock_loop *)&loop;
+    err = asock_loop_create(&loop, pool, NULL);
+    if (err == ASOCK_ENOMEM) {
+      ck_assert_ptr_null(loop);
+      ck_assert_uint_eq(asock_test_alloc_live, live);
+    }
+  }
+  ck_assert_asock(err, 0);
+  err = ASOCK_ENOMEM;
+  for (k = 1; k < 100 && err == ASOCK_ENOMEM; k++) {
+    unsigned long live = asock_test_alloc_live;
+    asock_test_alloc_calls = 0;
+    asock_test_fail_at = k;
+    sock = (asock_socket *)&sock;
+    err = asock_tcp_create(&sock, loop);
+    if (err == ASOCK_ENOMEM) {
+      ck_assert_ptr_null(sock);
+      ck_assert_uint_eq(asock_test_alloc_live, live);
+    }
+  }
+  ck_assert_asock(err, 0);
+  asock_test_fail_at = 0;
+  ck_assert_asock(asock_socket_close(sock, 0), 0);
+  ck_assert_asock(asock_loop_close(loop), 0);
+  ck_assert_asock(asock_pool_destroy(pool), 0);
+  ck_assert_uint_eq(asock_test_alloc_live, 0);
+}
+END_TEST
+
 Suite *asock_test_suite_alloc(void) {
   Suite *s = suite_create("alloc");
   TCase *tc = tcase_create("alloc");
@@ -94,6 +138,7 @@ Suite *asock_test_suite_alloc(void) {
   tcase_add_test(tc, replace_rejects_null);
   tcase_add_test(tc, pool_create_survives_every_allocation_failure);
   tcase_add_test(tc, pool_never_allocates_after_creation);
+  tcase_add_test(tc, loop_and_socket_creation_survive_allocation_failure);
   suite_add_tcase(s, tc);
   return s;
 }
