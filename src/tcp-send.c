@@ -209,15 +209,20 @@ static void on_write(uv_write_t *req, int status) {
 }
 
 static int send_check(asock_socket *sock, asock_op *op) {
+  uint32_t flags;
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
-  if (sock->flags & ASOCK__SF_LISTENING)
-    return ASOCK_EKIND;
-  if ((sock->flags & ASOCK__SF_CONNECTED) == 0)
-    return ASOCK_ENOTCONN;
-  if (sock->flags & ASOCK__SF_SHUTDOWN)
+  /* One test for the usual case, a connected socket still sending. */
+  flags = sock->flags &
+          (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED | ASOCK__SF_SHUTDOWN);
+  if (flags != ASOCK__SF_CONNECTED) {
+    if (flags & ASOCK__SF_LISTENING)
+      return ASOCK_EKIND;
+    if ((flags & ASOCK__SF_CONNECTED) == 0)
+      return ASOCK_ENOTCONN;
     return ASOCK_ESHUTDOWN;
+  }
   if (op->nbufs == 0 && op->mode == ASOCK_BUFFER_NONE)
     return ASOCK_EINVAL;
   if (sock->send_cap != 0 && sock->send_queued > 0 &&
@@ -256,8 +261,10 @@ int asock_send(asock_socket *sock, asock_op *op) {
 }
 
 static int send_start(asock_socket *sock, asock_op *op) {
-  size_t total = op_total(op);
+  size_t total = op->nbufs == 0 ? op->count : op_total(op);
   size_t bytes = 0;
+  uv_buf_t one;
+  uv_buf_t *iov;
   unsigned int n;
   int written;
   int err;
@@ -276,8 +283,16 @@ static int send_start(asock_socket *sock, asock_op *op) {
       asock__op_finish_sync(op, 0, 0);
       return 0;
     }
-    n = fill_iov(op, sock->loop->iov, 0, ASOCK__IOV_MAX, &bytes);
-    written = uv_try_write((uv_stream_t *)&sock->tcp, sock->loop->iov, n);
+    if (op->nbufs == 0 && total <= ASOCK__IOV_PIECE) {
+      one.base = (char *)op->mem + op->offset;
+      one.len = (unsigned int)total;
+      iov = &one;
+      n = 1;
+    } else {
+      iov = sock->loop->iov;
+      n = fill_iov(op, iov, 0, ASOCK__IOV_MAX, &bytes);
+    }
+    written = uv_try_write((uv_stream_t *)&sock->tcp, iov, n);
     if (written >= 0 && (size_t)written == total) {
       asock__op_finish_sync(op, 0, total);
       return 0;
