@@ -347,6 +347,7 @@ typedef int (*asock__start_fn)(asock_socket *sock, asock_op *op);
  * and reports every outcome through the callback. */
 int asock__start(asock_socket *sock, asock_op *op, asock_op_kind kind,
                  asock__start_fn check, asock__start_fn start);
+
 /* asock_cancel() from a thread other than the loop's: hands it over. */
 int asock__cancel_from_thread(asock_op *op);
 
@@ -410,6 +411,33 @@ struct asock_socket {
   uint32_t flags;
   uint32_t pending_conns; /* connections libuv has for uv_accept() */
 };
+
+/* The loop-thread half of asock__start(): check, move to pending, start. */
+static inline int asock__start_here(asock_socket *sock, asock_op *op,
+                                    asock_op_kind kind, asock__start_fn check,
+                                    asock__start_fn start) {
+  int err = check(sock, op);
+  if (err == 0)
+    err = asock__op_begin(op, kind, sock);
+  if (err != 0)
+    return err;
+  err = start(sock, op);
+  if (err < 0)
+    asock__op_unbegin(op);
+  return err;
+}
+
+/* asock__start() for the public functions: the common case, on the loop's
+ * thread with nothing handed over from other threads, is inlined where
+ * check and start are known, without indirect calls. */
+static inline int asock__start_fast(asock_socket *sock, asock_op *op,
+                                    asock_op_kind kind, asock__start_fn check,
+                                    asock__start_fn start) {
+  if (sock != NULL && asock__loop_on_thread(sock->loop) &&
+      asock__load_ptr(&sock->loop->posted) == NULL)
+    return asock__start_here(sock, op, kind, check, start);
+  return asock__start(sock, op, kind, check, start);
+}
 
 /* Drops one reference; the last frees the socket. Any thread. */
 void asock__socket_unref(asock_socket *sock);

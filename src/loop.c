@@ -244,16 +244,7 @@ int asock__start(asock_socket *sock, asock_op *op, asock_op_kind kind,
    * order the application posted in. */
   if (asock__load_ptr(&loop->posted) != NULL)
     run_posted(loop);
-  err = check(sock, op);
-  if (err != 0)
-    return err;
-  err = asock__op_begin(op, kind, sock);
-  if (err != 0)
-    return err;
-  err = start(sock, op);
-  if (err < 0)
-    asock__op_unbegin(op);
-  return err;
+  return asock__start_here(sock, op, kind, check, start);
 }
 
 int asock__cancel_from_thread(asock_op *op) {

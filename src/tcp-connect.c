@@ -67,8 +67,8 @@ int asock__accept_check(asock_socket *listener, asock_op *op) {
 }
 
 int asock_accept(asock_socket *listener, asock_op *op) {
-  return asock__start(listener, op, ASOCK_OP_ACCEPT, asock__accept_check,
-                      asock__accept_start);
+  return asock__start_fast(listener, op, ASOCK_OP_ACCEPT, asock__accept_check,
+                           asock__accept_start);
 }
 
 int asock__accept_start(asock_socket *listener, asock_op *op) {
@@ -195,8 +195,8 @@ int asock__connect_check(asock_socket *sock, asock_op *op) {
 }
 
 int asock_connect(asock_socket *sock, asock_op *op) {
-  return asock__start(sock, op, ASOCK_OP_CONNECT, asock__connect_check,
-                      asock__connect_start);
+  return asock__start_fast(sock, op, ASOCK_OP_CONNECT, asock__connect_check,
+                           asock__connect_start);
 }
 
 int asock__connect_start(asock_socket *sock, asock_op *op) {

@@ -176,22 +176,7 @@ int asock__recv_start(asock_socket *sock, asock_op *op) {
 }
 
 int asock_receive(asock_socket *sock, asock_op *op) {
-  int err;
-  /* The common case, on the loop's thread with nothing handed over from
-   * other threads, without the general path's indirect calls. */
-  if (sock != NULL && asock__loop_on_thread(sock->loop) &&
-      asock__load_ptr(&sock->loop->posted) == NULL) {
-    err = recv_check(sock, op);
-    if (err == 0)
-      err = asock__op_begin(op, ASOCK_OP_RECEIVE, sock);
-    if (err != 0)
-      return err;
-    err = recv_start(sock, op);
-    if (err < 0)
-      asock__op_unbegin(op);
-    return err;
-  }
-  return asock__start(sock, op, ASOCK_OP_RECEIVE, recv_check, recv_start);
+  return asock__start_fast(sock, op, ASOCK_OP_RECEIVE, recv_check, recv_start);
 }
 
 static int recv_start(asock_socket *sock, asock_op *op) {

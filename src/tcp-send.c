@@ -242,22 +242,7 @@ int asock__send_start(asock_socket *sock, asock_op *op) {
 }
 
 int asock_send(asock_socket *sock, asock_op *op) {
-  int err;
-  /* The common case, on the loop's thread with nothing handed over from
-   * other threads, without the general path's indirect calls. */
-  if (sock != NULL && asock__loop_on_thread(sock->loop) &&
-      asock__load_ptr(&sock->loop->posted) == NULL) {
-    err = send_check(sock, op);
-    if (err == 0)
-      err = asock__op_begin(op, ASOCK_OP_SEND, sock);
-    if (err != 0)
-      return err;
-    err = send_start(sock, op);
-    if (err < 0)
-      asock__op_unbegin(op);
-    return err;
-  }
-  return asock__start(sock, op, ASOCK_OP_SEND, send_check, send_start);
+  return asock__start_fast(sock, op, ASOCK_OP_SEND, send_check, send_start);
 }
 
 static int send_start(asock_socket *sock, asock_op *op) {
@@ -370,8 +355,8 @@ int asock__disconnect_check(asock_socket *sock, asock_op *op) {
 }
 
 int asock_disconnect(asock_socket *sock, asock_op *op) {
-  return asock__start(sock, op, ASOCK_OP_DISCONNECT, asock__disconnect_check,
-                      asock__disconnect_start);
+  return asock__start_fast(sock, op, ASOCK_OP_DISCONNECT,
+                           asock__disconnect_check, asock__disconnect_start);
 }
 
 int asock__disconnect_start(asock_socket *sock, asock_op *op) {
