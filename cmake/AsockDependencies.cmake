@@ -2,9 +2,15 @@
 # (Debian ships no CMake package for either). The result is an imported
 # target name in ASOCK_UV_TARGET and, with tests, ASOCK_CHECK_TARGET.
 
+# A shared asock links libuv's shared library where there is one: with a
+# static libuv inside it, a program that calls libuv itself (on asock's loop,
+# say) would have a second libuv of its own, and the two do not mix. libuv
+# up to 1.44 exports its targets without the libuv:: namespace.
 find_package(libuv CONFIG QUIET)
 if(TARGET libuv::uv AND BUILD_SHARED_LIBS)
   set(ASOCK_UV_TARGET libuv::uv)
+elseif(TARGET uv AND BUILD_SHARED_LIBS)
+  set(ASOCK_UV_TARGET uv)
 elseif(TARGET libuv::uv_a)
   set(ASOCK_UV_TARGET libuv::uv_a)
 elseif(TARGET libuv::uv)

@@ -192,6 +192,14 @@ void asock__socket_shut(asock_socket *sock, int abortive) {
   if (sock->disconnect != NULL && (sock->flags & ASOCK__SF_CLOSED) &&
       sock->disconnect->forced_status == 0)
     sock->disconnect->forced_status = ASOCK_ECANCELED;
+  /* The write libuv holds completes with whatever the OS reports once the
+   * handle closes: ECANCELED from libuv on Unix, but on Windows the
+   * overlapped send's own result, ECONNRESET when the peer's reset came
+   * first. A close cancels it whatever the OS says. */
+  if ((sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_WRITING)) ==
+          (ASOCK__SF_CLOSED | ASOCK__SF_WRITING) &&
+      sock->send_head != NULL && sock->send_head->forced_status == 0)
+    sock->send_head->forced_status = ASOCK_ECANCELED;
   asock__connect_cancel(sock);
 
   if (sock->flags & ASOCK__SF_HANDLE_GONE)

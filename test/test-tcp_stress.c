@@ -134,9 +134,12 @@ static void check_cb(uv_check_t *handle) {
     uv_idle_stop(&idle);
 }
 
+static void refill(void);
+
 static void start_echo(asock_socket *sock) {
   server *srv = &servers[accepted++];
   int i;
+  refill();
   srv->sock = sock;
   srv->alive = ECHO_OPS;
   for (i = 0; i < ECHO_OPS; i++) {
@@ -242,7 +245,7 @@ static void client_cb(asock_op *op) {
   if (asock_op_last_kind(op) == ASOCK_OP_CONNECT) {
     c->connected = 1;
     connected++;
-    start_connect();
+    refill();
     return;
   }
   ck_assert_uint_eq(asock_op_bytes(op), PER_CONN);
@@ -251,6 +254,16 @@ static void client_cb(asock_op *op) {
 }
 
 static struct sockaddr_storage listen_addr;
+
+/* Keeps IN_FLIGHT connections between connect and accept. Counting only
+ * connects in progress would let a server that accepts more slowly than the
+ * clients connect (under Wine, under valgrind) overflow the listen backlog,
+ * and the kernel drops the handshakes that overflow it: the client counts
+ * the connection, the server never sees it. */
+static void refill(void) {
+  while (next_connect < CONNS && next_connect - accepted < IN_FLIGHT)
+    start_connect();
+}
 
 static void start_connect(void) {
   client *c;
@@ -328,8 +341,7 @@ START_TEST(five_thousand_connections_on_a_small_pool) {
   }
 
   /* Every connection open at once. */
-  for (i = 0; i < IN_FLIGHT; i++)
-    start_connect();
+  refill();
   ck_assert_msg(tu_run_until(all_connected, NULL, 60000),
                 "%d connected, %d accepted", connected, accepted);
   ck_assert_int_eq(client_errors, 0);

@@ -1,6 +1,10 @@
 /* The pool's region on Windows: VirtualAlloc with an uncommitted guard page
  * on each side, or large pages when asked and the process may have them,
  * locked with VirtualLock when asked. */
+/* winsock2.h must come before windows.h, and internal.h includes it
+ * through uv.h; the blank line keeps clang-format from sorting them. */
+#include <winsock2.h>
+
 #include <windows.h>
 
 #include "internal.h"
