@@ -352,6 +352,12 @@ int asock_loop_close(asock_loop *loop) {
   if (loop->callbacks > 0)
     return ASOCK_EBUSY;
   loop->closing = 1;
+  /* Ops other threads handed over still get their one completion: started
+   * now, they are cancelled with their sockets below. */
+  loop->callbacks++;
+  run_posted(loop);
+  run_cancels(loop);
+  loop->callbacks--;
   {
     asock_socket *sock = loop->sockets;
     while (sock != NULL) {

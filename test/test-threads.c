@@ -102,8 +102,10 @@ static void setup(void) {
 
 static void teardown(void) {
   asock_pool_stats st;
-  uv_close((uv_handle_t *)&fx.guard, NULL);
-  ck_assert_asock(asock_loop_close(fx.loop), 0);
+  if (fx.loop != NULL) {
+    uv_close((uv_handle_t *)&fx.guard, NULL);
+    ck_assert_asock(asock_loop_close(fx.loop), 0);
+  }
   ck_assert_asock(asock_pool_stats_get(fx.pool, &st), 0);
   ck_assert_uint_eq(st.slices_in_use, 0);
   ck_assert_asock(asock_pool_destroy(fx.pool), 0);
@@ -361,6 +363,33 @@ START_TEST(stop_from_another_thread) {
 }
 END_TEST
 
+static void post_one(void *arg) {
+  asock_op *op = arg;
+  ck_assert_asock(asock_receive(fx.server, op), ASOCK_PENDING);
+}
+
+/* An op handed over but not yet taken by the loop when the loop closes
+ * still completes, once, through its callback. */
+START_TEST(loop_close_completes_handed_over_ops) {
+  asock_op *op;
+  uv_thread_t worker;
+
+  ck_assert_asock(asock_op_acquire(fx.pool, &op), 0);
+  asock_op_set_callback(op, record);
+  ck_assert_int_eq(uv_thread_create(&worker, post_one, op), 0);
+  ck_assert_int_eq(uv_thread_join(&worker), 0);
+  ck_assert_int_eq(done_count, 0);
+  uv_close((uv_handle_t *)&fx.guard, NULL);
+  ck_assert_asock(asock_loop_close(fx.loop), 0);
+  fx.loop = NULL;
+  ck_assert_int_eq(done_count, 1);
+  ck_assert_ptr_eq(done_ops[0], op);
+  ck_assert_asock(asock_op_status(op), ASOCK_ECANCELED);
+  ck_assert_int_eq(asock_op_is_pending(op), 0);
+  ck_assert_asock(asock_op_release(fx.pool, op), 0);
+}
+END_TEST
+
 Suite *asock_test_suite_threads(void) {
   Suite *s = suite_create("threads");
   TCase *tc = tcase_create("threads");
@@ -371,6 +400,7 @@ Suite *asock_test_suite_threads(void) {
   tcase_add_test(tc, another_thread_gets_busy_and_foreign);
   tcase_add_test(tc, cancel_from_another_thread);
   tcase_add_test(tc, stop_from_another_thread);
+  tcase_add_test(tc, loop_close_completes_handed_over_ops);
   suite_add_tcase(s, tc);
   return s;
 }
