@@ -457,7 +457,10 @@ ASOCK_EXTERN int asock_op_is_pending(const asock_op *op);
 ASOCK_EXTERN int asock_op_completed_synchronously(const asock_op *op);
 
 /** \return the op's per-socket sequence number, assigned when the last
- *   operation was posted (0 before any). Owner. */
+ *   operation was posted: at the call on the loop's thread, or when the loop
+ *   took it over from another thread. A socket's numbers start at 1 and
+ *   have no gaps among ops that started (returned 0 or ASOCK_PENDING); 0
+ *   means never posted. Owner. */
 ASOCK_EXTERN uint64_t asock_op_seq(const asock_op *op);
 
 /** \return the socket of the last operation, or NULL. Owner. */
