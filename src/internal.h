@@ -5,7 +5,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "asan.h"
 #include "asock.h"
 #include "atomic.h"
 #include "platform.h"
@@ -308,11 +310,31 @@ struct asock_loop {
 
 /* A slice for a receive on this loop: from the loop's own few free slices
  * when it has one (no atomic operation), else from the pool. 0 or
- * ASOCK_ENOBUFS. Loop thread. */
-int asock__loop_take_slice(asock_loop *loop, void **slice);
+ * ASOCK_ENOBUFS. Loop thread; inline, as every message takes one. */
+static inline int asock__loop_take_slice(asock_loop *loop, void **slice) {
+  if (loop->slices_cached > 0) {
+    *slice = loop->slice_cache[--loop->slices_cached];
+    asock__add_u64_relaxed(&loop->pool->slices_cached, (uint64_t)-1);
+    asock__unpoison(*slice, loop->pool->slice_size);
+    return 0;
+  }
+  return asock_pool_acquire(loop->pool, slice);
+}
+
 /* Gives a slice back: kept by the loop while it has room, else returned to
  * the pool. Loop thread. */
-void asock__loop_give_slice(asock_loop *loop, void *slice);
+static inline void asock__loop_give_slice(asock_loop *loop, void *slice) {
+  asock_pool *pool = loop->pool;
+  if (loop->slices_cached < loop->slice_cache_max) {
+    if (pool->flags & ASOCK_POOL_ZERO_ON_RELEASE)
+      memset(slice, 0, pool->slice_size);
+    asock__poison(slice, pool->slice_size);
+    loop->slice_cache[loop->slices_cached++] = slice;
+    asock__add_u64_relaxed(&pool->slices_cached, 1);
+    return;
+  }
+  (void)asock_pool_release(pool, slice);
+}
 
 /* Completes a pending op from inside a libuv callback: out of its queue and
  * the wheel, idle again, then its callback. */

@@ -436,29 +436,6 @@ void asock__op_defer(asock_loop *loop, asock_op *op, int status) {
   uv_idle_start(&loop->idle, on_idle);
 }
 
-int asock__loop_take_slice(asock_loop *loop, void **slice) {
-  if (loop->slices_cached > 0) {
-    *slice = loop->slice_cache[--loop->slices_cached];
-    asock__add_u64_relaxed(&loop->pool->slices_cached, (uint64_t)-1);
-    asock__unpoison(*slice, loop->pool->slice_size);
-    return 0;
-  }
-  return asock_pool_acquire(loop->pool, slice);
-}
-
-void asock__loop_give_slice(asock_loop *loop, void *slice) {
-  asock_pool *pool = loop->pool;
-  if (loop->slices_cached < loop->slice_cache_max) {
-    if (pool->flags & ASOCK_POOL_ZERO_ON_RELEASE)
-      memset(slice, 0, pool->slice_size);
-    asock__poison(slice, pool->slice_size);
-    loop->slice_cache[loop->slices_cached++] = slice;
-    asock__add_u64_relaxed(&pool->slices_cached, 1);
-    return;
-  }
-  (void)asock_pool_release(pool, slice);
-}
-
 /* Returns the loop's kept slices to the pool. */
 static void flush_slice_cache(asock_loop *loop) {
   while (loop->slices_cached > 0) {

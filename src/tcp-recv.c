@@ -37,6 +37,25 @@ static void park_slice(asock_socket *sock, asock_op *op) {
     asock__loop_give_slice(sock->loop, slice);
 }
 
+/* Completes the receive at the head of the queue with data: the common
+ * completion, done here without the general path's queue search. */
+static void complete_head(asock_socket *sock, asock_op *op, size_t bytes) {
+  asock_loop *loop = sock->loop;
+
+  sock->recv_head = op->qnext;
+  if (op->qnext != NULL)
+    op->qnext->qprev = NULL;
+  else
+    sock->recv_tail = NULL;
+  op->qnext = NULL;
+  op->where = ASOCK__Q_NONE;
+  if (op->wslot != 0)
+    asock__wheel_remove(&loop->wheel, op);
+  loop->callbacks++;
+  asock__op_finish_async(op, 0, bytes);
+  loop->callbacks--;
+}
+
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
@@ -124,7 +143,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
       op->offset = 0;
       op->count = (size_t)nread;
     }
-    asock__op_done(op, 0, (size_t)nread);
+    complete_head(sock, op, (size_t)nread);
     return;
   }
 
