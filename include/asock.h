@@ -242,7 +242,13 @@ typedef enum asock_huge_pages {
 typedef struct asock_pool_stats {
   size_t slice_size;
   size_t slices_total;
+  /** Slices held by ops or the application. Each loop keeps up to 16 free
+   * slices (at most a sixteenth of the pool) for its next receives, so that
+   * a connection's receive cycle needs no atomic operation; those count as
+   * free here, though other loops cannot take them until the loop closes. */
   size_t slices_in_use;
+  /** The most slices out of the pool's free list at once, loops' kept
+   * slices included. */
   size_t slices_high_water;
   uint64_t slices_failed; /**< acquisitions that found the pool empty */
   size_t ops_total;
