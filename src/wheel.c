@@ -45,6 +45,48 @@ void asock__wheel_remove(asock__wheel *w, asock_op *op) {
   w->count--;
 }
 
+/* Sorts a list linked through wnext by deadline, keeping the order of equal
+ * deadlines: a merge sort, since a loop that stalled for more than a turn of
+ * the wheel collects ops from slots in an order that is not their deadlines'.
+ */
+static asock_op *sort_by_deadline(asock_op *list) {
+  asock_op *a = NULL;
+  asock_op *b = NULL;
+  asock_op **a_tail = &a;
+  asock_op **b_tail = &b;
+  asock_op *merged = NULL;
+  asock_op **tail = &merged;
+  int to_a = 1;
+
+  if (list == NULL || list->wnext == NULL)
+    return list;
+  while (list != NULL) {
+    asock_op *next = list->wnext;
+    list->wnext = NULL;
+    if (to_a) {
+      *a_tail = list;
+      a_tail = &list->wnext;
+    } else {
+      *b_tail = list;
+      b_tail = &list->wnext;
+    }
+    to_a = !to_a;
+    list = next;
+  }
+  a = sort_by_deadline(a);
+  b = sort_by_deadline(b);
+  while (a != NULL && b != NULL) {
+    asock_op **from = b->deadline < a->deadline ? &b : &a;
+    asock_op *op = *from;
+    *from = op->wnext;
+    op->wnext = NULL;
+    *tail = op;
+    tail = &op->wnext;
+  }
+  *tail = a != NULL ? a : b;
+  return merged;
+}
+
 asock_op *asock__wheel_expire(asock__wheel *w, uint64_t now) {
   uint64_t last = now / ASOCK__WHEEL_TICK_MS;
   uint64_t tick;
@@ -68,5 +110,5 @@ asock_op *asock__wheel_expire(asock__wheel *w, uint64_t now) {
   }
   if (last + 1 > w->next_tick)
     w->next_tick = last + 1;
-  return due;
+  return sort_by_deadline(due);
 }

@@ -9,6 +9,7 @@
   XX(pool, "unit;threaded")                                                    \
   XX(op, "unit")                                                               \
   XX(seq, "unit;threaded")                                                     \
+  XX(wheel, "unit")                                                            \
   XX(threads, "tcp;threaded")                                                  \
   XX(tcp_basic, "tcp")                                                         \
   XX(tcp_order, "tcp")                                                         \
