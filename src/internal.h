@@ -242,14 +242,8 @@ static inline void asock__op_finish_async(asock_op *op, int status,
     cb(op);
 }
 
-/* Gives the op a slice it took on demand for a receive. */
-void asock__op_attach_slice(asock_op *op, void *slice, int on_demand);
-
 /* Returns the op's slice, if it holds one, to the pool. */
 void asock__op_drop_slice(asock_op *op);
-/* Takes the op's slice, if it holds one, out of the op (uncharging the
- * socket it counted against) and returns it; the op has no buffer after. */
-void *asock__op_detach_slice(asock_op *op);
 
 /* ---- timing wheel (src/wheel.c) ---------------------------------------- */
 
@@ -343,7 +337,11 @@ void asock__op_done(asock_op *op, int status, size_t bytes);
  * decided inside an API call, where the callback must not run. */
 void asock__op_defer(asock_loop *loop, asock_op *op, int status);
 /* Arms the op's deadline if it has a timeout. */
-void asock__loop_watch(asock_loop *loop, asock_op *op);
+void asock__loop_watch_deadline(asock_loop *loop, asock_op *op);
+static inline void asock__loop_watch(asock_loop *loop, asock_op *op) {
+  if (op->timeout_ms != 0)
+    asock__loop_watch_deadline(loop, op);
+}
 /* Runs the loop's timer while the wheel or the slice waiters need it. */
 void asock__loop_update_timer(asock_loop *loop);
 /* Queues a socket's watermark change for delivery from the idle handle. */
@@ -480,8 +478,54 @@ static inline int asock__socket_check_op(const asock_socket *sock,
 }
 /* Unlinks an op from the socket queue it waits in. */
 void asock__socket_unqueue(asock_socket *sock, asock_op *op);
-void asock__socket_enqueue(asock_op **head, asock_op **tail, asock_op *op,
-                           unsigned char where);
+
+/* Appends an op to one of a socket's queues. */
+static inline void asock__socket_enqueue(asock_op **head, asock_op **tail,
+                                         asock_op *op, unsigned char where) {
+  op->qnext = NULL;
+  op->qprev = *tail;
+  if (*tail != NULL)
+    (*tail)->qnext = op;
+  else
+    *head = op;
+  *tail = op;
+  op->where = where;
+}
+
+/* Gives the op a slice as its buffer, the window covering all of it;
+ * on_demand marks one a buffer-less receive took. */
+static inline void asock__op_attach_slice(asock_op *op, void *slice,
+                                          int on_demand) {
+  op->mode = ASOCK_BUFFER_SLICE;
+  op->mem = (unsigned char *)slice;
+  op->mem_len = op->pool->slice_size;
+  op->offset = 0;
+  op->count = op->mem_len;
+  if (on_demand)
+    op->flags |= ASOCK__OPF_ON_DEMAND;
+  else
+    op->flags &= ~ASOCK__OPF_ON_DEMAND;
+}
+
+/* Takes the op's slice, if it holds one, out of the op (uncharging the
+ * socket it counted against) and returns it; the op has no buffer after.
+ * Inline: the receive cycle does this once per message. */
+static inline void *asock__op_detach_slice(asock_op *op) {
+  void *slice = op->mode == ASOCK_BUFFER_SLICE ? op->mem : NULL;
+  if (op->charged != NULL) {
+    asock_socket *sock = op->charged;
+    op->charged = NULL;
+    asock__add_u32(&sock->slices_held, (uint32_t)-1);
+    asock__socket_unref(sock);
+  }
+  op->mode = ASOCK_BUFFER_NONE;
+  op->flags &= ~ASOCK__OPF_ON_DEMAND;
+  op->mem = NULL;
+  op->mem_len = 0;
+  op->offset = 0;
+  op->count = 0;
+  return slice;
+}
 
 int asock__accept_check(asock_socket *sock, asock_op *op);
 int asock__accept_start(asock_socket *sock, asock_op *op);

@@ -448,10 +448,8 @@ static void flush_slice_cache(asock_loop *loop) {
 
 uint64_t asock__now_ms(void) { return uv_hrtime() / 1000000; }
 
-void asock__loop_watch(asock_loop *loop, asock_op *op) {
+void asock__loop_watch_deadline(asock_loop *loop, asock_op *op) {
   uint64_t now;
-  if (op->timeout_ms == 0)
-    return;
   now = asock__now_ms();
   if (!loop->timer_running && loop->wheel.count == 0)
     asock__wheel_init(&loop->wheel, now);

@@ -134,40 +134,11 @@ void *asock_op_user_data(const asock_op *op) {
   return op == NULL ? NULL : op->user_data;
 }
 
-void *asock__op_detach_slice(asock_op *op) {
-  void *slice = op->mode == ASOCK_BUFFER_SLICE ? op->mem : NULL;
-  if (op->charged != NULL) {
-    asock_socket *sock = op->charged;
-    op->charged = NULL;
-    asock__add_u32(&sock->slices_held, (uint32_t)-1);
-    asock__socket_unref(sock);
-  }
-  op->mode = ASOCK_BUFFER_NONE;
-  op->flags &= ~ASOCK__OPF_ON_DEMAND;
-  op->mem = NULL;
-  op->mem_len = 0;
-  op->offset = 0;
-  op->count = 0;
-  return slice;
-}
-
 void asock__op_drop_slice(asock_op *op) {
   void *slice = asock__op_detach_slice(op);
   /* The slice came from this pool and the op held it: this cannot fail. */
   if (slice != NULL)
     (void)asock_pool_release(op->pool, slice);
-}
-
-void asock__op_attach_slice(asock_op *op, void *slice, int on_demand) {
-  op->mode = ASOCK_BUFFER_SLICE;
-  op->mem = slice;
-  op->mem_len = op->pool->slice_size;
-  op->offset = 0;
-  op->count = op->mem_len;
-  if (on_demand)
-    op->flags |= ASOCK__OPF_ON_DEMAND;
-  else
-    op->flags &= ~ASOCK__OPF_ON_DEMAND;
 }
 
 /* offset + count <= len, without overflow. */

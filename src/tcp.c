@@ -96,18 +96,6 @@ void asock__on_socket_close(uv_handle_t *handle) {
   asock__socket_unref(sock);
 }
 
-void asock__socket_enqueue(asock_op **head, asock_op **tail, asock_op *op,
-                           unsigned char where) {
-  op->qnext = NULL;
-  op->qprev = *tail;
-  if (*tail != NULL)
-    (*tail)->qnext = op;
-  else
-    *head = op;
-  *tail = op;
-  op->where = where;
-}
-
 void asock__socket_unqueue(asock_socket *sock, asock_op *op) {
   asock_op **head;
   asock_op **tail;
