@@ -12,10 +12,6 @@
 #include "atomic.h"
 #include "platform.h"
 
-/* Compile-time assertion that works in C11 and MSVC's C mode. */
-#define ASOCK__STATIC_ASSERT(cond, msg)                                        \
-  typedef char asock__sa_##msg[(cond) ? 1 : -1]
-
 /* Keeps a frequently written field on a cache line of its own. */
 #define ASOCK__CACHE_LINE 64
 
@@ -167,6 +163,7 @@ struct asock_op {
   asock_op *post_next;   /* the loop's list of ops posted from other threads */
   asock_op *cancel_next; /* the loop's list of cancels from other threads */
   asock__atomic_u32 cancel_req; /* a cancel from another thread is queued */
+  asock_socket *cancel_sock;    /* the socket that cancel holds a ref on */
   char *host;                   /* connect_host: the name to resolve, a copy */
   unsigned short port;
   struct addrinfo *ai_head; /* connect_host: the resolved list */
@@ -330,9 +327,6 @@ static inline void asock__loop_give_slice(asock_loop *loop, void *slice) {
   (void)asock_pool_release(pool, slice);
 }
 
-/* Completes a pending op from inside a libuv callback: out of its queue and
- * the wheel, idle again, then its callback. */
-void asock__op_done(asock_op *op, int status, size_t bytes);
 /* Completes a pending op later, from the loop's idle handle: for completions
  * decided inside an API call, where the callback must not run. */
 void asock__op_defer(asock_loop *loop, asock_op *op, int status);
@@ -370,6 +364,9 @@ int asock__start(asock_socket *sock, asock_op *op, asock_op_kind kind,
 
 /* asock_cancel() from a thread other than the loop's: hands it over. */
 int asock__cancel_from_thread(asock_op *op);
+/* Starts the ops other threads handed over, if any, in posting order; their
+ * outcomes are deferred, never delivered inside the calling asock call. */
+void asock__loop_run_posted(asock_loop *loop);
 
 /* ---- sockets (src/tcp*.c) ---------------------------------------------- */
 
@@ -476,8 +473,52 @@ static inline int asock__socket_check_op(const asock_socket *sock,
     return ASOCK_ECLOSED;
   return 0;
 }
-/* Unlinks an op from the socket queue it waits in. */
-void asock__socket_unqueue(asock_socket *sock, asock_op *op);
+/* Unlinks an op from the socket queue it waits in, if it waits in one. */
+static inline void asock__socket_unqueue(asock_socket *sock, asock_op *op) {
+  asock_op **head;
+  asock_op **tail;
+
+  if (op->where == ASOCK__Q_RECV) {
+    head = &sock->recv_head;
+    tail = &sock->recv_tail;
+  } else if (op->where == ASOCK__Q_SEND) {
+    head = &sock->send_head;
+    tail = &sock->send_tail;
+  } else {
+    return;
+  }
+  if (op->qprev != NULL)
+    op->qprev->qnext = op->qnext;
+  else
+    *head = op->qnext;
+  if (op->qnext != NULL)
+    op->qnext->qprev = op->qprev;
+  else
+    *tail = op->qprev;
+  op->qnext = op->qprev = NULL;
+  op->where = ASOCK__Q_NONE;
+}
+
+/* Takes a pending op out of every place it waits: its socket's queue and
+ * the timing wheel. */
+static inline void asock__op_leave(asock_loop *loop, asock_op *op) {
+  if (op->wslot != 0)
+    asock__wheel_remove(&loop->wheel, op);
+  asock__socket_unqueue(op->socket, op);
+}
+
+/* Completes a pending op from inside a libuv callback: out of its queue and
+ * the wheel, idle again, then its callback. Inline: every completion with
+ * data runs it. */
+static inline void asock__op_done(asock_op *op, int status, size_t bytes) {
+  asock_loop *loop = op->socket->loop;
+
+  asock__op_leave(loop, op);
+  op->where = ASOCK__Q_NONE;
+  loop->callbacks++;
+  asock__op_finish_async(op, status, bytes);
+  loop->callbacks--;
+}
 
 /* Appends an op to one of a socket's queues. */
 static inline void asock__socket_enqueue(asock_op **head, asock_op **tail,

@@ -7,10 +7,8 @@
 #include "asan.h"
 #include "internal.h"
 
-/* Slice waiters are retried this often while there are any. */
-#define ASOCK__WAIT_RETRY_MS ASOCK__WHEEL_TICK_MS
-
 static void flush_slice_cache(asock_loop *loop);
+static void run_posted(asock_loop *loop);
 
 static void on_handle_closed(uv_handle_t *handle) {
   asock_loop *loop = handle->data;
@@ -157,6 +155,11 @@ static int run_one(asock_socket *sock, asock_op *op) {
  * starters were told ASOCK_PENDING, so every outcome, a synchronous
  * completion or a refusal, reaches them through the callback, from the idle
  * handle: never from inside the asock call that runs this. */
+void asock__loop_run_posted(asock_loop *loop) {
+  if (asock__load_ptr(&loop->posted) != NULL)
+    run_posted(loop);
+}
+
 static void run_posted(asock_loop *loop) {
   asock_op *op = take_fifo(&loop->posted, 0);
   while (op != NULL) {
@@ -191,10 +194,14 @@ static void run_cancels(asock_loop *loop) {
   asock_op *op = take_fifo(&loop->cancels, 1);
   while (op != NULL) {
     asock_op *next = op->cancel_next;
-    asock_socket *sock = op->socket;
+    asock_socket *sock = op->cancel_sock;
     op->cancel_next = NULL;
+    op->cancel_sock = NULL;
     asock__store_u32(&op->cancel_req, 0);
-    if (asock_op_is_pending(op) && op->where != ASOCK__Q_DEFERRED)
+    /* The op may have completed, and even started again on another socket,
+     * since the cancel was asked: it applies only to that socket's op. */
+    if (asock_op_is_pending(op) && op->socket == sock &&
+        op->where != ASOCK__Q_DEFERRED)
       asock__socket_cancel(sock, op);
     asock__socket_unref(sock);
     op = next;
@@ -242,8 +249,7 @@ int asock__start(asock_socket *sock, asock_op *op, asock_op_kind kind,
   }
   /* Ops handed over earlier go first, so that sequence numbers follow the
    * order the application posted in. */
-  if (asock__load_ptr(&loop->posted) != NULL)
-    run_posted(loop);
+  asock__loop_run_posted(loop);
   return asock__start_here(sock, op, kind, check, start);
 }
 
@@ -256,6 +262,7 @@ int asock__cancel_from_thread(asock_op *op) {
   if (!asock__cas_u32(&op->cancel_req, &expected, 1))
     return 0; /* a cancel is already on its way */
   asock__add_u32(&sock->refs, 1);
+  op->cancel_sock = sock;
   push(&sock->loop->cancels, op, &op->cancel_next);
   uv_async_send(&sock->loop->async);
   return 0;
@@ -407,23 +414,8 @@ asock_pool *asock_loop_pool(const asock_loop *loop) {
   return loop == NULL ? NULL : loop->pool;
 }
 
-void asock__op_done(asock_op *op, int status, size_t bytes) {
-  asock_socket *sock = op->socket;
-  asock_loop *loop = sock->loop;
-
-  asock__wheel_remove(&loop->wheel, op);
-  if (op->where == ASOCK__Q_RECV || op->where == ASOCK__Q_SEND)
-    asock__socket_unqueue(sock, op);
-  op->where = ASOCK__Q_NONE;
-  loop->callbacks++;
-  asock__op_finish_async(op, status, bytes);
-  loop->callbacks--;
-}
-
 void asock__op_defer(asock_loop *loop, asock_op *op, int status) {
-  asock__wheel_remove(&loop->wheel, op);
-  if (op->where == ASOCK__Q_RECV || op->where == ASOCK__Q_SEND)
-    asock__socket_unqueue(op->socket, op);
+  asock__op_leave(loop, op);
   op->status = status;
   op->where = ASOCK__Q_DEFERRED;
   op->qnext = NULL;

@@ -38,6 +38,7 @@ void asock__op_reset(asock_op *op) {
   op->charged = NULL;
   op->post_next = NULL;
   op->cancel_next = NULL;
+  op->cancel_sock = NULL;
   asock__store_u32(&op->cancel_req, 0);
   op->host = NULL;
   op->port = 0;

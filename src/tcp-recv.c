@@ -37,25 +37,6 @@ static void park_slice(asock_socket *sock, asock_op *op) {
     asock__loop_give_slice(sock->loop, slice);
 }
 
-/* Completes the receive at the head of the queue with data: the common
- * completion, done here without the general path's queue search. */
-static void complete_head(asock_socket *sock, asock_op *op, size_t bytes) {
-  asock_loop *loop = sock->loop;
-
-  sock->recv_head = op->qnext;
-  if (op->qnext != NULL)
-    op->qnext->qprev = NULL;
-  else
-    sock->recv_tail = NULL;
-  op->qnext = NULL;
-  op->where = ASOCK__Q_NONE;
-  if (op->wslot != 0)
-    asock__wheel_remove(&loop->wheel, op);
-  loop->callbacks++;
-  asock__op_finish_async(op, 0, bytes);
-  loop->callbacks--;
-}
-
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
@@ -71,11 +52,8 @@ static void start_reading(asock_socket *sock) {
   }
   /* Reading cannot start: every waiting receive hears why, later. */
   sock->read_error = asock__from_uv(err);
-  while (sock->recv_head != NULL) {
-    asock_op *op = sock->recv_head;
-    asock__socket_unqueue(sock, op);
-    asock__op_defer(sock->loop, op, sock->read_error);
-  }
+  while (sock->recv_head != NULL)
+    asock__op_defer(sock->loop, sock->recv_head, sock->read_error);
 }
 
 static void stop_reading(asock_socket *sock) {
@@ -112,12 +90,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 
   if (nread == UV_ENOBUFS) {
     /* on_alloc gave no buffer: no receive waits, or no slice is free. */
-    stop_reading(sock);
-    if ((sock->flags & ASOCK__SF_WAIT_SLICE) == 0 || op == NULL) {
-      sock->flags &= ~ASOCK__SF_WAIT_SLICE;
-      return;
-    }
+    int no_slice = (sock->flags & ASOCK__SF_WAIT_SLICE) != 0;
     sock->flags &= ~ASOCK__SF_WAIT_SLICE;
+    stop_reading(sock);
+    if (!no_slice || op == NULL)
+      return;
     if (loop->pool->flags & ASOCK_POOL_FAIL_FAST) {
       asock__op_done(op, ASOCK_ENOBUFS, 0);
       if (sock->recv_head != NULL)
@@ -143,7 +120,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
       op->offset = 0;
       op->count = (size_t)nread;
     }
-    complete_head(sock, op, (size_t)nread);
+    asock__op_done(op, 0, (size_t)nread);
     return;
   }
 
@@ -153,14 +130,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   stop_reading(sock);
   if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
     park_slice(sock, op);
+  /* A callback that closes the socket cancels the rest with it. */
   while ((op = sock->recv_head) != NULL &&
          (sock->flags & ASOCK__SF_HANDLE_GONE) == 0)
     asock__op_done(op, err, 0);
-  if (sock->recv_head != NULL) {
-    /* The application closed the socket from a callback: the rest were
-     * cancelled with it. */
-    return;
-  }
 }
 
 void asock__recv_retry(asock_socket *sock) {
@@ -169,7 +142,7 @@ void asock__recv_retry(asock_socket *sock) {
     start_reading(sock);
 }
 
-static int recv_check(asock_socket *sock, asock_op *op) {
+int asock__recv_check(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
@@ -184,21 +157,12 @@ static int recv_check(asock_socket *sock, asock_op *op) {
   return 0;
 }
 
-static int recv_start(asock_socket *sock, asock_op *op);
-
-int asock__recv_check(asock_socket *sock, asock_op *op) {
-  return recv_check(sock, op);
+int asock_receive(asock_socket *sock, asock_op *op) {
+  return asock__start_fast(sock, op, ASOCK_OP_RECEIVE, asock__recv_check,
+                           asock__recv_start);
 }
 
 int asock__recv_start(asock_socket *sock, asock_op *op) {
-  return recv_start(sock, op);
-}
-
-int asock_receive(asock_socket *sock, asock_op *op) {
-  return asock__start_fast(sock, op, ASOCK_OP_RECEIVE, recv_check, recv_start);
-}
-
-static int recv_start(asock_socket *sock, asock_op *op) {
   int on_demand = wants_slice(op);
   long got;
   int err;

@@ -110,10 +110,6 @@ static void send_failed(asock_socket *sock, int err) {
   asock__send_fail_all(sock, err);
 }
 
-/* After a write completed: complete every send that is done, try the rest
- * in one vectored write, and hand what remains to libuv. Runs inside libuv
- * callbacks, so completions are delivered directly, in order, once the
- * queue is consistent again. */
 /* Moves the finished sends at the head of the queue to a done list. */
 static void collect_done(asock_socket *sock, asock_op ***done_tail) {
   asock_op *op;
@@ -125,6 +121,10 @@ static void collect_done(asock_socket *sock, asock_op ***done_tail) {
   }
 }
 
+/* After a write completed: complete every send that is done, try the rest
+ * in one vectored write, and hand what remains to libuv. Runs inside libuv
+ * callbacks, so completions are delivered directly, in order, once the
+ * queue is consistent again. */
 static void flush(asock_socket *sock) {
   asock_loop *loop = sock->loop;
   asock_op *done = NULL;
@@ -196,9 +196,10 @@ static void on_write(uv_write_t *req, int status) {
     else
       err = asock__from_uv(status);
     asock__send_unqueue(sock, op);
-    asock__op_done(op, err, op->sent);
-    /* The rest cannot follow a send that did not finish. */
+    /* The rest cannot follow a send that did not finish: they fail (later,
+     * after this one) before its callback can post another. */
     send_failed(sock, err == ASOCK_ETIMEDOUT ? ASOCK_ECANCELED : err);
+    asock__op_done(op, err, op->sent);
     asock__send_drained(sock);
     return;
   }
@@ -208,7 +209,7 @@ static void on_write(uv_write_t *req, int status) {
   flush(sock);
 }
 
-static int send_check(asock_socket *sock, asock_op *op) {
+int asock__send_check(asock_socket *sock, asock_op *op) {
   uint32_t flags;
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
@@ -231,21 +232,12 @@ static int send_check(asock_socket *sock, asock_op *op) {
   return 0;
 }
 
-static int send_start(asock_socket *sock, asock_op *op);
-
-int asock__send_check(asock_socket *sock, asock_op *op) {
-  return send_check(sock, op);
+int asock_send(asock_socket *sock, asock_op *op) {
+  return asock__start_fast(sock, op, ASOCK_OP_SEND, asock__send_check,
+                           asock__send_start);
 }
 
 int asock__send_start(asock_socket *sock, asock_op *op) {
-  return send_start(sock, op);
-}
-
-int asock_send(asock_socket *sock, asock_op *op) {
-  return asock__start_fast(sock, op, ASOCK_OP_SEND, send_check, send_start);
-}
-
-static int send_start(asock_socket *sock, asock_op *op) {
   size_t total = op->nbufs == 0 ? op->count : op_total(op);
   size_t bytes = 0;
   uv_buf_t one;

@@ -9,7 +9,7 @@
 
 /* Makes a socket with its handle initialised: two references, one for the
  * application and one for the handle. */
-static int socket_new(asock_loop *loop, asock_socket **sock_out) {
+int asock__socket_new(asock_loop *loop, asock_socket **sock_out) {
   asock_socket *sock;
   int err;
 
@@ -37,10 +37,6 @@ static int socket_new(asock_loop *loop, asock_socket **sock_out) {
   return 0;
 }
 
-int asock__socket_new(asock_loop *loop, asock_socket **sock_out) {
-  return socket_new(loop, sock_out);
-}
-
 int asock_tcp_create(asock_socket **sock_out, asock_loop *loop) {
   if (sock_out == NULL)
     return ASOCK_EINVAL;
@@ -51,7 +47,7 @@ int asock_tcp_create(asock_socket **sock_out, asock_loop *loop) {
     return ASOCK_ETHREAD;
   if (loop->closing)
     return ASOCK_ECLOSED;
-  return socket_new(loop, sock_out);
+  return asock__socket_new(loop, sock_out);
 }
 
 void asock__socket_unref(asock_socket *sock) {
@@ -74,7 +70,6 @@ static void unlink_socket(asock_socket *sock) {
  * disconnect completes. The memory stays while references remain. */
 void asock__on_socket_close(uv_handle_t *handle) {
   asock_socket *sock = (asock_socket *)handle;
-  asock_loop *loop = sock->loop;
   asock_op *op = sock->disconnect;
 
   if (sock->flags & ASOCK__SF_REINIT) {
@@ -87,38 +82,12 @@ void asock__on_socket_close(uv_handle_t *handle) {
    * loop can release it. */
   if (sock->flags & ASOCK__SF_CLOSED)
     unlink_socket(sock);
-  (void)loop;
 
   if (op != NULL) {
     sock->disconnect = NULL;
     asock__op_done(op, op->forced_status, 0);
   }
   asock__socket_unref(sock);
-}
-
-void asock__socket_unqueue(asock_socket *sock, asock_op *op) {
-  asock_op **head;
-  asock_op **tail;
-
-  if (op->where == ASOCK__Q_RECV) {
-    head = &sock->recv_head;
-    tail = &sock->recv_tail;
-  } else if (op->where == ASOCK__Q_SEND) {
-    head = &sock->send_head;
-    tail = &sock->send_tail;
-  } else {
-    return;
-  }
-  if (op->qprev != NULL)
-    op->qprev->qnext = op->qnext;
-  else
-    *head = op->qnext;
-  if (op->qnext != NULL)
-    op->qnext->qprev = op->qprev;
-  else
-    *tail = op->qprev;
-  op->qnext = op->qprev = NULL;
-  op->where = ASOCK__Q_NONE;
 }
 
 /* What every function for the loop's thread only checks first. */
@@ -169,10 +138,8 @@ void asock__socket_shut(asock_socket *sock, int abortive) {
   asock_loop *loop = sock->loop;
   asock_op *op;
 
-  while ((op = sock->recv_head) != NULL) {
-    asock__socket_unqueue(sock, op);
+  while ((op = sock->recv_head) != NULL)
     asock__op_defer(loop, op, ASOCK_ECANCELED);
-  }
   /* Queued sends behind one libuv is writing wait for that write's
    * cancellation, so that they complete after it, in order. */
   if ((sock->flags & ASOCK__SF_WRITING) == 0)
@@ -198,7 +165,6 @@ void asock__socket_shut(asock_socket *sock, int abortive) {
       uv_tcp_close_reset(&sock->tcp, asock__on_socket_close) == 0)
     return;
   uv_close((uv_handle_t *)&sock->tcp, asock__on_socket_close);
-  (void)loop;
 }
 
 int asock_socket_close(asock_socket *sock, unsigned int flags) {
@@ -223,6 +189,9 @@ int asock_cancel(asock_op *op) {
     return ASOCK_ENOTPENDING;
   if (!asock__loop_on_thread(op->socket->loop))
     return asock__cancel_from_thread(op);
+  /* An op another thread handed over may not be started yet: start it, so
+   * that there is something to cancel. */
+  asock__loop_run_posted(op->socket->loop);
   if (op->where == ASOCK__Q_DEFERRED)
     return 0; /* already completing */
   return asock__socket_cancel(op->socket, op);
@@ -249,7 +218,6 @@ static void end_early(asock_socket *sock, asock_op *op, int status,
   case ASOCK_OP_ACCEPT:
     if (op->where != ASOCK__Q_RECV)
       return;
-    asock__socket_unqueue(sock, op);
     break;
   case ASOCK_OP_SEND:
     if (op->where != ASOCK__Q_SEND)
@@ -311,54 +279,49 @@ int asock_socket_set_keepalive(asock_socket *sock, int enable,
   return asock__from_uv(uv_tcp_keepalive(&sock->tcp, enable != 0, delay_s));
 }
 
-int asock_socket_send_buffer_size(asock_socket *sock, int *value) {
+/* SO_SNDBUF and SO_RCVBUF: libuv reads with 0 and sets with a size. */
+static int buffer_size(asock_socket *sock, int *value,
+                       int (*size_fn)(uv_handle_t *, int *)) {
   int err = check_socket(sock);
   if (err != 0)
     return err;
   if (value == NULL || *value < 0)
     return ASOCK_EINVAL;
   if (*value > 0) {
-    err = uv_send_buffer_size((uv_handle_t *)&sock->tcp, value);
+    err = size_fn((uv_handle_t *)&sock->tcp, value);
     if (err != 0)
       return asock__from_uv(err);
     *value = 0;
   }
-  return asock__from_uv(uv_send_buffer_size((uv_handle_t *)&sock->tcp, value));
+  return asock__from_uv(size_fn((uv_handle_t *)&sock->tcp, value));
+}
+
+int asock_socket_send_buffer_size(asock_socket *sock, int *value) {
+  return buffer_size(sock, value, uv_send_buffer_size);
 }
 
 int asock_socket_recv_buffer_size(asock_socket *sock, int *value) {
+  return buffer_size(sock, value, uv_recv_buffer_size);
+}
+
+static int address(asock_socket *sock, struct sockaddr *addr, int *len,
+                   int (*name_fn)(const uv_tcp_t *, struct sockaddr *, int *)) {
   int err = check_socket(sock);
   if (err != 0)
     return err;
-  if (value == NULL || *value < 0)
+  if (addr == NULL || len == NULL)
     return ASOCK_EINVAL;
-  if (*value > 0) {
-    err = uv_recv_buffer_size((uv_handle_t *)&sock->tcp, value);
-    if (err != 0)
-      return asock__from_uv(err);
-    *value = 0;
-  }
-  return asock__from_uv(uv_recv_buffer_size((uv_handle_t *)&sock->tcp, value));
+  return asock__from_uv(name_fn(&sock->tcp, addr, len));
 }
 
 int asock_socket_local_address(asock_socket *sock, struct sockaddr *addr,
                                int *len) {
-  int err = check_socket(sock);
-  if (err != 0)
-    return err;
-  if (addr == NULL || len == NULL)
-    return ASOCK_EINVAL;
-  return asock__from_uv(uv_tcp_getsockname(&sock->tcp, addr, len));
+  return address(sock, addr, len, uv_tcp_getsockname);
 }
 
 int asock_socket_remote_address(asock_socket *sock, struct sockaddr *addr,
                                 int *len) {
-  int err = check_socket(sock);
-  if (err != 0)
-    return err;
-  if (addr == NULL || len == NULL)
-    return ASOCK_EINVAL;
-  return asock__from_uv(uv_tcp_getpeername(&sock->tcp, addr, len));
+  return address(sock, addr, len, uv_tcp_getpeername);
 }
 
 int asock_socket_set_send_limits(asock_socket *sock, size_t low, size_t high,

@@ -339,6 +339,29 @@ START_TEST(cancel_from_another_thread) {
 }
 END_TEST
 
+static void post_one(void *arg) {
+  asock_op *op = arg;
+  ck_assert_asock(asock_receive(fx.server, op), ASOCK_PENDING);
+}
+
+/* Cancelled on the loop's thread before the loop took it over: the cancel
+ * still reaches it. */
+START_TEST(cancel_before_the_loop_took_the_op) {
+  asock_op *op;
+  uv_thread_t worker;
+
+  ck_assert_asock(asock_op_acquire(fx.pool, &op), 0);
+  asock_op_set_callback(op, record);
+  ck_assert_int_eq(uv_thread_create(&worker, post_one, op), 0);
+  ck_assert_int_eq(uv_thread_join(&worker), 0);
+  ck_assert_asock(asock_cancel(op), 0);
+  run_until(1);
+  ck_assert_ptr_eq(done_ops[0], op);
+  ck_assert_asock(asock_op_status(op), ASOCK_ECANCELED);
+  ck_assert_asock(asock_op_release(fx.pool, op), 0);
+}
+END_TEST
+
 static void stop_it(void *arg) { ck_assert_asock(asock_loop_stop(arg), 0); }
 
 START_TEST(stop_from_another_thread) {
@@ -362,11 +385,6 @@ START_TEST(stop_from_another_thread) {
   ck_assert_asock(asock_op_release(fx.pool, op), 0);
 }
 END_TEST
-
-static void post_one(void *arg) {
-  asock_op *op = arg;
-  ck_assert_asock(asock_receive(fx.server, op), ASOCK_PENDING);
-}
 
 /* An op handed over but not yet taken by the loop when the loop closes
  * still completes, once, through its callback. */
@@ -399,6 +417,7 @@ Suite *asock_test_suite_threads(void) {
   tcase_add_test(tc, sends_from_another_thread_reach_the_wire_in_order);
   tcase_add_test(tc, another_thread_gets_busy_and_foreign);
   tcase_add_test(tc, cancel_from_another_thread);
+  tcase_add_test(tc, cancel_before_the_loop_took_the_op);
   tcase_add_test(tc, stop_from_another_thread);
   tcase_add_test(tc, loop_close_completes_handed_over_ops);
   suite_add_tcase(s, tc);
