@@ -1,22 +1,32 @@
 /* The few atomic operations asock needs, behind one header: C11 <stdatomic.h>
  * where the compiler has it, Interlocked intrinsics on MSVC (MSVC 2019 has
  * no <stdatomic.h>). Loads acquire, stores release, read-modify-writes are
- * sequentially consistent unless the name says relaxed. */
+ * sequentially consistent unless the name says relaxed.
+ *
+ * ASOCK_ATOMIC_INTERLOCKED (the CMake option of that name) selects the
+ * Interlocked branch with any Windows compiler: mingw-w64's <windows.h> and
+ * <intrin.h> provide the same functions, so the branch MSVC builds is
+ * compiled and tested by the mingw-w64 build that runs under Wine. */
 #ifndef ASOCK_ATOMIC_H
 #define ASOCK_ATOMIC_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(_MSC_VER) && !defined(__clang__)
-#define ASOCK__ATOMIC_MSVC 1
+#if defined(ASOCK_ATOMIC_INTERLOCKED) && !defined(_WIN32)
+#error "ASOCK_ATOMIC_INTERLOCKED needs the Windows Interlocked functions"
+#endif
+
+#if defined(ASOCK_ATOMIC_INTERLOCKED) ||                                       \
+    (defined(_MSC_VER) && !defined(__clang__))
+#define ASOCK__ATOMIC_INTERLOCKED 1
 #include <intrin.h>
 #include <windows.h>
 #else
 #include <stdatomic.h>
 #endif
 
-#ifdef ASOCK__ATOMIC_MSVC
+#ifdef ASOCK__ATOMIC_INTERLOCKED
 
 typedef volatile LONG asock__atomic_u32;
 typedef volatile LONG64 asock__atomic_u64;
@@ -24,9 +34,10 @@ typedef void *volatile asock__atomic_ptr;
 
 /* On x86 and x64 an aligned volatile access is atomic, a load has acquire and
  * a store release semantics once the compiler barrier stops reordering. On
- * ARM64 a full barrier is needed as well. */
-static inline void asock__msvc_fence(void) {
-#if defined(_M_ARM64) || defined(_M_ARM)
+ * ARM a full barrier is needed as well (MSVC's and GCC's names for it). */
+static inline void asock__interlocked_fence(void) {
+#if defined(_M_ARM64) || defined(_M_ARM) || defined(__aarch64__) ||            \
+    defined(__arm__)
   MemoryBarrier();
 #else
   _ReadWriteBarrier();
@@ -35,13 +46,13 @@ static inline void asock__msvc_fence(void) {
 
 static inline uint32_t asock__load_u32(const asock__atomic_u32 *p) {
   uint32_t v = (uint32_t)*p;
-  asock__msvc_fence();
+  asock__interlocked_fence();
   return v;
 }
 static inline void asock__store_u32(asock__atomic_u32 *p, uint32_t v) {
-  asock__msvc_fence();
+  asock__interlocked_fence();
   *p = (LONG)v;
-  asock__msvc_fence();
+  asock__interlocked_fence();
 }
 static inline int asock__cas_u32(asock__atomic_u32 *p, uint32_t *expected,
                                  uint32_t desired) {
@@ -59,11 +70,11 @@ static inline uint32_t asock__add_u32(asock__atomic_u32 *p, uint32_t v) {
 }
 
 static inline uint64_t asock__load_u64(const asock__atomic_u64 *p) {
-#if defined(_M_IX86)
+#if defined(_M_IX86) || defined(__i386__)
   return (uint64_t)InterlockedCompareExchange64((asock__atomic_u64 *)p, 0, 0);
 #else
   uint64_t v = (uint64_t)*p;
-  asock__msvc_fence();
+  asock__interlocked_fence();
   return v;
 #endif
 }
@@ -89,7 +100,7 @@ static inline uint64_t asock__add_u64_relaxed(asock__atomic_u64 *p,
 
 static inline void *asock__load_ptr(asock__atomic_ptr const *p) {
   void *v = *p;
-  asock__msvc_fence();
+  asock__interlocked_fence();
   return v;
 }
 static inline void asock__store_ptr(asock__atomic_ptr *p, void *v) {
