@@ -472,7 +472,8 @@ void tu_recv_exact(asock_socket *sock, void *buf, size_t len) {
                   asock_err_name(r));
     if (r == ASOCK_PENDING)
       ck_assert_msg(tu_wait_count(&rec.calls, rec.calls + 1),
-                    "receive never completed (%zu of %zu bytes)", got, len);
+                    "receive never completed (%llu of %llu bytes)",
+                    (unsigned long long)got, (unsigned long long)len);
     ck_assert_asock(asock_op_status(op), 0);
     ck_assert_uint_gt(asock_op_bytes(op), 0);
     ck_assert_uint_le(asock_op_bytes(op), len - got);
@@ -497,7 +498,8 @@ int tu_recv_to_end(asock_socket *sock, uint32_t stream, uint64_t pos,
                   asock_err_name(r));
     if (r == ASOCK_PENDING)
       ck_assert_msg(tu_wait_count(&rec.calls, rec.calls + 1),
-                    "receive never completed after %zu bytes", *got);
+                    "receive never completed after %llu bytes",
+                    (unsigned long long)*got);
     status = asock_op_status(op);
     if (status != 0)
       break;

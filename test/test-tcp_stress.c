@@ -456,8 +456,8 @@ START_TEST(random_sizes_from_one_byte_to_one_mib) {
     rr = tu_receive(p.client, r);
     ck_assert_msg(rr == 0 || rr == ASOCK_PENDING, "%s", asock_err_name(rr));
     if (rr == ASOCK_PENDING)
-      ck_assert_msg(tu_wait_idle(r), "stuck after %zu of %zu bytes", got,
-                    total);
+      ck_assert_msg(tu_wait_idle(r), "stuck after %llu of %llu bytes",
+                    (unsigned long long)got, (unsigned long long)total);
     ck_assert_asock(asock_op_status(r), 0);
     ck_assert_uint_gt(asock_op_bytes(r), 0);
     got += asock_op_bytes(r);

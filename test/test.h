@@ -22,6 +22,10 @@ int asock_test_skipped(const TTest *test);
 ASOCK_TEST_SUITES(ASOCK__DECLARE_SUITE)
 #undef ASOCK__DECLARE_SUITE
 
+/* check.h declares its message functions format(printf), which GCC reads as
+ * msvcrt's printf on MinGW: messages use %llu and a cast, not %zu, or a
+ * MinGW build with -Werror fails against check as MSYS2 ships it. */
+
 /* Asserts that an asock call returned the expected code, printing both names
  * when it did not. */
 #define ck_assert_asock(expr, expected)                                        \
