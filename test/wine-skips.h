@@ -2,7 +2,8 @@
  * of Wine itself, not of asock. They are left out of their suite only when
  * the Windows test executable runs under Wine (helpers.c asks ntdll for
  * wine_get_version); on real Windows, and everywhere else, they run. Each
- * entry names the test function and the exact limitation it hits. */
+ * entry names the test function and the exact limitation it hits. The
+ * README's Windows section shows this list to readers: change both. */
 #define ASOCK_WINE_SKIPS(XX)                                                   \
   XX(socket_options,                                                           \
      "Wine 8.0 fails setsockopt(IPPROTO_TCP, TCP_KEEPALIVE) with "             \
