@@ -318,22 +318,24 @@ int tu_same_addr(const struct sockaddr *a, const struct sockaddr *b) {
 
 static void on_handle_closed(uv_handle_t *handle) { *(int *)handle->data = 1; }
 
-unsigned short tu_unused_port(const char *ip) {
-  uv_tcp_t h;
+unsigned short tu_bind_unlistened(const char *ip, uv_tcp_t *h) {
   struct sockaddr_storage ss;
   int len = (int)sizeof(ss);
+  tu_addr(ip, 0, &ss);
+  ck_assert_int_eq(uv_tcp_init(asock_loop_uv(tu_loop), h), 0);
+  ck_assert_int_eq(uv_tcp_bind(h, (struct sockaddr *)&ss, 0), 0);
+  ck_assert_int_eq(uv_tcp_getsockname(h, (struct sockaddr *)&ss, &len), 0);
+  return tu_port(&ss);
+}
+
+void tu_close_uv(uv_tcp_t *h) {
   int closed = 0;
   int i;
-  tu_addr(ip, 0, &ss);
-  ck_assert_int_eq(uv_tcp_init(asock_loop_uv(tu_loop), &h), 0);
-  h.data = &closed;
-  ck_assert_int_eq(uv_tcp_bind(&h, (struct sockaddr *)&ss, 0), 0);
-  ck_assert_int_eq(uv_tcp_getsockname(&h, (struct sockaddr *)&ss, &len), 0);
-  uv_close((uv_handle_t *)&h, on_handle_closed);
+  h->data = &closed;
+  uv_close((uv_handle_t *)h, on_handle_closed);
   for (i = 0; i < 1000 && !closed; i++)
     asock_loop_run(tu_loop, UV_RUN_NOWAIT);
   ck_assert(closed);
-  return tu_port(&ss);
 }
 
 int tu_ipv6_available(void) {

@@ -88,8 +88,14 @@ void tu_addr(const char *ip, unsigned short port, struct sockaddr_storage *ss);
 unsigned short tu_port(const struct sockaddr_storage *ss);
 /* 1 if two socket addresses have the same family, address and port. */
 int tu_same_addr(const struct sockaddr *a, const struct sockaddr *b);
-/* A port on ip that nothing listens on (bound and released through libuv). */
-unsigned short tu_unused_port(const char *ip);
+/* Binds h, a plain libuv handle, to a free port on ip without listening
+ * and returns the port: a connection to it is refused. A port that was
+ * merely free a moment ago is not enough: another socket may take it, and
+ * if the connecting socket itself is given it, TCP connects the socket to
+ * itself. Bound, the port stays out of reach until tu_close_uv(h). */
+unsigned short tu_bind_unlistened(const char *ip, uv_tcp_t *h);
+/* Closes h and runs the loop until its close callback has run. */
+void tu_close_uv(uv_tcp_t *h);
 /* 1 if a plain libuv TCP handle can bind ::1. */
 int tu_ipv6_available(void);
 

@@ -397,10 +397,11 @@ END_TEST
 
 START_TEST(connect_refused) {
   struct sockaddr_storage addr;
+  uv_tcp_t bound;
   asock_socket *client;
   asock_op *cop = tu_op();
   int r;
-  tu_addr("127.0.0.1", tu_unused_port("127.0.0.1"), &addr);
+  tu_addr("127.0.0.1", tu_bind_unlistened("127.0.0.1", &bound), &addr);
   ck_assert_asock(asock_tcp_create(&client, tu_loop), 0);
   ck_assert_asock(asock_op_set_remote(cop, (struct sockaddr *)&addr), 0);
   r = tu_connect(client, cop);
@@ -415,6 +416,7 @@ START_TEST(connect_refused) {
   tu_run_for(30);
   ck_assert_int_eq(tu_rec(cop)->calls, r == ASOCK_PENDING ? 1 : 0);
   ck_assert_asock(tu_close(client, 0), 0);
+  tu_close_uv(&bound);
 }
 END_TEST
 
