@@ -37,42 +37,37 @@ static void park_slice(asock_socket *sock, asock_op *op) {
     asock__loop_give_slice(sock->loop, slice);
 }
 
-static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-
 static void start_reading(asock_socket *sock) {
   int err;
   if (sock->flags &
       (ASOCK__SF_READING | ASOCK__SF_WAIT_SLICE | ASOCK__SF_HANDLE_GONE))
     return;
-  err = uv_read_start((uv_stream_t *)&sock->tcp, on_alloc, on_read);
+  err = asock__io_read_start(sock);
   if (err == 0) {
     sock->flags |= ASOCK__SF_READING;
     return;
   }
   /* Reading cannot start: every waiting receive hears why, later. */
-  sock->read_error = asock__from_uv(err);
+  sock->read_error = err;
   while (sock->recv_head != NULL)
     asock__op_defer(sock->loop, sock->recv_head, sock->read_error);
 }
 
 static void stop_reading(asock_socket *sock) {
   if (sock->flags & ASOCK__SF_READING) {
-    uv_read_stop((uv_stream_t *)&sock->tcp);
+    asock__io_read_stop(sock);
     sock->flags &= ~ASOCK__SF_READING;
   }
 }
 
-static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
-  asock_socket *sock = (asock_socket *)handle;
+void asock__recv_buffer(asock_socket *sock, uv_buf_t *buf) {
   asock_op *op = sock->recv_head;
   size_t len;
 
-  (void)suggested;
   buf->base = NULL;
   buf->len = 0;
   if (op == NULL)
-    return; /* nobody wants the data: on_read stops reading */
+    return; /* nobody wants the data: reading stops */
   if (wants_slice(op) && take_slice(sock, op) != 0) {
     sock->flags |= ASOCK__SF_WAIT_SLICE;
     return;
@@ -82,28 +77,28 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   buf->len = (unsigned int)len;
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  asock_socket *sock = (asock_socket *)stream;
+void asock__recv_unbuffered(asock_socket *sock) {
   asock_loop *loop = sock->loop;
   asock_op *op = sock->recv_head;
-  int err;
+  /* No receive waits, or no slice is free. */
+  int no_slice = (sock->flags & ASOCK__SF_WAIT_SLICE) != 0;
 
-  if (nread == UV_ENOBUFS) {
-    /* on_alloc gave no buffer: no receive waits, or no slice is free. */
-    int no_slice = (sock->flags & ASOCK__SF_WAIT_SLICE) != 0;
-    sock->flags &= ~ASOCK__SF_WAIT_SLICE;
-    stop_reading(sock);
-    if (!no_slice || op == NULL)
-      return;
-    if (loop->pool->flags & ASOCK_POOL_FAIL_FAST) {
-      asock__op_done(op, ASOCK_ENOBUFS, 0);
-      if (sock->recv_head != NULL)
-        start_reading(sock);
-      return;
-    }
-    asock__loop_wait_slice(loop, sock);
+  sock->flags &= ~ASOCK__SF_WAIT_SLICE;
+  stop_reading(sock);
+  if (!no_slice || op == NULL)
+    return;
+  if (loop->pool->flags & ASOCK_POOL_FAIL_FAST) {
+    asock__op_done(op, ASOCK_ENOBUFS, 0);
+    if (sock->recv_head != NULL)
+      start_reading(sock);
     return;
   }
+  asock__loop_wait_slice(loop, sock);
+}
+
+void asock__recv_result(asock_socket *sock, long nread, const uv_buf_t *buf) {
+  asock_op *op = sock->recv_head;
+
   if (nread == 0) {
     /* EAGAIN: the slice on_alloc took goes back. */
     if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
@@ -125,15 +120,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   }
 
   /* The end of the stream, or an error: it is final for every receive. */
-  err = asock__from_uv((int)nread);
-  sock->read_error = err;
+  sock->read_error = (int)nread;
   stop_reading(sock);
   if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
     park_slice(sock, op);
   /* A callback that closes the socket cancels the rest with it. */
   while ((op = sock->recv_head) != NULL &&
          (sock->flags & ASOCK__SF_HANDLE_GONE) == 0)
-    asock__op_done(op, err, 0);
+    asock__op_done(op, (int)nread, 0);
 }
 
 void asock__recv_retry(asock_socket *sock) {

@@ -1,5 +1,5 @@
-/* Unix socket I/O that libuv does not offer: a direct non-blocking receive
- * for the synchronous path, and process setup. */
+/* Unix process setup, and the direct non-blocking receive both the
+ * synchronous path and the readiness path use. */
 #include <errno.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -20,10 +20,10 @@ static void ignore_sigpipe(void) {
 void asock__platform_init(void) { uv_once(&platform_once, ignore_sigpipe); }
 
 long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
-  uv_os_fd_t fd;
+  int fd = sock->io.fd;
   ssize_t n;
 
-  if (uv_fileno((const uv_handle_t *)&sock->tcp, &fd) != 0)
+  if (fd < 0)
     return ASOCK_EBADF;
   do
     n = recv(fd, buf, len, 0);
@@ -35,11 +35,4 @@ long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
   if (errno == EAGAIN || errno == EWOULDBLOCK)
     return ASOCK_EAGAIN;
   return asock__from_uv(-errno);
-}
-
-int asock__set_reuseaddr(asock_socket *sock, int family) {
-  /* libuv sets SO_REUSEADDR on every TCP socket it binds on Unix. */
-  (void)sock;
-  (void)family;
-  return 0;
 }

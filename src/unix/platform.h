@@ -7,6 +7,21 @@
 
 #include <uv.h>
 
+/* A socket's handle on Unix: the OS socket itself, watched by a uv_poll_t.
+ * asock makes the system calls; libuv's epoll or kqueue says when they
+ * will not block. This costs less per message than libuv's stream layer
+ * (no allocation callback, no generic read loop, no write queue), and the
+ * poll handle is smaller than a uv_tcp_t. */
+typedef struct asock__io {
+  uv_poll_t poll;           /* first, so that a handle pointer is the socket */
+  int fd;                   /* -1 until the socket exists */
+  unsigned char want;       /* ASOCK__IO_READ and ASOCK__IO_WRITE wanted */
+  unsigned char armed;      /* what the poll handle watches now */
+  unsigned char busy;       /* its callback runs: it updates when done */
+  unsigned char connecting; /* a connect waits for writability */
+  int connect_error;        /* a connect that failed at once */
+} asock__io;
+
 /* Whether the calling thread is t: asked on every operation start, so it
  * skips libuv's two out-of-line wrappers. */
 static inline int asock__thread_is(const uv_thread_t *t) {
