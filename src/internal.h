@@ -608,9 +608,6 @@ int asock__socket_cancel(asock_socket *sock, asock_op *op);
  * application installed a handler, so that a write to a reset connection is
  * an error code instead of the process's death. */
 void asock__platform_init(void);
-/* A non-blocking receive straight from the socket: the bytes read, ASOCK_EOF
- * at end of stream, ASOCK_EAGAIN if nothing is there, or an error. */
-long asock__try_recv(asock_socket *sock, void *buf, size_t len);
 
 /* ---- socket I/O (src/unix/tcp-io.c, src/win/tcp-io.c) ------------------ */
 
@@ -648,10 +645,6 @@ int asock__io_connect(asock_socket *sock, asock_op *op,
 /* Starts or stops the flow of asock__recv_buffer()/asock__recv_result(). */
 int asock__io_read_start(asock_socket *sock);
 void asock__io_read_stop(asock_socket *sock);
-/* Writes what the kernel takes now, without waiting: the bytes written,
- * ASOCK_EAGAIN when it takes none, or an error. */
-long asock__io_try_write(asock_socket *sock, const uv_buf_t *iov,
-                         unsigned int n);
 /* Hands the unsent rest of the head send over; asock__send_written()
  * reports. On Windows libuv writes iov (op->write_bytes is set to its
  * size); on Unix nothing is written, and the report only says the socket is
@@ -689,9 +682,23 @@ void asock__recv_unbuffered(asock_socket *sock);
 /* A read into the buffer asock__recv_buffer() gave: bytes (> 0), 0 when
  * nothing was there, or ASOCK_EOF or an error. */
 void asock__recv_result(asock_socket *sock, long nread, const uv_buf_t *buf);
+/* Readiness platforms (Unix): the socket is readable. Reads into the head
+ * receive's buffer until a read comes back short, no receive waits, or the
+ * reads one report may do are used. */
+void asock__recv_ready(asock_socket *sock);
 /* The write asock__io_write() handed over finished with status. */
 void asock__send_written(asock_op *op, int status);
 /* The shutdown asock__io_shutdown() started finished with status. */
 void asock__shutdown_done(asock_op *op, int status);
+
+/* From io-inline.h, per platform (inline on Unix, where every message
+ * makes these calls):
+ *   asock__try_recv(sock, buf, len): a non-blocking receive straight from
+ *     the socket: the bytes read, ASOCK_EOF at end of stream, ASOCK_EAGAIN
+ *     if nothing is there, or an error;
+ *   asock__io_try_write(sock, iov, n): writes what the kernel takes now,
+ *     without waiting: the bytes written, ASOCK_EAGAIN when it takes none,
+ *     or an error. */
+#include "io-inline.h"
 
 #endif /* ASOCK_INTERNAL_H */

@@ -130,6 +130,34 @@ void asock__recv_result(asock_socket *sock, long nread, const uv_buf_t *buf) {
     asock__op_done(op, (int)nread, 0);
 }
 
+/* Reads one readiness report may do on one socket before others get their
+ * turn; a read that does not fill its buffer ends the turn sooner. */
+#define ASOCK__READS_PER_EVENT 16
+
+void asock__recv_ready(asock_socket *sock) {
+  int i;
+
+  for (i = 0; i < ASOCK__READS_PER_EVENT; i++) {
+    uv_buf_t buf;
+    long n;
+
+    if ((sock->flags & (ASOCK__SF_READING | ASOCK__SF_HANDLE_GONE)) !=
+        ASOCK__SF_READING)
+      return;
+    asock__recv_buffer(sock, &buf);
+    if (buf.base == NULL) {
+      asock__recv_unbuffered(sock);
+      return;
+    }
+    n = asock__try_recv(sock, buf.base, buf.len);
+    if (n == ASOCK_EAGAIN)
+      n = 0;
+    asock__recv_result(sock, n, &buf);
+    if (n <= 0 || (size_t)n < buf.len)
+      return;
+  }
+}
+
 void asock__recv_retry(asock_socket *sock) {
   if (sock->recv_head != NULL &&
       (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE)) == 0)

@@ -1,5 +1,4 @@
-/* Unix process setup, and the direct non-blocking receive both the
- * synchronous path and the readiness path use. */
+/* Unix process setup. */
 #include <errno.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -18,21 +17,3 @@ static void ignore_sigpipe(void) {
 }
 
 void asock__platform_init(void) { uv_once(&platform_once, ignore_sigpipe); }
-
-long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
-  int fd = sock->io.fd;
-  ssize_t n;
-
-  if (fd < 0)
-    return ASOCK_EBADF;
-  do
-    n = recv(fd, buf, len, 0);
-  while (n < 0 && errno == EINTR);
-  if (n > 0)
-    return (long)n;
-  if (n == 0)
-    return ASOCK_EOF;
-  if (errno == EAGAIN || errno == EWOULDBLOCK)
-    return ASOCK_EAGAIN;
-  return asock__from_uv(-errno);
-}

@@ -16,14 +16,6 @@
 
 #include "internal.h"
 
-/* A reset peer must be an error code, not SIGPIPE: where send() cannot be
- * told so per call, the socket is (SO_NOSIGPIPE, in prepare()). */
-#ifdef MSG_NOSIGNAL
-#define ASOCK__SEND_FLAGS MSG_NOSIGNAL
-#else
-#define ASOCK__SEND_FLAGS 0
-#endif
-
 /* The keepalive idle time: TCP_KEEPIDLE on Linux and the BSDs, TCP_KEEPALIVE
  * on macOS. */
 #if defined(TCP_KEEPIDLE)
@@ -31,10 +23,6 @@
 #elif defined(TCP_KEEPALIVE)
 #define ASOCK__KEEPIDLE TCP_KEEPALIVE
 #endif
-
-/* Reads one readiness report may do on one socket before others get their
- * turn; a read that does not fill its buffer ends the turn sooner. */
-#define ASOCK__READS_PER_EVENT 16
 
 static void on_poll(uv_poll_t *poll, int status, int events);
 
@@ -136,30 +124,6 @@ static void connect_ready(asock_socket *sock) {
   asock__connect_done(sock->connect, err);
 }
 
-static void read_ready(asock_socket *sock) {
-  int i;
-
-  for (i = 0; i < ASOCK__READS_PER_EVENT; i++) {
-    uv_buf_t buf;
-    long n;
-
-    if ((sock->io.want & ASOCK__IO_READ) == 0 ||
-        (sock->flags & ASOCK__SF_HANDLE_GONE))
-      return;
-    asock__recv_buffer(sock, &buf);
-    if (buf.base == NULL) {
-      asock__recv_unbuffered(sock);
-      return;
-    }
-    n = asock__try_recv(sock, buf.base, buf.len);
-    if (n == ASOCK_EAGAIN)
-      n = 0;
-    asock__recv_result(sock, n, &buf);
-    if (n <= 0 || (size_t)n < buf.len)
-      return;
-  }
-}
-
 static void on_poll(uv_poll_t *poll, int status, int events) {
   asock_socket *sock = (asock_socket *)poll;
 
@@ -182,7 +146,7 @@ static void on_poll(uv_poll_t *poll, int status, int events) {
     if (sock->flags & ASOCK__SF_LISTENING)
       asock__on_connection(sock, 0);
     else
-      read_ready(sock);
+      asock__recv_ready(sock);
   }
   sock->io.busy = 0;
   update(sock);
@@ -310,31 +274,6 @@ int asock__io_read_start(asock_socket *sock) {
 }
 
 void asock__io_read_stop(asock_socket *sock) { want(sock, ASOCK__IO_READ, 0); }
-
-long asock__io_try_write(asock_socket *sock, const uv_buf_t *iov,
-                         unsigned int n) {
-  ssize_t r;
-
-  for (;;) {
-    if (n == 1) {
-      r = send(sock->io.fd, iov[0].base, iov[0].len, ASOCK__SEND_FLAGS);
-    } else {
-      /* uv_buf_t is laid out as struct iovec on Unix. */
-      struct msghdr msg;
-      memset(&msg, 0, sizeof(msg));
-      msg.msg_iov = (struct iovec *)(void *)iov;
-      msg.msg_iovlen = n;
-      r = sendmsg(sock->io.fd, &msg, ASOCK__SEND_FLAGS);
-    }
-    if (r >= 0)
-      return (long)r;
-    if (errno != EINTR)
-      break;
-  }
-  if (errno == EAGAIN || errno == EWOULDBLOCK)
-    return ASOCK_EAGAIN;
-  return sys_error();
-}
 
 int asock__io_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
                     unsigned int n, size_t bytes) {
