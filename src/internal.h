@@ -12,6 +12,17 @@
 #include "atomic.h"
 #include "platform.h"
 
+/* For the few functions of the per-message path that the compiler would
+ * otherwise leave out of line because of their size: inlined into their one
+ * or two callers they cost about a tenth fewer instructions per message. */
+#if defined(_MSC_VER)
+#define ASOCK__ALWAYS_INLINE __forceinline
+#elif defined(__GNUC__)
+#define ASOCK__ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ASOCK__ALWAYS_INLINE inline
+#endif
+
 /* Keeps a frequently written field on a cache line of its own. */
 #define ASOCK__CACHE_LINE 64
 
@@ -283,7 +294,7 @@ struct asock_loop {
   asock_socket *notify;  /* sockets with a watermark change to report */
   asock_socket *waiters; /* sockets waiting for a free slice */
   asock_socket *sockets; /* every socket not yet freed */
-  uv_thread_t thread;
+  uintptr_t thread;      /* asock__thread_token() of the loop's thread */
   asock__atomic_u32 stop_requested;
   asock__atomic_ptr posted;  /* ops started on other threads, newest first */
   asock__atomic_ptr cancels; /* ops cancelled on other threads */
@@ -343,7 +354,7 @@ void asock__loop_notify(asock_loop *loop, asock_socket *sock);
 /* Adds a socket to the list retried when slices may be free again. */
 void asock__loop_wait_slice(asock_loop *loop, asock_socket *sock);
 static inline int asock__loop_on_thread(const asock_loop *loop) {
-  return asock__thread_is(&loop->thread);
+  return asock__thread_token() == loop->thread;
 }
 /* Milliseconds on libuv's monotonic clock, read now: deadlines count from
  * the moment an op starts, not from the start of the loop iteration. */
@@ -421,8 +432,10 @@ struct asock_socket {
   size_t send_low;
   size_t send_high;
   size_t send_cap;
-  asock__atomic_u32 refs; /* the application, the handle, charged slices */
-  asock__atomic_u32 slices_held;
+  /* References (the application, the handle, posted ops, lists, and one per
+   * charged slice) in the low 32 bits; charged slices in the high 32, so
+   * that charging a slice is one atomic operation. */
+  asock__atomic_u64 refs;
   int read_error; /* sticky: ASOCK_EOF or the error that ended reading */
   int send_error; /* sticky: the error that ended sending */
   uint32_t flags;
@@ -455,8 +468,29 @@ static inline int asock__start_fast(asock_socket *sock, asock_op *op,
   return asock__start(sock, op, kind, check, start);
 }
 
-/* Drops one reference; the last frees the socket. Any thread. */
-void asock__socket_unref(asock_socket *sock);
+/* One charged slice in asock_socket.refs: a reference and a slice. */
+#define ASOCK__REF_SLICE (((uint64_t)1 << 32) + 1)
+
+/* Frees a socket nothing references any more. */
+void asock__socket_free(asock_socket *sock);
+/* Takes one reference. Any thread. */
+static inline void asock__socket_ref(asock_socket *sock) {
+  asock__add_u64(&sock->refs, 1);
+}
+/* Drops `amount` (1, or ASOCK__REF_SLICE); the last reference frees the
+ * socket. Any thread. */
+static inline void asock__socket_release(asock_socket *sock, uint64_t amount) {
+  uint64_t old = asock__add_u64(&sock->refs, (uint64_t)0 - amount);
+  if (((old - amount) & 0xffffffffu) == 0)
+    asock__socket_free(sock);
+}
+static inline void asock__socket_unref(asock_socket *sock) {
+  asock__socket_release(sock, 1);
+}
+/* The slices charged to the socket now. Any thread. */
+static inline uint32_t asock__socket_slices(const asock_socket *sock) {
+  return (uint32_t)(asock__load_u64(&sock->refs) >> 32);
+}
 /* Closes the handle, if it is open, and cancels every pending op with
  * `status` (ASOCK_ECANCELED, or ASOCK_ETIMEDOUT for the op that timed out).
  * Used by asock_socket_close() and for internal aborts. */
@@ -555,8 +589,7 @@ static inline void *asock__op_detach_slice(asock_op *op) {
   if (op->charged != NULL) {
     asock_socket *sock = op->charged;
     op->charged = NULL;
-    asock__add_u32(&sock->slices_held, (uint32_t)-1);
-    asock__socket_unref(sock);
+    asock__socket_release(sock, ASOCK__REF_SLICE);
   }
   op->mode = ASOCK_BUFFER_NONE;
   op->flags &= ~ASOCK__OPF_ON_DEMAND;

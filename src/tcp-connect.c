@@ -287,7 +287,7 @@ int asock__connect_host_start(asock_socket *sock, asock_op *op) {
   if (err != 0)
     return asock__from_uv(err);
   /* The resolver runs apart from the handle: it keeps the socket alive. */
-  asock__add_u32(&sock->refs, 1);
+  asock__socket_ref(sock);
   op->seq = sock->next_seq++;
   op->where = ASOCK__Q_LIBUV;
   sock->connect = op;

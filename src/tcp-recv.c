@@ -8,30 +8,30 @@
 /* A receive that takes a slice on demand: no buffer, or the slice an
  * earlier on-demand receive left in the op. */
 static int wants_slice(const asock_op *op) {
-  return op->mode == ASOCK_BUFFER_NONE ||
-         (op->mode == ASOCK_BUFFER_SLICE && (op->flags & ASOCK__OPF_ON_DEMAND));
+  /* ASOCK__OPF_ON_DEMAND is only ever set on an op holding a slice. */
+  return (op->flags & ASOCK__OPF_ON_DEMAND) != 0 ||
+         op->mode == ASOCK_BUFFER_NONE;
 }
 
 /* Takes a slice for op and counts it against the socket's quota: 0,
  * ASOCK_EQUOTA or ASOCK_ENOBUFS. */
-static int take_slice(asock_socket *sock, asock_op *op) {
+static ASOCK__ALWAYS_INLINE int take_slice(asock_socket *sock, asock_op *op) {
   asock_pool *pool = sock->loop->pool;
   void *slice;
 
   if (pool->socket_quota != 0 &&
-      asock__load_u32(&sock->slices_held) >= pool->socket_quota)
+      asock__socket_slices(sock) >= pool->socket_quota)
     return ASOCK_EQUOTA;
   if (asock__loop_take_slice(sock->loop, &slice) != 0)
     return ASOCK_ENOBUFS;
   asock__op_attach_slice(op, slice, 1);
   op->charged = sock;
-  asock__add_u32(&sock->slices_held, 1);
-  asock__add_u32(&sock->refs, 1);
+  asock__add_u64(&sock->refs, ASOCK__REF_SLICE);
   return 0;
 }
 
 /* Gives back the slice an on-demand receive holds, to the loop's cache. */
-static void park_slice(asock_socket *sock, asock_op *op) {
+static ASOCK__ALWAYS_INLINE void park_slice(asock_socket *sock, asock_op *op) {
   void *slice = asock__op_detach_slice(op);
   if (slice != NULL)
     asock__loop_give_slice(sock->loop, slice);
@@ -60,7 +60,8 @@ static void stop_reading(asock_socket *sock) {
   }
 }
 
-void asock__recv_buffer(asock_socket *sock, uv_buf_t *buf) {
+static ASOCK__ALWAYS_INLINE void recv_buffer(asock_socket *sock,
+                                             uv_buf_t *buf) {
   asock_op *op = sock->recv_head;
   size_t len;
 
@@ -96,7 +97,8 @@ void asock__recv_unbuffered(asock_socket *sock) {
   asock__loop_wait_slice(loop, sock);
 }
 
-void asock__recv_result(asock_socket *sock, long nread, const uv_buf_t *buf) {
+static ASOCK__ALWAYS_INLINE void recv_result(asock_socket *sock, long nread,
+                                             const uv_buf_t *buf) {
   asock_op *op = sock->recv_head;
 
   if (nread == 0) {
@@ -130,6 +132,15 @@ void asock__recv_result(asock_socket *sock, long nread, const uv_buf_t *buf) {
     asock__op_done(op, (int)nread, 0);
 }
 
+/* For platforms whose libuv reads (Windows). */
+void asock__recv_buffer(asock_socket *sock, uv_buf_t *buf) {
+  recv_buffer(sock, buf);
+}
+
+void asock__recv_result(asock_socket *sock, long nread, const uv_buf_t *buf) {
+  recv_result(sock, nread, buf);
+}
+
 /* Reads one readiness report may do on one socket before others get their
  * turn; a read that does not fill its buffer ends the turn sooner. */
 #define ASOCK__READS_PER_EVENT 16
@@ -144,7 +155,7 @@ void asock__recv_ready(asock_socket *sock) {
     if ((sock->flags & (ASOCK__SF_READING | ASOCK__SF_HANDLE_GONE)) !=
         ASOCK__SF_READING)
       return;
-    asock__recv_buffer(sock, &buf);
+    recv_buffer(sock, &buf);
     if (buf.base == NULL) {
       asock__recv_unbuffered(sock);
       return;
@@ -152,7 +163,7 @@ void asock__recv_ready(asock_socket *sock) {
     n = asock__try_recv(sock, buf.base, buf.len);
     if (n == ASOCK_EAGAIN)
       n = 0;
-    asock__recv_result(sock, n, &buf);
+    recv_result(sock, n, &buf);
     if (n <= 0 || (size_t)n < buf.len)
       return;
   }
@@ -164,7 +175,7 @@ void asock__recv_retry(asock_socket *sock) {
     start_reading(sock);
 }
 
-int asock__recv_check(asock_socket *sock, asock_op *op) {
+static ASOCK__ALWAYS_INLINE int recv_check(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
@@ -179,12 +190,7 @@ int asock__recv_check(asock_socket *sock, asock_op *op) {
   return 0;
 }
 
-int asock_receive(asock_socket *sock, asock_op *op) {
-  return asock__start_fast(sock, op, ASOCK_OP_RECEIVE, asock__recv_check,
-                           asock__recv_start);
-}
-
-int asock__recv_start(asock_socket *sock, asock_op *op) {
+static ASOCK__ALWAYS_INLINE int recv_start(asock_socket *sock, asock_op *op) {
   int on_demand = wants_slice(op);
   long got;
   int err;
@@ -245,4 +251,17 @@ int asock__recv_start(asock_socket *sock, asock_op *op) {
   asock__loop_watch(sock->loop, op);
   start_reading(sock);
   return ASOCK_PENDING;
+}
+
+/* The exported halves for asock__start(); asock_receive() inlines its own. */
+int asock__recv_check(asock_socket *sock, asock_op *op) {
+  return recv_check(sock, op);
+}
+
+int asock__recv_start(asock_socket *sock, asock_op *op) {
+  return recv_start(sock, op);
+}
+
+int asock_receive(asock_socket *sock, asock_op *op) {
+  return asock__start_fast(sock, op, ASOCK_OP_RECEIVE, recv_check, recv_start);
 }

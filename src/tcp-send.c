@@ -206,7 +206,7 @@ void asock__send_written(asock_op *op, int status) {
   flush(sock);
 }
 
-int asock__send_check(asock_socket *sock, asock_op *op) {
+static ASOCK__ALWAYS_INLINE int send_check(asock_socket *sock, asock_op *op) {
   uint32_t flags;
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
@@ -229,12 +229,7 @@ int asock__send_check(asock_socket *sock, asock_op *op) {
   return 0;
 }
 
-int asock_send(asock_socket *sock, asock_op *op) {
-  return asock__start_fast(sock, op, ASOCK_OP_SEND, asock__send_check,
-                           asock__send_start);
-}
-
-int asock__send_start(asock_socket *sock, asock_op *op) {
+static ASOCK__ALWAYS_INLINE int send_start(asock_socket *sock, asock_op *op) {
   size_t total = op->nbufs == 0 ? op->count : op_total(op);
   size_t bytes = 0;
   uv_buf_t one;
@@ -296,6 +291,19 @@ int asock__send_start(asock_socket *sock, asock_op *op) {
   asock__loop_watch(sock->loop, op);
   asock__send_check_marks(sock);
   return ASOCK_PENDING;
+}
+
+/* The exported halves for asock__start(); asock_send() inlines its own. */
+int asock__send_check(asock_socket *sock, asock_op *op) {
+  return send_check(sock, op);
+}
+
+int asock__send_start(asock_socket *sock, asock_op *op) {
+  return send_start(sock, op);
+}
+
+int asock_send(asock_socket *sock, asock_op *op) {
+  return asock__start_fast(sock, op, ASOCK_OP_SEND, send_check, send_start);
 }
 
 /* ---- disconnect -------------------------------------------------------- */

@@ -27,8 +27,7 @@ int asock__socket_new(asock_loop *loop, asock_socket **sock_out) {
   sock->next_seq = 1;
   sock->send_low = ASOCK__DEFAULT_SEND_LOW;
   sock->send_high = ASOCK__DEFAULT_SEND_HIGH;
-  asock__store_u32(&sock->refs, 2);
-  asock__store_u32(&sock->slices_held, 0);
+  asock__store_u64(&sock->refs, 2);
   sock->next = loop->sockets;
   if (loop->sockets != NULL)
     loop->sockets->prev = sock;
@@ -50,10 +49,7 @@ int asock_tcp_create(asock_socket **sock_out, asock_loop *loop) {
   return asock__socket_new(loop, sock_out);
 }
 
-void asock__socket_unref(asock_socket *sock) {
-  if (asock__add_u32(&sock->refs, (uint32_t)-1) == 1)
-    asock__free(sock);
-}
+void asock__socket_free(asock_socket *sock) { asock__free(sock); }
 
 static void unlink_socket(asock_socket *sock) {
   asock_loop *loop = sock->loop;
@@ -346,5 +342,5 @@ asock_loop *asock_socket_loop(const asock_socket *sock) {
 }
 
 size_t asock_socket_slices_held(const asock_socket *sock) {
-  return sock == NULL ? 0 : asock__load_u32(&sock->slices_held);
+  return sock == NULL ? 0 : asock__socket_slices(sock);
 }

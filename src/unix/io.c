@@ -5,6 +5,8 @@
 
 #include "internal.h"
 
+__thread char asock__thread_byte;
+
 static uv_once_t platform_once = UV_ONCE_INIT;
 
 static void ignore_sigpipe(void) {

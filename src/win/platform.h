@@ -15,11 +15,10 @@ typedef struct asock__io {
   uint32_t pending_conns; /* connections libuv has for uv_accept() */
 } asock__io;
 
-/* Whether the calling thread is t. libuv's uv_thread_t is a handle on
- * Windows; its own comparison knows how to compare them. */
-static inline int asock__thread_is(const uv_thread_t *t) {
-  uv_thread_t self = uv_thread_self();
-  return uv_thread_equal(&self, t);
+/* A value that differs between threads alive at the same time: the
+ * thread's id, which Windows reads from the thread's own block. */
+static inline uintptr_t asock__thread_token(void) {
+  return (uintptr_t)GetCurrentThreadId();
 }
 
 /* A Winsock error as the asock code the application sees. */
