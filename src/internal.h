@@ -128,8 +128,6 @@ int asock__pool_slice_index(const asock_pool *pool, const void *p,
 enum { ASOCK__OP_IDLE = 0, ASOCK__OP_PENDING = 1 };
 
 /* Op flags. */
-/* Last operation completed synchronously. */
-#define ASOCK__OPF_SYNC 0x1u
 /* Its slice came from a buffer-less receive. */
 #define ASOCK__OPF_ON_DEMAND 0x2u
 #define ASOCK__OPF_HAS_REMOTE 0x4u
@@ -141,6 +139,7 @@ struct asock_op {
   asock_op_kind kind;
   asock_buffer_mode mode;
   unsigned int flags;
+  unsigned char sync; /* the last operation completed synchronously */
   int status;
   unsigned char *mem; /* the buffer's memory: a slice or the caller's */
   size_t mem_len;
@@ -214,7 +213,7 @@ static inline int asock__op_begin(asock_op *op, asock_op_kind kind,
   op->socket = socket;
   op->status = 0;
   op->bytes = 0;
-  op->flags &= ~ASOCK__OPF_SYNC;
+  op->sync = 0;
   return 0;
 }
 
@@ -232,7 +231,7 @@ static inline void asock__op_finish_sync(asock_op *op, int status,
                                          size_t bytes) {
   op->status = status;
   op->bytes = bytes;
-  op->flags |= ASOCK__OPF_SYNC;
+  op->sync = 1;
   asock__store_u32(&op->state, ASOCK__OP_IDLE);
 }
 

@@ -181,7 +181,7 @@ static void run_posted(asock_loop *loop) {
       }
       /* A synchronous completion left the op idle: it is the callback's to
        * report, so it is pending again until then. */
-      op->flags &= ~ASOCK__OPF_SYNC;
+      op->sync = 0;
       asock__store_u32(&op->state, ASOCK__OP_PENDING);
       asock__op_defer(loop, op, op->status);
     }

@@ -109,15 +109,28 @@ static ASOCK__ALWAYS_INLINE void recv_result(asock_socket *sock, long nread,
     return;
   }
   if (nread > 0) {
-    if ((size_t)nread < buf->len)
-      sock->flags |= ASOCK__SF_DRAINED;
-    else
-      sock->flags &= ~ASOCK__SF_DRAINED;
+    asock_op *next = op->qnext;
+    asock_loop *loop = sock->loop;
+
+    sock->flags = (sock->flags & ~ASOCK__SF_DRAINED) |
+                  ((size_t)nread < buf->len ? ASOCK__SF_DRAINED : 0);
     if (op->flags & ASOCK__OPF_ON_DEMAND) {
       op->offset = 0;
       op->count = (size_t)nread;
     }
-    asock__op_done(op, 0, (size_t)nread);
+    /* asock__op_done() for the head of the receive queue. */
+    if (op->wslot != 0)
+      asock__wheel_remove(&loop->wheel, op);
+    sock->recv_head = next;
+    if (next != NULL)
+      next->qprev = NULL;
+    else
+      sock->recv_tail = NULL;
+    op->qnext = NULL;
+    op->where = ASOCK__Q_NONE;
+    loop->callbacks++;
+    asock__op_finish_async(op, 0, (size_t)nread);
+    loop->callbacks--;
     return;
   }
 

@@ -127,6 +127,15 @@ static void connect_ready(asock_socket *sock) {
 static void on_poll(uv_poll_t *poll, int status, int events) {
   asock_socket *sock = (asock_socket *)poll;
 
+  /* The usual report first: a connected socket has data for a receive. */
+  if (events == UV_READABLE && status == 0 &&
+      (sock->flags & ASOCK__SF_LISTENING) == 0) {
+    sock->io.busy = 1;
+    asock__recv_ready(sock);
+    sock->io.busy = 0;
+    update(sock);
+    return;
+  }
   if (status < 0) {
     /* libuv met POLLERR and stopped watching: what waits tries the socket
      * and meets the error itself. */
