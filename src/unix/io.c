@@ -5,7 +5,7 @@
 
 #include "internal.h"
 
-__thread char asock__thread_byte;
+_Thread_local char asock__thread_byte;
 
 static uv_once_t platform_once = UV_ONCE_INIT;
 

@@ -24,10 +24,15 @@ typedef struct asock__io {
 
 /* One byte per thread, whose address names the thread: asked on every
  * operation start, it costs two instructions where pthread_self() is a call
- * into libc. initial-exec keeps it off __tls_get_addr() in a shared
- * library. Defined in io.c. */
-extern __thread char asock__thread_byte
-    __attribute__((tls_model("initial-exec")));
+ * into libc. On ELF systems the initial-exec model keeps it off
+ * __tls_get_addr() in a shared library; Mach-O has its own scheme. Defined
+ * in io.c. */
+#if defined(__ELF__)
+#define ASOCK__TLS_MODEL __attribute__((tls_model("initial-exec")))
+#else
+#define ASOCK__TLS_MODEL
+#endif
+extern _Thread_local char asock__thread_byte ASOCK__TLS_MODEL;
 
 /* A value that differs between threads alive at the same time. */
 static inline uintptr_t asock__thread_token(void) {
