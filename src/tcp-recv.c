@@ -37,12 +37,8 @@ static ASOCK__ALWAYS_INLINE void park_slice(asock_socket *sock, asock_op *op) {
     asock__loop_give_slice(sock->loop, slice);
 }
 
-static void start_reading(asock_socket *sock) {
-  int err;
-  if (sock->flags &
-      (ASOCK__SF_READING | ASOCK__SF_WAIT_SLICE | ASOCK__SF_HANDLE_GONE))
-    return;
-  err = asock__io_read_start(sock);
+static void start_reading_now(asock_socket *sock) {
+  int err = asock__io_read_start(sock);
   if (err == 0) {
     sock->flags |= ASOCK__SF_READING;
     return;
@@ -51,6 +47,13 @@ static void start_reading(asock_socket *sock) {
   sock->read_error = err;
   while (sock->recv_head != NULL)
     asock__op_defer(sock->loop, sock->recv_head, sock->read_error);
+}
+
+/* Inline: every receive that waits asks, and reading is usually on. */
+static ASOCK__ALWAYS_INLINE void start_reading(asock_socket *sock) {
+  if ((sock->flags &
+       (ASOCK__SF_READING | ASOCK__SF_WAIT_SLICE | ASOCK__SF_HANDLE_GONE)) == 0)
+    start_reading_now(sock);
 }
 
 static void stop_reading(asock_socket *sock) {
@@ -188,7 +191,7 @@ void asock__recv_retry(asock_socket *sock) {
     start_reading(sock);
 }
 
-static ASOCK__ALWAYS_INLINE int recv_check(asock_socket *sock, asock_op *op) {
+static int recv_check_slow(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
@@ -200,6 +203,19 @@ static ASOCK__ALWAYS_INLINE int recv_check(asock_socket *sock, asock_op *op) {
     return ASOCK_ENOTCONN;
   if (!wants_slice(op) && op->count == 0)
     return ASOCK_EINVAL;
+  return 0;
+}
+
+/* The usual case in one test of the flags; anything else is sorted out by
+ * recv_check_slow(). */
+static ASOCK__ALWAYS_INLINE int recv_check(asock_socket *sock, asock_op *op) {
+  if (sock == NULL || op == NULL ||
+      (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE |
+                      ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED)) !=
+          ASOCK__SF_CONNECTED ||
+      op->pool != sock->loop->pool || op->nbufs != 0 ||
+      (!wants_slice(op) && op->count == 0))
+    return recv_check_slow(sock, op);
   return 0;
 }
 
