@@ -743,7 +743,10 @@ ASOCK_EXTERN int asock_cancel(asock_op *op);
  * The loop's thread. */
 ASOCK_EXTERN int asock_socket_close(asock_socket *sock, unsigned int flags);
 
-/** Sets TCP_NODELAY. \return 0 or an error. The loop's thread. */
+/** Sets TCP_NODELAY. Like every option and address function below, it
+ * needs the OS socket, which exists once the socket listens or is connected
+ * (accepted, or its connect completed): before, it returns ASOCK_ENOTCONN.
+ * \return 0 or an error. The loop's thread. */
 ASOCK_EXTERN int asock_socket_set_nodelay(asock_socket *sock, int enable);
 
 /** Sets SO_KEEPALIVE with the idle time before the first probe.

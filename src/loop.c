@@ -181,7 +181,7 @@ static void run_posted(asock_loop *loop) {
       }
       /* A synchronous completion left the op idle: it is the callback's to
        * report, so it is pending again until then. */
-      op->flags &= ~ASOCK__OPF_SYNC;
+      op->sync = 0;
       asock__store_u32(&op->state, ASOCK__OP_PENDING);
       asock__op_defer(loop, op, op->status);
     }
@@ -242,7 +242,7 @@ int asock__start(asock_socket *sock, asock_op *op, asock_op_kind kind,
     if (err != 0)
       return err;
     /* The socket stays in memory until the loop has dealt with the op. */
-    asock__add_u32(&sock->refs, 1);
+    asock__socket_ref(sock);
     push(&loop->posted, op, &op->post_next);
     uv_async_send(&loop->async);
     return ASOCK_PENDING;
@@ -261,7 +261,7 @@ int asock__cancel_from_thread(asock_op *op) {
     return ASOCK_ENOTPENDING;
   if (!asock__cas_u32(&op->cancel_req, &expected, 1))
     return 0; /* a cancel is already on its way */
-  asock__add_u32(&sock->refs, 1);
+  asock__socket_ref(sock);
   op->cancel_sock = sock;
   push(&sock->loop->cancels, op, &op->cancel_next);
   uv_async_send(&sock->loop->async);
@@ -300,7 +300,7 @@ int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
   } else {
     loop->uv = uv_loop;
   }
-  loop->thread = uv_thread_self();
+  loop->thread = asock__thread_token();
   asock__store_u32(&loop->stop_requested, 0);
   asock__store_ptr(&loop->posted, NULL);
   asock__store_ptr(&loop->cancels, NULL);
@@ -336,7 +336,7 @@ int asock_loop_run(asock_loop *loop, uv_run_mode mode) {
   /* Written only when it changes: other threads read it to decide whether
    * they are the loop's. */
   if (!asock__loop_on_thread(loop))
-    loop->thread = uv_thread_self();
+    loop->thread = asock__thread_token();
   return uv_run(loop->uv, mode);
 }
 
@@ -453,7 +453,7 @@ void asock__loop_notify(asock_loop *loop, asock_socket *sock) {
   if (sock->flags & ASOCK__SF_NOTIFY)
     return;
   sock->flags |= ASOCK__SF_NOTIFY;
-  asock__add_u32(&sock->refs, 1);
+  asock__socket_ref(sock);
   sock->link = loop->notify;
   loop->notify = sock;
   uv_idle_start(&loop->idle, on_idle);
@@ -463,7 +463,7 @@ void asock__loop_wait_slice(asock_loop *loop, asock_socket *sock) {
   if (sock->flags & ASOCK__SF_WAIT_SLICE)
     return;
   sock->flags |= ASOCK__SF_WAIT_SLICE;
-  asock__add_u32(&sock->refs, 1);
+  asock__socket_ref(sock);
   sock->wait_link = loop->waiters;
   loop->waiters = sock;
   asock__loop_update_timer(loop);

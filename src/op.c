@@ -260,7 +260,7 @@ int asock_op_is_pending(const asock_op *op) {
 }
 
 int asock_op_completed_synchronously(const asock_op *op) {
-  return op != NULL && (op->flags & ASOCK__OPF_SYNC) != 0;
+  return op != NULL && op->sync != 0;
 }
 
 uint64_t asock_op_seq(const asock_op *op) { return op == NULL ? 0 : op->seq; }

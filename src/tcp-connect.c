@@ -7,54 +7,54 @@
 
 /* ---- accept ------------------------------------------------------------ */
 
-/* Takes one connection libuv holds into a new socket for `op`. */
+/* Takes one waiting connection into a new socket for `op`: 0,
+ * ASOCK_EAGAIN when none waits, or an error. */
 static int accept_one(asock_socket *listener, asock_op *op) {
   asock_socket *client;
+  uintptr_t conn;
   int len = (int)sizeof(op->remote);
   int err;
 
-  err = asock__socket_new(listener->loop, &client);
+  err = asock__io_accept(listener, &conn);
   if (err != 0)
     return err;
-  err = uv_accept((uv_stream_t *)&listener->tcp, (uv_stream_t *)&client->tcp);
+  err = asock__socket_new(listener->loop, &client);
   if (err != 0) {
-    /* libuv had no connection after all (EAGAIN), or lost it. */
-    listener->pending_conns = 0;
-    asock_socket_close(client, 0);
-    return asock__from_uv(err);
+    asock__io_drop(conn);
+    return err;
   }
-  listener->pending_conns--;
+  err = asock__io_adopt(listener, client, conn);
+  if (err != 0) {
+    asock_socket_close(client, 0);
+    return err;
+  }
   client->flags |= ASOCK__SF_CONNECTED;
   op->accepted = client;
-  if (uv_tcp_getpeername(&client->tcp, (struct sockaddr *)&op->remote, &len) ==
-      0)
+  if (asock__io_address(client, 1, (struct sockaddr *)&op->remote, &len) == 0)
     op->flags |= ASOCK__OPF_HAS_REMOTE;
   return 0;
 }
 
-static void drain_accepts(asock_socket *listener) {
-  while (listener->pending_conns > 0 && listener->recv_head != NULL &&
-         (listener->flags & ASOCK__SF_HANDLE_GONE) == 0) {
-    asock_op *op = listener->recv_head;
-    int err = accept_one(listener, op);
-    asock__op_done(op, err, 0);
-    if (err != 0)
-      break;
-  }
-}
-
-void asock__on_connection(uv_stream_t *server, int status) {
-  asock_socket *listener = (asock_socket *)server;
-
+void asock__on_connection(asock_socket *listener, int status) {
   if (status < 0) {
     /* Accepting failed (EMFILE, ENFILE...): the first waiting accept hears
      * of it; the listener keeps listening. */
     if (listener->recv_head != NULL)
-      asock__op_done(listener->recv_head, asock__from_uv(status), 0);
+      asock__op_done(listener->recv_head, status, 0);
     return;
   }
-  listener->pending_conns++;
-  drain_accepts(listener);
+  while (listener->recv_head != NULL &&
+         (listener->flags & ASOCK__SF_HANDLE_GONE) == 0) {
+    asock_op *op = listener->recv_head;
+    int err = accept_one(listener, op);
+    if (err == ASOCK_EAGAIN)
+      return;
+    asock__op_done(op, err, 0);
+    if (err != 0)
+      return;
+  }
+  if ((listener->flags & ASOCK__SF_HANDLE_GONE) == 0)
+    asock__io_accept_wanted(listener, 0);
 }
 
 int asock__accept_check(asock_socket *listener, asock_op *op) {
@@ -77,20 +77,21 @@ int asock__accept_start(asock_socket *listener, asock_op *op) {
   op->accepted = NULL;
   op->flags &= ~ASOCK__OPF_HAS_REMOTE;
   op->seq = listener->next_seq++;
-  if (listener->recv_head == NULL && listener->pending_conns > 0) {
+  if (listener->recv_head == NULL) {
     err = accept_one(listener, op);
-    asock__op_finish_sync(op, err, 0);
-    return 0;
+    if (err != ASOCK_EAGAIN) {
+      asock__op_finish_sync(op, err, 0);
+      return 0;
+    }
   }
   asock__socket_enqueue(&listener->recv_head, &listener->recv_tail, op,
                         ASOCK__Q_RECV);
   asock__loop_watch(listener->loop, op);
+  asock__io_accept_wanted(listener, 1);
   return ASOCK_PENDING;
 }
 
 /* ---- connect ----------------------------------------------------------- */
-
-static void on_connect(uv_connect_t *req, int status);
 
 static void connect_finish(asock_socket *sock, asock_op *op, int status) {
   sock->flags &= ~(ASOCK__SF_CONNECTING | ASOCK__SF_RESOLVING);
@@ -116,10 +117,9 @@ static int connect_next(asock_socket *sock, asock_op *op) {
       continue;
     memcpy(&op->remote, ai->ai_addr, ai->ai_addrlen);
     op->flags |= ASOCK__OPF_HAS_REMOTE;
-    err = uv_tcp_connect(&op->req.connect, &sock->tcp, ai->ai_addr, on_connect);
+    err = asock__io_connect(sock, op, ai->ai_addr);
     if (err == 0)
       return 0;
-    err = asock__from_uv(err);
     /* A failed attempt may leave a socket of the wrong family in the
      * handle: the next attempt needs a fresh handle. */
     break;
@@ -133,14 +133,13 @@ static void connect_advance(asock_socket *sock, asock_op *op, int err) {
   if (op->ai_next != NULL && op->forced_status == 0 &&
       (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE)) == 0) {
     sock->flags |= ASOCK__SF_REINIT | ASOCK__SF_HANDLE_GONE;
-    uv_close((uv_handle_t *)&sock->tcp, asock__on_socket_close);
+    asock__io_close(sock, 0);
     return;
   }
   connect_finish(sock, op, op->forced_status != 0 ? op->forced_status : err);
 }
 
-static void on_connect(uv_connect_t *req, int status) {
-  asock_op *op = (asock_op *)((char *)req - offsetof(asock_op, req));
+void asock__connect_done(asock_op *op, int status) {
   asock_socket *sock = op->socket;
 
   if (op->forced_status != 0) {
@@ -155,7 +154,7 @@ static void on_connect(uv_connect_t *req, int status) {
     connect_finish(sock, op, ASOCK_ECANCELED);
     return;
   }
-  connect_advance(sock, op, asock__from_uv(status));
+  connect_advance(sock, op, status);
 }
 
 void asock__connect_reinit(asock_socket *sock) {
@@ -164,7 +163,7 @@ void asock__connect_reinit(asock_socket *sock) {
 
   sock->flags &= ~ASOCK__SF_REINIT;
   if ((sock->flags & ASOCK__SF_CLOSED) == 0 && op->forced_status == 0) {
-    err = uv_tcp_init(sock->loop->uv, &sock->tcp);
+    err = asock__io_init(sock);
     if (err == 0) {
       sock->flags &= ~ASOCK__SF_HANDLE_GONE;
       err = connect_next(sock, op);
@@ -173,13 +172,13 @@ void asock__connect_reinit(asock_socket *sock) {
       connect_advance(sock, op, err);
       return;
     }
-    op->forced_status = asock__from_uv(err);
+    op->forced_status = err;
   }
   /* Closed or timed out while the handle was closing: the handle stays
    * closed, and the socket goes the way of every closed socket. */
   connect_finish(sock, op,
                  op->forced_status != 0 ? op->forced_status : ASOCK_ECANCELED);
-  asock__on_socket_close((uv_handle_t *)&sock->tcp);
+  asock__socket_closed(sock);
 }
 
 int asock__connect_check(asock_socket *sock, asock_op *op) {
@@ -204,10 +203,9 @@ int asock__connect_start(asock_socket *sock, asock_op *op) {
 
   if (op->host != NULL)
     return asock__connect_host_start(sock, op);
-  err = uv_tcp_connect(&op->req.connect, &sock->tcp,
-                       (const struct sockaddr *)&op->remote, on_connect);
+  err = asock__io_connect(sock, op, (const struct sockaddr *)&op->remote);
   if (err != 0)
-    return asock__from_uv(err);
+    return err;
   op->seq = sock->next_seq++;
   op->where = ASOCK__Q_LIBUV;
   sock->connect = op;
@@ -289,7 +287,7 @@ int asock__connect_host_start(asock_socket *sock, asock_op *op) {
   if (err != 0)
     return asock__from_uv(err);
   /* The resolver runs apart from the handle: it keeps the socket alive. */
-  asock__add_u32(&sock->refs, 1);
+  asock__socket_ref(sock);
   op->seq = sock->next_seq++;
   op->where = ASOCK__Q_LIBUV;
   sock->connect = op;

@@ -8,71 +8,70 @@
 /* A receive that takes a slice on demand: no buffer, or the slice an
  * earlier on-demand receive left in the op. */
 static int wants_slice(const asock_op *op) {
-  return op->mode == ASOCK_BUFFER_NONE ||
-         (op->mode == ASOCK_BUFFER_SLICE && (op->flags & ASOCK__OPF_ON_DEMAND));
+  /* ASOCK__OPF_ON_DEMAND is only ever set on an op holding a slice. */
+  return (op->flags & ASOCK__OPF_ON_DEMAND) != 0 ||
+         op->mode == ASOCK_BUFFER_NONE;
 }
 
 /* Takes a slice for op and counts it against the socket's quota: 0,
  * ASOCK_EQUOTA or ASOCK_ENOBUFS. */
-static int take_slice(asock_socket *sock, asock_op *op) {
+static ASOCK__ALWAYS_INLINE int take_slice(asock_socket *sock, asock_op *op) {
   asock_pool *pool = sock->loop->pool;
   void *slice;
 
   if (pool->socket_quota != 0 &&
-      asock__load_u32(&sock->slices_held) >= pool->socket_quota)
+      asock__socket_slices(sock) >= pool->socket_quota)
     return ASOCK_EQUOTA;
   if (asock__loop_take_slice(sock->loop, &slice) != 0)
     return ASOCK_ENOBUFS;
   asock__op_attach_slice(op, slice, 1);
   op->charged = sock;
-  asock__add_u32(&sock->slices_held, 1);
-  asock__add_u32(&sock->refs, 1);
+  asock__add_u64(&sock->refs, ASOCK__REF_SLICE);
   return 0;
 }
 
 /* Gives back the slice an on-demand receive holds, to the loop's cache. */
-static void park_slice(asock_socket *sock, asock_op *op) {
+static ASOCK__ALWAYS_INLINE void park_slice(asock_socket *sock, asock_op *op) {
   void *slice = asock__op_detach_slice(op);
   if (slice != NULL)
     asock__loop_give_slice(sock->loop, slice);
 }
 
-static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-
-static void start_reading(asock_socket *sock) {
-  int err;
-  if (sock->flags &
-      (ASOCK__SF_READING | ASOCK__SF_WAIT_SLICE | ASOCK__SF_HANDLE_GONE))
-    return;
-  err = uv_read_start((uv_stream_t *)&sock->tcp, on_alloc, on_read);
+static void start_reading_now(asock_socket *sock) {
+  int err = asock__io_read_start(sock);
   if (err == 0) {
     sock->flags |= ASOCK__SF_READING;
     return;
   }
   /* Reading cannot start: every waiting receive hears why, later. */
-  sock->read_error = asock__from_uv(err);
+  sock->read_error = err;
   while (sock->recv_head != NULL)
     asock__op_defer(sock->loop, sock->recv_head, sock->read_error);
 }
 
+/* Inline: every receive that waits asks, and reading is usually on. */
+static ASOCK__ALWAYS_INLINE void start_reading(asock_socket *sock) {
+  if ((sock->flags &
+       (ASOCK__SF_READING | ASOCK__SF_WAIT_SLICE | ASOCK__SF_HANDLE_GONE)) == 0)
+    start_reading_now(sock);
+}
+
 static void stop_reading(asock_socket *sock) {
   if (sock->flags & ASOCK__SF_READING) {
-    uv_read_stop((uv_stream_t *)&sock->tcp);
+    asock__io_read_stop(sock);
     sock->flags &= ~ASOCK__SF_READING;
   }
 }
 
-static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
-  asock_socket *sock = (asock_socket *)handle;
+static ASOCK__ALWAYS_INLINE void recv_buffer(asock_socket *sock,
+                                             uv_buf_t *buf) {
   asock_op *op = sock->recv_head;
   size_t len;
 
-  (void)suggested;
   buf->base = NULL;
   buf->len = 0;
   if (op == NULL)
-    return; /* nobody wants the data: on_read stops reading */
+    return; /* nobody wants the data: reading stops */
   if (wants_slice(op) && take_slice(sock, op) != 0) {
     sock->flags |= ASOCK__SF_WAIT_SLICE;
     return;
@@ -82,28 +81,29 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   buf->len = (unsigned int)len;
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  asock_socket *sock = (asock_socket *)stream;
+void asock__recv_unbuffered(asock_socket *sock) {
   asock_loop *loop = sock->loop;
   asock_op *op = sock->recv_head;
-  int err;
+  /* No receive waits, or no slice is free. */
+  int no_slice = (sock->flags & ASOCK__SF_WAIT_SLICE) != 0;
 
-  if (nread == UV_ENOBUFS) {
-    /* on_alloc gave no buffer: no receive waits, or no slice is free. */
-    int no_slice = (sock->flags & ASOCK__SF_WAIT_SLICE) != 0;
-    sock->flags &= ~ASOCK__SF_WAIT_SLICE;
-    stop_reading(sock);
-    if (!no_slice || op == NULL)
-      return;
-    if (loop->pool->flags & ASOCK_POOL_FAIL_FAST) {
-      asock__op_done(op, ASOCK_ENOBUFS, 0);
-      if (sock->recv_head != NULL)
-        start_reading(sock);
-      return;
-    }
-    asock__loop_wait_slice(loop, sock);
+  sock->flags &= ~ASOCK__SF_WAIT_SLICE;
+  stop_reading(sock);
+  if (!no_slice || op == NULL)
+    return;
+  if (loop->pool->flags & ASOCK_POOL_FAIL_FAST) {
+    asock__op_done(op, ASOCK_ENOBUFS, 0);
+    if (sock->recv_head != NULL)
+      start_reading(sock);
     return;
   }
+  asock__loop_wait_slice(loop, sock);
+}
+
+static ASOCK__ALWAYS_INLINE void recv_result(asock_socket *sock, long nread,
+                                             const uv_buf_t *buf) {
+  asock_op *op = sock->recv_head;
+
   if (nread == 0) {
     /* EAGAIN: the slice on_alloc took goes back. */
     if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
@@ -112,28 +112,77 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   if (nread > 0) {
-    if ((size_t)nread < buf->len)
-      sock->flags |= ASOCK__SF_DRAINED;
-    else
-      sock->flags &= ~ASOCK__SF_DRAINED;
+    asock_op *next = op->qnext;
+    asock_loop *loop = sock->loop;
+
+    sock->flags = (sock->flags & ~ASOCK__SF_DRAINED) |
+                  ((size_t)nread < buf->len ? ASOCK__SF_DRAINED : 0);
     if (op->flags & ASOCK__OPF_ON_DEMAND) {
       op->offset = 0;
       op->count = (size_t)nread;
     }
-    asock__op_done(op, 0, (size_t)nread);
+    /* asock__op_done() for the head of the receive queue. */
+    if (op->wslot != 0)
+      asock__wheel_remove(&loop->wheel, op);
+    sock->recv_head = next;
+    if (next != NULL)
+      next->qprev = NULL;
+    else
+      sock->recv_tail = NULL;
+    op->qnext = NULL;
+    op->where = ASOCK__Q_NONE;
+    loop->callbacks++;
+    asock__op_finish_async(op, 0, (size_t)nread);
+    loop->callbacks--;
     return;
   }
 
   /* The end of the stream, or an error: it is final for every receive. */
-  err = asock__from_uv((int)nread);
-  sock->read_error = err;
+  sock->read_error = (int)nread;
   stop_reading(sock);
   if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
     park_slice(sock, op);
   /* A callback that closes the socket cancels the rest with it. */
   while ((op = sock->recv_head) != NULL &&
          (sock->flags & ASOCK__SF_HANDLE_GONE) == 0)
-    asock__op_done(op, err, 0);
+    asock__op_done(op, (int)nread, 0);
+}
+
+/* For platforms whose libuv reads (Windows). */
+void asock__recv_buffer(asock_socket *sock, uv_buf_t *buf) {
+  recv_buffer(sock, buf);
+}
+
+void asock__recv_result(asock_socket *sock, long nread, const uv_buf_t *buf) {
+  recv_result(sock, nread, buf);
+}
+
+/* Reads one readiness report may do on one socket before others get their
+ * turn; a read that does not fill its buffer ends the turn sooner. */
+#define ASOCK__READS_PER_EVENT 16
+
+void asock__recv_ready(asock_socket *sock) {
+  int i;
+
+  for (i = 0; i < ASOCK__READS_PER_EVENT; i++) {
+    uv_buf_t buf;
+    long n;
+
+    if ((sock->flags & (ASOCK__SF_READING | ASOCK__SF_HANDLE_GONE)) !=
+        ASOCK__SF_READING)
+      return;
+    recv_buffer(sock, &buf);
+    if (buf.base == NULL) {
+      asock__recv_unbuffered(sock);
+      return;
+    }
+    n = asock__try_recv(sock, buf.base, buf.len);
+    if (n == ASOCK_EAGAIN)
+      n = 0;
+    recv_result(sock, n, &buf);
+    if (n <= 0 || (size_t)n < buf.len)
+      return;
+  }
 }
 
 void asock__recv_retry(asock_socket *sock) {
@@ -142,7 +191,7 @@ void asock__recv_retry(asock_socket *sock) {
     start_reading(sock);
 }
 
-int asock__recv_check(asock_socket *sock, asock_op *op) {
+static int recv_check_slow(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
@@ -157,12 +206,20 @@ int asock__recv_check(asock_socket *sock, asock_op *op) {
   return 0;
 }
 
-int asock_receive(asock_socket *sock, asock_op *op) {
-  return asock__start_fast(sock, op, ASOCK_OP_RECEIVE, asock__recv_check,
-                           asock__recv_start);
+/* The usual case in one test of the flags; anything else is sorted out by
+ * recv_check_slow(). */
+static ASOCK__ALWAYS_INLINE int recv_check(asock_socket *sock, asock_op *op) {
+  if (sock == NULL || op == NULL ||
+      (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE |
+                      ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED)) !=
+          ASOCK__SF_CONNECTED ||
+      op->pool != sock->loop->pool || op->nbufs != 0 ||
+      (!wants_slice(op) && op->count == 0))
+    return recv_check_slow(sock, op);
+  return 0;
 }
 
-int asock__recv_start(asock_socket *sock, asock_op *op) {
+static ASOCK__ALWAYS_INLINE int recv_start(asock_socket *sock, asock_op *op) {
   int on_demand = wants_slice(op);
   long got;
   int err;
@@ -223,4 +280,17 @@ int asock__recv_start(asock_socket *sock, asock_op *op) {
   asock__loop_watch(sock->loop, op);
   start_reading(sock);
   return ASOCK_PENDING;
+}
+
+/* The exported halves for asock__start(); asock_receive() inlines its own. */
+int asock__recv_check(asock_socket *sock, asock_op *op) {
+  return recv_check(sock, op);
+}
+
+int asock__recv_start(asock_socket *sock, asock_op *op) {
+  return recv_start(sock, op);
+}
+
+int asock_receive(asock_socket *sock, asock_op *op) {
+  return asock__start_fast(sock, op, ASOCK_OP_RECEIVE, recv_check, recv_start);
 }

@@ -1,6 +1,7 @@
-/* Sending: synchronous first, then one uv_write at a time for what the
- * kernel did not take, and every send queued behind it gathered into one
- * vectored write when the socket drains. */
+/* Sending: synchronous first, then one handed-over write at a time for what
+ * the kernel did not take (on Unix a wait for writability, on Windows a
+ * uv_write), and every send queued behind it gathered into one vectored
+ * write when the socket drains. */
 #include "internal.h"
 
 /* libuv copies up to four buffers into a write request and allocates for
@@ -84,10 +85,8 @@ void asock__send_fail_all(asock_socket *sock, int status) {
   }
 }
 
-static void on_write(uv_write_t *req, int status);
-
-/* Hands the unsent part of the head send to libuv, which finishes it when
- * the socket is writable. */
+/* Hands the unsent part of the head send to the platform, which reports
+ * when the socket is writable (Unix) or the bytes are written (Windows). */
 static int start_write(asock_socket *sock) {
   asock_op *op = sock->send_head;
   uv_buf_t iov[ASOCK__WRITE_BUFS];
@@ -95,10 +94,9 @@ static int start_write(asock_socket *sock) {
   unsigned int n = fill_iov(op, iov, 0, ASOCK__WRITE_BUFS, &bytes);
   int err;
 
-  err = uv_write(&op->req.write, (uv_stream_t *)&sock->tcp, iov, n, on_write);
+  err = asock__io_write(sock, op, iov, n, bytes);
   if (err != 0)
-    return asock__from_uv(err);
-  op->write_bytes = bytes;
+    return err;
   sock->flags |= ASOCK__SF_WRITING;
   return 0;
 }
@@ -143,15 +141,15 @@ static void flush(asock_socket *sock) {
     unsigned int n = 0;
     size_t bytes = 0;
     size_t left;
-    int written;
+    long written;
 
     for (op = sock->send_head; op != NULL && n < ASOCK__IOV_MAX; op = op->qnext)
       n = fill_iov(op, loop->iov, n, ASOCK__IOV_MAX, &bytes);
-    written = uv_try_write((uv_stream_t *)&sock->tcp, loop->iov, n);
-    if (written == UV_EAGAIN)
+    written = asock__io_try_write(sock, loop->iov, n);
+    if (written == ASOCK_EAGAIN)
       written = 0;
     if (written < 0) {
-      err = asock__from_uv(written);
+      err = (int)written;
       break;
     }
     left = (size_t)written;
@@ -184,8 +182,7 @@ static void flush(asock_socket *sock) {
     asock__send_drained(sock);
 }
 
-static void on_write(uv_write_t *req, int status) {
-  asock_op *op = (asock_op *)((char *)req - offsetof(asock_op, req));
+void asock__send_written(asock_op *op, int status) {
   asock_socket *sock = op->socket;
   int err;
 
@@ -194,7 +191,7 @@ static void on_write(uv_write_t *req, int status) {
     if (op->forced_status != 0)
       err = op->forced_status;
     else
-      err = asock__from_uv(status);
+      err = status;
     asock__send_unqueue(sock, op);
     /* The rest cannot follow a send that did not finish: they fail (later,
      * after this one) before its callback can post another. */
@@ -209,7 +206,7 @@ static void on_write(uv_write_t *req, int status) {
   flush(sock);
 }
 
-int asock__send_check(asock_socket *sock, asock_op *op) {
+static ASOCK__ALWAYS_INLINE int send_check(asock_socket *sock, asock_op *op) {
   uint32_t flags;
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
@@ -232,18 +229,13 @@ int asock__send_check(asock_socket *sock, asock_op *op) {
   return 0;
 }
 
-int asock_send(asock_socket *sock, asock_op *op) {
-  return asock__start_fast(sock, op, ASOCK_OP_SEND, asock__send_check,
-                           asock__send_start);
-}
-
-int asock__send_start(asock_socket *sock, asock_op *op) {
+static ASOCK__ALWAYS_INLINE int send_start(asock_socket *sock, asock_op *op) {
   size_t total = op->nbufs == 0 ? op->count : op_total(op);
   size_t bytes = 0;
   uv_buf_t one;
   uv_buf_t *iov;
   unsigned int n;
-  int written;
+  long written;
   int err;
 
   op->seq = sock->next_seq++;
@@ -269,13 +261,13 @@ int asock__send_start(asock_socket *sock, asock_op *op) {
       iov = sock->loop->iov;
       n = fill_iov(op, iov, 0, ASOCK__IOV_MAX, &bytes);
     }
-    written = uv_try_write((uv_stream_t *)&sock->tcp, iov, n);
+    written = asock__io_try_write(sock, iov, n);
     if (written >= 0 && (size_t)written == total) {
       asock__op_finish_sync(op, 0, total);
       return 0;
     }
-    if (written < 0 && written != UV_EAGAIN) {
-      sock->send_error = asock__from_uv(written);
+    if (written < 0 && written != ASOCK_EAGAIN) {
+      sock->send_error = (int)written;
       asock__op_finish_sync(op, sock->send_error, 0);
       return 0;
     }
@@ -301,14 +293,26 @@ int asock__send_start(asock_socket *sock, asock_op *op) {
   return ASOCK_PENDING;
 }
 
+/* The exported halves for asock__start(); asock_send() inlines its own. */
+int asock__send_check(asock_socket *sock, asock_op *op) {
+  return send_check(sock, op);
+}
+
+int asock__send_start(asock_socket *sock, asock_op *op) {
+  return send_start(sock, op);
+}
+
+int asock_send(asock_socket *sock, asock_op *op) {
+  return asock__start_fast(sock, op, ASOCK_OP_SEND, send_check, send_start);
+}
+
 /* ---- disconnect -------------------------------------------------------- */
 
-static void on_shutdown(uv_shutdown_t *req, int status) {
-  asock_op *op = (asock_op *)((char *)req - offsetof(asock_op, req));
+void asock__shutdown_done(asock_op *op, int status) {
   asock_socket *sock = op->socket;
 
-  if (status < 0 && status != UV_ECANCELED && op->forced_status == 0)
-    op->forced_status = asock__from_uv(status);
+  if (status < 0 && status != ASOCK_ECANCELED && op->forced_status == 0)
+    op->forced_status = status;
   /* The op completes when the handle is closed. */
   asock__socket_shut(sock, 0);
 }
@@ -318,10 +322,10 @@ static void start_shutdown(asock_socket *sock) {
   int err;
 
   op->where = ASOCK__Q_LIBUV;
-  err = uv_shutdown(&op->req.shutdown, (uv_stream_t *)&sock->tcp, on_shutdown);
+  err = asock__io_shutdown(sock, op);
   if (err != 0) {
     if (op->forced_status == 0)
-      op->forced_status = asock__from_uv(err);
+      op->forced_status = err;
     asock__socket_shut(sock, 0);
   }
 }

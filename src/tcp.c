@@ -17,18 +17,17 @@ int asock__socket_new(asock_loop *loop, asock_socket **sock_out) {
   sock = asock__calloc(1, sizeof(*sock));
   if (sock == NULL)
     return ASOCK_ENOMEM;
-  err = uv_tcp_init(loop->uv, &sock->tcp);
+  sock->loop = loop;
+  err = asock__io_init(sock);
   if (err != 0) {
     asock__free(sock);
-    return asock__from_uv(err);
+    return err;
   }
-  sock->loop = loop;
   /* 0 is what asock_op_seq() gives an op never posted. */
   sock->next_seq = 1;
   sock->send_low = ASOCK__DEFAULT_SEND_LOW;
   sock->send_high = ASOCK__DEFAULT_SEND_HIGH;
-  asock__store_u32(&sock->refs, 2);
-  asock__store_u32(&sock->slices_held, 0);
+  asock__store_u64(&sock->refs, 2);
   sock->next = loop->sockets;
   if (loop->sockets != NULL)
     loop->sockets->prev = sock;
@@ -50,10 +49,7 @@ int asock_tcp_create(asock_socket **sock_out, asock_loop *loop) {
   return asock__socket_new(loop, sock_out);
 }
 
-void asock__socket_unref(asock_socket *sock) {
-  if (asock__add_u32(&sock->refs, (uint32_t)-1) == 1)
-    asock__free(sock);
-}
+void asock__socket_free(asock_socket *sock) { asock__free(sock); }
 
 static void unlink_socket(asock_socket *sock) {
   asock_loop *loop = sock->loop;
@@ -68,8 +64,7 @@ static void unlink_socket(asock_socket *sock) {
 
 /* The handle is closed: the socket leaves the loop's list, and a pending
  * disconnect completes. The memory stays while references remain. */
-void asock__on_socket_close(uv_handle_t *handle) {
-  asock_socket *sock = (asock_socket *)handle;
+void asock__socket_closed(asock_socket *sock) {
   asock_op *op = sock->disconnect;
 
   if (sock->flags & ASOCK__SF_REINIT) {
@@ -90,7 +85,8 @@ void asock__on_socket_close(uv_handle_t *handle) {
   asock__socket_unref(sock);
 }
 
-/* What every function for the loop's thread only checks first. */
+/* What every option and address function checks first: options apply to
+ * an OS socket, which exists once the socket listens or is connected. */
 static int check_socket(const asock_socket *sock) {
   if (sock == NULL)
     return ASOCK_EINVAL;
@@ -98,12 +94,13 @@ static int check_socket(const asock_socket *sock) {
     return ASOCK_ETHREAD;
   if (sock->flags & ASOCK__SF_HANDLE_GONE)
     return ASOCK_ECLOSED;
+  if ((sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED)) == 0)
+    return ASOCK_ENOTCONN;
   return 0;
 }
 
 int asock_tcp_listen(asock_socket *sock, const struct sockaddr *addr,
                      int backlog, unsigned int flags) {
-  unsigned int uv_flags = 0;
   int err;
 
   if (sock == NULL || addr == NULL ||
@@ -116,18 +113,9 @@ int asock_tcp_listen(asock_socket *sock, const struct sockaddr *addr,
   if (sock->flags &
       (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED | ASOCK__SF_CONNECTING))
     return ASOCK_EKIND;
-  if (flags & ASOCK_LISTEN_IPV6ONLY)
-    uv_flags |= UV_TCP_IPV6ONLY;
-  if (flags & ASOCK_LISTEN_REUSEADDR) {
-    err = asock__set_reuseaddr(sock, addr->sa_family);
-    if (err != 0)
-      return err;
-  }
-  err = uv_tcp_bind(&sock->tcp, addr, uv_flags);
-  if (err == 0)
-    err = uv_listen((uv_stream_t *)&sock->tcp, backlog, asock__on_connection);
+  err = asock__io_listen(sock, addr, backlog, flags);
   if (err != 0)
-    return asock__from_uv(err);
+    return err;
   sock->flags |= ASOCK__SF_LISTENING;
   return 0;
 }
@@ -161,10 +149,7 @@ void asock__socket_shut(asock_socket *sock, int abortive) {
     return;
   sock->flags |= ASOCK__SF_HANDLE_GONE;
   sock->flags &= ~ASOCK__SF_READING;
-  if (abortive && (sock->flags & ASOCK__SF_CONNECTED) &&
-      uv_tcp_close_reset(&sock->tcp, asock__on_socket_close) == 0)
-    return;
-  uv_close((uv_handle_t *)&sock->tcp, asock__on_socket_close);
+  asock__io_close(sock, abortive && (sock->flags & ASOCK__SF_CONNECTED));
 }
 
 int asock_socket_close(asock_socket *sock, unsigned int flags) {
@@ -268,7 +253,7 @@ int asock_socket_set_nodelay(asock_socket *sock, int enable) {
   int err = check_socket(sock);
   if (err != 0)
     return err;
-  return asock__from_uv(uv_tcp_nodelay(&sock->tcp, enable != 0));
+  return asock__io_nodelay(sock, enable != 0);
 }
 
 int asock_socket_set_keepalive(asock_socket *sock, int enable,
@@ -276,52 +261,45 @@ int asock_socket_set_keepalive(asock_socket *sock, int enable,
   int err = check_socket(sock);
   if (err != 0)
     return err;
-  return asock__from_uv(uv_tcp_keepalive(&sock->tcp, enable != 0, delay_s));
+  return asock__io_keepalive(sock, enable != 0, delay_s);
 }
 
-/* SO_SNDBUF and SO_RCVBUF: libuv reads with 0 and sets with a size. */
-static int buffer_size(asock_socket *sock, int *value,
-                       int (*size_fn)(uv_handle_t *, int *)) {
+/* SO_SNDBUF and SO_RCVBUF: set when *value is positive, then read back. */
+static int buffer_size(asock_socket *sock, int send, int *value) {
   int err = check_socket(sock);
   if (err != 0)
     return err;
   if (value == NULL || *value < 0)
     return ASOCK_EINVAL;
-  if (*value > 0) {
-    err = size_fn((uv_handle_t *)&sock->tcp, value);
-    if (err != 0)
-      return asock__from_uv(err);
-    *value = 0;
-  }
-  return asock__from_uv(size_fn((uv_handle_t *)&sock->tcp, value));
+  return asock__io_buffer_size(sock, send, value);
 }
 
 int asock_socket_send_buffer_size(asock_socket *sock, int *value) {
-  return buffer_size(sock, value, uv_send_buffer_size);
+  return buffer_size(sock, 1, value);
 }
 
 int asock_socket_recv_buffer_size(asock_socket *sock, int *value) {
-  return buffer_size(sock, value, uv_recv_buffer_size);
+  return buffer_size(sock, 0, value);
 }
 
-static int address(asock_socket *sock, struct sockaddr *addr, int *len,
-                   int (*name_fn)(const uv_tcp_t *, struct sockaddr *, int *)) {
+static int address(asock_socket *sock, int peer, struct sockaddr *addr,
+                   int *len) {
   int err = check_socket(sock);
   if (err != 0)
     return err;
   if (addr == NULL || len == NULL)
     return ASOCK_EINVAL;
-  return asock__from_uv(name_fn(&sock->tcp, addr, len));
+  return asock__io_address(sock, peer, addr, len);
 }
 
 int asock_socket_local_address(asock_socket *sock, struct sockaddr *addr,
                                int *len) {
-  return address(sock, addr, len, uv_tcp_getsockname);
+  return address(sock, 0, addr, len);
 }
 
 int asock_socket_remote_address(asock_socket *sock, struct sockaddr *addr,
                                 int *len) {
-  return address(sock, addr, len, uv_tcp_getpeername);
+  return address(sock, 1, addr, len);
 }
 
 int asock_socket_set_send_limits(asock_socket *sock, size_t low, size_t high,
@@ -364,5 +342,5 @@ asock_loop *asock_socket_loop(const asock_socket *sock) {
 }
 
 size_t asock_socket_slices_held(const asock_socket *sock) {
-  return sock == NULL ? 0 : asock__load_u32(&sock->slices_held);
+  return sock == NULL ? 0 : asock__socket_slices(sock);
 }

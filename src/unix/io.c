@@ -1,10 +1,11 @@
-/* Unix socket I/O that libuv does not offer: a direct non-blocking receive
- * for the synchronous path, and process setup. */
+/* Unix process setup. */
 #include <errno.h>
 #include <signal.h>
 #include <sys/socket.h>
 
 #include "internal.h"
+
+_Thread_local char asock__thread_byte;
 
 static uv_once_t platform_once = UV_ONCE_INIT;
 
@@ -18,28 +19,3 @@ static void ignore_sigpipe(void) {
 }
 
 void asock__platform_init(void) { uv_once(&platform_once, ignore_sigpipe); }
-
-long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
-  uv_os_fd_t fd;
-  ssize_t n;
-
-  if (uv_fileno((const uv_handle_t *)&sock->tcp, &fd) != 0)
-    return ASOCK_EBADF;
-  do
-    n = recv(fd, buf, len, 0);
-  while (n < 0 && errno == EINTR);
-  if (n > 0)
-    return (long)n;
-  if (n == 0)
-    return ASOCK_EOF;
-  if (errno == EAGAIN || errno == EWOULDBLOCK)
-    return ASOCK_EAGAIN;
-  return asock__from_uv(-errno);
-}
-
-int asock__set_reuseaddr(asock_socket *sock, int family) {
-  /* libuv sets SO_REUSEADDR on every TCP socket it binds on Unix. */
-  (void)sock;
-  (void)family;
-  return 0;
-}

@@ -9,7 +9,7 @@
 void asock__platform_init(void) {}
 
 /* The Winsock errors a receive meets, as libuv's codes. */
-static int translate(int wsa_error) {
+int asock__win_error(int wsa_error) {
   switch (wsa_error) {
   case WSAECONNRESET:
   case WSAENETRESET:
@@ -35,7 +35,7 @@ long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
   uv_os_fd_t fd;
   int n;
 
-  if (uv_fileno((const uv_handle_t *)&sock->tcp, &fd) != 0)
+  if (uv_fileno((const uv_handle_t *)&sock->io.tcp, &fd) != 0)
     return ASOCK_EBADF;
   if (len > 0x7fffffff)
     len = 0x7fffffff;
@@ -46,27 +46,5 @@ long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
     return ASOCK_EOF;
   if (WSAGetLastError() == WSAEWOULDBLOCK)
     return ASOCK_EAGAIN;
-  return translate(WSAGetLastError());
-}
-
-int asock__set_reuseaddr(asock_socket *sock, int family) {
-  SOCKET s;
-  BOOL yes = TRUE;
-  int err;
-
-  s = socket(family, SOCK_STREAM, IPPROTO_TCP);
-  if (s == INVALID_SOCKET)
-    return translate(WSAGetLastError());
-  if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, (const char *)&yes,
-                 sizeof(yes)) != 0) {
-    err = translate(WSAGetLastError());
-    closesocket(s);
-    return err;
-  }
-  err = uv_tcp_open(&sock->tcp, (uv_os_sock_t)s);
-  if (err != 0) {
-    closesocket(s);
-    return asock__from_uv(err);
-  }
-  return 0;
+  return asock__win_error(WSAGetLastError());
 }

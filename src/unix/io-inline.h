@@ -1,0 +1,61 @@
+/* The two system calls of the per-message path on Unix, inline: a receive
+ * and a send straight on the socket. Included at the end of internal.h. */
+#ifndef ASOCK_IO_INLINE_H
+#define ASOCK_IO_INLINE_H
+
+#include <errno.h>
+#include <sys/socket.h>
+
+/* A reset peer must be an error code, not SIGPIPE: where send() cannot be
+ * told so per call, the socket is (SO_NOSIGPIPE, in tcp-io.c). */
+#ifdef MSG_NOSIGNAL
+#define ASOCK__SEND_FLAGS MSG_NOSIGNAL
+#else
+#define ASOCK__SEND_FLAGS 0
+#endif
+
+static inline long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
+  int fd = sock->io.fd;
+  ssize_t n;
+
+  if (fd < 0)
+    return ASOCK_EBADF;
+  do
+    n = recv(fd, buf, len, 0);
+  while (n < 0 && errno == EINTR);
+  if (n > 0)
+    return (long)n;
+  if (n == 0)
+    return ASOCK_EOF;
+  if (errno == EAGAIN || errno == EWOULDBLOCK)
+    return ASOCK_EAGAIN;
+  /* libuv's UV_E* values are the negated errno values on Unix. */
+  return asock__from_uv(-errno);
+}
+
+static inline long asock__io_try_write(asock_socket *sock, const uv_buf_t *iov,
+                                       unsigned int n) {
+  ssize_t r;
+
+  for (;;) {
+    if (n == 1) {
+      r = send(sock->io.fd, iov[0].base, iov[0].len, ASOCK__SEND_FLAGS);
+    } else {
+      /* uv_buf_t is laid out as struct iovec on Unix. */
+      struct msghdr msg;
+      memset(&msg, 0, sizeof(msg));
+      msg.msg_iov = (struct iovec *)(void *)iov;
+      msg.msg_iovlen = n;
+      r = sendmsg(sock->io.fd, &msg, ASOCK__SEND_FLAGS);
+    }
+    if (r >= 0)
+      return (long)r;
+    if (errno != EINTR)
+      break;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK)
+    return ASOCK_EAGAIN;
+  return asock__from_uv(-errno);
+}
+
+#endif /* ASOCK_IO_INLINE_H */

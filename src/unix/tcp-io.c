@@ -1,0 +1,371 @@
+/* Socket I/O on Unix: asock makes the system calls itself, and a uv_poll_t
+ * on the socket tells it when they will not block. libuv's epoll is
+ * level-triggered, so a socket is watched only while something waits on it:
+ * reading while receives (or accepts) wait, writing while a send waits for
+ * room or a connect for its result. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* accept4() */
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* The keepalive idle time: TCP_KEEPIDLE on Linux and the BSDs, TCP_KEEPALIVE
+ * on macOS. */
+#if defined(TCP_KEEPIDLE)
+#define ASOCK__KEEPIDLE TCP_KEEPIDLE
+#elif defined(TCP_KEEPALIVE)
+#define ASOCK__KEEPIDLE TCP_KEEPALIVE
+#endif
+
+static void on_poll(uv_poll_t *poll, int status, int events);
+
+/* The error of the failed system call, as asock's code (libuv's UV_E* values
+ * are the negated errno values on Unix). */
+static int sys_error(void) { return asock__from_uv(-errno); }
+
+static socklen_t addr_len(const struct sockaddr *addr) {
+  return addr->sa_family == AF_INET6 ? (socklen_t)sizeof(struct sockaddr_in6)
+                                     : (socklen_t)sizeof(struct sockaddr_in);
+}
+
+#if defined(SOCK_CLOEXEC)
+static int open_socket(int family) {
+  return socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+}
+#else
+static int open_socket(int family) {
+  int fd = socket(family, SOCK_STREAM, 0);
+  if (fd >= 0)
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return fd;
+}
+#endif
+
+#if defined(__linux__) || defined(__FreeBSD__)
+static int accept_socket(int listen_fd) {
+  return accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+}
+#else
+static int accept_socket(int listen_fd) {
+  int fd = accept(listen_fd, NULL, NULL);
+  if (fd >= 0)
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return fd;
+}
+#endif
+
+/* Makes fd the socket's, watched by its poll handle (which also makes it
+ * non-blocking). On failure fd is closed. */
+static int adopt_fd(asock_socket *sock, int fd) {
+  int err;
+#ifdef SO_NOSIGPIPE
+  int on = 1;
+  (void)setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof(on));
+#endif
+  err = uv_poll_init_socket(sock->loop->uv, &sock->io.poll, fd);
+  if (err != 0) {
+    close(fd);
+    return asock__from_uv(err);
+  }
+  sock->io.fd = fd;
+  sock->io.want = 0;
+  sock->io.armed = 0;
+  return 0;
+}
+
+/* Makes the poll handle watch what is wanted. Not while on_poll() runs: it
+ * updates once at its end, so that a want dropped and taken again inside a
+ * callback costs nothing (each change costs libuv an epoll_ctl). */
+static void update(asock_socket *sock) {
+  asock__io *io = &sock->io;
+  int events = 0;
+
+  if (io->want == io->armed || io->busy || io->fd < 0)
+    return;
+  if (io->want & ASOCK__IO_READ)
+    events |= UV_READABLE;
+  if (io->want & ASOCK__IO_WRITE)
+    events |= UV_WRITABLE;
+  if (events == 0)
+    uv_poll_stop(&io->poll);
+  else
+    uv_poll_start(&io->poll, events, on_poll);
+  io->armed = io->want;
+}
+
+static void want(asock_socket *sock, unsigned int what, int on) {
+  if (on)
+    sock->io.want |= (unsigned char)what;
+  else
+    sock->io.want &= (unsigned char)~what;
+  update(sock);
+}
+
+static void connect_ready(asock_socket *sock) {
+  int err = sock->io.connect_error;
+  int so_error = 0;
+  socklen_t len = sizeof(so_error);
+
+  if (err == 0) {
+    if (getsockopt(sock->io.fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0)
+      err = sys_error();
+    else if (so_error != 0)
+      err = asock__from_uv(-so_error);
+  }
+  sock->io.connecting = 0;
+  sock->io.connect_error = 0;
+  asock__connect_done(sock->connect, err);
+}
+
+static void on_poll(uv_poll_t *poll, int status, int events) {
+  asock_socket *sock = (asock_socket *)poll;
+
+  /* The usual report first: a connected socket has data for a receive. */
+  if (events == UV_READABLE && status == 0 &&
+      (sock->flags & ASOCK__SF_LISTENING) == 0) {
+    sock->io.busy = 1;
+    asock__recv_ready(sock);
+    sock->io.busy = 0;
+    update(sock);
+    return;
+  }
+  if (status < 0) {
+    /* libuv met POLLERR and stopped watching: what waits tries the socket
+     * and meets the error itself. */
+    sock->io.armed = 0;
+    events = UV_READABLE | UV_WRITABLE;
+  }
+  sock->io.busy = 1;
+  if ((events & UV_WRITABLE) && (sock->io.want & ASOCK__IO_WRITE)) {
+    sock->io.want &= (unsigned char)~ASOCK__IO_WRITE;
+    if (sock->io.connecting)
+      connect_ready(sock);
+    else if (sock->send_head != NULL)
+      asock__send_written(sock->send_head, 0);
+  }
+  if ((events & UV_READABLE) && (sock->io.want & ASOCK__IO_READ) &&
+      (sock->flags & ASOCK__SF_HANDLE_GONE) == 0) {
+    if (sock->flags & ASOCK__SF_LISTENING)
+      asock__on_connection(sock, 0);
+    else
+      asock__recv_ready(sock);
+  }
+  sock->io.busy = 0;
+  update(sock);
+}
+
+/* The poll handle is closed: what was handed over hears it was cancelled,
+ * in libuv's order for a stream (the connect, then the write). */
+static void on_close(uv_handle_t *handle) {
+  asock_socket *sock = (asock_socket *)handle;
+
+  if (sock->io.connecting) {
+    sock->io.connecting = 0;
+    asock__connect_done(sock->connect, ASOCK_ECANCELED);
+  }
+  if ((sock->flags & ASOCK__SF_WRITING) && sock->send_head != NULL)
+    asock__send_written(sock->send_head, ASOCK_ECANCELED);
+  asock__socket_closed(sock);
+}
+
+int asock__io_init(asock_socket *sock) {
+  sock->io.fd = -1;
+  sock->io.want = 0;
+  sock->io.armed = 0;
+  sock->io.busy = 0;
+  sock->io.connecting = 0;
+  sock->io.connect_error = 0;
+  return 0;
+}
+
+int asock__io_listen(asock_socket *sock, const struct sockaddr *addr,
+                     int backlog, unsigned int flags) {
+  int on = 1;
+  int fd;
+
+  if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)
+    return ASOCK_EAFNOSUPPORT;
+  fd = open_socket(addr->sa_family);
+  if (fd < 0)
+    return sys_error();
+  /* On Unix SO_REUSEADDR only lets a listener bind over connections left in
+   * TIME_WAIT (it never lets two sockets listen on one port, as it does on
+   * Windows), so every listener has it, as libuv does. */
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0)
+    goto fail;
+  if (addr->sa_family == AF_INET6) {
+    on = (flags & ASOCK_LISTEN_IPV6ONLY) != 0;
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0)
+      goto fail;
+  }
+  if (bind(fd, addr, addr_len(addr)) != 0 || listen(fd, backlog) != 0)
+    goto fail;
+  return adopt_fd(sock, fd);
+
+fail:
+  on = sys_error();
+  close(fd);
+  return on;
+}
+
+int asock__io_accept(asock_socket *listener, uintptr_t *conn) {
+  int fd;
+
+  *conn = 0;
+  for (;;) {
+    fd = accept_socket(listener->io.fd);
+    if (fd >= 0)
+      break;
+    /* A connection reset before it was accepted is not the listener's
+     * error: the next one is tried. */
+    if (errno == EINTR || errno == ECONNABORTED)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return ASOCK_EAGAIN;
+    return sys_error();
+  }
+  *conn = (uintptr_t)fd;
+  return 0;
+}
+
+int asock__io_adopt(asock_socket *listener, asock_socket *client,
+                    uintptr_t conn) {
+  (void)listener;
+  return adopt_fd(client, (int)conn);
+}
+
+void asock__io_drop(uintptr_t conn) { close((int)conn); }
+
+void asock__io_accept_wanted(asock_socket *listener, int wanted) {
+  want(listener, ASOCK__IO_READ, wanted);
+}
+
+int asock__io_connect(asock_socket *sock, asock_op *op,
+                      const struct sockaddr *addr) {
+  int fd;
+  int err;
+  int r;
+
+  (void)op;
+  if (sock->io.fd >= 0)
+    return ASOCK_EISCONN; /* a socket whose connect failed is not reused */
+  if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)
+    return ASOCK_EAFNOSUPPORT;
+  fd = open_socket(addr->sa_family);
+  if (fd < 0)
+    return sys_error();
+  err = adopt_fd(sock, fd);
+  if (err != 0)
+    return err;
+  do
+    r = connect(fd, addr, addr_len(addr));
+  while (r != 0 && errno == EINTR);
+  /* A connect that fails at once still reports through the poll handle
+   * (the socket reads as closed), so that the result never comes inside
+   * this call. */
+  if (r != 0 && errno != EINPROGRESS)
+    sock->io.connect_error = sys_error();
+  sock->io.connecting = 1;
+  want(sock, ASOCK__IO_WRITE, 1);
+  return 0;
+}
+
+int asock__io_read_start(asock_socket *sock) {
+  want(sock, ASOCK__IO_READ, 1);
+  return 0;
+}
+
+void asock__io_read_stop(asock_socket *sock) { want(sock, ASOCK__IO_READ, 0); }
+
+int asock__io_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
+                    unsigned int n, size_t bytes) {
+  (void)iov;
+  (void)n;
+  (void)bytes;
+  op->write_bytes = 0;
+  want(sock, ASOCK__IO_WRITE, 1);
+  return 0;
+}
+
+int asock__io_shutdown(asock_socket *sock, asock_op *op) {
+  /* Everything written is in the kernel already: the FIN follows it. */
+  int err = shutdown(sock->io.fd, SHUT_WR) == 0 ? 0 : sys_error();
+  asock__shutdown_done(op, err);
+  return 0;
+}
+
+void asock__io_close(asock_socket *sock, int abortive) {
+  int fd = sock->io.fd;
+
+  if (fd < 0) {
+    /* Never had an OS socket: nothing to wait for. */
+    asock__socket_closed(sock);
+    return;
+  }
+  if (abortive) {
+    struct linger lg;
+    lg.l_onoff = 1;
+    lg.l_linger = 0;
+    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  }
+  /* uv_close() stops watching fd at once, so it can be closed now. */
+  uv_close((uv_handle_t *)&sock->io.poll, on_close);
+  close(fd);
+  sock->io.fd = -1;
+  sock->io.want = 0;
+  sock->io.armed = 0;
+}
+
+int asock__io_nodelay(asock_socket *sock, int enable) {
+  if (setsockopt(sock->io.fd, IPPROTO_TCP, TCP_NODELAY, &enable,
+                 sizeof(enable)) != 0)
+    return sys_error();
+  return 0;
+}
+
+int asock__io_keepalive(asock_socket *sock, int enable, unsigned int delay_s) {
+  int delay = delay_s > 0x7fffffffu ? 0x7fffffff : (int)delay_s;
+
+  if (setsockopt(sock->io.fd, SOL_SOCKET, SO_KEEPALIVE, &enable,
+                 sizeof(enable)) != 0)
+    return sys_error();
+#ifdef ASOCK__KEEPIDLE
+  if (enable && delay > 0 &&
+      setsockopt(sock->io.fd, IPPROTO_TCP, ASOCK__KEEPIDLE, &delay,
+                 sizeof(delay)) != 0)
+    return sys_error();
+#else
+  (void)delay;
+#endif
+  return 0;
+}
+
+int asock__io_buffer_size(asock_socket *sock, int send, int *value) {
+  int opt = send ? SO_SNDBUF : SO_RCVBUF;
+  socklen_t len = sizeof(*value);
+
+  if (*value > 0 &&
+      setsockopt(sock->io.fd, SOL_SOCKET, opt, value, sizeof(*value)) != 0)
+    return sys_error();
+  if (getsockopt(sock->io.fd, SOL_SOCKET, opt, value, &len) != 0)
+    return sys_error();
+  return 0;
+}
+
+int asock__io_address(asock_socket *sock, int peer, struct sockaddr *addr,
+                      int *len) {
+  socklen_t n = (socklen_t)*len;
+  int r = peer ? getpeername(sock->io.fd, addr, &n)
+               : getsockname(sock->io.fd, addr, &n);
+  if (r != 0)
+    return sys_error();
+  *len = (int)n;
+  return 0;
+}

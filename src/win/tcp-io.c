@@ -1,0 +1,202 @@
+/* Socket I/O on Windows: libuv's TCP handle on IOCP does the work, and
+ * its callbacks are turned into the reports the shared code expects. */
+#include <winsock2.h>
+
+#include "internal.h"
+
+static asock_op *op_of(void *req) {
+  return (asock_op *)((char *)req - offsetof(asock_op, req));
+}
+
+static void on_close(uv_handle_t *handle) {
+  asock__socket_closed((asock_socket *)handle);
+}
+
+int asock__io_init(asock_socket *sock) {
+  sock->io.pending_conns = 0;
+  return asock__from_uv(uv_tcp_init(sock->loop->uv, &sock->io.tcp));
+}
+
+/* SO_REUSEADDR must be set before the bind, on a socket libuv then adopts.
+ */
+static int reuseaddr(asock_socket *sock, int family) {
+  SOCKET s;
+  BOOL yes = TRUE;
+  int err;
+
+  s = socket(family, SOCK_STREAM, IPPROTO_TCP);
+  if (s == INVALID_SOCKET)
+    return asock__win_error(WSAGetLastError());
+  if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, (const char *)&yes,
+                 sizeof(yes)) != 0) {
+    err = asock__win_error(WSAGetLastError());
+    closesocket(s);
+    return err;
+  }
+  err = uv_tcp_open(&sock->io.tcp, (uv_os_sock_t)s);
+  if (err != 0) {
+    closesocket(s);
+    return asock__from_uv(err);
+  }
+  return 0;
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  asock_socket *listener = (asock_socket *)server;
+  if (status < 0) {
+    asock__on_connection(listener, asock__from_uv(status));
+    return;
+  }
+  listener->io.pending_conns++;
+  asock__on_connection(listener, 0);
+}
+
+int asock__io_listen(asock_socket *sock, const struct sockaddr *addr,
+                     int backlog, unsigned int flags) {
+  unsigned int uv_flags = 0;
+  int err;
+
+  if (flags & ASOCK_LISTEN_IPV6ONLY)
+    uv_flags |= UV_TCP_IPV6ONLY;
+  if (flags & ASOCK_LISTEN_REUSEADDR) {
+    err = reuseaddr(sock, addr->sa_family);
+    if (err != 0)
+      return err;
+  }
+  err = uv_tcp_bind(&sock->io.tcp, addr, uv_flags);
+  if (err == 0)
+    err = uv_listen((uv_stream_t *)&sock->io.tcp, backlog, on_connection);
+  return asock__from_uv(err);
+}
+
+/* libuv keeps AcceptEx posted and counts what it has; uv_accept() in
+ * asock__io_adopt() takes one. */
+int asock__io_accept(asock_socket *listener, uintptr_t *conn) {
+  *conn = 0;
+  return listener->io.pending_conns > 0 ? 0 : ASOCK_EAGAIN;
+}
+
+int asock__io_adopt(asock_socket *listener, asock_socket *client,
+                    uintptr_t conn) {
+  int err;
+
+  (void)conn;
+  err = uv_accept((uv_stream_t *)&listener->io.tcp,
+                  (uv_stream_t *)&client->io.tcp);
+  if (err != 0) {
+    /* libuv had no connection after all, or lost it. */
+    listener->io.pending_conns = 0;
+    return asock__from_uv(err);
+  }
+  listener->io.pending_conns--;
+  return 0;
+}
+
+/* The connection stays with libuv, for the next accept. */
+void asock__io_drop(uintptr_t conn) { (void)conn; }
+
+void asock__io_accept_wanted(asock_socket *listener, int wanted) {
+  (void)listener;
+  (void)wanted;
+}
+
+static void on_connect(uv_connect_t *req, int status) {
+  asock__connect_done(op_of(req), asock__from_uv(status));
+}
+
+int asock__io_connect(asock_socket *sock, asock_op *op,
+                      const struct sockaddr *addr) {
+  return asock__from_uv(
+      uv_tcp_connect(&op->req.connect, &sock->io.tcp, addr, on_connect));
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  asock__recv_buffer((asock_socket *)handle, buf);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  asock_socket *sock = (asock_socket *)stream;
+  if (nread == UV_ENOBUFS)
+    asock__recv_unbuffered(sock);
+  else if (nread >= 0)
+    asock__recv_result(sock, (long)nread, buf);
+  else
+    asock__recv_result(sock, asock__from_uv((int)nread), buf);
+}
+
+int asock__io_read_start(asock_socket *sock) {
+  return asock__from_uv(
+      uv_read_start((uv_stream_t *)&sock->io.tcp, on_alloc, on_read));
+}
+
+void asock__io_read_stop(asock_socket *sock) {
+  uv_read_stop((uv_stream_t *)&sock->io.tcp);
+}
+
+long asock__io_try_write(asock_socket *sock, const uv_buf_t *iov,
+                         unsigned int n) {
+  int written = uv_try_write((uv_stream_t *)&sock->io.tcp, iov, n);
+  if (written >= 0)
+    return written;
+  return written == UV_EAGAIN ? ASOCK_EAGAIN : asock__from_uv(written);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  asock__send_written(op_of(req), asock__from_uv(status));
+}
+
+int asock__io_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
+                    unsigned int n, size_t bytes) {
+  int err =
+      uv_write(&op->req.write, (uv_stream_t *)&sock->io.tcp, iov, n, on_write);
+  if (err != 0)
+    return asock__from_uv(err);
+  op->write_bytes = bytes;
+  return 0;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  asock__shutdown_done(op_of(req), asock__from_uv(status));
+}
+
+int asock__io_shutdown(asock_socket *sock, asock_op *op) {
+  return asock__from_uv(uv_shutdown(&op->req.shutdown,
+                                    (uv_stream_t *)&sock->io.tcp, on_shutdown));
+}
+
+void asock__io_close(asock_socket *sock, int abortive) {
+  if (abortive && uv_tcp_close_reset(&sock->io.tcp, on_close) == 0)
+    return;
+  uv_close((uv_handle_t *)&sock->io.tcp, on_close);
+}
+
+int asock__io_nodelay(asock_socket *sock, int enable) {
+  return asock__from_uv(uv_tcp_nodelay(&sock->io.tcp, enable));
+}
+
+int asock__io_keepalive(asock_socket *sock, int enable, unsigned int delay_s) {
+  return asock__from_uv(uv_tcp_keepalive(&sock->io.tcp, enable, delay_s));
+}
+
+int asock__io_buffer_size(asock_socket *sock, int send, int *value) {
+  int (*size_fn)(uv_handle_t *, int *) =
+      send ? uv_send_buffer_size : uv_recv_buffer_size;
+  int err;
+
+  /* libuv reads with 0 and sets with a size. */
+  if (*value > 0) {
+    err = size_fn((uv_handle_t *)&sock->io.tcp, value);
+    if (err != 0)
+      return asock__from_uv(err);
+    *value = 0;
+  }
+  return asock__from_uv(size_fn((uv_handle_t *)&sock->io.tcp, value));
+}
+
+int asock__io_address(asock_socket *sock, int peer, struct sockaddr *addr,
+                      int *len) {
+  if (peer)
+    return asock__from_uv(uv_tcp_getpeername(&sock->io.tcp, addr, len));
+  return asock__from_uv(uv_tcp_getsockname(&sock->io.tcp, addr, len));
+}
