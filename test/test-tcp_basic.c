@@ -420,6 +420,28 @@ START_TEST(connect_refused) {
 }
 END_TEST
 
+#ifdef __linux__
+/* A connect the kernel refuses inside connect() itself (TCP to a multicast
+ * address: ENETUNREACH, no packet leaves the host) still completes through
+ * the callback, never inside the call that started it. */
+START_TEST(connect_fails_at_once) {
+  struct sockaddr_storage addr;
+  asock_socket *client;
+  asock_op *cop = tu_op();
+  tu_addr("224.0.0.1", 9, &addr);
+  ck_assert_asock(asock_tcp_create(&client, tu_loop), 0);
+  ck_assert_asock(asock_op_set_remote(cop, (struct sockaddr *)&addr), 0);
+  ck_assert_asock(tu_connect(client, cop), ASOCK_PENDING);
+  ck_assert_int_eq(tu_rec(cop)->calls, 0);
+  ck_assert(tu_wait_calls(cop, 1));
+  ck_assert_asock(tu_rec(cop)->status, ASOCK_ENETUNREACH);
+  tu_run_for(30);
+  ck_assert_int_eq(tu_rec(cop)->calls, 1);
+  ck_assert_asock(tu_close(client, 0), 0);
+}
+END_TEST
+#endif
+
 START_TEST(connect_host_localhost) {
   struct sockaddr_storage addr;
   asock_socket *listener = tu_listen("127.0.0.1", &addr);
@@ -736,6 +758,9 @@ Suite *asock_test_suite_tcp_basic(void) {
   tcase_add_test(tc, listen_errors);
   tcase_add_test(tc, connect_and_exchange_ipv4);
   tcase_add_test(tc, connect_refused);
+#ifdef __linux__
+  tcase_add_test(tc, connect_fails_at_once);
+#endif
   tcase_add_test(tc, connect_host_localhost);
   tcase_add_test(tc, connect_host_numeric);
   tcase_add_test(tc, connect_host_that_does_not_resolve);
