@@ -105,7 +105,7 @@ static ASOCK__ALWAYS_INLINE void recv_result(asock_socket *sock, long nread,
   asock_op *op = sock->recv_head;
 
   if (nread == 0) {
-    /* EAGAIN: the slice on_alloc took goes back. */
+    /* EAGAIN: the slice recv_buffer() took goes back. */
     if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
       park_slice(sock, op);
     sock->flags |= ASOCK__SF_DRAINED;
