@@ -206,12 +206,11 @@ void asock__send_written(asock_op *op, int status) {
   flush(sock);
 }
 
-static ASOCK__ALWAYS_INLINE int send_check(asock_socket *sock, asock_op *op) {
+static int send_check_slow(asock_socket *sock, asock_op *op) {
   uint32_t flags;
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
-  /* One test for the usual case, a connected socket still sending. */
   flags = sock->flags &
           (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED | ASOCK__SF_SHUTDOWN);
   if (flags != ASOCK__SF_CONNECTED) {
@@ -226,6 +225,20 @@ static ASOCK__ALWAYS_INLINE int send_check(asock_socket *sock, asock_op *op) {
   if (sock->send_cap != 0 && sock->send_queued > 0 &&
       sock->send_queued + op_total(op) > sock->send_cap)
     return ASOCK_ENOBUFS;
+  return 0;
+}
+
+/* The usual case, a connected socket still sending with nothing queued, in
+ * one test of the flags; anything else is sorted out by send_check_slow().
+ */
+static ASOCK__ALWAYS_INLINE int send_check(asock_socket *sock, asock_op *op) {
+  if (sock == NULL || op == NULL ||
+      (sock->flags &
+       (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE | ASOCK__SF_LISTENING |
+        ASOCK__SF_CONNECTED | ASOCK__SF_SHUTDOWN)) != ASOCK__SF_CONNECTED ||
+      op->pool != sock->loop->pool || sock->send_queued != 0 ||
+      (op->nbufs == 0 && op->mode == ASOCK_BUFFER_NONE))
+    return send_check_slow(sock, op);
   return 0;
 }
 
