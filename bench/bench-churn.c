@@ -106,8 +106,7 @@ static void on_connect(uv_connect_t *req, int status) {
   churn_slot *s = req->data;
   bench_run *r = s->run;
   uv_buf_t bufs[2];
-  unsigned int n, i;
-  size_t done;
+  unsigned int n;
   int err;
 
   if (status < 0) {
@@ -125,21 +124,9 @@ static void on_connect(uv_connect_t *req, int status) {
     return;
   }
   n = bench_pattern_bufs(&r->pattern, s->index, s->cycle, s->header, bufs);
-  err = uv_try_write((uv_stream_t *)&s->handle, bufs, n);
-  if (err < 0 && err != UV_EAGAIN) {
-    slot_fail(s, "write", err);
-    return;
-  }
-  done = err < 0 ? 0 : (size_t)err;
-  for (i = 0; i < n && done >= bufs[i].len; i++)
-    done -= bufs[i].len;
-  if (i == n)
-    return;
-  bufs[i].base += done;
-  bufs[i].len -= done;
-  err = uv_write(&s->write_req, (uv_stream_t *)&s->handle, bufs + i, n - i,
-                 on_write);
-  if (err != 0)
+  err = bench_run_write((uv_stream_t *)&s->handle, &s->write_req, bufs, n,
+                        on_write);
+  if (err < 0)
     slot_fail(s, "write", err);
 }
 

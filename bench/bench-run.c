@@ -221,6 +221,25 @@ void bench_run_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init(r->recv_buf, BENCH_RECV_BUF_SIZE);
 }
 
+int bench_run_write(uv_stream_t *stream, uv_write_t *req, uv_buf_t *bufs,
+                    unsigned int n, uv_write_cb cb) {
+  unsigned int i;
+  size_t done;
+  int err = uv_try_write(stream, bufs, n);
+
+  if (err < 0 && err != UV_EAGAIN)
+    return err;
+  done = err < 0 ? 0 : (size_t)err;
+  for (i = 0; i < n && done >= bufs[i].len; i++)
+    done -= bufs[i].len;
+  if (i == n)
+    return 0;
+  bufs[i].base += done;
+  bufs[i].len -= done;
+  err = uv_write(req, stream, bufs + i, n - i, cb);
+  return err != 0 ? err : 1;
+}
+
 uint64_t bench_run_errors(const bench_run *r) {
   return r->connect_errors + r->verify_errors + r->socket_errors +
          r->unanswered;

@@ -131,6 +131,12 @@ void bench_run_bad_message(bench_run *r, uint32_t conn, const char *why);
 /* The alloc_cb of every handle: all share one buffer, which is safe because
  * each callback has checked its data before the next read. */
 void bench_run_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
+/* Writes bufs[0..n) on stream: what the kernel takes at once through
+ * uv_try_write, the rest through uv_write(req, ..., cb), which copies the
+ * array. Returns 1 if a uv_write was started, 0 if everything went at once,
+ * or a libuv error. */
+int bench_run_write(uv_stream_t *stream, uv_write_t *req, uv_buf_t *bufs,
+                    unsigned int n, uv_write_cb cb);
 
 extern const bench_mode_ops bench_tcp_ops;
 extern const bench_mode_ops bench_churn_ops;

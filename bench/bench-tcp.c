@@ -70,10 +70,9 @@ static void on_write(uv_write_t *req, int status);
 static void conn_flush(tcp_conn *c) {
   bench_run *r = c->run;
   tcp_mode *m = r->mode_data;
-  unsigned int depth = r->cfg->depth, n = 0, i;
+  unsigned int depth = r->cfg->depth, n = 0;
   uv_buf_t *bufs = m->bufs;
   uint64_t msg;
-  size_t done;
   int err;
 
   if (c->writing || c->written == c->sent || c->state != CONN_OPEN)
@@ -84,26 +83,13 @@ static void conn_flush(tcp_conn *c) {
                             bufs + n);
   c->written = c->sent;
 
-  err = uv_try_write((uv_stream_t *)&c->handle, bufs, n);
-  if (err < 0 && err != UV_EAGAIN) {
+  err = bench_run_write((uv_stream_t *)&c->handle, &c->write_req, bufs, n,
+                        on_write);
+  if (err < 0) {
     conn_fail(c, "write", err);
     return;
   }
-  done = err < 0 ? 0 : (size_t)err;
-  for (i = 0; i < n && done >= bufs[i].len; i++)
-    done -= bufs[i].len;
-  if (i == n)
-    return;
-  bufs[i].base += done;
-  bufs[i].len -= done;
-  /* uv_write copies the array, so m->bufs is free again on return. */
-  err = uv_write(&c->write_req, (uv_stream_t *)&c->handle, bufs + i, n - i,
-                 on_write);
-  if (err != 0) {
-    conn_fail(c, "write", err);
-    return;
-  }
-  c->writing = 1;
+  c->writing = err == 1;
 }
 
 static void on_write(uv_write_t *req, int status) {
