@@ -180,6 +180,15 @@ int tu_accept(asock_socket *listener, asock_op *op) {
   return started(op, asock_accept(listener, op), prev);
 }
 
+asock_socket *tu_accept_done(asock_socket *listener, asock_op *op) {
+  int r = tu_accept(listener, op);
+  ck_assert_msg(r == 0 || r == ASOCK_PENDING, "%s", asock_err_name(r));
+  if (r == ASOCK_PENDING)
+    ck_assert(tu_wait_calls(op, 1));
+  ck_assert_asock(asock_op_status(op), 0);
+  return asock_op_accepted(op);
+}
+
 int tu_connect(asock_socket *sock, asock_op *op) {
   int prev = enter();
   return started(op, asock_connect(sock, op), prev);

@@ -58,6 +58,9 @@ void tu_note(asock_op *op);
 /* The asock calls that start operations, with the "inside a call" flag set
  * around them. */
 int tu_accept(asock_socket *listener, asock_op *op);
+/* tu_accept() for a connection that is coming: waits for it if the accept
+ * is pending, asserts that it succeeded and returns the accepted socket. */
+asock_socket *tu_accept_done(asock_socket *listener, asock_op *op);
 int tu_connect(asock_socket *sock, asock_op *op);
 int tu_connect_host(asock_socket *sock, asock_op *op, const char *host,
                     unsigned short port);

@@ -25,6 +25,13 @@ static asock_pool_stats stats(void) {
 
 #define EXHAUST_PAIRS 4
 
+/* A receive completed with len bytes of connection `conn`'s pattern. */
+static void assert_received(asock_op *op, uint32_t conn, size_t len) {
+  ck_assert_asock(tu_rec(op)->status, 0);
+  ck_assert_uint_eq(tu_rec(op)->bytes, len);
+  ck_assert_uint_eq(tu_mismatch(asock_op_data(op), len, conn, 0), len);
+}
+
 START_TEST(pool_exhaustion_makes_receives_wait) {
   tu_pair p[EXHAUST_PAIRS];
   asock_op *op[EXHAUST_PAIRS];
@@ -54,11 +61,7 @@ START_TEST(pool_exhaustion_makes_receives_wait) {
       ck_assert_int_eq(asock_op_is_pending(op[i]), 1);
       continue;
     }
-    ck_assert_asock(tu_rec(op[i])->status, 0);
-    ck_assert_uint_eq(tu_rec(op[i])->bytes, sizeof(out));
-    ck_assert_uint_eq(
-        tu_mismatch(asock_op_data(op[i]), sizeof(out), (uint32_t)i, 0),
-        sizeof(out));
+    assert_received(op[i], (uint32_t)i, sizeof(out));
     done++;
   }
   ck_assert_int_eq(done, 2);
@@ -71,11 +74,7 @@ START_TEST(pool_exhaustion_makes_receives_wait) {
     ck_assert_int_eq(tu_rec(op[i])->calls, 1);
     if (early[i])
       continue;
-    ck_assert_asock(tu_rec(op[i])->status, 0);
-    ck_assert_uint_eq(tu_rec(op[i])->bytes, sizeof(out));
-    ck_assert_uint_eq(
-        tu_mismatch(asock_op_data(op[i]), sizeof(out), (uint32_t)i, 0),
-        sizeof(out));
+    assert_received(op[i], (uint32_t)i, sizeof(out));
   }
   ck_assert_uint_eq(stats().slices_high_water, 2);
   for (i = 0; i < EXHAUST_PAIRS; i++)
