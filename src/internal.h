@@ -651,10 +651,6 @@ void asock__platform_init(void);
  * callbacks, never inside the call that started the work (except where
  * said). Errors are asock codes. */
 
-/* What the Unix poll handle is asked to watch. */
-#define ASOCK__IO_READ 0x1u
-#define ASOCK__IO_WRITE 0x2u
-
 /* Readies the handle storage of a new socket. */
 int asock__io_init(asock_socket *sock);
 /* Binds to addr and listens. flags are ASOCK_LISTEN_*. */

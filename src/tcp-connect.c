@@ -8,16 +8,19 @@
 /* ---- accept ------------------------------------------------------------ */
 
 /* Takes one waiting connection into a new socket for `op`: 0,
- * ASOCK_EAGAIN when none waits, or an error. */
-static int accept_one(asock_socket *listener, asock_op *op) {
+ * ASOCK_EAGAIN when none waits, or an error. *taken says whether a
+ * connection was taken off the listener (and lost, on error). */
+static int accept_one(asock_socket *listener, asock_op *op, int *taken) {
   asock_socket *client;
   uintptr_t conn;
   int len = (int)sizeof(op->remote);
   int err;
 
+  *taken = 0;
   err = asock__io_accept(listener, &conn);
   if (err != 0)
     return err;
+  *taken = 1;
   err = asock__socket_new(listener->loop, &client);
   if (err != 0) {
     asock__io_drop(conn);
@@ -46,7 +49,8 @@ void asock__on_connection(asock_socket *listener, int status) {
   while (listener->recv_head != NULL &&
          (listener->flags & ASOCK__SF_HANDLE_GONE) == 0) {
     asock_op *op = listener->recv_head;
-    int err = accept_one(listener, op);
+    int taken;
+    int err = accept_one(listener, op, &taken);
     if (err == ASOCK_EAGAIN)
       return;
     asock__op_done(op, err, 0);
@@ -77,9 +81,14 @@ int asock__accept_start(asock_socket *listener, asock_op *op) {
   op->accepted = NULL;
   op->flags &= ~ASOCK__OPF_HAS_REMOTE;
   op->seq = listener->next_seq++;
+  /* Synchronous only when a connection was taken, with its outcome. A
+   * listener that cannot accept now (EMFILE...) leaves the op waiting, and
+   * its next readiness reports the error, so that an application posting
+   * again at once cannot spin inside its own callback. */
   if (listener->recv_head == NULL) {
-    err = accept_one(listener, op);
-    if (err != ASOCK_EAGAIN) {
+    int taken;
+    err = accept_one(listener, op, &taken);
+    if (taken) {
       asock__op_finish_sync(op, err, 0);
       return 0;
     }

@@ -14,6 +14,10 @@
 #define ASOCK__SEND_FLAGS 0
 #endif
 
+/* The error of the system call that just failed, as asock's code (libuv's
+ * UV_E* values are the negated errno values on Unix). */
+static inline int asock__sys_error(void) { return asock__from_uv(-errno); }
+
 static inline long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
   int fd = sock->io.fd;
   ssize_t n;
@@ -29,8 +33,7 @@ static inline long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
     return ASOCK_EOF;
   if (errno == EAGAIN || errno == EWOULDBLOCK)
     return ASOCK_EAGAIN;
-  /* libuv's UV_E* values are the negated errno values on Unix. */
-  return asock__from_uv(-errno);
+  return asock__sys_error();
 }
 
 static inline long asock__io_try_write(asock_socket *sock, const uv_buf_t *iov,
@@ -55,7 +58,7 @@ static inline long asock__io_try_write(asock_socket *sock, const uv_buf_t *iov,
   }
   if (errno == EAGAIN || errno == EWOULDBLOCK)
     return ASOCK_EAGAIN;
-  return asock__from_uv(-errno);
+  return asock__sys_error();
 }
 
 #endif /* ASOCK_IO_INLINE_H */

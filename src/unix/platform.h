@@ -12,6 +12,10 @@
  * will not block. This costs less per message than libuv's stream layer
  * (no allocation callback, no generic read loop, no write queue), and the
  * poll handle is smaller than a uv_tcp_t. */
+/* What the poll handle is asked to watch. */
+#define ASOCK__IO_READ 0x1u
+#define ASOCK__IO_WRITE 0x2u
+
 typedef struct asock__io {
   uv_poll_t poll;           /* first, so that a handle pointer is the socket */
   int fd;                   /* -1 until the socket exists */

@@ -26,10 +26,6 @@
 
 static void on_poll(uv_poll_t *poll, int status, int events);
 
-/* The error of the failed system call, as asock's code (libuv's UV_E* values
- * are the negated errno values on Unix). */
-static int sys_error(void) { return asock__from_uv(-errno); }
-
 static socklen_t addr_len(const struct sockaddr *addr) {
   return addr->sa_family == AF_INET6 ? (socklen_t)sizeof(struct sockaddr_in6)
                                      : (socklen_t)sizeof(struct sockaddr_in);
@@ -115,7 +111,7 @@ static void connect_ready(asock_socket *sock) {
 
   if (err == 0) {
     if (getsockopt(sock->io.fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0)
-      err = sys_error();
+      err = asock__sys_error();
     else if (so_error != 0)
       err = asock__from_uv(-so_error);
   }
@@ -194,7 +190,7 @@ int asock__io_listen(asock_socket *sock, const struct sockaddr *addr,
     return ASOCK_EAFNOSUPPORT;
   fd = open_socket(addr->sa_family);
   if (fd < 0)
-    return sys_error();
+    return asock__sys_error();
   /* On Unix SO_REUSEADDR only lets a listener bind over connections left in
    * TIME_WAIT (it never lets two sockets listen on one port, as it does on
    * Windows), so every listener has it, as libuv does. */
@@ -210,7 +206,7 @@ int asock__io_listen(asock_socket *sock, const struct sockaddr *addr,
   return adopt_fd(sock, fd);
 
 fail:
-  on = sys_error();
+  on = asock__sys_error();
   close(fd);
   return on;
 }
@@ -229,7 +225,7 @@ int asock__io_accept(asock_socket *listener, uintptr_t *conn) {
       continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK)
       return ASOCK_EAGAIN;
-    return sys_error();
+    return asock__sys_error();
   }
   *conn = (uintptr_t)fd;
   return 0;
@@ -260,7 +256,7 @@ int asock__io_connect(asock_socket *sock, asock_op *op,
     return ASOCK_EAFNOSUPPORT;
   fd = open_socket(addr->sa_family);
   if (fd < 0)
-    return sys_error();
+    return asock__sys_error();
   err = adopt_fd(sock, fd);
   if (err != 0)
     return err;
@@ -271,7 +267,7 @@ int asock__io_connect(asock_socket *sock, asock_op *op,
    * (the socket reads as closed), so that the result never comes inside
    * this call. */
   if (r != 0 && errno != EINPROGRESS)
-    sock->io.connect_error = sys_error();
+    sock->io.connect_error = asock__sys_error();
   sock->io.connecting = 1;
   want(sock, ASOCK__IO_WRITE, 1);
   return 0;
@@ -296,7 +292,7 @@ int asock__io_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
 
 int asock__io_shutdown(asock_socket *sock, asock_op *op) {
   /* Everything written is in the kernel already: the FIN follows it. */
-  int err = shutdown(sock->io.fd, SHUT_WR) == 0 ? 0 : sys_error();
+  int err = shutdown(sock->io.fd, SHUT_WR) == 0 ? 0 : asock__sys_error();
   asock__shutdown_done(op, err);
   return 0;
 }
@@ -326,7 +322,7 @@ void asock__io_close(asock_socket *sock, int abortive) {
 int asock__io_nodelay(asock_socket *sock, int enable) {
   if (setsockopt(sock->io.fd, IPPROTO_TCP, TCP_NODELAY, &enable,
                  sizeof(enable)) != 0)
-    return sys_error();
+    return asock__sys_error();
   return 0;
 }
 
@@ -335,12 +331,12 @@ int asock__io_keepalive(asock_socket *sock, int enable, unsigned int delay_s) {
 
   if (setsockopt(sock->io.fd, SOL_SOCKET, SO_KEEPALIVE, &enable,
                  sizeof(enable)) != 0)
-    return sys_error();
+    return asock__sys_error();
 #ifdef ASOCK__KEEPIDLE
   if (enable && delay > 0 &&
       setsockopt(sock->io.fd, IPPROTO_TCP, ASOCK__KEEPIDLE, &delay,
                  sizeof(delay)) != 0)
-    return sys_error();
+    return asock__sys_error();
 #else
   (void)delay;
 #endif
@@ -353,9 +349,9 @@ int asock__io_buffer_size(asock_socket *sock, int send, int *value) {
 
   if (*value > 0 &&
       setsockopt(sock->io.fd, SOL_SOCKET, opt, value, sizeof(*value)) != 0)
-    return sys_error();
+    return asock__sys_error();
   if (getsockopt(sock->io.fd, SOL_SOCKET, opt, value, &len) != 0)
-    return sys_error();
+    return asock__sys_error();
   return 0;
 }
 
@@ -365,7 +361,7 @@ int asock__io_address(asock_socket *sock, int peer, struct sockaddr *addr,
   int r = peer ? getpeername(sock->io.fd, addr, &n)
                : getsockname(sock->io.fd, addr, &n);
   if (r != 0)
-    return sys_error();
+    return asock__sys_error();
   *len = (int)n;
   return 0;
 }
