@@ -93,6 +93,7 @@ extern "C" {
   XX(ECONNABORTED, UV_ECONNABORTED, "software caused connection abort")        \
   XX(ECONNREFUSED, UV_ECONNREFUSED, "connection refused")                      \
   XX(ECONNRESET, UV_ECONNRESET, "connection reset by peer")                    \
+  XX(EDESTADDRREQ, UV_EDESTADDRREQ, "destination address required")            \
   XX(EFAULT, UV_EFAULT, "bad address")                                         \
   XX(EHOSTUNREACH, UV_EHOSTUNREACH, "host is unreachable")                     \
   XX(EINTR, UV_EINTR, "interrupted system call")                               \
@@ -104,7 +105,9 @@ extern "C" {
   XX(ENETDOWN, UV_ENETDOWN, "network is down")                                 \
   XX(ENETUNREACH, UV_ENETUNREACH, "network is unreachable")                    \
   XX(ENFILE, UV_ENFILE, "file table overflow")                                 \
+  XX(ENODEV, UV_ENODEV, "no such device")                                      \
   XX(ENOMEM, UV_ENOMEM, "not enough memory")                                   \
+  XX(ENOPROTOOPT, UV_ENOPROTOOPT, "protocol not available")                    \
   XX(ENOSYS, UV_ENOSYS, "function not implemented")                            \
   XX(ENOTCONN, UV_ENOTCONN, "socket is not connected")                         \
   XX(ENOTSOCK, UV_ENOTSOCK, "socket operation on non-socket")                  \
@@ -329,6 +332,7 @@ typedef enum asock_op_kind {
   ASOCK_OP_SENDTO,
   ASOCK_OP_RECEIVEFROM,
   ASOCK_OP_DISCONNECT,
+  ASOCK_OP_RECEIVEMESSAGEFROM,
 } asock_op_kind;
 
 /** Where an op's buffer comes from. */
@@ -498,6 +502,29 @@ ASOCK_EXTERN uint64_t asock_op_timeout(const asock_op *op);
 
 /** \return the pool the op belongs to, or NULL. Any thread. */
 ASOCK_EXTERN asock_pool *asock_op_pool(const asock_op *op);
+
+/** A flag of asock_op_msg_flags(): the datagram was longer than the
+ * receive's buffer. The op holds the bytes that fit; the rest is lost. */
+#define ASOCK_MSG_TRUNCATED 0x1u
+
+/** \return the flags (ASOCK_MSG_*) of the datagram the op's last
+ *   receive-from or receive-message-from completed with; 0 after any other
+ *   operation. Owner. */
+ASOCK_EXTERN unsigned int asock_op_msg_flags(const asock_op *op);
+
+/** The packet information of the datagram a receive-message-from completed
+ * with (IPPacketInformation): the address it was sent to, which tells a
+ * socket bound to a wildcard address which of the host's addresses the peer
+ * used, and the index of the interface it came in on.
+ * \param addr receives the destination address (its port is the socket's);
+ *   may be NULL.
+ * \param ifindex receives the interface index; may be NULL.
+ * \return 0; ASOCK_EKIND if the op's last operation was not a
+ *   receive-message-from that succeeded; ASOCK_EINVAL for a NULL op.
+ * Owner. */
+ASOCK_EXTERN int asock_op_packet_info(const asock_op *op,
+                                      struct sockaddr_storage *addr,
+                                      unsigned int *ifindex);
 
 /* ------------------------------------------------------------------------ */
 /* Completion ordering                                                       */
@@ -808,6 +835,139 @@ ASOCK_EXTERN asock_loop *asock_socket_loop(const asock_socket *sock);
 /** \return the number of slices the socket's receives hold now (what the
  *   pool's socket_quota limits). The loop's thread. */
 ASOCK_EXTERN size_t asock_socket_slices_held(const asock_socket *sock);
+
+/* ------------------------------------------------------------------------ */
+/* UDP sockets                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* A UDP socket is an asock_socket too: asock_socket_close(), asock_cancel(),
+ * the buffer size and address functions, user data and the slice count
+ * apply to it as to TCP. Its operations are asock_send_to(),
+ * asock_receive_from() and asock_receive_message_from(); asock_send() and
+ * asock_receive() return ASOCK_EKIND on it. */
+
+/** Bind flag: an IPv6 socket takes only IPv6 datagrams (IPV6_V6ONLY). */
+#define ASOCK_UDP_IPV6ONLY 0x1u
+/** Bind flag: SO_REUSEADDR, so that several sockets may bind one port (on
+ * Unix as on Windows, for UDP this is what lets several receivers of one
+ * multicast group share its port). */
+#define ASOCK_UDP_REUSEADDR 0x2u
+
+/** Creates a UDP socket on a loop. It gets its OS socket from
+ * asock_udp_bind(), or from asock_udp_connect() (bound to a port the kernel
+ * picks).
+ * \param sock_out receives the socket; NULL on error.
+ * \return 0; ASOCK_EINVAL for NULL; ASOCK_ENOMEM; ASOCK_ECLOSED while the
+ *   loop closes. The loop's thread. */
+ASOCK_EXTERN int asock_udp_create(asock_socket **sock_out, asock_loop *loop);
+
+/** Binds a UDP socket to a local address.
+ * \param addr an IPv4 or IPv6 address; port 0 picks a free port.
+ * \param flags ASOCK_UDP_* flags.
+ * \return 0; ASOCK_EINVAL for NULL or unknown flags; ASOCK_EKIND for a TCP
+ *   socket or one already bound; ASOCK_EAFNOSUPPORT; ASOCK_ECLOSED; a system
+ *   error (ASOCK_EADDRINUSE, ASOCK_EACCES, ...). The loop's thread. */
+ASOCK_EXTERN int asock_udp_bind(asock_socket *sock, const struct sockaddr *addr,
+                                unsigned int flags);
+
+/** Sets the socket's default peer (UDP connect): send-to without an address
+ * goes there, and only its datagrams are received. An unbound socket is
+ * bound to the wildcard address of the peer's family first. NULL removes
+ * the association.
+ * \return 0; ASOCK_EINVAL; ASOCK_EKIND for a TCP socket; ASOCK_ENOTCONN
+ *   when removing an association there is not; ASOCK_EAFNOSUPPORT;
+ *   ASOCK_ECLOSED; a system error. The loop's thread. */
+ASOCK_EXTERN int asock_udp_connect(asock_socket *sock,
+                                   const struct sockaddr *addr);
+
+/** Sets SO_BROADCAST. Like every UDP option below, it needs the OS socket:
+ * before asock_udp_bind() or asock_udp_connect() it returns ASOCK_ENOTCONN.
+ * \return 0 or an error. The loop's thread. */
+ASOCK_EXTERN int asock_udp_set_broadcast(asock_socket *sock, int enable);
+
+/** Sets the unicast hop limit (IP_TTL, or IPV6_UNICAST_HOPS on an IPv6
+ * socket). \param ttl 1 to 255. \return 0 or an error. The loop's thread. */
+ASOCK_EXTERN int asock_udp_set_ttl(asock_socket *sock, int ttl);
+
+/** Sets the multicast hop limit (IP_MULTICAST_TTL, IPV6_MULTICAST_HOPS).
+ * \param ttl 0 to 255. \return 0 or an error. The loop's thread. */
+ASOCK_EXTERN int asock_udp_set_multicast_ttl(asock_socket *sock, int ttl);
+
+/** Sets whether the socket's own multicast datagrams loop back to the host
+ * (IP_MULTICAST_LOOP, IPV6_MULTICAST_LOOP). \return 0 or an error. The
+ * loop's thread. */
+ASOCK_EXTERN int asock_udp_set_multicast_loop(asock_socket *sock, int enable);
+
+/** Chooses the interface multicast datagrams leave by.
+ * \param iface for an IPv4 socket, an AF_INET address of the interface;
+ *   for an IPv6 socket, an AF_INET6 address whose sin6_scope_id is the
+ *   interface index. NULL goes back to the system's choice.
+ * \return 0 or an error (ASOCK_EAFNOSUPPORT for the other family). The
+ *   loop's thread. */
+ASOCK_EXTERN int
+asock_udp_set_multicast_interface(asock_socket *sock,
+                                  const struct sockaddr *iface);
+
+/** Joins (join = 1) or leaves (join = 0) a multicast group.
+ * \param group the group's address, of the socket's family (an IPv6 socket
+ *   also takes IPv4 groups unless it is IPv6-only).
+ * \param iface the interface, as for asock_udp_set_multicast_interface();
+ *   NULL lets the system choose.
+ * \return 0 or an error (ASOCK_EINVAL for an address that is not
+ *   multicast, ASOCK_EADDRNOTAVAIL when leaving a group not joined, ...).
+ * The loop's thread. */
+ASOCK_EXTERN int asock_udp_set_membership(asock_socket *sock,
+                                          const struct sockaddr *group,
+                                          const struct sockaddr *iface,
+                                          int join);
+
+/** Sends one datagram (SendToAsync): the op's window, or its buffer list
+ * gathered into one datagram, to the address set with
+ * asock_op_set_remote(). On a socket with a default peer the datagram goes
+ * to that peer and the op's address is ignored, so that an op that received
+ * a datagram can answer it on either kind of socket. When no earlier
+ * send-to is queued the kernel is tried at once; a datagram the kernel
+ * cannot take now waits, and datagrams leave in posting order. A socket not
+ * yet bound is bound to the wildcard address first.
+ * \return 0 if it completed in the call: the status is in the op (0 with
+ *   asock_op_bytes() = the datagram's length, or the error the kernel
+ *   reported, such as ASOCK_ECONNREFUSED after an ICMP port unreachable on
+ *   a socket with a default peer); ASOCK_PENDING; or, without starting:
+ *   ASOCK_EINVAL for NULL, ASOCK_EKIND for a TCP socket,
+ *   ASOCK_EDESTADDRREQ with neither address nor default peer,
+ *   ASOCK_EMSGSIZE above 65507 bytes (IPv4) or 65527 (IPv6), ASOCK_EFOREIGN,
+ *   ASOCK_EBUSY, ASOCK_ECLOSED, ASOCK_ENOBUFS if the datagram would take the
+ *   socket's send queue past its hard cap.
+ * Any thread: from another than the loop's, the op is handed to the loop
+ * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
+ * ASOCK_EBUSY); every other outcome, refusals included, then arrives
+ * through the callback. */
+ASOCK_EXTERN int asock_send_to(asock_socket *sock, asock_op *op);
+
+/** Receives one datagram (ReceiveFromAsync) into the op's window; an op
+ * without a buffer takes a pool slice only when a datagram is there (as
+ * asock_receive() does), the window then covering the datagram. On success
+ * asock_op_remote() is the sender and asock_op_bytes() the datagram's
+ * length, or the bytes that fit with ASOCK_MSG_TRUNCATED in
+ * asock_op_msg_flags(). Receives complete in posting order, one datagram
+ * each. On Linux one recvmmsg() reads up to several datagrams into pool
+ * slices; those no receive waits for yet are kept (counted in the socket's
+ * slices) and complete the next receives at once.
+ * \return 0 if a datagram (or an error) was already there: the status is
+ *   in the op; ASOCK_PENDING; or, without starting: ASOCK_EINVAL for NULL or
+ *   an empty window, ASOCK_EKIND for a TCP socket or an op with a buffer
+ *   list, ASOCK_ENOTCONN before the socket is bound or connected,
+ *   ASOCK_EFOREIGN, ASOCK_EBUSY, ASOCK_ECLOSED, and with
+ *   ASOCK_POOL_FAIL_FAST, ASOCK_ENOBUFS when no slice is free.
+ * Any thread: from another than the loop's, the op is handed to the loop
+ * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
+ * ASOCK_EBUSY); every other outcome, refusals included, then arrives
+ * through the callback. */
+ASOCK_EXTERN int asock_receive_from(asock_socket *sock, asock_op *op);
+
+/** As asock_receive_from(), and the op also gets the datagram's packet
+ * information (ReceiveMessageFromAsync): see asock_op_packet_info(). */
+ASOCK_EXTERN int asock_receive_message_from(asock_socket *sock, asock_op *op);
 
 #ifdef __cplusplus
 }

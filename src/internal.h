@@ -127,6 +127,14 @@ int asock__pool_slice_index(const asock_pool *pool, const void *p,
 
 enum { ASOCK__OP_IDLE = 0, ASOCK__OP_PENDING = 1 };
 
+/* An IPv4 or IPv6 address, in the room it needs (sockaddr_storage takes
+ * 128 bytes). */
+typedef union asock__sockaddr {
+  struct sockaddr sa;
+  struct sockaddr_in in;
+  struct sockaddr_in6 in6;
+} asock__sockaddr;
+
 /* Op flags. */
 /* Its slice came from a buffer-less receive. */
 #define ASOCK__OPF_ON_DEMAND 0x2u
@@ -155,6 +163,9 @@ struct asock_op {
   uint64_t seq;
   uint64_t timeout_ms;
   struct sockaddr_storage remote;
+  unsigned int msg_flags; /* ASOCK_MSG_* of the last datagram received */
+  unsigned int ifindex;   /* receive-message-from: the interface */
+  asock__sockaddr local;  /* receive-message-from: the destination */
 
   /* Below: what the loop keeps while the op is pending. */
   asock_op *qnext; /* the queue the op waits in (see `where`) */
@@ -410,6 +421,10 @@ void asock__loop_run_posted(asock_loop *loop);
 #define ASOCK__SF_RESOLVING 0x4000u
 /* libuv's close callback ran: the handle is gone for good. */
 #define ASOCK__SF_HANDLE_CLOSED 0x8000u
+/* A UDP socket (struct asock__udp_socket). */
+#define ASOCK__SF_UDP 0x10000u
+/* A UDP socket has its OS socket, bound to a local address. */
+#define ASOCK__SF_BOUND 0x20000u
 
 struct asock_socket {
   asock__io io; /* first, so that a handle pointer is the socket */
@@ -490,10 +505,34 @@ static inline void asock__socket_unref(asock_socket *sock) {
 static inline uint32_t asock__socket_slices(const asock_socket *sock) {
   return (uint32_t)(asock__load_u64(&sock->refs) >> 32);
 }
+/* Takes a slice from the loop for one of the socket's receives and charges
+ * it to the socket: 0, ASOCK_EQUOTA (the socket holds its quota) or
+ * ASOCK_ENOBUFS. Loop thread. */
+static inline int asock__socket_take_slice(asock_socket *sock, void **slice) {
+  asock_pool *pool = sock->loop->pool;
+
+  if (pool->socket_quota != 0 &&
+      asock__socket_slices(sock) >= pool->socket_quota)
+    return ASOCK_EQUOTA;
+  if (asock__loop_take_slice(sock->loop, slice) != 0)
+    return ASOCK_ENOBUFS;
+  asock__add_u64(&sock->refs, ASOCK__REF_SLICE);
+  return 0;
+}
+/* A receive that takes a slice on demand: no buffer, or the slice an
+ * earlier on-demand receive left in the op. */
+static inline int asock__op_wants_slice(const asock_op *op) {
+  /* ASOCK__OPF_ON_DEMAND is only ever set on an op holding a slice. */
+  return (op->flags & ASOCK__OPF_ON_DEMAND) != 0 ||
+         op->mode == ASOCK_BUFFER_NONE;
+}
 /* Closes the handle, if it is open, and cancels every pending op with
  * `status` (ASOCK_ECANCELED, or ASOCK_ETIMEDOUT for the op that timed out).
  * Used by asock_socket_close() and for internal aborts. */
 void asock__socket_shut(asock_socket *sock, int abortive);
+/* What the option and address functions check: 0, or the error to return
+ * (ASOCK_ENOTCONN before the socket has its OS socket). */
+int asock__socket_check_os(const asock_socket *sock);
 /* Checks what every operation start checks; 0 or the error to return. */
 static inline int asock__socket_check_op(const asock_socket *sock,
                                          const asock_op *op) {
@@ -599,6 +638,28 @@ static inline void *asock__op_detach_slice(asock_op *op) {
   return slice;
 }
 
+/* Takes a slice for an on-demand receive of sock, charged to it: 0,
+ * ASOCK_EQUOTA or ASOCK_ENOBUFS. */
+static ASOCK__ALWAYS_INLINE int asock__op_take_slice(asock_socket *sock,
+                                                     asock_op *op) {
+  void *slice;
+  int err = asock__socket_take_slice(sock, &slice);
+
+  if (err != 0)
+    return err;
+  asock__op_attach_slice(op, slice, 1);
+  op->charged = sock;
+  return 0;
+}
+
+/* Gives back the slice an on-demand receive holds, to the loop's cache. */
+static ASOCK__ALWAYS_INLINE void asock__op_park_slice(asock_socket *sock,
+                                                      asock_op *op) {
+  void *slice = asock__op_detach_slice(op);
+  if (slice != NULL)
+    asock__loop_give_slice(sock->loop, slice);
+}
+
 int asock__accept_check(asock_socket *sock, asock_op *op);
 int asock__accept_start(asock_socket *sock, asock_op *op);
 int asock__connect_check(asock_socket *sock, asock_op *op);
@@ -611,8 +672,9 @@ int asock__disconnect_start(asock_socket *sock, asock_op *op);
 int asock__recv_check(asock_socket *sock, asock_op *op);
 int asock__recv_start(asock_socket *sock, asock_op *op);
 
-/* Makes a socket for an accepted connection. */
-int asock__socket_new(asock_loop *loop, asock_socket **sock_out);
+/* Makes a socket of `size` bytes (an asock_socket first in it): for TCP
+ * sizeof(asock_socket), for UDP sizeof(asock__udp_socket). */
+int asock__socket_new(asock_loop *loop, size_t size, asock_socket **sock_out);
 /* The handle was closed to retry a connect with the next address. */
 void asock__connect_reinit(asock_socket *sock);
 /* Cancels the socket's pending connect, if any (with ASOCK_ECANCELED unless
@@ -633,6 +695,54 @@ void asock__send_fail_all(asock_socket *sock, int status);
 void asock__send_drained(asock_socket *sock);
 /* Cancels a pending op of the given socket. */
 int asock__socket_cancel(asock_socket *sock, asock_op *op);
+
+/* ---- UDP (src/udp.c, src/udp-recv.c) ----------------------------------- */
+
+/* The most datagrams one receive system call reads (recvmmsg on Linux; the
+ * other platforms read one at a time). */
+#define ASOCK__UDP_BATCH 8
+
+/* One datagram of a batched receive: the buffer it goes into, and what the
+ * platform reports of it. */
+typedef struct asock__dgram {
+  char *base;
+  size_t len;
+  size_t bytes;          /* out: the bytes that fit */
+  unsigned int flags;    /* out: ASOCK_MSG_TRUNCATED */
+  unsigned int ifindex;  /* out: the interface it came in on, 0 if unknown */
+  asock__sockaddr from;  /* out: the sender */
+  asock__sockaddr local; /* out: the destination; family 0 if unknown */
+} asock__dgram;
+
+/* A UDP socket: the socket, and the datagrams read ahead of the receives,
+ * in pool slices charged to the socket, waiting for the next receives. */
+typedef struct asock__udp_socket {
+  asock_socket sock;
+  int family;               /* of the OS socket; 0 until it exists */
+  unsigned short port;      /* its local port, in network order */
+  unsigned int stash_first; /* the oldest datagram kept */
+  unsigned int stash_count;
+  asock__dgram stash[ASOCK__UDP_BATCH]; /* base is the slice */
+} asock__udp_socket;
+
+static inline asock__udp_socket *asock__udp(asock_socket *sock) {
+  return (asock__udp_socket *)sock;
+}
+
+int asock__sendto_check(asock_socket *sock, asock_op *op);
+int asock__sendto_start(asock_socket *sock, asock_op *op);
+int asock__recvfrom_check(asock_socket *sock, asock_op *op);
+int asock__recvfrom_start(asock_socket *sock, asock_op *op);
+/* The socket is readable (readable != 0) or writable: what waits tries. */
+void asock__udp_ready(asock_socket *sock, int readable, int writable);
+/* Receive side: the socket is readable. */
+void asock__udp_recv_ready(asock_socket *sock);
+/* Resumes reading for a UDP socket that waited for a slice. */
+void asock__udp_recv_retry(asock_socket *sock);
+/* Gives back the slices of the datagrams kept for later receives. */
+void asock__udp_drop_stash(asock_socket *sock);
+/* Binds a socket not yet bound to the wildcard address of family. */
+int asock__udp_autobind(asock_socket *sock, int family);
 
 /* ---- platform (src/unix/io.c, src/win/io.c) ---------------------------- */
 
@@ -694,6 +804,40 @@ int asock__io_buffer_size(asock_socket *sock, int send, int *value);
 /* getpeername (peer != 0) or getsockname. */
 int asock__io_address(asock_socket *sock, int peer, struct sockaddr *addr,
                       int *len);
+
+/* UDP. The OS socket is made by the first of bind and connect. */
+/* Opens the socket for addr's family if it has none, binds it to addr.
+ * flags are ASOCK_UDP_*. */
+int asock__udp_io_bind(asock_socket *sock, const struct sockaddr *addr,
+                       unsigned int flags);
+/* Sets the default peer (addr) or removes it (NULL). */
+int asock__udp_io_connect(asock_socket *sock, const struct sockaddr *addr);
+/* Reads up to n datagrams without waiting, each into d[i].base: the number
+ * read (>= 1), ASOCK_EAGAIN when none is there, or an error (for example
+ * ASOCK_ECONNREFUSED after an ICMP port unreachable). Packet information is
+ * filled in as the platform has it. */
+int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n);
+/* Sends one datagram of the n buffers to `to` (NULL: the default peer)
+ * without waiting: the bytes sent, ASOCK_EAGAIN, or an error. */
+long asock__udp_io_send(asock_socket *sock, const uv_buf_t *iov, unsigned int n,
+                        const struct sockaddr *to);
+/* Watches for readability (ASOCK__UDP_READ) or writability
+ * (ASOCK__UDP_WRITE) while `on`; asock__udp_ready() reports. */
+#define ASOCK__UDP_READ 0x1u
+#define ASOCK__UDP_WRITE 0x2u
+void asock__udp_io_want(asock_socket *sock, unsigned int what, int on);
+/* Integer options. */
+enum {
+  ASOCK__UDP_BROADCAST,
+  ASOCK__UDP_TTL,
+  ASOCK__UDP_MULTICAST_TTL,
+  ASOCK__UDP_MULTICAST_LOOP
+};
+int asock__udp_io_option(asock_socket *sock, int option, int value);
+int asock__udp_io_multicast_interface(asock_socket *sock,
+                                      const struct sockaddr *iface);
+int asock__udp_io_membership(asock_socket *sock, const struct sockaddr *group,
+                             const struct sockaddr *iface, int join);
 
 /* What the platform reports back, on the loop thread. */
 /* The handle is closed for good (or for a connect's next address). */

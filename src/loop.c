@@ -144,6 +144,15 @@ static int run_one(asock_socket *sock, asock_op *op) {
     check = asock__disconnect_check;
     start = asock__disconnect_start;
     break;
+  case ASOCK_OP_SENDTO:
+    check = asock__sendto_check;
+    start = asock__sendto_start;
+    break;
+  case ASOCK_OP_RECEIVEFROM:
+  case ASOCK_OP_RECEIVEMESSAGEFROM:
+    check = asock__recvfrom_check;
+    start = asock__recvfrom_start;
+    break;
   default:
     return ASOCK_EKIND;
   }

@@ -24,6 +24,9 @@ void asock__op_reset(asock_op *op) {
   op->seq = 0;
   op->timeout_ms = 0;
   memset(&op->remote, 0, sizeof(op->remote));
+  op->msg_flags = 0;
+  op->ifindex = 0;
+  memset(&op->local, 0, sizeof(op->local));
   op->qnext = NULL;
   op->qprev = NULL;
   op->wnext = NULL;
@@ -293,6 +296,31 @@ const struct sockaddr *asock_op_remote(const asock_op *op) {
   if (op == NULL || (op->flags & ASOCK__OPF_HAS_REMOTE) == 0)
     return NULL;
   return (const struct sockaddr *)&op->remote;
+}
+
+unsigned int asock_op_msg_flags(const asock_op *op) {
+  /* Only datagram receives set msg_flags, so that no other operation pays
+   * for clearing it. */
+  if (op == NULL || (op->kind != ASOCK_OP_RECEIVEFROM &&
+                     op->kind != ASOCK_OP_RECEIVEMESSAGEFROM))
+    return 0;
+  return op->msg_flags;
+}
+
+int asock_op_packet_info(const asock_op *op, struct sockaddr_storage *addr,
+                         unsigned int *ifindex) {
+  if (op == NULL)
+    return ASOCK_EINVAL;
+  if (op->kind != ASOCK_OP_RECEIVEMESSAGEFROM || op->status != 0 ||
+      asock_op_is_pending(op))
+    return ASOCK_EKIND;
+  if (addr != NULL) {
+    memset(addr, 0, sizeof(*addr));
+    memcpy(addr, &op->local, sizeof(op->local));
+  }
+  if (ifindex != NULL)
+    *ifindex = op->ifindex;
+  return 0;
 }
 
 int asock_op_set_timeout(asock_op *op, uint64_t timeout_ms) {

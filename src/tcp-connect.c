@@ -21,7 +21,7 @@ static int accept_one(asock_socket *listener, asock_op *op, int *taken) {
   if (err != 0)
     return err;
   *taken = 1;
-  err = asock__socket_new(listener->loop, &client);
+  err = asock__socket_new(listener->loop, sizeof(asock_socket), &client);
   if (err != 0) {
     asock__io_drop(conn);
     return err;
@@ -194,8 +194,8 @@ int asock__connect_check(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
-  if (sock->flags &
-      (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED | ASOCK__SF_CONNECTING))
+  if (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED |
+                     ASOCK__SF_CONNECTING | ASOCK__SF_UDP))
     return ASOCK_EKIND;
   if (op->host == NULL && (op->flags & ASOCK__OPF_HAS_REMOTE) == 0)
     return ASOCK_EINVAL;

@@ -5,38 +5,6 @@
  */
 #include "internal.h"
 
-/* A receive that takes a slice on demand: no buffer, or the slice an
- * earlier on-demand receive left in the op. */
-static int wants_slice(const asock_op *op) {
-  /* ASOCK__OPF_ON_DEMAND is only ever set on an op holding a slice. */
-  return (op->flags & ASOCK__OPF_ON_DEMAND) != 0 ||
-         op->mode == ASOCK_BUFFER_NONE;
-}
-
-/* Takes a slice for op and counts it against the socket's quota: 0,
- * ASOCK_EQUOTA or ASOCK_ENOBUFS. */
-static ASOCK__ALWAYS_INLINE int take_slice(asock_socket *sock, asock_op *op) {
-  asock_pool *pool = sock->loop->pool;
-  void *slice;
-
-  if (pool->socket_quota != 0 &&
-      asock__socket_slices(sock) >= pool->socket_quota)
-    return ASOCK_EQUOTA;
-  if (asock__loop_take_slice(sock->loop, &slice) != 0)
-    return ASOCK_ENOBUFS;
-  asock__op_attach_slice(op, slice, 1);
-  op->charged = sock;
-  asock__add_u64(&sock->refs, ASOCK__REF_SLICE);
-  return 0;
-}
-
-/* Gives back the slice an on-demand receive holds, to the loop's cache. */
-static ASOCK__ALWAYS_INLINE void park_slice(asock_socket *sock, asock_op *op) {
-  void *slice = asock__op_detach_slice(op);
-  if (slice != NULL)
-    asock__loop_give_slice(sock->loop, slice);
-}
-
 static void start_reading_now(asock_socket *sock) {
   int err = asock__io_read_start(sock);
   if (err == 0) {
@@ -72,7 +40,7 @@ static ASOCK__ALWAYS_INLINE void recv_buffer(asock_socket *sock,
   buf->len = 0;
   if (op == NULL)
     return; /* nobody wants the data: reading stops */
-  if (wants_slice(op) && take_slice(sock, op) != 0) {
+  if (asock__op_wants_slice(op) && asock__op_take_slice(sock, op) != 0) {
     sock->flags |= ASOCK__SF_WAIT_SLICE;
     return;
   }
@@ -107,7 +75,7 @@ static ASOCK__ALWAYS_INLINE void recv_result(asock_socket *sock, long nread,
   if (nread == 0) {
     /* EAGAIN: the slice recv_buffer() took goes back. */
     if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
-      park_slice(sock, op);
+      asock__op_park_slice(sock, op);
     sock->flags |= ASOCK__SF_DRAINED;
     return;
   }
@@ -141,7 +109,7 @@ static ASOCK__ALWAYS_INLINE void recv_result(asock_socket *sock, long nread,
   sock->read_error = (int)nread;
   stop_reading(sock);
   if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
-    park_slice(sock, op);
+    asock__op_park_slice(sock, op);
   /* A callback that closes the socket cancels the rest with it. */
   while ((op = sock->recv_head) != NULL &&
          (sock->flags & ASOCK__SF_HANDLE_GONE) == 0)
@@ -186,6 +154,10 @@ void asock__recv_ready(asock_socket *sock) {
 }
 
 void asock__recv_retry(asock_socket *sock) {
+  if (sock->flags & ASOCK__SF_UDP) {
+    asock__udp_recv_retry(sock);
+    return;
+  }
   if (sock->recv_head != NULL &&
       (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE)) == 0)
     start_reading(sock);
@@ -195,13 +167,13 @@ static int recv_check_slow(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
-  if (sock->flags & ASOCK__SF_LISTENING)
+  if (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_UDP))
     return ASOCK_EKIND;
   if (op->nbufs != 0)
     return ASOCK_EKIND;
   if ((sock->flags & ASOCK__SF_CONNECTED) == 0)
     return ASOCK_ENOTCONN;
-  if (!wants_slice(op) && op->count == 0)
+  if (!asock__op_wants_slice(op) && op->count == 0)
     return ASOCK_EINVAL;
   return 0;
 }
@@ -210,17 +182,17 @@ static int recv_check_slow(asock_socket *sock, asock_op *op) {
  * recv_check_slow(). */
 static ASOCK__ALWAYS_INLINE int recv_check(asock_socket *sock, asock_op *op) {
   if (sock == NULL || op == NULL ||
-      (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE |
-                      ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED)) !=
-          ASOCK__SF_CONNECTED ||
+      (sock->flags &
+       (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE | ASOCK__SF_LISTENING |
+        ASOCK__SF_CONNECTED | ASOCK__SF_UDP)) != ASOCK__SF_CONNECTED ||
       op->pool != sock->loop->pool || op->nbufs != 0 ||
-      (!wants_slice(op) && op->count == 0))
+      (!asock__op_wants_slice(op) && op->count == 0))
     return recv_check_slow(sock, op);
   return 0;
 }
 
 static ASOCK__ALWAYS_INLINE int recv_start(asock_socket *sock, asock_op *op) {
-  int on_demand = wants_slice(op);
+  int on_demand = asock__op_wants_slice(op);
   long got;
   int err;
 
@@ -242,7 +214,7 @@ static ASOCK__ALWAYS_INLINE int recv_start(asock_socket *sock, asock_op *op) {
         op->offset = 0;
         op->count = op->mem_len;
       } else {
-        err = take_slice(sock, op);
+        err = asock__op_take_slice(sock, op);
         if (err != 0) {
           if (sock->loop->pool->flags & ASOCK_POOL_FAIL_FAST)
             return ASOCK_ENOBUFS;
@@ -262,7 +234,7 @@ static ASOCK__ALWAYS_INLINE int recv_start(asock_socket *sock, asock_op *op) {
       if (got != ASOCK_EAGAIN) {
         sock->read_error = (int)got;
         if (on_demand)
-          park_slice(sock, op);
+          asock__op_park_slice(sock, op);
         op->seq = sock->next_seq++;
         asock__op_finish_sync(op, (int)got, 0);
         return 0;
@@ -274,7 +246,7 @@ static ASOCK__ALWAYS_INLINE int recv_start(asock_socket *sock, asock_op *op) {
   /* Wait. An on-demand receive gives its slice back meanwhile, so that an
    * idle connection holds none. */
   if (on_demand)
-    park_slice(sock, op);
+    asock__op_park_slice(sock, op);
   op->seq = sock->next_seq++;
   asock__socket_enqueue(&sock->recv_head, &sock->recv_tail, op, ASOCK__Q_RECV);
   asock__loop_watch(sock->loop, op);

@@ -211,10 +211,10 @@ static int send_check_slow(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
-  flags = sock->flags &
-          (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED | ASOCK__SF_SHUTDOWN);
+  flags = sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED |
+                         ASOCK__SF_SHUTDOWN | ASOCK__SF_UDP);
   if (flags != ASOCK__SF_CONNECTED) {
-    if (flags & ASOCK__SF_LISTENING)
+    if (flags & (ASOCK__SF_LISTENING | ASOCK__SF_UDP))
       return ASOCK_EKIND;
     if ((flags & ASOCK__SF_CONNECTED) == 0)
       return ASOCK_ENOTCONN;
@@ -235,7 +235,8 @@ static ASOCK__ALWAYS_INLINE int send_check(asock_socket *sock, asock_op *op) {
   if (sock == NULL || op == NULL ||
       (sock->flags &
        (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE | ASOCK__SF_LISTENING |
-        ASOCK__SF_CONNECTED | ASOCK__SF_SHUTDOWN)) != ASOCK__SF_CONNECTED ||
+        ASOCK__SF_CONNECTED | ASOCK__SF_SHUTDOWN | ASOCK__SF_UDP)) !=
+          ASOCK__SF_CONNECTED ||
       op->pool != sock->loop->pool || sock->send_queued != 0 ||
       (op->nbufs == 0 && op->mode == ASOCK_BUFFER_NONE))
     return send_check_slow(sock, op);
@@ -354,7 +355,7 @@ int asock__disconnect_check(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
-  if (sock->flags & ASOCK__SF_LISTENING)
+  if (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_UDP))
     return ASOCK_EKIND;
   if ((sock->flags & ASOCK__SF_CONNECTED) == 0)
     return ASOCK_ENOTCONN;

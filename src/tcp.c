@@ -9,12 +9,12 @@
 
 /* Makes a socket with its handle initialised: two references, one for the
  * application and one for the handle. */
-int asock__socket_new(asock_loop *loop, asock_socket **sock_out) {
+int asock__socket_new(asock_loop *loop, size_t size, asock_socket **sock_out) {
   asock_socket *sock;
   int err;
 
   *sock_out = NULL;
-  sock = asock__calloc(1, sizeof(*sock));
+  sock = asock__calloc(1, size);
   if (sock == NULL)
     return ASOCK_ENOMEM;
   sock->loop = loop;
@@ -46,7 +46,7 @@ int asock_tcp_create(asock_socket **sock_out, asock_loop *loop) {
     return ASOCK_ETHREAD;
   if (loop->closing)
     return ASOCK_ECLOSED;
-  return asock__socket_new(loop, sock_out);
+  return asock__socket_new(loop, sizeof(asock_socket), sock_out);
 }
 
 void asock__socket_free(asock_socket *sock) { asock__free(sock); }
@@ -86,15 +86,17 @@ void asock__socket_closed(asock_socket *sock) {
 }
 
 /* What every option and address function checks first: options apply to
- * an OS socket, which exists once the socket listens or is connected. */
-static int check_socket(const asock_socket *sock) {
+ * an OS socket, which exists once the socket listens or is connected (or,
+ * for UDP, is bound). */
+int asock__socket_check_os(const asock_socket *sock) {
   if (sock == NULL)
     return ASOCK_EINVAL;
   if (!asock__loop_on_thread(sock->loop))
     return ASOCK_ETHREAD;
   if (sock->flags & ASOCK__SF_HANDLE_GONE)
     return ASOCK_ECLOSED;
-  if ((sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED)) == 0)
+  if ((sock->flags &
+       (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED | ASOCK__SF_BOUND)) == 0)
     return ASOCK_ENOTCONN;
   return 0;
 }
@@ -110,8 +112,8 @@ int asock_tcp_listen(asock_socket *sock, const struct sockaddr *addr,
     return ASOCK_ETHREAD;
   if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE))
     return ASOCK_ECLOSED;
-  if (sock->flags &
-      (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED | ASOCK__SF_CONNECTING))
+  if (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED |
+                     ASOCK__SF_CONNECTING | ASOCK__SF_UDP))
     return ASOCK_EKIND;
   err = asock__io_listen(sock, addr, backlog, flags);
   if (err != 0)
@@ -144,6 +146,8 @@ void asock__socket_shut(asock_socket *sock, int abortive) {
       sock->send_head != NULL && sock->send_head->forced_status == 0)
     sock->send_head->forced_status = ASOCK_ECANCELED;
   asock__connect_cancel(sock);
+  if (sock->flags & ASOCK__SF_UDP)
+    asock__udp_drop_stash(sock);
 
   if (sock->flags & ASOCK__SF_HANDLE_GONE)
     return;
@@ -200,9 +204,17 @@ static void end_early(asock_socket *sock, asock_op *op, int status,
 
   switch (op->kind) {
   case ASOCK_OP_RECEIVE:
+  case ASOCK_OP_RECEIVEFROM:
+  case ASOCK_OP_RECEIVEMESSAGEFROM:
   case ASOCK_OP_ACCEPT:
     if (op->where != ASOCK__Q_RECV)
       return;
+    break;
+  case ASOCK_OP_SENDTO:
+    /* A datagram leaves whole or not at all: one still queued can go. */
+    if (op->where != ASOCK__Q_SEND)
+      return;
+    asock__send_unqueue(sock, op);
     break;
   case ASOCK_OP_SEND:
     if (op->where != ASOCK__Q_SEND)
@@ -250,7 +262,7 @@ void asock__op_expired(asock_op *op) {
 }
 
 int asock_socket_set_nodelay(asock_socket *sock, int enable) {
-  int err = check_socket(sock);
+  int err = asock__socket_check_os(sock);
   if (err != 0)
     return err;
   return asock__io_nodelay(sock, enable != 0);
@@ -258,7 +270,7 @@ int asock_socket_set_nodelay(asock_socket *sock, int enable) {
 
 int asock_socket_set_keepalive(asock_socket *sock, int enable,
                                unsigned int delay_s) {
-  int err = check_socket(sock);
+  int err = asock__socket_check_os(sock);
   if (err != 0)
     return err;
   return asock__io_keepalive(sock, enable != 0, delay_s);
@@ -266,7 +278,7 @@ int asock_socket_set_keepalive(asock_socket *sock, int enable,
 
 /* SO_SNDBUF and SO_RCVBUF: set when *value is positive, then read back. */
 static int buffer_size(asock_socket *sock, int send, int *value) {
-  int err = check_socket(sock);
+  int err = asock__socket_check_os(sock);
   if (err != 0)
     return err;
   if (value == NULL || *value < 0)
@@ -284,7 +296,7 @@ int asock_socket_recv_buffer_size(asock_socket *sock, int *value) {
 
 static int address(asock_socket *sock, int peer, struct sockaddr *addr,
                    int *len) {
-  int err = check_socket(sock);
+  int err = asock__socket_check_os(sock);
   if (err != 0)
     return err;
   if (addr == NULL || len == NULL)

@@ -26,6 +26,22 @@ typedef struct asock__io {
   int connect_error;        /* a connect that failed at once */
 } asock__io;
 
+/* Makes fd the socket's, watched by its poll handle (which also makes it
+ * non-blocking). On failure fd is closed. (tcp-io.c) */
+struct asock_socket;
+int asock__io_adopt_fd(struct asock_socket *sock, int fd);
+/* Starts (on != 0) or stops watching for ASOCK__IO_READ or ASOCK__IO_WRITE.
+ * Inside the poll callback the change waits until it returns. (tcp-io.c) */
+void asock__io_want(struct asock_socket *sock, unsigned int what, int on);
+
+/* recvmmsg() reads several datagrams per system call: UDP receives read
+ * ahead into pool slices. */
+#if defined(__linux__)
+#define ASOCK__UDP_READ_AHEAD 1
+#else
+#define ASOCK__UDP_READ_AHEAD 0
+#endif
+
 /* One byte per thread, whose address names the thread: asked on every
  * operation start, it costs two instructions where pthread_self() is a call
  * into libc. On ELF systems the initial-exec model keeps it off

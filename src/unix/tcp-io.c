@@ -57,9 +57,7 @@ static int accept_socket(int listen_fd) {
 }
 #endif
 
-/* Makes fd the socket's, watched by its poll handle (which also makes it
- * non-blocking). On failure fd is closed. */
-static int adopt_fd(asock_socket *sock, int fd) {
+int asock__io_adopt_fd(asock_socket *sock, int fd) {
   int err;
 #ifdef SO_NOSIGPIPE
   int on = 1;
@@ -96,7 +94,7 @@ static void update(asock_socket *sock) {
   io->armed = io->want;
 }
 
-static void want(asock_socket *sock, unsigned int what, int on) {
+void asock__io_want(asock_socket *sock, unsigned int what, int on) {
   if (on)
     sock->io.want |= (unsigned char)what;
   else
@@ -125,7 +123,7 @@ static void on_poll(uv_poll_t *poll, int status, int events) {
 
   /* The usual report first: a connected socket has data for a receive. */
   if (events == UV_READABLE && status == 0 &&
-      (sock->flags & ASOCK__SF_LISTENING) == 0) {
+      (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_UDP)) == 0) {
     sock->io.busy = 1;
     asock__recv_ready(sock);
     sock->io.busy = 0;
@@ -139,6 +137,14 @@ static void on_poll(uv_poll_t *poll, int status, int events) {
     events = UV_READABLE | UV_WRITABLE;
   }
   sock->io.busy = 1;
+  if (sock->flags & ASOCK__SF_UDP) {
+    asock__udp_ready(
+        sock, (events & UV_READABLE) && (sock->io.want & ASOCK__IO_READ),
+        (events & UV_WRITABLE) && (sock->io.want & ASOCK__IO_WRITE));
+    sock->io.busy = 0;
+    update(sock);
+    return;
+  }
   if ((events & UV_WRITABLE) && (sock->io.want & ASOCK__IO_WRITE)) {
     sock->io.want &= (unsigned char)~ASOCK__IO_WRITE;
     if (sock->io.connecting)
@@ -203,7 +209,7 @@ int asock__io_listen(asock_socket *sock, const struct sockaddr *addr,
   }
   if (bind(fd, addr, addr_len(addr)) != 0 || listen(fd, backlog) != 0)
     goto fail;
-  return adopt_fd(sock, fd);
+  return asock__io_adopt_fd(sock, fd);
 
 fail:
   on = asock__sys_error();
@@ -234,13 +240,13 @@ int asock__io_accept(asock_socket *listener, uintptr_t *conn) {
 int asock__io_adopt(asock_socket *listener, asock_socket *client,
                     uintptr_t conn) {
   (void)listener;
-  return adopt_fd(client, (int)conn);
+  return asock__io_adopt_fd(client, (int)conn);
 }
 
 void asock__io_drop(uintptr_t conn) { close((int)conn); }
 
 void asock__io_accept_wanted(asock_socket *listener, int wanted) {
-  want(listener, ASOCK__IO_READ, wanted);
+  asock__io_want(listener, ASOCK__IO_READ, wanted);
 }
 
 int asock__io_connect(asock_socket *sock, asock_op *op,
@@ -257,7 +263,7 @@ int asock__io_connect(asock_socket *sock, asock_op *op,
   fd = open_socket(addr->sa_family);
   if (fd < 0)
     return asock__sys_error();
-  err = adopt_fd(sock, fd);
+  err = asock__io_adopt_fd(sock, fd);
   if (err != 0)
     return err;
   do
@@ -269,16 +275,18 @@ int asock__io_connect(asock_socket *sock, asock_op *op,
   if (r != 0 && errno != EINPROGRESS)
     sock->io.connect_error = asock__sys_error();
   sock->io.connecting = 1;
-  want(sock, ASOCK__IO_WRITE, 1);
+  asock__io_want(sock, ASOCK__IO_WRITE, 1);
   return 0;
 }
 
 int asock__io_read_start(asock_socket *sock) {
-  want(sock, ASOCK__IO_READ, 1);
+  asock__io_want(sock, ASOCK__IO_READ, 1);
   return 0;
 }
 
-void asock__io_read_stop(asock_socket *sock) { want(sock, ASOCK__IO_READ, 0); }
+void asock__io_read_stop(asock_socket *sock) {
+  asock__io_want(sock, ASOCK__IO_READ, 0);
+}
 
 int asock__io_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
                     unsigned int n, size_t bytes) {
@@ -286,7 +294,7 @@ int asock__io_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
   (void)n;
   (void)bytes;
   op->write_bytes = 0;
-  want(sock, ASOCK__IO_WRITE, 1);
+  asock__io_want(sock, ASOCK__IO_WRITE, 1);
   return 0;
 }
 

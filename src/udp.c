@@ -1,0 +1,342 @@
+/* UDP sockets: creation, bind, the default peer, options, and send-to.
+ * Datagrams leave whole or not at all: a send-to tries the kernel at once
+ * when nothing is queued before it, and otherwise waits in the socket's send
+ * queue for writability, in posting order. Receiving is in udp-recv.c. */
+#include <string.h>
+
+#include "internal.h"
+
+/* The largest UDP payloads: 65535 less the IPv4 and UDP headers, or less
+ * the UDP header alone for IPv6 (whose header is outside the length). */
+#define ASOCK__UDP_MAX_IPV4 65507u
+#define ASOCK__UDP_MAX_IPV6 65527u
+
+int asock_udp_create(asock_socket **sock_out, asock_loop *loop) {
+  int err;
+
+  if (sock_out == NULL)
+    return ASOCK_EINVAL;
+  *sock_out = NULL;
+  if (loop == NULL)
+    return ASOCK_EINVAL;
+  if (!asock__loop_on_thread(loop))
+    return ASOCK_ETHREAD;
+  if (loop->closing)
+    return ASOCK_ECLOSED;
+  err = asock__socket_new(loop, sizeof(asock__udp_socket), sock_out);
+  if (err == 0)
+    (*sock_out)->flags |= ASOCK__SF_UDP;
+  return err;
+}
+
+static int valid_family(const struct sockaddr *addr) {
+  return addr->sa_family == AF_INET || addr->sa_family == AF_INET6;
+}
+
+/* What bind, connect and the options check first. */
+static int check_udp(const asock_socket *sock) {
+  if (sock == NULL)
+    return ASOCK_EINVAL;
+  if (!asock__loop_on_thread(sock->loop))
+    return ASOCK_ETHREAD;
+  if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE))
+    return ASOCK_ECLOSED;
+  if ((sock->flags & ASOCK__SF_UDP) == 0)
+    return ASOCK_EKIND;
+  return 0;
+}
+
+static int bind_to(asock_socket *sock, const struct sockaddr *addr,
+                   unsigned int flags) {
+  int err = asock__udp_io_bind(sock, addr, flags);
+  if (err != 0)
+    return err;
+  asock__udp(sock)->family = addr->sa_family;
+  sock->flags |= ASOCK__SF_BOUND;
+  return 0;
+}
+
+int asock_udp_bind(asock_socket *sock, const struct sockaddr *addr,
+                   unsigned int flags) {
+  int err = check_udp(sock);
+  if (err != 0)
+    return err;
+  if (addr == NULL || (flags & ~(ASOCK_UDP_IPV6ONLY | ASOCK_UDP_REUSEADDR)))
+    return ASOCK_EINVAL;
+  if (sock->flags & ASOCK__SF_BOUND)
+    return ASOCK_EKIND;
+  if (!valid_family(addr))
+    return ASOCK_EAFNOSUPPORT;
+  return bind_to(sock, addr, flags);
+}
+
+int asock__udp_autobind(asock_socket *sock, int family) {
+  asock__sockaddr any;
+
+  if (sock->flags & ASOCK__SF_BOUND)
+    return 0;
+  memset(&any, 0, sizeof(any));
+  if (family == AF_INET6)
+    any.in6.sin6_family = AF_INET6;
+  else
+    any.in.sin_family = AF_INET;
+  return bind_to(sock, &any.sa, 0);
+}
+
+int asock_udp_connect(asock_socket *sock, const struct sockaddr *addr) {
+  int err = check_udp(sock);
+  if (err != 0)
+    return err;
+  if (addr == NULL) {
+    if ((sock->flags & ASOCK__SF_CONNECTED) == 0)
+      return ASOCK_ENOTCONN;
+    err = asock__udp_io_connect(sock, NULL);
+    if (err == 0)
+      sock->flags &= ~ASOCK__SF_CONNECTED;
+    return err;
+  }
+  if (!valid_family(addr))
+    return ASOCK_EAFNOSUPPORT;
+  err = asock__udp_autobind(sock, addr->sa_family);
+  if (err == 0)
+    err = asock__udp_io_connect(sock, addr);
+  if (err == 0)
+    sock->flags |= ASOCK__SF_CONNECTED;
+  return err;
+}
+
+static int option(asock_socket *sock, int which, int value) {
+  int err = check_udp(sock);
+  if (err != 0)
+    return err;
+  if ((sock->flags & ASOCK__SF_BOUND) == 0)
+    return ASOCK_ENOTCONN;
+  return asock__udp_io_option(sock, which, value);
+}
+
+int asock_udp_set_broadcast(asock_socket *sock, int enable) {
+  return option(sock, ASOCK__UDP_BROADCAST, enable != 0);
+}
+
+int asock_udp_set_ttl(asock_socket *sock, int ttl) {
+  if (ttl < 1 || ttl > 255)
+    return ASOCK_EINVAL;
+  return option(sock, ASOCK__UDP_TTL, ttl);
+}
+
+int asock_udp_set_multicast_ttl(asock_socket *sock, int ttl) {
+  if (ttl < 0 || ttl > 255)
+    return ASOCK_EINVAL;
+  return option(sock, ASOCK__UDP_MULTICAST_TTL, ttl);
+}
+
+int asock_udp_set_multicast_loop(asock_socket *sock, int enable) {
+  return option(sock, ASOCK__UDP_MULTICAST_LOOP, enable != 0);
+}
+
+/* The interface argument of the multicast functions: NULL, or an address
+ * of the family the group (or the socket) has. */
+static int check_iface(const struct sockaddr *iface, int family) {
+  if (iface != NULL && iface->sa_family != family)
+    return ASOCK_EAFNOSUPPORT;
+  return 0;
+}
+
+int asock_udp_set_multicast_interface(asock_socket *sock,
+                                      const struct sockaddr *iface) {
+  int err = check_udp(sock);
+  if (err != 0)
+    return err;
+  if ((sock->flags & ASOCK__SF_BOUND) == 0)
+    return ASOCK_ENOTCONN;
+  err = check_iface(iface, asock__udp(sock)->family);
+  if (err != 0)
+    return err;
+  return asock__udp_io_multicast_interface(sock, iface);
+}
+
+static int is_multicast(const struct sockaddr *addr) {
+  if (addr->sa_family == AF_INET) {
+    const unsigned char *a =
+        (const unsigned char *)&((const struct sockaddr_in *)addr)->sin_addr;
+    return (a[0] & 0xf0) == 0xe0; /* 224.0.0.0/4 */
+  }
+  if (addr->sa_family == AF_INET6)
+    return ((const unsigned char *)&((const struct sockaddr_in6 *)addr)
+                ->sin6_addr)[0] == 0xff;
+  return 0;
+}
+
+int asock_udp_set_membership(asock_socket *sock, const struct sockaddr *group,
+                             const struct sockaddr *iface, int join) {
+  int err = check_udp(sock);
+  if (err != 0)
+    return err;
+  if (group == NULL)
+    return ASOCK_EINVAL;
+  if ((sock->flags & ASOCK__SF_BOUND) == 0)
+    return ASOCK_ENOTCONN;
+  if (!valid_family(group))
+    return ASOCK_EAFNOSUPPORT;
+  if (!is_multicast(group))
+    return ASOCK_EINVAL;
+  if (group->sa_family == AF_INET6 && asock__udp(sock)->family != AF_INET6)
+    return ASOCK_EAFNOSUPPORT;
+  err = check_iface(iface, group->sa_family);
+  if (err != 0)
+    return err;
+  return asock__udp_io_membership(sock, group, iface, join != 0);
+}
+
+/* ---- send-to ------------------------------------------------------------ */
+
+static size_t datagram_len(const asock_op *op) {
+  size_t total = 0;
+  size_t i;
+  if (op->nbufs == 0)
+    return op->count;
+  for (i = 0; i < op->nbufs; i++)
+    total += op->bufs[i].len;
+  return total;
+}
+
+/* The family the socket will have: its own, or the one an automatic bind
+ * will give it. */
+static int send_family(asock_socket *sock, const asock_op *op) {
+  int family = asock__udp(sock)->family;
+  if (family == 0)
+    family = ((const struct sockaddr *)&op->remote)->sa_family;
+  return family;
+}
+
+int asock__sendto_check(asock_socket *sock, asock_op *op) {
+  const struct sockaddr *to = (const struct sockaddr *)&op->remote;
+  size_t len;
+  int err = asock__socket_check_op(sock, op);
+  if (err != 0)
+    return err;
+  if ((sock->flags & ASOCK__SF_UDP) == 0)
+    return ASOCK_EKIND;
+  if ((op->nbufs == 0 && op->mode == ASOCK_BUFFER_NONE) ||
+      op->nbufs > ASOCK__IOV_MAX)
+    return ASOCK_EINVAL;
+  if ((sock->flags & ASOCK__SF_CONNECTED) == 0) {
+    if ((op->flags & ASOCK__OPF_HAS_REMOTE) == 0)
+      return ASOCK_EDESTADDRREQ;
+    if (to->sa_family == AF_INET6 && asock__udp(sock)->family == AF_INET)
+      return ASOCK_EAFNOSUPPORT;
+  }
+  len = datagram_len(op);
+  if (len > (send_family(sock, op) == AF_INET6 ? ASOCK__UDP_MAX_IPV6
+                                               : ASOCK__UDP_MAX_IPV4))
+    return ASOCK_EMSGSIZE;
+  if (sock->send_cap != 0 && sock->send_queued > 0 &&
+      sock->send_queued + len > sock->send_cap)
+    return ASOCK_ENOBUFS;
+  return 0;
+}
+
+/* The op's datagram as the loop's scratch vector: returns its length. */
+static unsigned int datagram_iov(asock_loop *loop, const asock_op *op) {
+  size_t i;
+  if (op->nbufs == 0) {
+    loop->iov[0] =
+        uv_buf_init((char *)op->mem + op->offset, (unsigned int)op->count);
+    return 1;
+  }
+  for (i = 0; i < op->nbufs; i++)
+    loop->iov[i] =
+        uv_buf_init((char *)op->bufs[i].base, (unsigned int)op->bufs[i].len);
+  return (unsigned int)op->nbufs;
+}
+
+/* Where the datagram goes: NULL for the default peer. An IPv4 address on an
+ * IPv6 socket is given as its IPv4-mapped form, which a dual-stack socket
+ * needs. */
+static const struct sockaddr *
+destination(asock_socket *sock, const asock_op *op, asock__sockaddr *mapped) {
+  const struct sockaddr *to = (const struct sockaddr *)&op->remote;
+
+  if (sock->flags & ASOCK__SF_CONNECTED)
+    return NULL;
+  if (to->sa_family == AF_INET && asock__udp(sock)->family == AF_INET6) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)to;
+    unsigned char *a = (unsigned char *)&mapped->in6.sin6_addr;
+    memset(mapped, 0, sizeof(*mapped));
+    mapped->in6.sin6_family = AF_INET6;
+    mapped->in6.sin6_port = in->sin_port;
+    a[10] = 0xff;
+    a[11] = 0xff;
+    memcpy(a + 12, &in->sin_addr, 4);
+    return &mapped->sa;
+  }
+  return to;
+}
+
+/* Offers the op's datagram to the kernel: its length, ASOCK_EAGAIN, or the
+ * error the kernel reports for it. */
+static long try_send(asock_socket *sock, const asock_op *op) {
+  asock__sockaddr mapped;
+  const struct sockaddr *to = destination(sock, op, &mapped);
+  unsigned int n = datagram_iov(sock->loop, op);
+  return asock__udp_io_send(sock, sock->loop->iov, n, to);
+}
+
+int asock__sendto_start(asock_socket *sock, asock_op *op) {
+  int err = asock__udp_autobind(sock, send_family(sock, op));
+  long sent;
+
+  if (err != 0)
+    return err;
+  op->seq = sock->next_seq++;
+  op->total = datagram_len(op);
+  op->sent = 0;
+  if (sock->send_head == NULL) {
+    sent = try_send(sock, op);
+    if (sent != ASOCK_EAGAIN) {
+      if (sent >= 0)
+        asock__op_finish_sync(op, 0, (size_t)sent);
+      else
+        asock__op_finish_sync(op, (int)sent, 0);
+      return 0;
+    }
+  }
+  asock__socket_enqueue(&sock->send_head, &sock->send_tail, op, ASOCK__Q_SEND);
+  sock->send_queued += op->total;
+  asock__send_check_marks(sock);
+  asock__loop_watch(sock->loop, op);
+  asock__udp_io_want(sock, ASOCK__UDP_WRITE, 1);
+  return ASOCK_PENDING;
+}
+
+int asock_send_to(asock_socket *sock, asock_op *op) {
+  return asock__start_fast(sock, op, ASOCK_OP_SENDTO, asock__sendto_check,
+                           asock__sendto_start);
+}
+
+/* The socket is writable: queued datagrams go, in order, until the kernel
+ * takes no more. Each completes with its own result. */
+static void flush_sends(asock_socket *sock) {
+  asock_op *op;
+
+  while ((op = sock->send_head) != NULL &&
+         (sock->flags & ASOCK__SF_HANDLE_GONE) == 0) {
+    long sent = try_send(sock, op);
+    if (sent == ASOCK_EAGAIN)
+      return;
+    asock__send_unqueue(sock, op);
+    if (sent >= 0)
+      asock__op_done(op, 0, (size_t)sent);
+    else
+      asock__op_done(op, (int)sent, 0);
+  }
+  if (sock->send_head == NULL && (sock->flags & ASOCK__SF_HANDLE_GONE) == 0)
+    asock__udp_io_want(sock, ASOCK__UDP_WRITE, 0);
+}
+
+void asock__udp_ready(asock_socket *sock, int readable, int writable) {
+  if (writable)
+    flush_sends(sock);
+  if (readable)
+    asock__udp_recv_ready(sock);
+}

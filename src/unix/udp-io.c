@@ -1,0 +1,364 @@
+/* UDP on Unix: the OS socket watched by the same uv_poll_t as TCP, with
+ * asock's own system calls: recvmmsg() (Linux) or recvmsg() with the
+ * packet information ancillary data, and sendmsg(). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* recvmmsg(), struct in_pktinfo */
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Room for the packet information of one datagram, IPv4 or IPv6. */
+#define ASOCK__CMSG_SPACE 64
+
+static socklen_t addr_len(const struct sockaddr *addr) {
+  return addr->sa_family == AF_INET6 ? (socklen_t)sizeof(struct sockaddr_in6)
+                                     : (socklen_t)sizeof(struct sockaddr_in);
+}
+
+static int set_int(int fd, int level, int name, int value) {
+  if (setsockopt(fd, level, name, &value, sizeof(value)) != 0)
+    return asock__sys_error();
+  return 0;
+}
+
+/* Asks the kernel for every datagram's destination and interface, which
+ * receive-message-from reports. Kept on for every receive, so that
+ * datagrams read ahead have it whichever receive takes them. */
+static void want_pktinfo(int fd, int family) {
+#if defined(IP_PKTINFO)
+  (void)set_int(fd, IPPROTO_IP, IP_PKTINFO, 1);
+#elif defined(IP_RECVDSTADDR)
+  (void)set_int(fd, IPPROTO_IP, IP_RECVDSTADDR, 1);
+#if defined(IP_RECVIF)
+  (void)set_int(fd, IPPROTO_IP, IP_RECVIF, 1);
+#endif
+#endif
+  if (family == AF_INET6) {
+#if defined(IPV6_RECVPKTINFO)
+    (void)set_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+#endif
+  }
+}
+
+static int open_udp(int family, unsigned int flags) {
+  int fd;
+#if defined(SOCK_CLOEXEC)
+  fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+#else
+  fd = socket(family, SOCK_DGRAM, 0);
+  if (fd >= 0)
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
+  if (fd < 0)
+    return asock__sys_error();
+  if (family == AF_INET6 && set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY,
+                                    (flags & ASOCK_UDP_IPV6ONLY) != 0) != 0)
+    goto fail;
+  if (flags & ASOCK_UDP_REUSEADDR) {
+    if (set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1) != 0)
+      goto fail;
+#if defined(SO_REUSEPORT) && !defined(__linux__)
+    /* On the BSDs and macOS, SO_REUSEPORT is what lets several sockets
+     * bind one UDP port; on Linux it would also balance unicast datagrams
+     * between them, which is not what sharing a port means here. */
+    if (set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1) != 0)
+      goto fail;
+#endif
+  }
+  want_pktinfo(fd, family);
+  return fd;
+
+fail:
+  flags = (unsigned int)asock__sys_error();
+  close(fd);
+  return (int)flags;
+}
+
+/* The socket's own port (network order), which packet information leaves
+ * out. */
+static unsigned short local_port(int fd) {
+  asock__sockaddr self;
+  socklen_t len = sizeof(self);
+  if (getsockname(fd, &self.sa, &len) != 0)
+    return 0;
+  return self.sa.sa_family == AF_INET6 ? self.in6.sin6_port : self.in.sin_port;
+}
+
+int asock__udp_io_bind(asock_socket *sock, const struct sockaddr *addr,
+                       unsigned int flags) {
+  int fd = open_udp(addr->sa_family, flags);
+  int err;
+
+  if (fd < 0)
+    return fd;
+  if (bind(fd, addr, addr_len(addr)) != 0) {
+    err = asock__sys_error();
+    close(fd);
+    return err;
+  }
+  asock__udp(sock)->port = local_port(fd);
+  return asock__io_adopt_fd(sock, fd);
+}
+
+int asock__udp_io_connect(asock_socket *sock, const struct sockaddr *addr) {
+  struct sockaddr unspec;
+  int r;
+
+  if (addr == NULL) {
+    /* Connecting to AF_UNSPEC dissolves the association. */
+    memset(&unspec, 0, sizeof(unspec));
+    unspec.sa_family = AF_UNSPEC;
+    r = connect(sock->io.fd, &unspec, sizeof(unspec));
+    /* The BSDs report EAFNOSUPPORT but dissolve it all the same. */
+    if (r != 0 && errno != EAFNOSUPPORT)
+      return asock__sys_error();
+    return 0;
+  }
+  if (connect(sock->io.fd, addr, addr_len(addr)) != 0)
+    return asock__sys_error();
+  return 0;
+}
+
+/* Reads the packet information of one received datagram. */
+static void read_pktinfo(struct msghdr *msg, asock__dgram *d,
+                         unsigned short port) {
+  struct cmsghdr *c;
+
+  d->ifindex = 0;
+  memset(&d->local, 0, sizeof(d->local));
+  for (c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR(msg, c)) {
+#if defined(IP_PKTINFO)
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      struct in_pktinfo info;
+      memcpy(&info, CMSG_DATA(c), sizeof(info));
+      d->local.in.sin_family = AF_INET;
+      d->local.in.sin_addr = info.ipi_addr;
+      d->local.in.sin_port = port;
+      d->ifindex = (unsigned int)info.ipi_ifindex;
+    }
+#elif defined(IP_RECVDSTADDR)
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVDSTADDR) {
+      d->local.in.sin_family = AF_INET;
+      memcpy(&d->local.in.sin_addr, CMSG_DATA(c), sizeof(struct in_addr));
+      d->local.in.sin_port = port;
+    }
+#endif
+#if defined(IPV6_PKTINFO)
+    if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      struct in6_pktinfo info;
+      memcpy(&info, CMSG_DATA(c), sizeof(info));
+      d->local.in6.sin6_family = AF_INET6;
+      d->local.in6.sin6_addr = info.ipi6_addr;
+      d->local.in6.sin6_port = port;
+      d->ifindex = info.ipi6_ifindex;
+    }
+#endif
+  }
+}
+
+static void fill_msg(struct msghdr *msg, struct iovec *iov, asock__dgram *d,
+                     char *control) {
+  iov->iov_base = d->base;
+  iov->iov_len = d->len;
+  memset(msg, 0, sizeof(*msg));
+  msg->msg_name = &d->from;
+  msg->msg_namelen = sizeof(d->from);
+  msg->msg_iov = iov;
+  msg->msg_iovlen = 1;
+  msg->msg_control = control;
+  msg->msg_controllen = ASOCK__CMSG_SPACE;
+}
+
+static void read_msg(struct msghdr *msg, size_t bytes, asock__dgram *d,
+                     unsigned short port) {
+  /* With MSG_TRUNC in the flags, Linux gives the datagram's full length. */
+  d->bytes = bytes < d->len ? bytes : d->len;
+  d->flags =
+      (msg->msg_flags & MSG_TRUNC) || bytes > d->len ? ASOCK_MSG_TRUNCATED : 0;
+  read_pktinfo(msg, d, port);
+}
+
+static int recv_error(void) {
+  if (errno == EAGAIN || errno == EWOULDBLOCK)
+    return ASOCK_EAGAIN;
+  return asock__sys_error();
+}
+
+#if defined(__linux__)
+int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
+  struct mmsghdr msgs[ASOCK__UDP_BATCH];
+  struct iovec iov[ASOCK__UDP_BATCH];
+  /* Aligned for struct cmsghdr. */
+  union {
+    struct cmsghdr align;
+    char bytes[ASOCK__CMSG_SPACE];
+  } control[ASOCK__UDP_BATCH];
+  unsigned short port = asock__udp(sock)->port;
+  unsigned int i;
+  int got;
+
+  if (sock->io.fd < 0)
+    return ASOCK_EBADF;
+  for (i = 0; i < n; i++) {
+    fill_msg(&msgs[i].msg_hdr, &iov[i], &d[i], control[i].bytes);
+    msgs[i].msg_len = 0;
+  }
+  do
+    got = recvmmsg(sock->io.fd, msgs, n, MSG_TRUNC, NULL);
+  while (got < 0 && errno == EINTR);
+  if (got < 0)
+    return recv_error();
+  for (i = 0; i < (unsigned int)got; i++)
+    read_msg(&msgs[i].msg_hdr, msgs[i].msg_len, &d[i], port);
+  return got;
+}
+#else
+int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
+  struct msghdr msg;
+  struct iovec iov;
+  union {
+    struct cmsghdr align;
+    char bytes[ASOCK__CMSG_SPACE];
+  } control;
+  ssize_t r;
+
+  (void)n;
+  if (sock->io.fd < 0)
+    return ASOCK_EBADF;
+  fill_msg(&msg, &iov, &d[0], control.bytes);
+  do
+    r = recvmsg(sock->io.fd, &msg, 0);
+  while (r < 0 && errno == EINTR);
+  if (r < 0)
+    return recv_error();
+  read_msg(&msg, (size_t)r, &d[0], asock__udp(sock)->port);
+  return 1;
+}
+#endif
+
+long asock__udp_io_send(asock_socket *sock, const uv_buf_t *iov, unsigned int n,
+                        const struct sockaddr *to) {
+  struct msghdr msg;
+  ssize_t r;
+
+  if (sock->io.fd < 0)
+    return ASOCK_EBADF;
+  memset(&msg, 0, sizeof(msg));
+  if (to != NULL) {
+    msg.msg_name = (void *)(uintptr_t)to;
+    msg.msg_namelen = addr_len(to);
+  }
+  /* uv_buf_t is laid out as struct iovec on Unix. */
+  msg.msg_iov = (struct iovec *)(void *)(uintptr_t)iov;
+  msg.msg_iovlen = n;
+  do
+    r = sendmsg(sock->io.fd, &msg, ASOCK__SEND_FLAGS);
+  while (r < 0 && errno == EINTR);
+  if (r >= 0)
+    return (long)r;
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+    return ASOCK_EAGAIN;
+  return asock__sys_error();
+}
+
+void asock__udp_io_want(asock_socket *sock, unsigned int what, int on) {
+  asock__io_want(sock, what, on);
+}
+
+static int is_ipv6(asock_socket *sock) {
+  return asock__udp(sock)->family == AF_INET6;
+}
+
+/* The multicast options take an unsigned char on the BSDs and macOS, an int
+ * (or either) on Linux. */
+#if defined(__linux__)
+static int set_small(int fd, int level, int name, int value) {
+  return set_int(fd, level, name, value);
+}
+#else
+static int set_small(int fd, int level, int name, int value) {
+  unsigned char v = (unsigned char)value;
+  if (setsockopt(fd, level, name, &v, sizeof(v)) != 0)
+    return asock__sys_error();
+  return 0;
+}
+#endif
+
+int asock__udp_io_option(asock_socket *sock, int option, int value) {
+  int fd = sock->io.fd;
+  int v6 = is_ipv6(sock);
+
+  switch (option) {
+  case ASOCK__UDP_BROADCAST:
+    return set_int(fd, SOL_SOCKET, SO_BROADCAST, value);
+  case ASOCK__UDP_TTL:
+    return v6 ? set_int(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, value)
+              : set_int(fd, IPPROTO_IP, IP_TTL, value);
+  case ASOCK__UDP_MULTICAST_TTL:
+    return v6 ? set_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, value)
+              : set_small(fd, IPPROTO_IP, IP_MULTICAST_TTL, value);
+  case ASOCK__UDP_MULTICAST_LOOP:
+    return v6 ? set_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, value)
+              : set_small(fd, IPPROTO_IP, IP_MULTICAST_LOOP, value);
+  default:
+    return ASOCK_EINVAL;
+  }
+}
+
+int asock__udp_io_multicast_interface(asock_socket *sock,
+                                      const struct sockaddr *iface) {
+  int fd = sock->io.fd;
+
+  if (is_ipv6(sock)) {
+    unsigned int index =
+        iface != NULL ? ((const struct sockaddr_in6 *)iface)->sin6_scope_id : 0;
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &index,
+                   sizeof(index)) != 0)
+      return asock__sys_error();
+  } else {
+    struct in_addr addr;
+    if (iface != NULL)
+      addr = ((const struct sockaddr_in *)iface)->sin_addr;
+    else
+      addr.s_addr = htonl(INADDR_ANY);
+    if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &addr, sizeof(addr)) != 0)
+      return asock__sys_error();
+  }
+  return 0;
+}
+
+int asock__udp_io_membership(asock_socket *sock, const struct sockaddr *group,
+                             const struct sockaddr *iface, int join) {
+  int fd = sock->io.fd;
+
+  if (group->sa_family == AF_INET6) {
+    struct ipv6_mreq mreq;
+    memset(&mreq, 0, sizeof(mreq));
+    mreq.ipv6mr_multiaddr = ((const struct sockaddr_in6 *)group)->sin6_addr;
+    mreq.ipv6mr_interface =
+        iface != NULL ? ((const struct sockaddr_in6 *)iface)->sin6_scope_id : 0;
+    if (setsockopt(fd, IPPROTO_IPV6, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP,
+                   &mreq, sizeof(mreq)) != 0)
+      return asock__sys_error();
+  } else {
+    struct ip_mreq mreq;
+    memset(&mreq, 0, sizeof(mreq));
+    mreq.imr_multiaddr = ((const struct sockaddr_in *)group)->sin_addr;
+    if (iface != NULL)
+      mreq.imr_interface = ((const struct sockaddr_in *)iface)->sin_addr;
+    else
+      mreq.imr_interface.s_addr = htonl(INADDR_ANY);
+    if (setsockopt(fd, IPPROTO_IP,
+                   join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, &mreq,
+                   sizeof(mreq)) != 0)
+      return asock__sys_error();
+  }
+  return 0;
+}
