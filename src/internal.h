@@ -673,8 +673,10 @@ int asock__recv_check(asock_socket *sock, asock_op *op);
 int asock__recv_start(asock_socket *sock, asock_op *op);
 
 /* Makes a socket of `size` bytes (an asock_socket first in it): for TCP
- * sizeof(asock_socket), for UDP sizeof(asock__udp_socket). */
-int asock__socket_new(asock_loop *loop, size_t size, asock_socket **sock_out);
+ * sizeof(asock_socket), for UDP sizeof(asock__udp_socket), with `flags`
+ * (ASOCK__SF_UDP) set before asock__io_init() sees it. */
+int asock__socket_new(asock_loop *loop, size_t size, uint32_t flags,
+                      asock_socket **sock_out);
 /* The handle was closed to retry a connect with the next address. */
 void asock__connect_reinit(asock_socket *sock);
 /* Cancels the socket's pending connect, if any (with ASOCK_ECANCELED unless

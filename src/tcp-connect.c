@@ -21,7 +21,7 @@ static int accept_one(asock_socket *listener, asock_op *op, int *taken) {
   if (err != 0)
     return err;
   *taken = 1;
-  err = asock__socket_new(listener->loop, sizeof(asock_socket), &client);
+  err = asock__socket_new(listener->loop, sizeof(asock_socket), 0, &client);
   if (err != 0) {
     asock__io_drop(conn);
     return err;

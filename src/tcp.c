@@ -9,7 +9,8 @@
 
 /* Makes a socket with its handle initialised: two references, one for the
  * application and one for the handle. */
-int asock__socket_new(asock_loop *loop, size_t size, asock_socket **sock_out) {
+int asock__socket_new(asock_loop *loop, size_t size, uint32_t flags,
+                      asock_socket **sock_out) {
   asock_socket *sock;
   int err;
 
@@ -18,6 +19,7 @@ int asock__socket_new(asock_loop *loop, size_t size, asock_socket **sock_out) {
   if (sock == NULL)
     return ASOCK_ENOMEM;
   sock->loop = loop;
+  sock->flags = flags;
   err = asock__io_init(sock);
   if (err != 0) {
     asock__free(sock);
@@ -46,7 +48,7 @@ int asock_tcp_create(asock_socket **sock_out, asock_loop *loop) {
     return ASOCK_ETHREAD;
   if (loop->closing)
     return ASOCK_ECLOSED;
-  return asock__socket_new(loop, sizeof(asock_socket), sock_out);
+  return asock__socket_new(loop, sizeof(asock_socket), 0, sock_out);
 }
 
 void asock__socket_free(asock_socket *sock) { asock__free(sock); }

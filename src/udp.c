@@ -12,8 +12,6 @@
 #define ASOCK__UDP_MAX_IPV6 65527u
 
 int asock_udp_create(asock_socket **sock_out, asock_loop *loop) {
-  int err;
-
   if (sock_out == NULL)
     return ASOCK_EINVAL;
   *sock_out = NULL;
@@ -23,10 +21,8 @@ int asock_udp_create(asock_socket **sock_out, asock_loop *loop) {
     return ASOCK_ETHREAD;
   if (loop->closing)
     return ASOCK_ECLOSED;
-  err = asock__socket_new(loop, sizeof(asock__udp_socket), sock_out);
-  if (err == 0)
-    (*sock_out)->flags |= ASOCK__SF_UDP;
-  return err;
+  return asock__socket_new(loop, sizeof(asock__udp_socket), ASOCK__SF_UDP,
+                           sock_out);
 }
 
 static int valid_family(const struct sockaddr *addr) {
