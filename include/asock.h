@@ -599,6 +599,28 @@ ASOCK_EXTERN int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
  * The loop's thread; not while the loop is already running. */
 ASOCK_EXTERN int asock_loop_run(asock_loop *loop, uv_run_mode mode);
 
+/** A function to run on a loop's thread (asock_loop_post()). The caller
+ * owns the struct; asock uses `next` while the task is posted. */
+typedef struct asock_task asock_task;
+/** Runs on the loop's thread, with the task that was posted. */
+typedef void (*asock_task_fn)(asock_loop *loop, asock_task *task);
+struct asock_task {
+  asock_task_fn fn;
+  void *data;
+  asock_task *next; /**< asock's while the task is posted */
+};
+
+/** Runs task->fn on the loop's thread, soon, never inside this call: the
+ * way for another thread to create sockets on a loop, set options or read
+ * state it may not touch itself. Tasks run in posting order. Nothing is
+ * allocated; the task must stay valid, and must not be posted again, until
+ * its function has started. A task still posted when the loop closes runs
+ * inside asock_loop_close().
+ *
+eturn 0; ASOCK_EINVAL for NULL or a task without a function.
+ * Any thread. */
+ASOCK_EXTERN int asock_loop_post(asock_loop *loop, asock_task *task);
+
 /** Makes a running asock_loop_run() return soon.
  * \return 0, or ASOCK_EINVAL for NULL.
  * Any thread. */
@@ -835,6 +857,89 @@ ASOCK_EXTERN asock_loop *asock_socket_loop(const asock_socket *sock);
 /** \return the number of slices the socket's receives hold now (what the
  *   pool's socket_quota limits). The loop's thread. */
 ASOCK_EXTERN size_t asock_socket_slices_held(const asock_socket *sock);
+
+/* ------------------------------------------------------------------------ */
+/* Loop groups                                                               */
+/* ------------------------------------------------------------------------ */
+
+/** N loops on N threads of their own, sharing one pool (each loop keeps a
+ * few free slices of its own, so that the loops do not contend for them).
+ * A group listener spreads the connections it accepts over the loops; a
+ * connection stays on its loop for life. */
+typedef struct asock_group asock_group;
+
+/** Told of each connection a group listener accepted, on the thread of the
+ * loop the connection belongs to (asock_socket_loop(conn)). The socket is
+ * the application's, to close. */
+typedef void (*asock_group_accept_cb)(asock_group *group, asock_socket *conn,
+                                      void *arg);
+
+/** Listen flag of asock_group_listen(): accept on the first loop and hand
+ * each connection to the loops in turn, even where the kernel could balance
+ * connections between one listener per loop (SO_REUSEPORT on Linux). This
+ * is how groups always work on Windows and macOS. */
+#define ASOCK_GROUP_HANDOFF 0x100u
+
+/** Creates a group: `loops` asock loops, each created and run on a thread
+ * of its own, all over `pool`. Returns when every loop runs.
+ * \param loops 1 to 256.
+ * \return 0; ASOCK_EINVAL for NULL or a count out of range; ASOCK_ENOMEM;
+ *   a system error starting a thread or a loop.
+ * Any thread but a group's own. */
+ASOCK_EXTERN int asock_group_create(asock_group **group_out, asock_pool *pool,
+                                    unsigned int loops);
+
+/** \return the number of loops of the group, 0 for NULL. Any thread. */
+ASOCK_EXTERN unsigned int asock_group_size(const asock_group *group);
+
+/** \return loop `index` of the group, or NULL. Its thread is the group's:
+ * other threads reach it through asock_loop_post() or by starting ops.
+ * Any thread. */
+ASOCK_EXTERN asock_loop *asock_group_loop(const asock_group *group,
+                                          unsigned int index);
+
+/** Listens on addr for the group. On Linux every loop gets a listener of
+ * its own on the same port (SO_REUSEPORT) and the kernel balances; elsewhere,
+ * or with ASOCK_GROUP_HANDOFF, the first loop accepts and hands each
+ * connection to the loops in turn (itself included). Either way cb hears of
+ * every connection on the connection's loop. One listener per group.
+ * \param flags ASOCK_LISTEN_IPV6ONLY, ASOCK_LISTEN_REUSEADDR,
+ *   ASOCK_GROUP_HANDOFF.
+ * \return 0; ASOCK_EINVAL for NULL or unknown flags; ASOCK_EKIND if the
+ *   group listens already; ASOCK_ECLOSED once stopping; ASOCK_ENOBUFS when
+ *   the pool has too few ops for the listeners' accepts (four per
+ *   listener); a system error (ASOCK_EADDRINUSE, ...).
+ * Any thread but a group's own (the call waits for the loops). */
+ASOCK_EXTERN int asock_group_listen(asock_group *group,
+                                    const struct sockaddr *addr, int backlog,
+                                    unsigned int flags,
+                                    asock_group_accept_cb cb, void *arg);
+
+/** The address the group listens on (its port, when it asked for 0).
+ * \return 0; ASOCK_ENOTCONN when not listening; ASOCK_EINVAL. Any thread.
+ */
+ASOCK_EXTERN int asock_group_local_address(const asock_group *group,
+                                           struct sockaddr_storage *addr);
+
+/** \return the connections loop `index` was given by the group listener so
+ * far. Any thread. */
+ASOCK_EXTERN uint64_t asock_group_accepted(const asock_group *group,
+                                           unsigned int index);
+
+/** Stops the group: the listener stops accepting at once; then each loop
+ * runs on for up to grace_ms (less once it has no socket left), so that
+ * connections can finish; then every socket still open is closed (each
+ * pending op completes with ASOCK_ECANCELED, exactly once, on its loop's
+ * thread), the loops are closed and their threads joined.
+ * \return 0; ASOCK_EINVAL for NULL; ASOCK_ECLOSED if already stopped;
+ *   ASOCK_ETHREAD on a group thread.
+ * Any thread but a group's own. */
+ASOCK_EXTERN int asock_group_stop(asock_group *group, uint64_t grace_ms);
+
+/** Frees a group, stopping it first (grace 0) if it still runs.
+ * \return 0; ASOCK_EINVAL; ASOCK_ETHREAD on a group thread.
+ * Any thread but a group's own. */
+ASOCK_EXTERN int asock_group_destroy(asock_group *group);
 
 /* ------------------------------------------------------------------------ */
 /* UDP sockets                                                               */

@@ -139,6 +139,9 @@ typedef union asock__sockaddr {
 /* Its slice came from a buffer-less receive. */
 #define ASOCK__OPF_ON_DEMAND 0x2u
 #define ASOCK__OPF_HAS_REMOTE 0x4u
+/* An accept that takes the connection without making a socket of it (a
+ * loop group hands it to another loop): op->conn. */
+#define ASOCK__OPF_RAW_ACCEPT 0x8u
 
 struct asock_op {
   asock_pool *pool;
@@ -163,6 +166,7 @@ struct asock_op {
   uint64_t seq;
   uint64_t timeout_ms;
   struct sockaddr_storage remote;
+  uintptr_t conn;         /* a raw accept's connection */
   unsigned int msg_flags; /* ASOCK_MSG_* of the last datagram received */
   unsigned int ifindex;   /* receive-message-from: the interface */
   asock__sockaddr local;  /* receive-message-from: the destination */
@@ -308,6 +312,7 @@ struct asock_loop {
   asock__atomic_u32 stop_requested;
   asock__atomic_ptr posted;  /* ops started on other threads, newest first */
   asock__atomic_ptr cancels; /* ops cancelled on other threads */
+  asock__atomic_ptr tasks;   /* asock_loop_post(), newest first */
   unsigned int handles;      /* asock's own handles still open */
   unsigned int callbacks;    /* depth of asock callbacks running now */
   int owns_uv;
@@ -672,6 +677,17 @@ int asock__disconnect_start(asock_socket *sock, asock_op *op);
 int asock__recv_check(asock_socket *sock, asock_op *op);
 int asock__recv_start(asock_socket *sock, asock_op *op);
 
+/* Listens without checking the arguments; flags are ASOCK_LISTEN_* and
+ * ASOCK__LISTEN_*. */
+int asock__tcp_listen(asock_socket *sock, const struct sockaddr *addr,
+                      int backlog, unsigned int flags);
+/* Internal listen flags. SO_REUSEPORT, for a loop group's listeners that
+ * the kernel balances between (Linux). */
+#define ASOCK__LISTEN_REUSEPORT 0x100u
+/* A listener whose connections are handed to other loops: its accept ops
+ * with ASOCK__OPF_RAW_ACCEPT get a connection any loop can adopt with
+ * asock__io_adopt(NULL, client, conn), in op->conn. */
+#define ASOCK__LISTEN_HANDOFF 0x200u
 /* Makes a socket of `size` bytes (an asock_socket first in it): for TCP
  * sizeof(asock_socket), for UDP sizeof(asock__udp_socket), with `flags`
  * (ASOCK__SF_UDP) set before asock__io_init() sees it. */

@@ -217,6 +217,40 @@ static void run_cancels(asock_loop *loop) {
   }
 }
 
+/* Runs the posted tasks, oldest first. */
+static void run_tasks(asock_loop *loop) {
+  asock_task *task = asock__xchg_ptr(&loop->tasks, NULL);
+  asock_task *fifo = NULL;
+
+  while (task != NULL) {
+    asock_task *next = task->next;
+    task->next = fifo;
+    fifo = task;
+    task = next;
+  }
+  /* As inside any callback asock runs, the loop cannot be closed. */
+  loop->callbacks++;
+  while (fifo != NULL) {
+    task = fifo;
+    fifo = task->next;
+    task->next = NULL;
+    task->fn(loop, task);
+  }
+  loop->callbacks--;
+}
+
+int asock_loop_post(asock_loop *loop, asock_task *task) {
+  void *head;
+
+  if (loop == NULL || task == NULL || task->fn == NULL)
+    return ASOCK_EINVAL;
+  head = asock__load_ptr(&loop->tasks);
+  do
+    task->next = head;
+  while (!asock__cas_ptr(&loop->tasks, &head, task));
+  return asock__from_uv(uv_async_send(&loop->async));
+}
+
 static void on_async(uv_async_t *async) {
   asock_loop *loop = async->data;
   uint32_t expected = 1;
@@ -225,6 +259,8 @@ static void on_async(uv_async_t *async) {
   run_posted(loop);
   run_cancels(loop);
   loop->callbacks--;
+  if (asock__load_ptr(&loop->tasks) != NULL)
+    run_tasks(loop);
   if (asock__cas_u32(&loop->stop_requested, &expected, 0))
     uv_stop(loop->uv);
 }
@@ -313,6 +349,7 @@ int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
   asock__store_u32(&loop->stop_requested, 0);
   asock__store_ptr(&loop->posted, NULL);
   asock__store_ptr(&loop->cancels, NULL);
+  asock__store_ptr(&loop->tasks, NULL);
 
   /* None of these can fail on an initialised loop except the async handle,
    * which needs an eventfd or pipe: make it first so that a failure leaves
@@ -374,6 +411,7 @@ int asock_loop_close(asock_loop *loop) {
   run_posted(loop);
   run_cancels(loop);
   loop->callbacks--;
+  run_tasks(loop);
   {
     asock_socket *sock = loop->sockets;
     while (sock != NULL) {

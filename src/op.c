@@ -24,6 +24,7 @@ void asock__op_reset(asock_op *op) {
   op->seq = 0;
   op->timeout_ms = 0;
   memset(&op->remote, 0, sizeof(op->remote));
+  op->conn = 0;
   op->msg_flags = 0;
   op->ifindex = 0;
   memset(&op->local, 0, sizeof(op->local));

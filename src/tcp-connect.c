@@ -21,6 +21,10 @@ static int accept_one(asock_socket *listener, asock_op *op, int *taken) {
   if (err != 0)
     return err;
   *taken = 1;
+  if (op->flags & ASOCK__OPF_RAW_ACCEPT) {
+    op->conn = conn;
+    return 0;
+  }
   err = asock__socket_new(listener->loop, sizeof(asock_socket), 0, &client);
   if (err != 0) {
     asock__io_drop(conn);

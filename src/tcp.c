@@ -105,8 +105,6 @@ int asock__socket_check_os(const asock_socket *sock) {
 
 int asock_tcp_listen(asock_socket *sock, const struct sockaddr *addr,
                      int backlog, unsigned int flags) {
-  int err;
-
   if (sock == NULL || addr == NULL ||
       (flags & ~(ASOCK_LISTEN_IPV6ONLY | ASOCK_LISTEN_REUSEADDR)) != 0)
     return ASOCK_EINVAL;
@@ -117,7 +115,12 @@ int asock_tcp_listen(asock_socket *sock, const struct sockaddr *addr,
   if (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED |
                      ASOCK__SF_CONNECTING | ASOCK__SF_UDP))
     return ASOCK_EKIND;
-  err = asock__io_listen(sock, addr, backlog, flags);
+  return asock__tcp_listen(sock, addr, backlog, flags);
+}
+
+int asock__tcp_listen(asock_socket *sock, const struct sockaddr *addr,
+                      int backlog, unsigned int flags) {
+  int err = asock__io_listen(sock, addr, backlog, flags);
   if (err != 0)
     return err;
   sock->flags |= ASOCK__SF_LISTENING;

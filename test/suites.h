@@ -11,6 +11,7 @@
   XX(seq, "unit;threaded")                                                     \
   XX(wheel, "unit")                                                            \
   XX(threads, "tcp;threaded")                                                  \
+  XX(group, "tcp;threaded")                                                    \
   XX(tcp_basic, "tcp")                                                         \
   XX(tcp_order, "tcp")                                                         \
   XX(tcp_close, "tcp")                                                         \

@@ -35,11 +35,16 @@ int asock__io_adopt_fd(struct asock_socket *sock, int fd);
 void asock__io_want(struct asock_socket *sock, unsigned int what, int on);
 
 /* recvmmsg() reads several datagrams per system call: UDP receives read
- * ahead into pool slices. */
+ * ahead into pool slices. SO_REUSEPORT balances connections between the
+ * listeners of one port: a loop group gives each loop its own. Elsewhere
+ * SO_REUSEPORT only shares the port (the BSDs, macOS), and the group hands
+ * connections over instead. */
 #if defined(__linux__)
 #define ASOCK__UDP_READ_AHEAD 1
+#define ASOCK__REUSEPORT_BALANCES 1
 #else
 #define ASOCK__UDP_READ_AHEAD 0
+#define ASOCK__REUSEPORT_BALANCES 0
 #endif
 
 /* One byte per thread, whose address names the thread: asked on every

@@ -202,6 +202,16 @@ int asock__io_listen(asock_socket *sock, const struct sockaddr *addr,
    * Windows), so every listener has it, as libuv does. */
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0)
     goto fail;
+#ifdef SO_REUSEPORT
+  if ((flags & ASOCK__LISTEN_REUSEPORT) &&
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0)
+    goto fail;
+#else
+  if (flags & ASOCK__LISTEN_REUSEPORT) {
+    close(fd);
+    return ASOCK_ENOTSUP;
+  }
+#endif
   if (addr->sa_family == AF_INET6) {
     on = (flags & ASOCK_LISTEN_IPV6ONLY) != 0;
     if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0)
