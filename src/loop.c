@@ -444,6 +444,10 @@ int asock_loop_close(asock_loop *loop) {
   uv_close((uv_handle_t *)&loop->async, on_handle_closed);
   while (loop->handles > 0)
     uv_run(loop->uv, UV_RUN_NOWAIT);
+  /* Tasks posted while the sockets closed (from their ops' callbacks, say)
+   * run too: a task is never left unrun. */
+  while (asock__load_ptr(&loop->tasks) != NULL)
+    run_tasks(loop);
   if (loop->owns_uv) {
     int err = uv_loop_close(loop->uv);
     if (err != 0)
