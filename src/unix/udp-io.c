@@ -14,8 +14,14 @@
 
 #include "internal.h"
 
-/* Room for the packet information of one datagram, IPv4 or IPv6. */
-#define ASOCK__CMSG_SPACE 64
+/* Room for the packet information of one datagram, IPv4 or IPv6, aligned
+ * as struct cmsghdr is (its first field is a size_t on Linux, smaller
+ * elsewhere). */
+#define ASOCK__CMSG_SPACE 128
+typedef union asock__cmsg_room {
+  size_t align;
+  char bytes[ASOCK__CMSG_SPACE];
+} asock__cmsg_room;
 
 static socklen_t addr_len(const struct sockaddr *addr) {
   return addr->sa_family == AF_INET6 ? (socklen_t)sizeof(struct sockaddr_in6)
@@ -119,6 +125,9 @@ int asock__udp_io_connect(asock_socket *sock, const struct sockaddr *addr) {
     /* The BSDs report EAFNOSUPPORT but dissolve it all the same. */
     if (r != 0 && errno != EAFNOSUPPORT)
       return asock__sys_error();
+    /* Linux unbinds a port the kernel chose; the next send picks another,
+     * which the next receive reads back. */
+    asock__udp(sock)->port = 0;
     return 0;
   }
   if (connect(sock->io.fd, addr, addr_len(addr)) != 0)
@@ -195,14 +204,13 @@ static int recv_error(void) {
 int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
   struct mmsghdr msgs[ASOCK__UDP_BATCH];
   struct iovec iov[ASOCK__UDP_BATCH];
-  /* Aligned for struct cmsghdr. */
-  union {
-    struct cmsghdr align;
-    char bytes[ASOCK__CMSG_SPACE];
-  } control[ASOCK__UDP_BATCH];
+  asock__cmsg_room control[ASOCK__UDP_BATCH];
   unsigned short port = asock__udp(sock)->port;
   unsigned int i;
   int got;
+
+  if (port == 0)
+    port = asock__udp(sock)->port = local_port(sock->io.fd);
 
   if (sock->io.fd < 0)
     return ASOCK_EBADF;
@@ -223,15 +231,14 @@ int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
 int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
   struct msghdr msg;
   struct iovec iov;
-  union {
-    struct cmsghdr align;
-    char bytes[ASOCK__CMSG_SPACE];
-  } control;
+  asock__cmsg_room control;
   ssize_t r;
 
   (void)n;
   if (sock->io.fd < 0)
     return ASOCK_EBADF;
+  if (asock__udp(sock)->port == 0)
+    asock__udp(sock)->port = local_port(sock->io.fd);
   fill_msg(&msg, &iov, &d[0], control.bytes);
   do
     r = recvmsg(sock->io.fd, &msg, 0);
