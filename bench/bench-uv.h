@@ -1,4 +1,4 @@
-/* What the two libuv echo baselines share: the loop, closing a client, and
+/* What the libuv echo baselines share: the loop, closing a client, and
  * everything main() does once the options are parsed. */
 #ifndef ASOCK_BENCH_UV_H
 #define ASOCK_BENCH_UV_H
@@ -19,5 +19,10 @@ void bench_uv_close_client(uv_stream_t *stream);
  * the process's exit status. */
 int bench_uv_serve(const bench_server_options *opts,
                    uv_connection_cb on_connection);
+/* The same for UDP: binds a uv_udp_t made with uv_udp_init_ex(family |
+ * flags) where opts says, starts receiving with on_alloc and on_recv and
+ * runs until SIGINT or SIGTERM. Returns the process's exit status. */
+int bench_uv_serve_udp(const bench_server_options *opts, unsigned int flags,
+                       uv_alloc_cb on_alloc, uv_udp_recv_cb on_recv);
 
 #endif /* ASOCK_BENCH_UV_H */

@@ -1,16 +1,24 @@
-/* asock-echo: a TCP echo server in the SocketAsyncEventArgs style.
+/* asock-echo: a TCP or UDP echo server in the SocketAsyncEventArgs style.
  *
- * Each connection owns exactly one op, which alternates: receive (into a
- * pool slice taken only when data arrives), send the same bytes back, receive
- * again. While the send waits for the peer to read, no receive is posted, so
- * a peer that sends faster than it reads is held back by TCP itself and the
- * server's memory stays what the pool allocated at start-up.
+ * TCP: each connection owns exactly one op, which alternates: receive (into
+ * a pool slice taken only when data arrives), send the same bytes back,
+ * receive again. While the send waits for the peer to read, no receive is
+ * posted, so a peer that sends faster than it reads is held back by TCP
+ * itself and the server's memory stays what the pool allocated at start-up.
+ *
+ * UDP (--udp): one socket with several receive ops posted on it. Each op
+ * alternates the same way: receive-from (a slice taken only when a datagram
+ * is there), send-to back to the sender with the same op and the same bytes,
+ * receive-from again. A datagram longer than a slice is echoed truncated to
+ * the slice and counted. Several ops let the socket go on reading while
+ * some echoes wait for the kernel to take them.
  *
  *   asock-echo [--host ADDR] [--port N] [--slice-size BYTES] [--slices N]
- *              [--max-connections N]
+ *              [--max-connections N] [--udp [--receives N]]
  *
- * Prints "listening on ADDR:PORT" once it accepts; on SIGINT or SIGTERM
- * closes everything, prints the pool's statistics and exits 0. */
+ * Prints "listening on ADDR:PORT" once it accepts (TCP) or receives (UDP);
+ * on SIGINT or SIGTERM closes everything, prints the pool's statistics and
+ * exits 0. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,18 +27,26 @@
 #include "asock.h"
 
 #define ACCEPT_OPS 8
+/* Receive ops posted on the UDP socket unless --receives says otherwise. */
+#define UDP_RECEIVES 16
 
 typedef struct server {
   asock_loop *loop;
   asock_pool *pool;
   asock_socket *listener;
   asock_op *accepts[ACCEPT_OPS];
+  asock_socket *udp;  /* --udp: the socket, in place of the listener */
+  asock_op **udp_ops; /* its receive ops */
+  size_t udp_op_count;
   uv_signal_t sigint;
   uv_signal_t sigterm;
   unsigned long connections;
   unsigned long refused;
   unsigned long long messages;
   unsigned long long bytes;
+  unsigned long long truncated; /* UDP: datagrams longer than a slice */
+  unsigned long long send_errors;
+  unsigned long long receive_errors;
   int stopping;
 } server;
 
@@ -56,7 +72,7 @@ static void *count_calloc(size_t c, size_t n) {
 static void usage(void) {
   fprintf(stderr, "usage: asock-echo [--host ADDR] [--port N] "
                   "[--slice-size BYTES] [--slices N] "
-                  "[--max-connections N]\n");
+                  "[--max-connections N] [--udp [--receives N]]\n");
   exit(2);
 }
 
@@ -159,6 +175,51 @@ static void on_accept(asock_op *op) {
   }
 }
 
+/* Drives one UDP op from its last result to its next pending operation:
+ * receive-from, send-to the sender, receive-from again. A receive that
+ * finds datagrams read ahead completes at once, so synchronous completions
+ * loop here instead of recursing, as in step(). An error belongs to one
+ * datagram (an ICMP error, a datagram the kernel refused): it is counted and
+ * the op receives again. */
+static void udp_step(asock_op *op) {
+  for (;;) {
+    int status = asock_op_status(op);
+    int r;
+
+    /* Cancelled: the socket closed, and main() releases the op. */
+    if (srv.stopping || status == ASOCK_ECANCELED)
+      return;
+    if (asock_op_last_kind(op) == ASOCK_OP_RECEIVEFROM && status == 0) {
+      srv.messages++;
+      srv.bytes += asock_op_bytes(op);
+      if (asock_op_msg_flags(op) & ASOCK_MSG_TRUNCATED)
+        srv.truncated++;
+      /* The op's remote address is the sender, its window the datagram. */
+      r = asock_send_to(srv.udp, op);
+      if (r == ASOCK_PENDING)
+        return;
+      if (r == 0)
+        continue;        /* the send's result is in the op */
+      srv.send_errors++; /* refused without starting */
+    } else if (status != 0) {
+      if (asock_op_last_kind(op) == ASOCK_OP_SENDTO)
+        srv.send_errors++;
+      else
+        srv.receive_errors++;
+    }
+    r = asock_receive_from(srv.udp, op);
+    if (r == ASOCK_PENDING)
+      return;
+    if (r < 0) {
+      /* Only a closed socket refuses a receive: the op rests. */
+      fprintf(stderr, "asock-echo: receive-from: %s\n", asock_strerror(r));
+      return;
+    }
+  }
+}
+
+static void on_udp_op(asock_op *op) { udp_step(op); }
+
 static void on_signal(uv_signal_t *handle, int signum) {
   (void)signum;
   (void)handle;
@@ -171,8 +232,14 @@ static void on_signal(uv_signal_t *handle, int signum) {
 static void print_stats(void) {
   asock_pool_stats st;
   asock_pool_stats_get(srv.pool, &st);
-  printf("connections: %lu (refused for want of an op: %lu)\n", srv.connections,
-         srv.refused);
+  if (srv.udp_ops != NULL)
+    printf("datagrams truncated: %llu, send errors: %llu, receive errors: "
+           "%llu (%zu receives posted)\n",
+           srv.truncated, srv.send_errors, srv.receive_errors,
+           srv.udp_op_count);
+  else
+    printf("connections: %lu (refused for want of an op: %lu)\n",
+           srv.connections, srv.refused);
   printf("messages: %llu, bytes: %llu, heap allocations after start-up: "
          "%llu\n",
          srv.messages, srv.bytes, allocations);
@@ -187,13 +254,55 @@ static void print_stats(void) {
   fflush(stdout);
 }
 
+/* Listens for connections on addr with ACCEPT_OPS accepts posted. */
+static int start_tcp(const struct sockaddr *addr) {
+  int i, r = asock_tcp_create(&srv.listener, srv.loop);
+  if (r == 0)
+    r = asock_tcp_listen(srv.listener, addr, 1024, 0);
+  for (i = 0; r == 0 && i < ACCEPT_OPS; i++) {
+    r = asock_op_acquire(srv.pool, &srv.accepts[i]);
+    if (r != 0)
+      break;
+    asock_op_set_callback(srv.accepts[i], on_accept);
+    r = asock_accept(srv.listener, srv.accepts[i]);
+    if (r == 0)
+      on_accept(srv.accepts[i]);
+    r = r < 0 ? r : 0;
+  }
+  return r;
+}
+
+/* Binds the UDP socket to addr and posts srv.udp_op_count receives, each
+ * without a buffer of its own. */
+static int start_udp(const struct sockaddr *addr) {
+  size_t i;
+  int r = asock_udp_create(&srv.udp, srv.loop);
+  if (r == 0)
+    r = asock_udp_bind(srv.udp, addr, 0);
+  for (i = 0; r == 0 && i < srv.udp_op_count; i++) {
+    r = asock_op_acquire(srv.pool, &srv.udp_ops[i]);
+    if (r != 0)
+      break;
+    asock_op_set_callback(srv.udp_ops[i], on_udp_op);
+    r = asock_receive_from(srv.udp, srv.udp_ops[i]);
+    if (r == 0)
+      udp_step(srv.udp_ops[i]);
+    r = r < 0 ? r : 0;
+  }
+  return r;
+}
+
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
   unsigned long port = 0;
+  unsigned long receives = UDP_RECEIVES;
+  int udp = 0;
   asock_pool_config config;
   struct sockaddr_storage addr;
+  asock_socket *bound;
   char name[64];
   int len = (int)sizeof(addr);
+  size_t k;
   int i, r;
 
   asock_pool_config_init(&config);
@@ -201,6 +310,10 @@ int main(int argc, char **argv) {
   config.slice_count = 4096;
   config.op_count = 20000;
   for (i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--udp") == 0) {
+      udp = 1;
+      continue;
+    }
     if (i + 1 >= argc)
       usage();
     if (strcmp(argv[i], "--host") == 0)
@@ -213,10 +326,15 @@ int main(int argc, char **argv) {
       config.slice_count = parse_number(argv[++i], 1UL << 24);
     else if (strcmp(argv[i], "--max-connections") == 0)
       config.op_count = parse_number(argv[++i], 1UL << 24);
+    else if (strcmp(argv[i], "--receives") == 0)
+      receives = parse_number(argv[++i], 1UL << 16);
     else
       usage();
   }
-  config.op_count += ACCEPT_OPS;
+  if (udp && receives == 0)
+    usage();
+  /* UDP has no connections: its ops are the receives. */
+  config.op_count = udp ? receives : config.op_count + ACCEPT_OPS;
 
   asock_replace_allocator(count_malloc, count_realloc, count_calloc, free);
   uv_replace_allocator(count_malloc, count_realloc, count_calloc, free);
@@ -226,26 +344,26 @@ int main(int argc, char **argv) {
     fprintf(stderr, "asock-echo: bad address %s\n", host);
     return 2;
   }
+  if (udp) {
+    srv.udp_op_count = receives;
+    srv.udp_ops = calloc(receives, sizeof(*srv.udp_ops));
+    if (srv.udp_ops == NULL) {
+      fprintf(stderr, "asock-echo: %s\n", asock_strerror(ASOCK_ENOMEM));
+      return 1;
+    }
+  }
   r = asock_pool_create(&srv.pool, &config);
   if (r == 0)
     r = asock_loop_create(&srv.loop, srv.pool, NULL);
   if (r == 0)
-    r = asock_tcp_create(&srv.listener, srv.loop);
+    r = udp ? start_udp((struct sockaddr *)&addr)
+            : start_tcp((struct sockaddr *)&addr);
+  bound = udp ? srv.udp : srv.listener;
   if (r == 0)
-    r = asock_tcp_listen(srv.listener, (struct sockaddr *)&addr, 1024, 0);
-  if (r == 0)
-    r = asock_socket_local_address(srv.listener, (struct sockaddr *)&addr,
-                                   &len);
+    r = asock_socket_local_address(bound, (struct sockaddr *)&addr, &len);
   if (r != 0) {
     fprintf(stderr, "asock-echo: %s\n", asock_strerror(r));
     return 1;
-  }
-  for (i = 0; i < ACCEPT_OPS; i++) {
-    asock_op_acquire(srv.pool, &srv.accepts[i]);
-    asock_op_set_callback(srv.accepts[i], on_accept);
-    r = asock_accept(srv.listener, srv.accepts[i]);
-    if (r == 0)
-      on_accept(srv.accepts[i]);
   }
   uv_signal_init(asock_loop_uv(srv.loop), &srv.sigint);
   uv_signal_init(asock_loop_uv(srv.loop), &srv.sigterm);
@@ -267,11 +385,14 @@ int main(int argc, char **argv) {
   srv.stopping = 1;
   uv_close((uv_handle_t *)&srv.sigint, NULL);
   uv_close((uv_handle_t *)&srv.sigterm, NULL);
-  asock_socket_close(srv.listener, 0);
+  asock_socket_close(bound, 0);
   r = asock_loop_close(srv.loop);
-  for (i = 0; i < ACCEPT_OPS; i++)
+  for (i = 0; !udp && i < ACCEPT_OPS; i++)
     asock_op_release(srv.pool, srv.accepts[i]);
+  for (k = 0; k < srv.udp_op_count; k++)
+    asock_op_release(srv.pool, srv.udp_ops[k]);
   print_stats();
+  free(srv.udp_ops);
   if (r == 0)
     r = asock_pool_destroy(srv.pool);
   if (r != 0) {

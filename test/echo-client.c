@@ -68,9 +68,7 @@ static uint64_t mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-/* Bytes pos to pos + len - 1 of a stream. */
-static void fill(unsigned char *buf, size_t len, uint32_t stream,
-                 uint64_t pos) {
+void ec_fill(unsigned char *buf, size_t len, uint32_t stream, uint64_t pos) {
   uint64_t word = 0;
   size_t i;
   for (i = 0; i < len; i++, pos++) {
@@ -216,7 +214,7 @@ static void pump(ec_conn *c) {
     }
     w->c = c;
     w->len = len;
-    fill((unsigned char *)w->data, len, c->stream, c->queued);
+    ec_fill((unsigned char *)w->data, len, c->stream, c->queued);
     buf = uv_buf_init(w->data, (unsigned int)len);
     r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
     if (r != 0) {
@@ -258,7 +256,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     uv_read_stop(stream);
     return;
   }
-  fill(expected, n, c->stream, c->received);
+  ec_fill(expected, n, c->stream, c->received);
   if (memcmp(expected, buf->base, n) != 0) {
     for (i = 0; expected[i] == (unsigned char)buf->base[i]; i++)
       ;

@@ -50,6 +50,11 @@ int ec_run_for(ec_condition cond, const void *arg, uint64_t ms);
 /* Runs the loop for `ms`, or until the server died. */
 void ec_pause(uint64_t ms);
 
+/* Writes bytes pos to pos + len - 1 of pattern stream `stream` into buf:
+ * every (stream, position) has its own byte, so that a lost, repeated or
+ * misplaced block shows. */
+void ec_fill(unsigned char *buf, size_t len, uint32_t stream, uint64_t pos);
+
 /* How a client of the vanish check goes away. */
 typedef enum ec_vanish {
   EC_STAYS,                 /* not one of them */
