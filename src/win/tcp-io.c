@@ -1,5 +1,7 @@
 /* Socket I/O on Windows: libuv's TCP handle on IOCP does the work, and
- * its callbacks are turned into the reports the shared code expects. */
+ * its callbacks are turned into the reports the shared code expects. The
+ * functions for every socket (init, close, options, addresses) hand UDP
+ * sockets, whose handle is udp-io.c's, to Winsock or to udp-io.c. */
 #include <winsock2.h>
 
 #include "internal.h"
@@ -12,8 +14,16 @@ static void on_close(uv_handle_t *handle) {
   asock__socket_closed((asock_socket *)handle);
 }
 
+static int is_udp(const asock_socket *sock) {
+  return (sock->flags & ASOCK__SF_UDP) != 0;
+}
+
 int asock__io_init(asock_socket *sock) {
   sock->io.pending_conns = 0;
+  if (is_udp(sock)) {
+    sock->io.udp = NULL; /* made by the bind */
+    return 0;
+  }
   return asock__from_uv(uv_tcp_init(sock->loop->uv, &sock->io.tcp));
 }
 
@@ -166,37 +176,73 @@ int asock__io_shutdown(asock_socket *sock, asock_op *op) {
 }
 
 void asock__io_close(asock_socket *sock, int abortive) {
+  if (is_udp(sock)) {
+    asock__win_udp_close(sock);
+    return;
+  }
   if (abortive && uv_tcp_close_reset(&sock->io.tcp, on_close) == 0)
     return;
   uv_close((uv_handle_t *)&sock->io.tcp, on_close);
 }
 
+/* The OS socket of either kind, INVALID_SOCKET if it has none. */
+static SOCKET os_socket(const asock_socket *sock) {
+  uv_os_fd_t fd;
+
+  if (is_udp(sock))
+    return (SOCKET)asock__win_udp_socket(sock);
+  if (uv_fileno((const uv_handle_t *)&sock->io.tcp, &fd) != 0)
+    return INVALID_SOCKET;
+  return (SOCKET)fd;
+}
+
+static int set_int(SOCKET s, int level, int name, int value) {
+  if (setsockopt(s, level, name, (const char *)&value, sizeof(value)) != 0)
+    return asock__win_error(WSAGetLastError());
+  return 0;
+}
+
+/* TCP's options on a UDP socket go to the kernel, which refuses them, as
+ * it does on Unix. */
 int asock__io_nodelay(asock_socket *sock, int enable) {
+  if (is_udp(sock))
+    return set_int(os_socket(sock), IPPROTO_TCP, TCP_NODELAY, enable);
   return asock__from_uv(uv_tcp_nodelay(&sock->io.tcp, enable));
 }
 
 int asock__io_keepalive(asock_socket *sock, int enable, unsigned int delay_s) {
+  if (is_udp(sock))
+    return set_int(os_socket(sock), SOL_SOCKET, SO_KEEPALIVE, enable);
   return asock__from_uv(uv_tcp_keepalive(&sock->io.tcp, enable, delay_s));
 }
 
 int asock__io_buffer_size(asock_socket *sock, int send, int *value) {
-  int (*size_fn)(uv_handle_t *, int *) =
-      send ? uv_send_buffer_size : uv_recv_buffer_size;
+  SOCKET s = os_socket(sock);
+  int opt = send ? SO_SNDBUF : SO_RCVBUF;
+  int len = (int)sizeof(*value);
   int err;
 
-  /* libuv reads with 0 and sets with a size. */
+  if (s == INVALID_SOCKET)
+    return ASOCK_EBADF;
   if (*value > 0) {
-    err = size_fn((uv_handle_t *)&sock->io.tcp, value);
+    err = set_int(s, SOL_SOCKET, opt, *value);
     if (err != 0)
-      return asock__from_uv(err);
-    *value = 0;
+      return err;
   }
-  return asock__from_uv(size_fn((uv_handle_t *)&sock->io.tcp, value));
+  if (getsockopt(s, SOL_SOCKET, opt, (char *)value, &len) != 0)
+    return asock__win_error(WSAGetLastError());
+  return 0;
 }
 
 int asock__io_address(asock_socket *sock, int peer, struct sockaddr *addr,
                       int *len) {
-  if (peer)
-    return asock__from_uv(uv_tcp_getpeername(&sock->io.tcp, addr, len));
-  return asock__from_uv(uv_tcp_getsockname(&sock->io.tcp, addr, len));
+  SOCKET s = os_socket(sock);
+  int r;
+
+  if (s == INVALID_SOCKET)
+    return ASOCK_EBADF;
+  r = peer ? getpeername(s, addr, len) : getsockname(s, addr, len);
+  if (r != 0)
+    return asock__win_error(WSAGetLastError());
+  return 0;
 }
