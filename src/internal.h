@@ -743,6 +743,10 @@ void asock__udp_recv_ready(asock_socket *sock);
 void asock__udp_recv_retry(asock_socket *sock);
 /* Gives back the slices of the datagrams kept for later receives. */
 void asock__udp_drop_stash(asock_socket *sock);
+/* Test hook: the next this many datagram sends find the kernel's buffer
+ * full (a UDP socket's sends rarely do on loopback), so that the queued
+ * path can be tested. 0 outside tests. */
+extern unsigned int asock__udp_send_refusals;
 /* Binds a socket not yet bound to the wildcard address of family. */
 int asock__udp_autobind(asock_socket *sock, int family);
 

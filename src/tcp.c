@@ -263,8 +263,16 @@ void asock__op_expired(asock_op *op) {
   end_early(op->socket, op, ASOCK_ETIMEDOUT, 1);
 }
 
-int asock_socket_set_nodelay(asock_socket *sock, int enable) {
+/* The TCP options: not for a UDP socket. */
+static int check_tcp_option(const asock_socket *sock) {
   int err = asock__socket_check_os(sock);
+  if (err == 0 && (sock->flags & ASOCK__SF_UDP))
+    err = ASOCK_EKIND;
+  return err;
+}
+
+int asock_socket_set_nodelay(asock_socket *sock, int enable) {
+  int err = check_tcp_option(sock);
   if (err != 0)
     return err;
   return asock__io_nodelay(sock, enable != 0);
@@ -272,7 +280,7 @@ int asock_socket_set_nodelay(asock_socket *sock, int enable) {
 
 int asock_socket_set_keepalive(asock_socket *sock, int enable,
                                unsigned int delay_s) {
-  int err = asock__socket_check_os(sock);
+  int err = check_tcp_option(sock);
   if (err != 0)
     return err;
   return asock__io_keepalive(sock, enable != 0, delay_s);

@@ -269,12 +269,21 @@ destination(asock_socket *sock, const asock_op *op, asock__sockaddr *mapped) {
   return to;
 }
 
+unsigned int asock__udp_send_refusals;
+
 /* Offers the op's datagram to the kernel: its length, ASOCK_EAGAIN, or the
  * error the kernel reports for it. */
 static long try_send(asock_socket *sock, const asock_op *op) {
   asock__sockaddr mapped;
-  const struct sockaddr *to = destination(sock, op, &mapped);
-  unsigned int n = datagram_iov(sock->loop, op);
+  const struct sockaddr *to;
+  unsigned int n;
+
+  if (asock__udp_send_refusals > 0) {
+    asock__udp_send_refusals--;
+    return ASOCK_EAGAIN;
+  }
+  to = destination(sock, op, &mapped);
+  n = datagram_iov(sock->loop, op);
   return asock__udp_io_send(sock, sock->loop->iov, n, to);
 }
 

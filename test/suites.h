@@ -16,4 +16,6 @@
   XX(tcp_close, "tcp")                                                         \
   XX(tcp_pressure, "tcp")                                                      \
   XX(tcp_timeout, "tcp")                                                       \
-  XX(tcp_stress, "tcp")
+  XX(tcp_stress, "tcp")                                                        \
+  XX(udp_basic, "udp")                                                         \
+  XX(udp_flow, "udp")

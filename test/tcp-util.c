@@ -210,6 +210,21 @@ int tu_receive(asock_socket *sock, asock_op *op) {
   return started(op, asock_receive(sock, op), prev);
 }
 
+int tu_send_to(asock_socket *sock, asock_op *op) {
+  int prev = enter();
+  return started(op, asock_send_to(sock, op), prev);
+}
+
+int tu_receive_from(asock_socket *sock, asock_op *op) {
+  int prev = enter();
+  return started(op, asock_receive_from(sock, op), prev);
+}
+
+int tu_receive_message_from(asock_socket *sock, asock_op *op) {
+  int prev = enter();
+  return started(op, asock_receive_message_from(sock, op), prev);
+}
+
 int tu_disconnect(asock_socket *sock, asock_op *op) {
   int prev = enter();
   return started(op, asock_disconnect(sock, op), prev);

@@ -67,6 +67,9 @@ int tu_connect_host(asock_socket *sock, asock_op *op, const char *host,
 int tu_send(asock_socket *sock, asock_op *op);
 int tu_receive(asock_socket *sock, asock_op *op);
 int tu_disconnect(asock_socket *sock, asock_op *op);
+int tu_send_to(asock_socket *sock, asock_op *op);
+int tu_receive_from(asock_socket *sock, asock_op *op);
+int tu_receive_message_from(asock_socket *sock, asock_op *op);
 int tu_cancel(asock_op *op);
 int tu_close(asock_socket *sock, unsigned int flags);
 /* 1 while one of the wrappers above is inside its asock call. */

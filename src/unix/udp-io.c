@@ -119,6 +119,9 @@ int asock__udp_io_connect(asock_socket *sock, const struct sockaddr *addr) {
     /* The BSDs report EAFNOSUPPORT but dissolve it all the same. */
     if (r != 0 && errno != EAFNOSUPPORT)
       return asock__sys_error();
+    /* Linux unbinds a port the kernel chose; the next send picks another,
+     * which the next receive reads back. */
+    asock__udp(sock)->port = 0;
     return 0;
   }
   if (connect(sock->io.fd, addr, addr_len(addr)) != 0)
@@ -204,6 +207,9 @@ int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
   unsigned int i;
   int got;
 
+  if (port == 0)
+    port = asock__udp(sock)->port = local_port(sock->io.fd);
+
   if (sock->io.fd < 0)
     return ASOCK_EBADF;
   for (i = 0; i < n; i++) {
@@ -232,6 +238,8 @@ int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
   (void)n;
   if (sock->io.fd < 0)
     return ASOCK_EBADF;
+  if (asock__udp(sock)->port == 0)
+    asock__udp(sock)->port = local_port(sock->io.fd);
   fill_msg(&msg, &iov, &d[0], control.bytes);
   do
     r = recvmsg(sock->io.fd, &msg, 0);
