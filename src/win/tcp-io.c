@@ -1,6 +1,6 @@
 /* Socket I/O on Windows: libuv's TCP handle on IOCP does the work, and
  * its callbacks are turned into the reports the shared code expects. The
- * functions for every socket (init, close, options, addresses) hand UDP
+ * functions for every socket (init, close, buffer sizes, addresses) hand UDP
  * sockets, whose handle is udp-io.c's, to Winsock or to udp-io.c. */
 #include <winsock2.h>
 
@@ -202,17 +202,12 @@ static int set_int(SOCKET s, int level, int name, int value) {
   return 0;
 }
 
-/* TCP's options on a UDP socket go to the kernel, which refuses them, as
- * it does on Unix. */
+/* TCP only: the shared code refuses them on a UDP socket. */
 int asock__io_nodelay(asock_socket *sock, int enable) {
-  if (is_udp(sock))
-    return set_int(os_socket(sock), IPPROTO_TCP, TCP_NODELAY, enable);
   return asock__from_uv(uv_tcp_nodelay(&sock->io.tcp, enable));
 }
 
 int asock__io_keepalive(asock_socket *sock, int enable, unsigned int delay_s) {
-  if (is_udp(sock))
-    return set_int(os_socket(sock), SOL_SOCKET, SO_KEEPALIVE, enable);
   return asock__from_uv(uv_tcp_keepalive(&sock->io.tcp, enable, delay_s));
 }
 

@@ -148,7 +148,9 @@ int asock__udp_io_bind(asock_socket *sock, const struct sockaddr *addr,
   if (err != 0)
     goto fail;
   if (bind(s, addr, addr_len(addr)) != 0) {
-    err = wsa_error();
+    /* WSAEACCES: another socket holds the port exclusively, which Unix
+     * calls EADDRINUSE. */
+    err = WSAGetLastError() == WSAEACCES ? ASOCK_EADDRINUSE : wsa_error();
     closesocket(s);
     goto fail;
   }
@@ -225,7 +227,8 @@ int asock__udp_io_connect(asock_socket *sock, const struct sockaddr *addr) {
   if (s == INVALID_SOCKET)
     return ASOCK_EBADF;
   if (addr == NULL) {
-    /* An all-zero address dissolves the association (as libuv does it). */
+    /* An all-zero address dissolves the association (as libuv does it);
+     * unlike Linux, Windows keeps the local port. */
     memset(&none, 0, sizeof(none));
     if (connect(s, (struct sockaddr *)&none, (int)sizeof(none)) != 0)
       return wsa_error();
