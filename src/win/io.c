@@ -39,7 +39,7 @@ long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
   uv_os_fd_t fd;
   int n;
 
-  if (uv_fileno((const uv_handle_t *)&sock->io.tcp, &fd) != 0)
+  if (uv_fileno((const uv_handle_t *)&sock->io.handle.tcp, &fd) != 0)
     return ASOCK_EBADF;
   if (len > 0x7fffffff)
     len = 0x7fffffff;

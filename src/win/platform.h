@@ -23,7 +23,7 @@ typedef struct asock__io {
   union {
     uv_tcp_t tcp;           /* first, so that a handle pointer is the socket */
     asock__udp_handle *udp; /* NULL until the OS socket exists */
-  };
+  } handle;
   uint32_t pending_conns; /* connections libuv has for uv_accept() */
 } asock__io;
 

@@ -21,10 +21,10 @@ static int is_udp(const asock_socket *sock) {
 int asock__io_init(asock_socket *sock) {
   sock->io.pending_conns = 0;
   if (is_udp(sock)) {
-    sock->io.udp = NULL; /* made by the bind */
+    sock->io.handle.udp = NULL; /* made by the bind */
     return 0;
   }
-  return asock__from_uv(uv_tcp_init(sock->loop->uv, &sock->io.tcp));
+  return asock__from_uv(uv_tcp_init(sock->loop->uv, &sock->io.handle.tcp));
 }
 
 /* SO_REUSEADDR must be set before the bind, on a socket libuv then adopts.
@@ -43,7 +43,7 @@ static int reuseaddr(asock_socket *sock, int family) {
     closesocket(s);
     return err;
   }
-  err = uv_tcp_open(&sock->io.tcp, (uv_os_sock_t)s);
+  err = uv_tcp_open(&sock->io.handle.tcp, (uv_os_sock_t)s);
   if (err != 0) {
     closesocket(s);
     return asock__from_uv(err);
@@ -73,9 +73,10 @@ int asock__io_listen(asock_socket *sock, const struct sockaddr *addr,
     if (err != 0)
       return err;
   }
-  err = uv_tcp_bind(&sock->io.tcp, addr, uv_flags);
+  err = uv_tcp_bind(&sock->io.handle.tcp, addr, uv_flags);
   if (err == 0)
-    err = uv_listen((uv_stream_t *)&sock->io.tcp, backlog, on_connection);
+    err =
+        uv_listen((uv_stream_t *)&sock->io.handle.tcp, backlog, on_connection);
   return asock__from_uv(err);
 }
 
@@ -91,8 +92,8 @@ int asock__io_adopt(asock_socket *listener, asock_socket *client,
   int err;
 
   (void)conn;
-  err = uv_accept((uv_stream_t *)&listener->io.tcp,
-                  (uv_stream_t *)&client->io.tcp);
+  err = uv_accept((uv_stream_t *)&listener->io.handle.tcp,
+                  (uv_stream_t *)&client->io.handle.tcp);
   if (err != 0) {
     /* libuv had no connection after all, or lost it. */
     listener->io.pending_conns = 0;
@@ -117,7 +118,7 @@ static void on_connect(uv_connect_t *req, int status) {
 int asock__io_connect(asock_socket *sock, asock_op *op,
                       const struct sockaddr *addr) {
   return asock__from_uv(
-      uv_tcp_connect(&op->req.connect, &sock->io.tcp, addr, on_connect));
+      uv_tcp_connect(&op->req.connect, &sock->io.handle.tcp, addr, on_connect));
 }
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
@@ -137,16 +138,16 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 
 int asock__io_read_start(asock_socket *sock) {
   return asock__from_uv(
-      uv_read_start((uv_stream_t *)&sock->io.tcp, on_alloc, on_read));
+      uv_read_start((uv_stream_t *)&sock->io.handle.tcp, on_alloc, on_read));
 }
 
 void asock__io_read_stop(asock_socket *sock) {
-  uv_read_stop((uv_stream_t *)&sock->io.tcp);
+  uv_read_stop((uv_stream_t *)&sock->io.handle.tcp);
 }
 
 long asock__io_try_write(asock_socket *sock, const uv_buf_t *iov,
                          unsigned int n) {
-  int written = uv_try_write((uv_stream_t *)&sock->io.tcp, iov, n);
+  int written = uv_try_write((uv_stream_t *)&sock->io.handle.tcp, iov, n);
   if (written >= 0)
     return written;
   return written == UV_EAGAIN ? ASOCK_EAGAIN : asock__from_uv(written);
@@ -158,8 +159,8 @@ static void on_write(uv_write_t *req, int status) {
 
 int asock__io_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
                     unsigned int n, size_t bytes) {
-  int err =
-      uv_write(&op->req.write, (uv_stream_t *)&sock->io.tcp, iov, n, on_write);
+  int err = uv_write(&op->req.write, (uv_stream_t *)&sock->io.handle.tcp, iov,
+                     n, on_write);
   if (err != 0)
     return asock__from_uv(err);
   op->write_bytes = bytes;
@@ -171,8 +172,8 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 }
 
 int asock__io_shutdown(asock_socket *sock, asock_op *op) {
-  return asock__from_uv(uv_shutdown(&op->req.shutdown,
-                                    (uv_stream_t *)&sock->io.tcp, on_shutdown));
+  return asock__from_uv(uv_shutdown(
+      &op->req.shutdown, (uv_stream_t *)&sock->io.handle.tcp, on_shutdown));
 }
 
 void asock__io_close(asock_socket *sock, int abortive) {
@@ -180,9 +181,9 @@ void asock__io_close(asock_socket *sock, int abortive) {
     asock__win_udp_close(sock);
     return;
   }
-  if (abortive && uv_tcp_close_reset(&sock->io.tcp, on_close) == 0)
+  if (abortive && uv_tcp_close_reset(&sock->io.handle.tcp, on_close) == 0)
     return;
-  uv_close((uv_handle_t *)&sock->io.tcp, on_close);
+  uv_close((uv_handle_t *)&sock->io.handle.tcp, on_close);
 }
 
 /* The OS socket of either kind, INVALID_SOCKET if it has none. */
@@ -191,7 +192,7 @@ static SOCKET os_socket(const asock_socket *sock) {
 
   if (is_udp(sock))
     return (SOCKET)asock__win_udp_socket(sock);
-  if (uv_fileno((const uv_handle_t *)&sock->io.tcp, &fd) != 0)
+  if (uv_fileno((const uv_handle_t *)&sock->io.handle.tcp, &fd) != 0)
     return INVALID_SOCKET;
   return (SOCKET)fd;
 }
@@ -204,11 +205,12 @@ static int set_int(SOCKET s, int level, int name, int value) {
 
 /* TCP only: the shared code refuses them on a UDP socket. */
 int asock__io_nodelay(asock_socket *sock, int enable) {
-  return asock__from_uv(uv_tcp_nodelay(&sock->io.tcp, enable));
+  return asock__from_uv(uv_tcp_nodelay(&sock->io.handle.tcp, enable));
 }
 
 int asock__io_keepalive(asock_socket *sock, int enable, unsigned int delay_s) {
-  return asock__from_uv(uv_tcp_keepalive(&sock->io.tcp, enable, delay_s));
+  return asock__from_uv(
+      uv_tcp_keepalive(&sock->io.handle.tcp, enable, delay_s));
 }
 
 int asock__io_buffer_size(asock_socket *sock, int send, int *value) {

@@ -17,8 +17,11 @@
  *   datagram (MSG_TRUNC on Unix), not an error.
  * Unlike Linux, Windows reports the ICMP error only to a receive, never to
  * the next send. */
-#include <mswsock.h>
+/* mswsock.h (WSARecvMsg) needs winsock2.h first: separate blocks keep the
+ * order. */
 #include <winsock2.h>
+
+#include <mswsock.h>
 #include <ws2tcpip.h>
 
 #include "internal.h"
@@ -166,7 +169,7 @@ int asock__udp_io_bind(asock_socket *sock, const struct sockaddr *addr,
   h->want = 0;
   h->armed = 0;
   h->busy = 0;
-  sock->io.udp = h;
+  sock->io.handle.udp = h;
   asock__udp(sock)->port = local_port(s);
   return 0;
 
@@ -176,7 +179,8 @@ fail:
 }
 
 uv_os_sock_t asock__win_udp_socket(const asock_socket *sock) {
-  return sock->io.udp != NULL ? sock->io.udp->socket : INVALID_SOCKET;
+  return sock->io.handle.udp != NULL ? sock->io.handle.udp->socket
+                                     : INVALID_SOCKET;
 }
 
 static void on_close(uv_handle_t *handle) {
@@ -188,14 +192,14 @@ static void on_close(uv_handle_t *handle) {
 }
 
 void asock__win_udp_close(asock_socket *sock) {
-  asock__udp_handle *h = sock->io.udp;
+  asock__udp_handle *h = sock->io.handle.udp;
 
   if (h == NULL) {
     /* Never had an OS socket: nothing to wait for. */
     asock__socket_closed(sock);
     return;
   }
-  sock->io.udp = NULL;
+  sock->io.handle.udp = NULL;
   /* The AFD polls still posted end when the socket closes, and libuv
    * waits for them before the close callback; closing it now frees the
    * port at once, as on Unix. */
@@ -282,7 +286,7 @@ static void read_pktinfo(WSAMSG *msg, asock__dgram *d, unsigned short port,
 /* One datagram at a time: Windows has no recvmmsg() (ASOCK__UDP_READ_AHEAD
  * is 0, so n is 1). */
 int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
-  asock__udp_handle *h = sock->io.udp;
+  asock__udp_handle *h = sock->io.handle.udp;
   WSAMSG msg;
   WSABUF buf;
   /* Aligned for WSACMSGHDR. */
@@ -372,7 +376,7 @@ static void update(asock__udp_handle *h) {
 }
 
 void asock__udp_io_want(asock_socket *sock, unsigned int what, int on) {
-  asock__udp_handle *h = sock->io.udp;
+  asock__udp_handle *h = sock->io.handle.udp;
 
   if (h == NULL)
     return;
