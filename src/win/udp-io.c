@@ -38,13 +38,13 @@
 #define ASOCK__CMSG_SPACE 64
 
 struct asock__udp_handle {
-  uv_poll_t poll;       /* first: the close callback frees the struct */
-  asock_socket *sock;   /* whose handle this is */
-  SOCKET socket;        /* INVALID_SOCKET once closed */
-  LPFN_WSARECVMSG recv; /* WSARecvMsg, an extension of the socket's provider */
-  unsigned char want;   /* ASOCK__UDP_READ and ASOCK__UDP_WRITE wanted */
-  unsigned char armed;  /* what the poll handle watches now */
-  unsigned char busy;   /* its callback runs: it updates when done */
+  uv_poll_t poll;          /* first: the close callback frees the struct */
+  asock_socket *sock;      /* whose handle this is */
+  SOCKET socket;           /* INVALID_SOCKET once closed */
+  LPFN_WSARECVMSG recvmsg; /* WSARecvMsg, an extension of its provider */
+  unsigned char want;      /* ASOCK__UDP_READ and ASOCK__UDP_WRITE wanted */
+  unsigned char armed;     /* what the poll handle watches now */
+  unsigned char busy;      /* its callback runs: it updates when done */
 };
 
 static int addr_len(const struct sockaddr *addr) {
@@ -82,7 +82,7 @@ static int load_recvmsg(SOCKET s, LPFN_WSARECVMSG *fn) {
  * sharing the flags ask for, the families it accepts, and the packet
  * information of every datagram, kept on for every receive. */
 static int open_udp(int family, unsigned int flags, SOCKET *out,
-                    LPFN_WSARECVMSG *recv) {
+                    LPFN_WSARECVMSG *recvmsg) {
   SOCKET s;
   int err;
 
@@ -95,7 +95,7 @@ static int open_udp(int family, unsigned int flags, SOCKET *out,
     err = asock__from_uv(uv_translate_sys_error((int)GetLastError()));
     goto fail;
   }
-  err = load_recvmsg(s, recv);
+  err = load_recvmsg(s, recvmsg);
   if (err != 0)
     goto fail;
   /* Windows lets any socket with SO_REUSEADDR take over a port bound
@@ -140,14 +140,14 @@ static unsigned short local_port(SOCKET s) {
 int asock__udp_io_bind(asock_socket *sock, const struct sockaddr *addr,
                        unsigned int flags) {
   asock__udp_handle *h;
-  LPFN_WSARECVMSG recv = NULL;
+  LPFN_WSARECVMSG recvmsg = NULL;
   SOCKET s;
   int err;
 
   h = asock__malloc(sizeof(*h));
   if (h == NULL)
     return ASOCK_ENOMEM;
-  err = open_udp(addr->sa_family, flags, &s, &recv);
+  err = open_udp(addr->sa_family, flags, &s, &recvmsg);
   if (err != 0)
     goto fail;
   if (bind(s, addr, addr_len(addr)) != 0) {
@@ -165,7 +165,7 @@ int asock__udp_io_bind(asock_socket *sock, const struct sockaddr *addr,
   }
   h->sock = sock;
   h->socket = s;
-  h->recv = recv;
+  h->recvmsg = recvmsg;
   h->want = 0;
   h->armed = 0;
   h->busy = 0;
@@ -309,7 +309,7 @@ int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
   msg.dwBufferCount = 1;
   msg.Control.buf = control.bytes;
   msg.Control.len = sizeof(control.bytes);
-  if (h->recv(h->socket, &msg, &bytes, NULL, NULL) != 0) {
+  if (h->recvmsg(h->socket, &msg, &bytes, NULL, NULL) != 0) {
     int e = WSAGetLastError();
     switch (e) {
     case WSAEMSGSIZE:
