@@ -34,8 +34,9 @@
 #define SIO_UDP_NETRESET _WSAIOW(IOC_VENDOR, 15)
 #endif
 
-/* Room for the packet information of one datagram, IPv4 or IPv6. */
-#define ASOCK__CMSG_SPACE 64
+/* Room for the packet information of one datagram: a dual-stack socket may
+ * get both the IPv4 and the IPv6 one. */
+#define ASOCK__CMSG_SPACE 128
 
 struct asock__udp_handle {
   uv_poll_t poll;          /* first: the close callback frees the struct */
