@@ -196,6 +196,89 @@ START_TEST(receives_from_another_thread_keep_order) {
 }
 END_TEST
 
+/* ---- datagrams from a worker thread ------------------------------------ */
+
+typedef struct dgram_poster {
+  asock_socket *tx_sock;
+  asock_socket *rx_sock;
+  asock_op *tx[OPS];
+  asock_op *rx[OPS];
+  int tx_results[OPS];
+  int rx_results[OPS];
+} dgram_poster;
+
+static void post_datagrams(void *arg) {
+  dgram_poster *p = arg;
+  int i;
+  for (i = 0; i < OPS; i++)
+    p->rx_results[i] = i % 2 ? asock_receive_from(p->rx_sock, p->rx[i])
+                             : asock_receive_message_from(p->rx_sock, p->rx[i]);
+  for (i = 0; i < OPS; i++)
+    p->tx_results[i] = asock_send_to(p->tx_sock, p->tx[i]);
+}
+
+START_TEST(datagrams_from_another_thread_keep_order) {
+  static dgram_poster p;
+  static unsigned char payload[OPS][8];
+  struct sockaddr_in any;
+  struct sockaddr_storage to;
+  int len = (int)sizeof(to);
+  uv_thread_t worker;
+  int i;
+  int seen = 0;
+
+  memset(&p, 0, sizeof(p));
+  uv_ip4_addr("127.0.0.1", 0, &any);
+  ck_assert_asock(asock_udp_create(&p.tx_sock, fx.loop), 0);
+  ck_assert_asock(asock_udp_create(&p.rx_sock, fx.loop), 0);
+  ck_assert_asock(asock_udp_bind(p.rx_sock, (struct sockaddr *)&any, 0), 0);
+  ck_assert_asock(
+      asock_socket_local_address(p.rx_sock, (struct sockaddr *)&to, &len), 0);
+  for (i = 0; i < OPS; i++) {
+    memset(payload[i], i, sizeof(payload[i]));
+    ck_assert_asock(asock_op_acquire(fx.pool, &p.tx[i]), 0);
+    ck_assert_asock(asock_op_acquire(fx.pool, &p.rx[i]), 0);
+    ck_assert_asock(asock_op_set_callback(p.tx[i], record), 0);
+    ck_assert_asock(asock_op_set_callback(p.rx[i], record), 0);
+    ck_assert_asock(asock_op_set_buffer(p.tx[i], payload[i], 8, 0, 8), 0);
+    ck_assert_asock(asock_op_set_remote(p.tx[i], (struct sockaddr *)&to), 0);
+  }
+  ck_assert_int_eq(uv_thread_create(&worker, post_datagrams, &p), 0);
+  ck_assert_int_eq(uv_thread_join(&worker), 0);
+  for (i = 0; i < OPS; i++) {
+    ck_assert_asock(p.rx_results[i], ASOCK_PENDING);
+    ck_assert_asock(p.tx_results[i], ASOCK_PENDING);
+  }
+  run_until(2 * OPS);
+  ck_assert_int_eq(done_on_loop_thread, done_count);
+  /* Each receive got the datagram of the same rank: the sends left in
+   * posting order and the receives completed in theirs. */
+  for (i = 0; i < done_count; i++) {
+    asock_op *op = done_ops[i];
+    asock_op_kind kind = asock_op_last_kind(op);
+    ck_assert_asock(asock_op_status(op), 0);
+    ck_assert_uint_eq(asock_op_bytes(op), 8);
+    if (kind == ASOCK_OP_SENDTO)
+      continue;
+    ck_assert_ptr_eq(op, p.rx[seen]);
+    ck_assert_int_eq(kind, seen % 2 ? ASOCK_OP_RECEIVEFROM
+                                    : ASOCK_OP_RECEIVEMESSAGEFROM);
+    ck_assert_int_eq(memcmp(asock_op_data(op), payload[seen], 8), 0);
+    ck_assert_uint_eq(asock_op_seq(op), (uint64_t)seen + 1);
+    seen++;
+  }
+  ck_assert_int_eq(seen, OPS);
+  for (i = 0; i < OPS; i++) {
+    ck_assert_uint_eq(asock_op_seq(p.tx[i]), (uint64_t)i + 1);
+    ck_assert_asock(asock_op_clear_buffer(p.rx[i]), 0);
+    ck_assert_asock(asock_op_release(fx.pool, p.tx[i]), 0);
+    ck_assert_asock(asock_op_release(fx.pool, p.rx[i]), 0);
+  }
+  ck_assert_asock(asock_socket_close(p.tx_sock, 0), 0);
+  ck_assert_asock(asock_socket_close(p.rx_sock, 0), 0);
+}
+END_TEST
+
 START_TEST(sends_from_another_thread_reach_the_wire_in_order) {
   static poster p;
   static unsigned char data[OPS][CHUNK];
@@ -415,6 +498,7 @@ Suite *asock_test_suite_threads(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, receives_from_another_thread_keep_order);
   tcase_add_test(tc, sends_from_another_thread_reach_the_wire_in_order);
+  tcase_add_test(tc, datagrams_from_another_thread_keep_order);
   tcase_add_test(tc, another_thread_gets_busy_and_foreign);
   tcase_add_test(tc, cancel_from_another_thread);
   tcase_add_test(tc, cancel_before_the_loop_took_the_op);

@@ -347,6 +347,7 @@ START_TEST(udp_dual_stack) {
   tu_addr("127.0.0.1", 0, &four_addr);
   four = uu_bound(&four_addr, 0, &four_addr);
   tu_fill(out, sizeof(out), 8, 0);
+  memset(in, 0, sizeof(in));
   uu_send(four, tx, out, sizeof(out), &to);
   tu_set_buffer(rx, in, sizeof(in));
   ck_assert(uu_receive_one(six, rx));

@@ -14,8 +14,14 @@
 
 #include "internal.h"
 
-/* Room for the packet information of one datagram, IPv4 or IPv6. */
-#define ASOCK__CMSG_SPACE 64
+/* Room for the packet information of one datagram, IPv4 or IPv6, aligned
+ * as struct cmsghdr is (its first field is a size_t on Linux, smaller
+ * elsewhere). */
+#define ASOCK__CMSG_SPACE 128
+typedef union asock__cmsg_room {
+  size_t align;
+  char bytes[ASOCK__CMSG_SPACE];
+} asock__cmsg_room;
 
 static socklen_t addr_len(const struct sockaddr *addr) {
   return addr->sa_family == AF_INET6 ? (socklen_t)sizeof(struct sockaddr_in6)
@@ -198,11 +204,7 @@ static int recv_error(void) {
 int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
   struct mmsghdr msgs[ASOCK__UDP_BATCH];
   struct iovec iov[ASOCK__UDP_BATCH];
-  /* Aligned for struct cmsghdr. */
-  union {
-    struct cmsghdr align;
-    char bytes[ASOCK__CMSG_SPACE];
-  } control[ASOCK__UDP_BATCH];
+  asock__cmsg_room control[ASOCK__UDP_BATCH];
   unsigned short port = asock__udp(sock)->port;
   unsigned int i;
   int got;
@@ -229,10 +231,7 @@ int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
 int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
   struct msghdr msg;
   struct iovec iov;
-  union {
-    struct cmsghdr align;
-    char bytes[ASOCK__CMSG_SPACE];
-  } control;
+  asock__cmsg_room control;
   ssize_t r;
 
   (void)n;
