@@ -437,8 +437,8 @@ START_TEST(udp_send_binds) {
   asock_op *tx = tu_op();
   asock_op *rx = tu_op();
   struct sockaddr_storage r_addr;
-  struct sockaddr_storage s_addr;
-  int len = (int)sizeof(s_addr);
+  struct sockaddr_storage sender_addr;
+  int len = (int)sizeof(sender_addr);
   unsigned char out[8] = {1, 2, 3, 4, 5, 6, 7, 8};
   unsigned char in[8];
 
@@ -447,15 +447,15 @@ START_TEST(udp_send_binds) {
   ck_assert_asock(asock_udp_create(&s, tu_loop), 0);
   uu_send(s, tx, out, sizeof(out), &r_addr);
   ck_assert_asock(
-      asock_socket_local_address(s, (struct sockaddr *)&s_addr, &len), 0);
-  ck_assert_int_eq(s_addr.ss_family, AF_INET);
-  ck_assert_uint_ne(tu_port(&s_addr), 0);
+      asock_socket_local_address(s, (struct sockaddr *)&sender_addr, &len), 0);
+  ck_assert_int_eq(sender_addr.ss_family, AF_INET);
+  ck_assert_uint_ne(tu_port(&sender_addr), 0);
   tu_set_buffer(rx, in, sizeof(in));
   ck_assert(uu_receive_one(r, rx));
   ck_assert_int_eq(memcmp(in, out, sizeof(out)), 0);
   ck_assert_uint_eq(
       tu_port((const struct sockaddr_storage *)asock_op_remote(rx)),
-      tu_port(&s_addr));
+      tu_port(&sender_addr));
   /* Now bound, it receives. */
   ck_assert_asock(tu_send_to(r, rx), 0);
   ck_assert(uu_receive_one(s, rx));

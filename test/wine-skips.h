@@ -10,4 +10,17 @@
      "WSAENOPROTOOPT; libuv sets the keep-alive delay with it")                \
   XX(cancel_partial_send_resets_the_connection,                                \
      "Wine 8.0 ends a socket closed with SO_LINGER {1, 0} with a FIN, not "    \
-     "a RST: the peer reads EOF instead of ECONNRESET")
+     "a RST: the peer reads EOF instead of ECONNRESET")                        \
+  XX(udp_default_peer,                                                         \
+     "Wine 8.0 dissolves a UDP association with Linux's connect(AF_UNSPEC), "  \
+     "which unbinds a socket bound to port 0; the wineserver then reports "    \
+     "port 0 as the local address while the next datagram leaves from a new "  \
+     "port (Windows keeps the socket bound)")                                  \
+  XX(udp_multicast_loopback,                                                   \
+     "Wine 8.0 turns Linux's EADDRNOTAVAIL from IP_DROP_MEMBERSHIP of a "      \
+     "group not joined into WSAEINVAL")                                        \
+  XX(udp_refused_peer,                                                         \
+     "Wine 8.0's wineserver takes the ICMP port unreachable of a connected "   \
+     "UDP socket (SO_ERROR, on POLLERR) for itself: no poll reports it and "   \
+     "the next receive finds nothing, where Windows fails it with "            \
+     "WSAECONNRESET")

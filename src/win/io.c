@@ -8,26 +8,30 @@
 
 void asock__platform_init(void) {}
 
-/* The Winsock errors a receive meets, as libuv's codes. */
+/* A Winsock error as asock's code: the few libuv leaves out or maps to a
+ * code of its own first (libuv calls WSAEINTR a cancellation), then libuv's
+ * table; ASOCK_EIO for what neither knows. */
 int asock__win_error(int wsa_error) {
+  int err;
+
   switch (wsa_error) {
-  case WSAECONNRESET:
   case WSAENETRESET:
     return ASOCK_ECONNRESET;
-  case WSAECONNABORTED:
-    return ASOCK_ECONNABORTED;
-  case WSAENOTCONN:
-    return ASOCK_ENOTCONN;
-  case WSAESHUTDOWN:
-    return ASOCK_EPIPE;
-  case WSAENOBUFS:
-    return ASOCK_ENOBUFS;
-  case WSAETIMEDOUT:
-    return ASOCK_ETIMEDOUT;
   case WSAEINTR:
     return ASOCK_EINTR;
+  case WSAENOPROTOOPT:
+    return ASOCK_ENOPROTOOPT;
+  case WSAEOPNOTSUPP:
+    return ASOCK_ENOTSUP;
+  case WSAEDESTADDRREQ:
+    return ASOCK_EDESTADDRREQ;
+  case WSAENETDOWN:
+    return ASOCK_ENETDOWN;
+  case WSAEHOSTDOWN:
+    return ASOCK_EHOSTUNREACH;
   default:
-    return ASOCK_EIO;
+    err = uv_translate_sys_error(wsa_error);
+    return err == UV_UNKNOWN ? ASOCK_EIO : asock__from_uv(err);
   }
 }
 
@@ -35,7 +39,7 @@ long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
   uv_os_fd_t fd;
   int n;
 
-  if (uv_fileno((const uv_handle_t *)&sock->io.tcp, &fd) != 0)
+  if (uv_fileno((const uv_handle_t *)&sock->io.handle.tcp, &fd) != 0)
     return ASOCK_EBADF;
   if (len > 0x7fffffff)
     len = 0x7fffffff;

@@ -7,13 +7,36 @@
 
 #include <uv.h>
 
-/* A socket's handle on Windows: libuv's TCP handle, on IOCP. libuv's
- * zero-byte reads are how an idle connection waits without a buffer, and its
- * AcceptEx requests stay posted, so connections arrive without accept ops. */
+/* A UDP socket's handle (udp-io.c): the OS socket watched by a uv_poll_t,
+ * allocated when the socket is bound. libuv's poll handle is larger than
+ * its TCP handle on Windows, so that keeping it inline would grow every
+ * TCP socket for the sake of the few UDP ones. */
+typedef struct asock__udp_handle asock__udp_handle;
+
+/* A socket's handle on Windows. TCP: libuv's TCP handle, on IOCP. libuv's
+ * zero-byte reads are how an idle connection waits without a buffer, and
+ * its AcceptEx requests stay posted, so connections arrive without accept
+ * ops. UDP (ASOCK__SF_UDP): asock's own Winsock calls when the poll handle
+ * reports readiness, as on Unix, for what uv_udp_t does not offer: packet
+ * information, a truncation flag, and sends that never wait in libuv. */
 typedef struct asock__io {
-  uv_tcp_t tcp;           /* first, so that a handle pointer is the socket */
+  union {
+    uv_tcp_t tcp;           /* first, so that a handle pointer is the socket */
+    asock__udp_handle *udp; /* NULL until the OS socket exists */
+  } handle;
   uint32_t pending_conns; /* connections libuv has for uv_accept() */
 } asock__io;
+
+/* The UDP half of what tcp-io.c does for every socket (udp-io.c). */
+struct asock_socket;
+/* Closes the poll handle and the OS socket; asock__socket_closed() follows
+ * from the close callback, or at once when the socket was never bound. */
+void asock__win_udp_close(struct asock_socket *sock);
+/* The OS socket, INVALID_SOCKET before the bind and after the close. */
+uv_os_sock_t asock__win_udp_socket(const struct asock_socket *sock);
+
+/* Windows has no recvmmsg(): a UDP receive reads one datagram per call. */
+#define ASOCK__UDP_READ_AHEAD 0
 
 /* A value that differs between threads alive at the same time: the
  * thread's id, which Windows reads from the thread's own block. */

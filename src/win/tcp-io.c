@@ -1,5 +1,7 @@
 /* Socket I/O on Windows: libuv's TCP handle on IOCP does the work, and
- * its callbacks are turned into the reports the shared code expects. */
+ * its callbacks are turned into the reports the shared code expects. The
+ * functions for every socket (init, close, buffer sizes, addresses) hand UDP
+ * sockets, whose handle is udp-io.c's, to Winsock or to udp-io.c. */
 #include <winsock2.h>
 
 #include "internal.h"
@@ -12,9 +14,17 @@ static void on_close(uv_handle_t *handle) {
   asock__socket_closed((asock_socket *)handle);
 }
 
+static int is_udp(const asock_socket *sock) {
+  return (sock->flags & ASOCK__SF_UDP) != 0;
+}
+
 int asock__io_init(asock_socket *sock) {
   sock->io.pending_conns = 0;
-  return asock__from_uv(uv_tcp_init(sock->loop->uv, &sock->io.tcp));
+  if (is_udp(sock)) {
+    sock->io.handle.udp = NULL; /* made by the bind */
+    return 0;
+  }
+  return asock__from_uv(uv_tcp_init(sock->loop->uv, &sock->io.handle.tcp));
 }
 
 /* SO_REUSEADDR must be set before the bind, on a socket libuv then adopts.
@@ -33,7 +43,7 @@ static int reuseaddr(asock_socket *sock, int family) {
     closesocket(s);
     return err;
   }
-  err = uv_tcp_open(&sock->io.tcp, (uv_os_sock_t)s);
+  err = uv_tcp_open(&sock->io.handle.tcp, (uv_os_sock_t)s);
   if (err != 0) {
     closesocket(s);
     return asock__from_uv(err);
@@ -63,9 +73,10 @@ int asock__io_listen(asock_socket *sock, const struct sockaddr *addr,
     if (err != 0)
       return err;
   }
-  err = uv_tcp_bind(&sock->io.tcp, addr, uv_flags);
+  err = uv_tcp_bind(&sock->io.handle.tcp, addr, uv_flags);
   if (err == 0)
-    err = uv_listen((uv_stream_t *)&sock->io.tcp, backlog, on_connection);
+    err =
+        uv_listen((uv_stream_t *)&sock->io.handle.tcp, backlog, on_connection);
   return asock__from_uv(err);
 }
 
@@ -81,8 +92,8 @@ int asock__io_adopt(asock_socket *listener, asock_socket *client,
   int err;
 
   (void)conn;
-  err = uv_accept((uv_stream_t *)&listener->io.tcp,
-                  (uv_stream_t *)&client->io.tcp);
+  err = uv_accept((uv_stream_t *)&listener->io.handle.tcp,
+                  (uv_stream_t *)&client->io.handle.tcp);
   if (err != 0) {
     /* libuv had no connection after all, or lost it. */
     listener->io.pending_conns = 0;
@@ -107,7 +118,7 @@ static void on_connect(uv_connect_t *req, int status) {
 int asock__io_connect(asock_socket *sock, asock_op *op,
                       const struct sockaddr *addr) {
   return asock__from_uv(
-      uv_tcp_connect(&op->req.connect, &sock->io.tcp, addr, on_connect));
+      uv_tcp_connect(&op->req.connect, &sock->io.handle.tcp, addr, on_connect));
 }
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
@@ -127,16 +138,16 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 
 int asock__io_read_start(asock_socket *sock) {
   return asock__from_uv(
-      uv_read_start((uv_stream_t *)&sock->io.tcp, on_alloc, on_read));
+      uv_read_start((uv_stream_t *)&sock->io.handle.tcp, on_alloc, on_read));
 }
 
 void asock__io_read_stop(asock_socket *sock) {
-  uv_read_stop((uv_stream_t *)&sock->io.tcp);
+  uv_read_stop((uv_stream_t *)&sock->io.handle.tcp);
 }
 
 long asock__io_try_write(asock_socket *sock, const uv_buf_t *iov,
                          unsigned int n) {
-  int written = uv_try_write((uv_stream_t *)&sock->io.tcp, iov, n);
+  int written = uv_try_write((uv_stream_t *)&sock->io.handle.tcp, iov, n);
   if (written >= 0)
     return written;
   return written == UV_EAGAIN ? ASOCK_EAGAIN : asock__from_uv(written);
@@ -148,8 +159,8 @@ static void on_write(uv_write_t *req, int status) {
 
 int asock__io_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
                     unsigned int n, size_t bytes) {
-  int err =
-      uv_write(&op->req.write, (uv_stream_t *)&sock->io.tcp, iov, n, on_write);
+  int err = uv_write(&op->req.write, (uv_stream_t *)&sock->io.handle.tcp, iov,
+                     n, on_write);
   if (err != 0)
     return asock__from_uv(err);
   op->write_bytes = bytes;
@@ -161,42 +172,74 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 }
 
 int asock__io_shutdown(asock_socket *sock, asock_op *op) {
-  return asock__from_uv(uv_shutdown(&op->req.shutdown,
-                                    (uv_stream_t *)&sock->io.tcp, on_shutdown));
+  return asock__from_uv(uv_shutdown(
+      &op->req.shutdown, (uv_stream_t *)&sock->io.handle.tcp, on_shutdown));
 }
 
 void asock__io_close(asock_socket *sock, int abortive) {
-  if (abortive && uv_tcp_close_reset(&sock->io.tcp, on_close) == 0)
+  if (is_udp(sock)) {
+    asock__win_udp_close(sock);
     return;
-  uv_close((uv_handle_t *)&sock->io.tcp, on_close);
+  }
+  if (abortive && uv_tcp_close_reset(&sock->io.handle.tcp, on_close) == 0)
+    return;
+  uv_close((uv_handle_t *)&sock->io.handle.tcp, on_close);
 }
 
+/* The OS socket of either kind, INVALID_SOCKET if it has none. */
+static SOCKET os_socket(const asock_socket *sock) {
+  uv_os_fd_t fd;
+
+  if (is_udp(sock))
+    return (SOCKET)asock__win_udp_socket(sock);
+  if (uv_fileno((const uv_handle_t *)&sock->io.handle.tcp, &fd) != 0)
+    return INVALID_SOCKET;
+  return (SOCKET)fd;
+}
+
+static int set_int(SOCKET s, int level, int name, int value) {
+  if (setsockopt(s, level, name, (const char *)&value, sizeof(value)) != 0)
+    return asock__win_error(WSAGetLastError());
+  return 0;
+}
+
+/* TCP only: the shared code refuses them on a UDP socket. */
 int asock__io_nodelay(asock_socket *sock, int enable) {
-  return asock__from_uv(uv_tcp_nodelay(&sock->io.tcp, enable));
+  return asock__from_uv(uv_tcp_nodelay(&sock->io.handle.tcp, enable));
 }
 
 int asock__io_keepalive(asock_socket *sock, int enable, unsigned int delay_s) {
-  return asock__from_uv(uv_tcp_keepalive(&sock->io.tcp, enable, delay_s));
+  return asock__from_uv(
+      uv_tcp_keepalive(&sock->io.handle.tcp, enable, delay_s));
 }
 
 int asock__io_buffer_size(asock_socket *sock, int send, int *value) {
-  int (*size_fn)(uv_handle_t *, int *) =
-      send ? uv_send_buffer_size : uv_recv_buffer_size;
+  SOCKET s = os_socket(sock);
+  int opt = send ? SO_SNDBUF : SO_RCVBUF;
+  int len = (int)sizeof(*value);
   int err;
 
-  /* libuv reads with 0 and sets with a size. */
+  if (s == INVALID_SOCKET)
+    return ASOCK_EBADF;
   if (*value > 0) {
-    err = size_fn((uv_handle_t *)&sock->io.tcp, value);
+    err = set_int(s, SOL_SOCKET, opt, *value);
     if (err != 0)
-      return asock__from_uv(err);
-    *value = 0;
+      return err;
   }
-  return asock__from_uv(size_fn((uv_handle_t *)&sock->io.tcp, value));
+  if (getsockopt(s, SOL_SOCKET, opt, (char *)value, &len) != 0)
+    return asock__win_error(WSAGetLastError());
+  return 0;
 }
 
 int asock__io_address(asock_socket *sock, int peer, struct sockaddr *addr,
                       int *len) {
-  if (peer)
-    return asock__from_uv(uv_tcp_getpeername(&sock->io.tcp, addr, len));
-  return asock__from_uv(uv_tcp_getsockname(&sock->io.tcp, addr, len));
+  SOCKET s = os_socket(sock);
+  int r;
+
+  if (s == INVALID_SOCKET)
+    return ASOCK_EBADF;
+  r = peer ? getpeername(s, addr, len) : getsockname(s, addr, len);
+  if (r != 0)
+    return asock__win_error(WSAGetLastError());
+  return 0;
 }

@@ -1,0 +1,484 @@
+/* UDP on Windows: the OS socket watched by a uv_poll_t, which libuv runs on
+ * IOCP through AFD polls, with asock's own non-blocking Winsock calls, as on
+ * Unix: WSARecvMsg() with the packet information control data, and
+ * WSASendTo(). libuv's uv_udp_t would read into buffers of its own choice
+ * through its callbacks and report neither the destination of a datagram
+ * nor the interface it came in on.
+ *
+ * Two Winsock habits are turned into what Unix does:
+ * - an ICMP port unreachable is reported (WSAECONNRESET, on the next
+ *   receive) only while the socket has a default peer, as Linux reports
+ *   ECONNREFUSED only on a connected socket: SIO_UDP_CONNRESET is off
+ *   until asock__udp_io_connect() and off again after it dissolves the
+ *   association (libuv keeps it off always); an ICMP time exceeded
+ *   (SIO_UDP_NETRESET) is never reported, as on Linux;
+ * - a datagram larger than the buffer fails the receive with WSAEMSGSIZE,
+ *   with the buffer filled and the rest discarded: that is a truncated
+ *   datagram (MSG_TRUNC on Unix), not an error.
+ * Unlike Linux, Windows reports the ICMP error only to a receive, never to
+ * the next send. */
+/* mswsock.h (WSARecvMsg) needs winsock2.h first: separate blocks keep the
+ * order. */
+#include <winsock2.h>
+
+#include <mswsock.h>
+#include <ws2tcpip.h>
+
+#include "internal.h"
+
+/* Windows SDKs put these in mstcpip.h, MinGW-w64 in mswsock.h. */
+#ifndef SIO_UDP_CONNRESET
+#define SIO_UDP_CONNRESET _WSAIOW(IOC_VENDOR, 12)
+#endif
+#ifndef SIO_UDP_NETRESET
+#define SIO_UDP_NETRESET _WSAIOW(IOC_VENDOR, 15)
+#endif
+
+/* Room for the packet information of one datagram: a dual-stack socket may
+ * get both the IPv4 and the IPv6 one. */
+#define ASOCK__CMSG_SPACE 128
+
+struct asock__udp_handle {
+  uv_poll_t poll;          /* first: the close callback frees the struct */
+  asock_socket *sock;      /* whose handle this is */
+  SOCKET socket;           /* INVALID_SOCKET once closed */
+  LPFN_WSARECVMSG recvmsg; /* WSARecvMsg, an extension of its provider */
+  unsigned char want;      /* ASOCK__UDP_READ and ASOCK__UDP_WRITE wanted */
+  unsigned char armed;     /* what the poll handle watches now */
+  unsigned char busy;      /* its callback runs: it updates when done */
+};
+
+static int addr_len(const struct sockaddr *addr) {
+  return addr->sa_family == AF_INET6 ? (int)sizeof(struct sockaddr_in6)
+                                     : (int)sizeof(struct sockaddr_in);
+}
+
+static int wsa_error(void) { return asock__win_error(WSAGetLastError()); }
+
+static int set_int(SOCKET s, int level, int name, int value) {
+  if (setsockopt(s, level, name, (const char *)&value, sizeof(value)) != 0)
+    return wsa_error();
+  return 0;
+}
+
+/* Turns one of the ICMP reports (see the top of the file) on or off. A
+ * provider that does not know the ioctl makes no such report (Windows
+ * before 8 has no SIO_UDP_NETRESET): a failure changes nothing. */
+static void report_icmp(SOCKET s, DWORD ioctl, BOOL enable) {
+  DWORD bytes = 0;
+  (void)WSAIoctl(s, ioctl, &enable, sizeof(enable), NULL, 0, &bytes, NULL,
+                 NULL);
+}
+
+static int load_recvmsg(SOCKET s, LPFN_WSARECVMSG *fn) {
+  GUID guid = WSAID_WSARECVMSG;
+  DWORD bytes = 0;
+  if (WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof(guid), fn,
+               sizeof(*fn), &bytes, NULL, NULL) != 0)
+    return wsa_error();
+  return 0;
+}
+
+/* Makes the OS socket with what the bind needs before it: the address
+ * sharing the flags ask for, the families it accepts, and the packet
+ * information of every datagram, kept on for every receive. */
+static int open_udp(int family, unsigned int flags, SOCKET *out,
+                    LPFN_WSARECVMSG *recvmsg) {
+  SOCKET s;
+  int err;
+
+  *out = INVALID_SOCKET;
+  s = WSASocketW(family, SOCK_DGRAM, IPPROTO_UDP, NULL, 0, WSA_FLAG_OVERLAPPED);
+  if (s == INVALID_SOCKET)
+    return wsa_error();
+  /* As libuv does: a child process does not inherit the socket. */
+  if (!SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0)) {
+    err = asock__from_uv(uv_translate_sys_error((int)GetLastError()));
+    goto fail;
+  }
+  err = load_recvmsg(s, recvmsg);
+  if (err != 0)
+    goto fail;
+  /* Windows lets any socket with SO_REUSEADDR take over a port bound
+   * without it. On Unix a port is shared only when every socket on it asked
+   * for it: a socket that did not ask holds its port alone. */
+  if (flags & ASOCK_UDP_REUSEADDR)
+    err = set_int(s, SOL_SOCKET, SO_REUSEADDR, 1);
+  else
+    err = set_int(s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 1);
+  if (err != 0)
+    goto fail;
+  /* Windows makes IPv6 sockets IPv6-only unless told otherwise. */
+  if (family == AF_INET6) {
+    err = set_int(s, IPPROTO_IPV6, IPV6_V6ONLY,
+                  (flags & ASOCK_UDP_IPV6ONLY) != 0);
+    if (err != 0)
+      goto fail;
+    (void)set_int(s, IPPROTO_IPV6, IPV6_PKTINFO, 1);
+  }
+  /* On a dual-stack socket the IPv4 datagrams carry IP_PKTINFO. */
+  (void)set_int(s, IPPROTO_IP, IP_PKTINFO, 1);
+  report_icmp(s, SIO_UDP_CONNRESET, FALSE);
+  report_icmp(s, SIO_UDP_NETRESET, FALSE);
+  *out = s;
+  return 0;
+
+fail:
+  closesocket(s);
+  return err;
+}
+
+/* The socket's own port (network order), which packet information leaves
+ * out. */
+static unsigned short local_port(SOCKET s) {
+  asock__sockaddr self;
+  int len = (int)sizeof(self);
+  if (getsockname(s, &self.sa, &len) != 0)
+    return 0;
+  return self.sa.sa_family == AF_INET6 ? self.in6.sin6_port : self.in.sin_port;
+}
+
+int asock__udp_io_bind(asock_socket *sock, const struct sockaddr *addr,
+                       unsigned int flags) {
+  asock__udp_handle *h;
+  LPFN_WSARECVMSG recvmsg = NULL;
+  SOCKET s;
+  int err;
+
+  h = asock__malloc(sizeof(*h));
+  if (h == NULL)
+    return ASOCK_ENOMEM;
+  err = open_udp(addr->sa_family, flags, &s, &recvmsg);
+  if (err != 0)
+    goto fail;
+  if (bind(s, addr, addr_len(addr)) != 0) {
+    /* WSAEACCES: another socket holds the port exclusively, which Unix
+     * calls EADDRINUSE. */
+    err = WSAGetLastError() == WSAEACCES ? ASOCK_EADDRINUSE : wsa_error();
+    closesocket(s);
+    goto fail;
+  }
+  /* The poll handle makes the socket non-blocking. */
+  err = asock__from_uv(uv_poll_init_socket(sock->loop->uv, &h->poll, s));
+  if (err != 0) {
+    closesocket(s);
+    goto fail;
+  }
+  h->sock = sock;
+  h->socket = s;
+  h->recvmsg = recvmsg;
+  h->want = 0;
+  h->armed = 0;
+  h->busy = 0;
+  sock->io.handle.udp = h;
+  asock__udp(sock)->port = local_port(s);
+  return 0;
+
+fail:
+  asock__free(h);
+  return err;
+}
+
+uv_os_sock_t asock__win_udp_socket(const asock_socket *sock) {
+  return sock->io.handle.udp != NULL ? sock->io.handle.udp->socket
+                                     : INVALID_SOCKET;
+}
+
+static void on_close(uv_handle_t *handle) {
+  asock__udp_handle *h = (asock__udp_handle *)handle;
+  asock_socket *sock = h->sock;
+
+  asock__free(h);
+  asock__socket_closed(sock);
+}
+
+void asock__win_udp_close(asock_socket *sock) {
+  asock__udp_handle *h = sock->io.handle.udp;
+
+  if (h == NULL) {
+    /* Never had an OS socket: nothing to wait for. */
+    asock__socket_closed(sock);
+    return;
+  }
+  sock->io.handle.udp = NULL;
+  /* The AFD polls still posted end when the socket closes, and libuv
+   * waits for them before the close callback; closing it now frees the
+   * port at once, as on Unix. */
+  uv_close((uv_handle_t *)&h->poll, on_close);
+  closesocket(h->socket);
+  h->socket = INVALID_SOCKET;
+  h->want = 0;
+  h->armed = 0;
+}
+
+/* An IPv4 address as the IPv4-mapped IPv6 address a dual-stack socket
+ * uses. */
+static void map_ipv4(const struct in_addr *in, unsigned short port,
+                     asock__sockaddr *out) {
+  unsigned char *a = (unsigned char *)&out->in6.sin6_addr;
+  memset(out, 0, sizeof(*out));
+  out->in6.sin6_family = AF_INET6;
+  out->in6.sin6_port = port;
+  a[10] = 0xff;
+  a[11] = 0xff;
+  memcpy(a + 12, in, 4);
+}
+
+int asock__udp_io_connect(asock_socket *sock, const struct sockaddr *addr) {
+  SOCKET s = asock__win_udp_socket(sock);
+  asock__sockaddr mapped;
+  struct sockaddr_storage none;
+
+  if (s == INVALID_SOCKET)
+    return ASOCK_EBADF;
+  if (addr == NULL) {
+    /* An all-zero address dissolves the association (as libuv does it);
+     * unlike Linux, Windows keeps the local port. */
+    memset(&none, 0, sizeof(none));
+    if (connect(s, (struct sockaddr *)&none, (int)sizeof(none)) != 0)
+      return wsa_error();
+    report_icmp(s, SIO_UDP_CONNRESET, FALSE);
+    return 0;
+  }
+  /* Linux takes an IPv4 peer on a dual-stack socket; Windows wants its
+   * IPv4-mapped form. */
+  if (addr->sa_family == AF_INET && asock__udp(sock)->family == AF_INET6) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+    map_ipv4(&in->sin_addr, in->sin_port, &mapped);
+    addr = &mapped.sa;
+  }
+  if (connect(s, addr, addr_len(addr)) != 0)
+    return wsa_error();
+  report_icmp(s, SIO_UDP_CONNRESET, TRUE);
+  return 0;
+}
+
+/* Reads the packet information of one received datagram. */
+static void read_pktinfo(WSAMSG *msg, asock__dgram *d, unsigned short port,
+                         int family) {
+  WSACMSGHDR *c;
+
+  d->ifindex = 0;
+  memset(&d->local, 0, sizeof(d->local));
+  for (c = WSA_CMSG_FIRSTHDR(msg); c != NULL; c = WSA_CMSG_NXTHDR(msg, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      IN_PKTINFO info;
+      memcpy(&info, WSA_CMSG_DATA(c), sizeof(info));
+      /* On a dual-stack socket the sender is IPv4-mapped: so is this. */
+      if (family == AF_INET6) {
+        map_ipv4(&info.ipi_addr, port, &d->local);
+      } else {
+        d->local.in.sin_family = AF_INET;
+        d->local.in.sin_addr = info.ipi_addr;
+        d->local.in.sin_port = port;
+      }
+      d->ifindex = (unsigned int)info.ipi_ifindex;
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      IN6_PKTINFO info;
+      memcpy(&info, WSA_CMSG_DATA(c), sizeof(info));
+      d->local.in6.sin6_family = AF_INET6;
+      d->local.in6.sin6_addr = info.ipi6_addr;
+      d->local.in6.sin6_port = port;
+      d->ifindex = (unsigned int)info.ipi6_ifindex;
+    }
+  }
+}
+
+/* One datagram at a time: Windows has no recvmmsg() (ASOCK__UDP_READ_AHEAD
+ * is 0, so n is 1). */
+int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
+  asock__udp_handle *h = sock->io.handle.udp;
+  WSAMSG msg;
+  WSABUF buf;
+  /* Aligned for WSACMSGHDR. */
+  union {
+    WSACMSGHDR align;
+    char bytes[ASOCK__CMSG_SPACE];
+  } control;
+  DWORD bytes = 0;
+  unsigned int flags = 0;
+
+  (void)n;
+  if (h == NULL)
+    return ASOCK_EBADF;
+  buf.buf = d->base;
+  buf.len = d->len > 0xffffffffu ? 0xffffffffu : (ULONG)d->len;
+  memset(&msg, 0, sizeof(msg));
+  msg.name = &d->from.sa;
+  msg.namelen = (int)sizeof(d->from);
+  msg.lpBuffers = &buf;
+  msg.dwBufferCount = 1;
+  msg.Control.buf = control.bytes;
+  msg.Control.len = sizeof(control.bytes);
+  if (h->recvmsg(h->socket, &msg, &bytes, NULL, NULL) != 0) {
+    int e = WSAGetLastError();
+    switch (e) {
+    case WSAEMSGSIZE:
+      /* The buffer holds the datagram's first bytes; the rest is gone. */
+      bytes = buf.len;
+      flags = ASOCK_MSG_TRUNCATED;
+      break;
+    case WSAEWOULDBLOCK:
+      return ASOCK_EAGAIN;
+    case WSAECONNRESET:
+      /* An ICMP port unreachable, reported only with a default peer. */
+      return ASOCK_ECONNREFUSED;
+    default:
+      return asock__win_error(e);
+    }
+  }
+  d->bytes = bytes < d->len ? bytes : d->len;
+  d->flags = flags | ((msg.dwFlags & MSG_TRUNC) ? ASOCK_MSG_TRUNCATED : 0);
+  read_pktinfo(&msg, d, asock__udp(sock)->port, asock__udp(sock)->family);
+  return 1;
+}
+
+long asock__udp_io_send(asock_socket *sock, const uv_buf_t *iov, unsigned int n,
+                        const struct sockaddr *to) {
+  SOCKET s = asock__win_udp_socket(sock);
+  /* uv_buf_t is laid out as WSABUF on Windows. */
+  WSABUF *bufs = (WSABUF *)(uintptr_t)iov;
+  DWORD sent = 0;
+  int r;
+
+  if (s == INVALID_SOCKET)
+    return ASOCK_EBADF;
+  if (to != NULL)
+    r = WSASendTo(s, bufs, n, &sent, 0, to, addr_len(to), NULL, NULL);
+  else
+    r = WSASend(s, bufs, n, &sent, 0, NULL, NULL);
+  if (r == 0)
+    return (long)sent;
+  r = WSAGetLastError();
+  if (r == WSAEWOULDBLOCK || r == WSAENOBUFS)
+    return ASOCK_EAGAIN;
+  return asock__win_error(r);
+}
+
+static void on_poll(uv_poll_t *poll, int status, int events);
+
+/* Makes the poll handle watch what is wanted. Not while on_poll() runs: it
+ * updates once at its end, so that a want dropped and taken again inside a
+ * callback costs nothing (each change costs libuv a new AFD poll). */
+static void update(asock__udp_handle *h) {
+  int events = 0;
+
+  if (h->want == h->armed || h->busy || h->socket == INVALID_SOCKET)
+    return;
+  if (h->want & ASOCK__UDP_READ)
+    events |= UV_READABLE;
+  if (h->want & ASOCK__UDP_WRITE)
+    events |= UV_WRITABLE;
+  if (events == 0)
+    uv_poll_stop(&h->poll);
+  else
+    uv_poll_start(&h->poll, events, on_poll);
+  h->armed = h->want;
+}
+
+void asock__udp_io_want(asock_socket *sock, unsigned int what, int on) {
+  asock__udp_handle *h = sock->io.handle.udp;
+
+  if (h == NULL)
+    return;
+  if (on)
+    h->want |= (unsigned char)what;
+  else
+    h->want &= (unsigned char)~what;
+  update(h);
+}
+
+static void on_poll(uv_poll_t *poll, int status, int events) {
+  asock__udp_handle *h = (asock__udp_handle *)poll;
+
+  if (status < 0) {
+    /* libuv stopped watching after an error: what waits tries the socket
+     * and meets the error itself. */
+    h->armed = 0;
+    events = UV_READABLE | UV_WRITABLE;
+  }
+  h->busy = 1;
+  asock__udp_ready(h->sock,
+                   (events & UV_READABLE) && (h->want & ASOCK__UDP_READ),
+                   (events & UV_WRITABLE) && (h->want & ASOCK__UDP_WRITE));
+  /* The socket may have closed meanwhile; the handle lives until the close
+   * callback, and update() leaves a closed one alone. */
+  h->busy = 0;
+  update(h);
+}
+
+static int is_ipv6(asock_socket *sock) {
+  return asock__udp(sock)->family == AF_INET6;
+}
+
+int asock__udp_io_option(asock_socket *sock, int option, int value) {
+  SOCKET s = asock__win_udp_socket(sock);
+  int v6 = is_ipv6(sock);
+
+  switch (option) {
+  case ASOCK__UDP_BROADCAST:
+    return set_int(s, SOL_SOCKET, SO_BROADCAST, value);
+  case ASOCK__UDP_TTL:
+    return v6 ? set_int(s, IPPROTO_IPV6, IPV6_UNICAST_HOPS, value)
+              : set_int(s, IPPROTO_IP, IP_TTL, value);
+  case ASOCK__UDP_MULTICAST_TTL:
+    return v6 ? set_int(s, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, value)
+              : set_int(s, IPPROTO_IP, IP_MULTICAST_TTL, value);
+  case ASOCK__UDP_MULTICAST_LOOP:
+    return v6 ? set_int(s, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, value)
+              : set_int(s, IPPROTO_IP, IP_MULTICAST_LOOP, value);
+  default:
+    return ASOCK_EINVAL;
+  }
+}
+
+int asock__udp_io_multicast_interface(asock_socket *sock,
+                                      const struct sockaddr *iface) {
+  SOCKET s = asock__win_udp_socket(sock);
+
+  if (is_ipv6(sock)) {
+    DWORD index =
+        iface != NULL ? ((const struct sockaddr_in6 *)iface)->sin6_scope_id : 0;
+    if (setsockopt(s, IPPROTO_IPV6, IPV6_MULTICAST_IF, (const char *)&index,
+                   sizeof(index)) != 0)
+      return wsa_error();
+  } else {
+    struct in_addr addr;
+    if (iface != NULL)
+      addr = ((const struct sockaddr_in *)iface)->sin_addr;
+    else
+      addr.s_addr = htonl(INADDR_ANY);
+    if (setsockopt(s, IPPROTO_IP, IP_MULTICAST_IF, (const char *)&addr,
+                   sizeof(addr)) != 0)
+      return wsa_error();
+  }
+  return 0;
+}
+
+int asock__udp_io_membership(asock_socket *sock, const struct sockaddr *group,
+                             const struct sockaddr *iface, int join) {
+  SOCKET s = asock__win_udp_socket(sock);
+
+  if (group->sa_family == AF_INET6) {
+    struct ipv6_mreq mreq;
+    memset(&mreq, 0, sizeof(mreq));
+    mreq.ipv6mr_multiaddr = ((const struct sockaddr_in6 *)group)->sin6_addr;
+    mreq.ipv6mr_interface =
+        iface != NULL ? ((const struct sockaddr_in6 *)iface)->sin6_scope_id : 0;
+    if (setsockopt(s, IPPROTO_IPV6, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP,
+                   (const char *)&mreq, sizeof(mreq)) != 0)
+      return wsa_error();
+  } else {
+    struct ip_mreq mreq;
+    memset(&mreq, 0, sizeof(mreq));
+    mreq.imr_multiaddr = ((const struct sockaddr_in *)group)->sin_addr;
+    if (iface != NULL)
+      mreq.imr_interface = ((const struct sockaddr_in *)iface)->sin_addr;
+    else
+      mreq.imr_interface.s_addr = htonl(INADDR_ANY);
+    if (setsockopt(s, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP,
+                   (const char *)&mreq, sizeof(mreq)) != 0)
+      return wsa_error();
+  }
+  return 0;
+}
