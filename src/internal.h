@@ -150,7 +150,10 @@ struct asock_op {
   asock_op_kind kind;
   asock_buffer_mode mode;
   unsigned int flags;
-  unsigned char sync; /* the last operation completed synchronously */
+  unsigned char sync;   /* the last operation completed synchronously */
+  unsigned char handed; /* started on the loop for another thread: a
+                         * synchronous end leaves it pending, as its
+                         * callback is still to come */
   int status;
   unsigned char *mem; /* the buffer's memory: a slice or the caller's */
   size_t mem_len;
@@ -247,7 +250,11 @@ static inline void asock__op_finish_sync(asock_op *op, int status,
   op->status = status;
   op->bytes = bytes;
   op->sync = 1;
-  asock__store_u32(&op->state, ASOCK__OP_IDLE);
+  /* An op another thread handed over stays pending until its callback:
+   * idle even for a moment, it could be started again by that thread
+   * while its completion is still queued. */
+  if (!op->handed)
+    asock__store_u32(&op->state, ASOCK__OP_IDLE);
 }
 
 /* Ends a pending operation: the op is idle again, then its callback runs.

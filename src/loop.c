@@ -177,7 +177,9 @@ static void run_posted(asock_loop *loop) {
     int r;
 
     op->post_next = NULL;
+    op->handed = 1;
     r = run_one(sock, op);
+    op->handed = 0;
     if (r != ASOCK_PENDING) {
       if (r < 0) {
         op->seq = sock->next_seq++;
@@ -188,10 +190,9 @@ static void run_posted(asock_loop *loop) {
           op->host = NULL;
         }
       }
-      /* A synchronous completion left the op idle: it is the callback's to
-       * report, so it is pending again until then. */
+      /* A synchronous completion (the op stayed pending) is the
+       * callback's to report. */
       op->sync = 0;
-      asock__store_u32(&op->state, ASOCK__OP_PENDING);
       asock__op_defer(loop, op, op->status);
     }
     asock__socket_unref(sock);

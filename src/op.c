@@ -25,6 +25,7 @@ void asock__op_reset(asock_op *op) {
   op->timeout_ms = 0;
   memset(&op->remote, 0, sizeof(op->remote));
   op->conn = 0;
+  op->handed = 0;
   op->msg_flags = 0;
   op->ifindex = 0;
   memset(&op->local, 0, sizeof(op->local));

@@ -307,6 +307,24 @@ START_TEST(synchronous_completion_runs_no_callback) {
 }
 END_TEST
 
+/* An op another thread handed over ends inside its start on the loop, but
+ * its callback is still to come: it must not look idle, or that thread
+ * could start it again while its completion is queued. */
+START_TEST(handed_over_op_stays_pending_through_a_synchronous_end) {
+  asock_op *op;
+  ck_assert_asock(asock_op_acquire(pool, &op), 0);
+  ck_assert_asock(asock__op_begin(op, ASOCK_OP_SEND, NULL), 0);
+  op->handed = 1;
+  asock__op_finish_sync(op, 0, 5);
+  op->handed = 0;
+  ck_assert_int_eq(asock_op_is_pending(op), 1);
+  ck_assert_asock(asock__op_begin(op, ASOCK_OP_SEND, NULL), ASOCK_EBUSY);
+  asock__op_finish_async(op, 0, 5);
+  ck_assert_int_eq(asock_op_is_pending(op), 0);
+  ck_assert_asock(asock_op_release(pool, op), 0);
+}
+END_TEST
+
 START_TEST(asynchronous_completion_runs_callback_once) {
   asock_op *op;
   callbacks = 0;
@@ -368,6 +386,7 @@ Suite *asock_test_suite_op(void) {
   tcase_add_test(tc, remote_address);
   tcase_add_test(tc, pending_op_is_busy);
   tcase_add_test(tc, synchronous_completion_runs_no_callback);
+  tcase_add_test(tc, handed_over_op_stays_pending_through_a_synchronous_end);
   tcase_add_test(tc, asynchronous_completion_runs_callback_once);
   tcase_add_test(tc, null_op_accessors);
   suite_add_tcase(s, tc);

@@ -279,6 +279,51 @@ START_TEST(datagrams_from_another_thread_keep_order) {
 }
 END_TEST
 
+/* A send-to handed over completes inside its start on the loop; until its
+ * callback has run it stays pending, and starting it again is refused. */
+static void post_one_datagram(void *arg) {
+  dgram_poster *p = arg;
+  p->tx_results[0] = asock_send_to(p->tx_sock, p->tx[0]);
+}
+
+START_TEST(handed_over_op_is_pending_until_its_callback) {
+  static dgram_poster p;
+  static unsigned char payload[4] = {1, 2, 3, 4};
+  struct sockaddr_in any;
+  struct sockaddr_storage to;
+  int len = (int)sizeof(to);
+  uv_thread_t worker;
+
+  memset(&p, 0, sizeof(p));
+  uv_ip4_addr("127.0.0.1", 0, &any);
+  ck_assert_asock(asock_udp_create(&p.tx_sock, fx.loop), 0);
+  ck_assert_asock(asock_udp_create(&p.rx_sock, fx.loop), 0);
+  ck_assert_asock(asock_udp_bind(p.rx_sock, (struct sockaddr *)&any, 0), 0);
+  ck_assert_asock(
+      asock_socket_local_address(p.rx_sock, (struct sockaddr *)&to, &len), 0);
+  ck_assert_asock(asock_op_acquire(fx.pool, &p.tx[0]), 0);
+  ck_assert_asock(asock_op_set_callback(p.tx[0], record), 0);
+  ck_assert_asock(asock_op_set_buffer(p.tx[0], payload, 4, 0, 4), 0);
+  ck_assert_asock(asock_op_set_remote(p.tx[0], (struct sockaddr *)&to), 0);
+  ck_assert_int_eq(uv_thread_create(&worker, post_one_datagram, &p), 0);
+  ck_assert_int_eq(uv_thread_join(&worker), 0);
+  ck_assert_asock(p.tx_results[0], ASOCK_PENDING);
+  /* The loop starts it: the datagram leaves at once. */
+  asock__loop_run_posted(fx.loop);
+  ck_assert_int_eq(done_count, 0);
+  ck_assert_int_eq(asock_op_is_pending(p.tx[0]), 1);
+  ck_assert_asock(asock_send_to(p.tx_sock, p.tx[0]), ASOCK_EBUSY);
+  run_until(1);
+  ck_assert_ptr_eq(done_ops[0], p.tx[0]);
+  ck_assert_asock(asock_op_status(p.tx[0]), 0);
+  ck_assert_uint_eq(asock_op_bytes(p.tx[0]), 4);
+  ck_assert_int_eq(asock_op_is_pending(p.tx[0]), 0);
+  ck_assert_asock(asock_op_release(fx.pool, p.tx[0]), 0);
+  ck_assert_asock(asock_socket_close(p.tx_sock, 0), 0);
+  ck_assert_asock(asock_socket_close(p.rx_sock, 0), 0);
+}
+END_TEST
+
 START_TEST(sends_from_another_thread_reach_the_wire_in_order) {
   static poster p;
   static unsigned char data[OPS][CHUNK];
@@ -499,6 +544,7 @@ Suite *asock_test_suite_threads(void) {
   tcase_add_test(tc, receives_from_another_thread_keep_order);
   tcase_add_test(tc, sends_from_another_thread_reach_the_wire_in_order);
   tcase_add_test(tc, datagrams_from_another_thread_keep_order);
+  tcase_add_test(tc, handed_over_op_is_pending_until_its_callback);
   tcase_add_test(tc, another_thread_gets_busy_and_foreign);
   tcase_add_test(tc, cancel_from_another_thread);
   tcase_add_test(tc, cancel_before_the_loop_took_the_op);
