@@ -519,6 +519,9 @@ ASOCK_EXTERN unsigned int asock_op_msg_flags(const asock_op *op);
  * \param addr receives the destination address (its port is the socket's);
  *   may be NULL.
  * \param ifindex receives the interface index; may be NULL.
+ * A datagram that arrived before the socket asked for packet information
+ * (see ASOCK_UDP_PKTINFO) has none: the address has family AF_UNSPEC and
+ * the index is 0.
  * \return 0; ASOCK_EKIND if the op's last operation was not a
  *   receive-message-from that succeeded; ASOCK_EINVAL for a NULL op.
  * Owner. */
@@ -957,6 +960,11 @@ ASOCK_EXTERN int asock_group_destroy(asock_group *group);
  * Unix as on Windows, for UDP this is what lets several receivers of one
  * multicast group share its port). */
 #define ASOCK_UDP_REUSEADDR 0x2u
+/** Bind flag: ask the kernel for every datagram's packet information from
+ * the start (asock_receive_message_from()). Without it, the socket's first
+ * receive-message-from asks, and a datagram that arrived before that has
+ * none. */
+#define ASOCK_UDP_PKTINFO 0x4u
 
 /** Creates a UDP socket on a loop. It gets its OS socket from
  * asock_udp_bind(), or from asock_udp_connect() (bound to a port the kernel
