@@ -595,7 +595,11 @@ ASOCK_EXTERN int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
                                    uv_loop_t *uv_loop);
 
 /** Runs the loop (uv_run()) on the calling thread, which becomes the loop's
- * thread.
+ * thread. As libuv does, it returns once nothing keeps the loop alive: a
+ * socket waiting for I/O does, but asock's own handles do not, so a loop
+ * whose only work is ops handed over from other threads (or tasks) needs a
+ * handle of the application's to keep it running (a loop group's loops
+ * have one).
  * \param mode UV_RUN_DEFAULT, UV_RUN_ONCE or UV_RUN_NOWAIT.
  * \return what uv_run() returns (non-zero if handles are still active), or
  *   ASOCK_EINVAL for NULL.
