@@ -27,11 +27,15 @@ int asock_replace_allocator(asock_malloc_func malloc_func,
 }
 
 void *asock__malloc(size_t size) {
+  if (asock__fault(ASOCK__FAULT_ALLOC))
+    return NULL;
   /* A zero-byte request gets one byte so that NULL always means failure. */
   return allocator.malloc_func(size == 0 ? 1 : size);
 }
 
 void *asock__calloc(size_t count, size_t size) {
+  if (asock__fault(ASOCK__FAULT_ALLOC))
+    return NULL;
   if (count == 0 || size == 0)
     count = size = 1;
   if (size != 0 && count > (size_t)-1 / size)
@@ -40,6 +44,8 @@ void *asock__calloc(size_t count, size_t size) {
 }
 
 void *asock__realloc(void *ptr, size_t size) {
+  if (asock__fault(ASOCK__FAULT_ALLOC))
+    return NULL;
   return allocator.realloc_func(ptr, size == 0 ? 1 : size);
 }
 

@@ -109,7 +109,7 @@ static void hand_over(group_loop *from, group_loop *to, uintptr_t conn) {
   }
   to->ring[tail % ASOCK__HANDOFF_RING] = conn;
   asock__store_u32(&to->ring_tail, tail + 1);
-  uv_async_send(&to->wake);
+  asock__uv_async_send(&to->wake);
 }
 
 static void drain_ring(group_loop *gl) {
@@ -192,7 +192,7 @@ static void begin_stop(group_loop *gl) {
     return;
   }
   gl->grace_until = asock__now_ms() + gl->group->grace_ms;
-  uv_timer_start(&gl->grace, on_grace, 0, ASOCK__GRACE_TICK_MS);
+  asock__uv_timer_start(&gl->grace, on_grace, 0, ASOCK__GRACE_TICK_MS);
 }
 
 static void on_wake(uv_async_t *async) {
@@ -221,7 +221,7 @@ static void loop_main(void *arg) {
   int err = asock_loop_create(&gl->loop, gl->group->pool, NULL);
 
   if (err == 0) {
-    err = asock__from_uv(uv_async_init(uv_of(gl), &gl->wake, on_wake));
+    err = asock__from_uv(asock__uv_async_init(uv_of(gl), &gl->wake, on_wake));
     if (err != 0) {
       asock_loop_close(gl->loop);
       gl->loop = NULL;
@@ -272,12 +272,12 @@ int asock_group_create(asock_group **group_out, asock_pool *pool,
   group->pool = pool;
   group->count = loops;
   asock__store_u32(&group->stopping, 0);
-  if (uv_mutex_init(&group->lock) != 0) {
+  if (asock__uv_mutex_init(&group->lock) != 0) {
     asock__free(group->loops);
     asock__free(group);
     return ASOCK_ENOMEM;
   }
-  if (uv_cond_init(&group->cond) != 0) {
+  if (asock__uv_cond_init(&group->cond) != 0) {
     uv_mutex_destroy(&group->lock);
     asock__free(group->loops);
     asock__free(group);
@@ -290,7 +290,7 @@ int asock_group_create(asock_group **group_out, asock_pool *pool,
     asock__store_u32(&gl->ring_head, 0);
     asock__store_u32(&gl->ring_tail, 0);
     asock__store_u64(&gl->accepted, 0);
-    err = asock__from_uv(uv_thread_create(&gl->thread, loop_main, gl));
+    err = asock__from_uv(asock__uv_thread_create(&gl->thread, loop_main, gl));
     if (err != 0)
       break;
     gl->thread_started = 1;
@@ -488,7 +488,7 @@ int asock_group_stop(asock_group *group, uint64_t grace_ms) {
   uv_mutex_unlock(&group->lock);
   for (i = 0; i < group->count; i++)
     if (group->loops[i].loop != NULL)
-      uv_async_send(&group->loops[i].wake);
+      asock__uv_async_send(&group->loops[i].wake);
   for (i = 0; i < group->count; i++)
     if (group->loops[i].thread_started) {
       uv_thread_join(&group->loops[i].thread);

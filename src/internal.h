@@ -10,6 +10,7 @@
 #include "asan.h"
 #include "asock.h"
 #include "atomic.h"
+#include "fault.h"
 #include "platform.h"
 
 /* For the few functions of the per-message path that the compiler would

@@ -92,8 +92,8 @@ void asock__loop_update_timer(asock_loop *loop) {
      * so that a long idle spell does not make the first sweep walk it. */
     if (loop->wheel.count == 0)
       asock__wheel_init(&loop->wheel, asock__now_ms());
-    uv_timer_start(&loop->timer, on_timer, ASOCK__WHEEL_TICK_MS,
-                   ASOCK__WHEEL_TICK_MS);
+    asock__uv_timer_start(&loop->timer, on_timer, ASOCK__WHEEL_TICK_MS,
+                          ASOCK__WHEEL_TICK_MS);
     loop->timer_running = 1;
   } else if (!needed && loop->timer_running) {
     uv_timer_stop(&loop->timer);
@@ -249,7 +249,7 @@ int asock_loop_post(asock_loop *loop, asock_task *task) {
   do
     task->next = head;
   while (!asock__cas_ptr(&loop->tasks, &head, task));
-  return asock__from_uv(uv_async_send(&loop->async));
+  return asock__from_uv(asock__uv_async_send(&loop->async));
 }
 
 static void on_async(uv_async_t *async) {
@@ -290,7 +290,7 @@ int asock__start(asock_socket *sock, asock_op *op, asock_op_kind kind,
     /* The socket stays in memory until the loop has dealt with the op. */
     asock__socket_ref(sock);
     push(&loop->posted, op, &op->post_next);
-    uv_async_send(&loop->async);
+    asock__uv_async_send(&loop->async);
     return ASOCK_PENDING;
   }
   /* Ops handed over earlier go first, so that sequence numbers follow the
@@ -310,7 +310,7 @@ int asock__cancel_from_thread(asock_op *op) {
   asock__socket_ref(sock);
   op->cancel_sock = sock;
   push(&sock->loop->cancels, op, &op->cancel_next);
-  uv_async_send(&sock->loop->async);
+  asock__uv_async_send(&sock->loop->async);
   return 0;
 }
 
@@ -336,7 +336,7 @@ int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
   if (loop->slice_cache_max > ASOCK__SLICE_CACHE)
     loop->slice_cache_max = ASOCK__SLICE_CACHE;
   if (uv_loop == NULL) {
-    err = uv_loop_init(&loop->owned_uv);
+    err = asock__uv_loop_init(&loop->owned_uv);
     if (err != 0) {
       asock__free(loop);
       return asock__from_uv(err);
@@ -355,7 +355,7 @@ int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
   /* None of these can fail on an initialised loop except the async handle,
    * which needs an eventfd or pipe: make it first so that a failure leaves
    * nothing else to undo. */
-  err = uv_async_init(loop->uv, &loop->async, on_async);
+  err = asock__uv_async_init(loop->uv, &loop->async, on_async);
   if (err != 0) {
     if (loop->owns_uv)
       uv_loop_close(loop->uv);
@@ -395,7 +395,7 @@ int asock_loop_stop(asock_loop *loop) {
     return 0;
   }
   asock__store_u32(&loop->stop_requested, 1);
-  return asock__from_uv(uv_async_send(&loop->async));
+  return asock__from_uv(asock__uv_async_send(&loop->async));
 }
 
 int asock_loop_close(asock_loop *loop) {
@@ -477,7 +477,7 @@ void asock__op_defer(asock_loop *loop, asock_op *op, int status) {
   else
     loop->deferred_head = op;
   loop->deferred_tail = op;
-  uv_idle_start(&loop->idle, on_idle);
+  asock__uv_idle_start(&loop->idle, on_idle);
 }
 
 /* Returns the loop's kept slices to the pool. */
@@ -508,7 +508,7 @@ void asock__loop_notify(asock_loop *loop, asock_socket *sock) {
   asock__socket_ref(sock);
   sock->link = loop->notify;
   loop->notify = sock;
-  uv_idle_start(&loop->idle, on_idle);
+  asock__uv_idle_start(&loop->idle, on_idle);
 }
 
 void asock__loop_wait_slice(asock_loop *loop, asock_socket *sock) {

@@ -292,8 +292,8 @@ int asock__connect_host_start(asock_socket *sock, asock_op *op) {
   hints.ai_protocol = IPPROTO_TCP;
   snprintf(service, sizeof(service), "%u", (unsigned int)op->port);
   op->flags &= ~ASOCK__OPF_HAS_REMOTE;
-  err = uv_getaddrinfo(sock->loop->uv, &op->req.getaddrinfo, on_resolved,
-                       op->host, service, &hints);
+  err = asock__uv_getaddrinfo(sock->loop->uv, &op->req.getaddrinfo, on_resolved,
+                              op->host, service, &hints);
   /* libuv copied the name. */
   asock__free(op->host);
   op->host = NULL;

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <sys/socket.h>
 
+#include "sys.h"
+
 /* A reset peer must be an error code, not SIGPIPE: where send() cannot be
  * told so per call, the socket is (SO_NOSIGPIPE, in tcp-io.c). */
 #ifdef MSG_NOSIGNAL
@@ -25,7 +27,7 @@ static inline long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
   if (fd < 0)
     return ASOCK_EBADF;
   do
-    n = recv(fd, buf, len, 0);
+    n = asock__sys_recv(fd, buf, len, 0);
   while (n < 0 && errno == EINTR);
   if (n > 0)
     return (long)n;
@@ -42,14 +44,15 @@ static inline long asock__io_try_write(asock_socket *sock, const uv_buf_t *iov,
 
   for (;;) {
     if (n == 1) {
-      r = send(sock->io.fd, iov[0].base, iov[0].len, ASOCK__SEND_FLAGS);
+      r = asock__sys_send(sock->io.fd, iov[0].base, iov[0].len,
+                          ASOCK__SEND_FLAGS);
     } else {
       /* uv_buf_t is laid out as struct iovec on Unix. */
       struct msghdr msg;
       memset(&msg, 0, sizeof(msg));
       msg.msg_iov = (struct iovec *)(void *)iov;
       msg.msg_iovlen = n;
-      r = sendmsg(sock->io.fd, &msg, ASOCK__SEND_FLAGS);
+      r = asock__sys_sendmsg(sock->io.fd, &msg, ASOCK__SEND_FLAGS);
     }
     if (r >= 0)
       return (long)r;

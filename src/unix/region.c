@@ -22,7 +22,8 @@ static size_t round_up(size_t n, size_t unit) {
 
 /* Reserves len bytes of inaccessible address space. */
 static void *reserve(size_t len) {
-  void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *p =
+      asock__sys_mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
 
@@ -33,8 +34,9 @@ static int map_explicit_huge(unsigned char *base, size_t len) {
   void *p;
   if (asock__region_refuse & ASOCK_POOL_HUGE_PAGES)
     return -1;
-  p = mmap(base, len, PROT_READ | PROT_WRITE,
-           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_HUGETLB, -1, 0);
+  p = asock__sys_mmap(base, len, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_HUGETLB, -1,
+                      0);
   return p == MAP_FAILED ? -1 : 0;
 #else
   (void)base;
@@ -92,7 +94,7 @@ int asock__region_map(asock__region *r, size_t len, unsigned int flags) {
         return ASOCK_ENOMEM;
       base = (unsigned char *)round_up((uintptr_t)mapping + page, align);
     }
-    if (mprotect(base, len, PROT_READ | PROT_WRITE) != 0) {
+    if (asock__sys_mprotect(base, len, PROT_READ | PROT_WRITE) != 0) {
       munmap(mapping, r->mapping_len);
       return ASOCK_ENOMEM;
     }

@@ -33,11 +33,11 @@ static socklen_t addr_len(const struct sockaddr *addr) {
 
 #if defined(SOCK_CLOEXEC)
 static int open_socket(int family) {
-  return socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  return asock__sys_socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 }
 #else
 static int open_socket(int family) {
-  int fd = socket(family, SOCK_STREAM, 0);
+  int fd = asock__sys_socket(family, SOCK_STREAM, 0);
   if (fd >= 0)
     (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
   return fd;
@@ -46,11 +46,11 @@ static int open_socket(int family) {
 
 #if defined(__linux__) || defined(__FreeBSD__)
 static int accept_socket(int listen_fd) {
-  return accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+  return asock__sys_accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 }
 #else
 static int accept_socket(int listen_fd) {
-  int fd = accept(listen_fd, NULL, NULL);
+  int fd = asock__sys_accept(listen_fd, NULL, NULL);
   if (fd >= 0)
     (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
   return fd;
@@ -61,11 +61,11 @@ int asock__io_adopt_fd(asock_socket *sock, int fd) {
   int err;
 #ifdef SO_NOSIGPIPE
   int on = 1;
-  (void)setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof(on));
+  (void)asock__sys_setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof(on));
 #endif
-  err = uv_poll_init_socket(sock->loop->uv, &sock->io.poll, fd);
+  err = asock__uv_poll_init_socket(sock->loop->uv, &sock->io.poll, fd);
   if (err != 0) {
-    close(fd);
+    asock__sys_close(fd);
     return asock__from_uv(err);
   }
   sock->io.fd = fd;
@@ -90,7 +90,7 @@ static void update(asock_socket *sock) {
   if (events == 0)
     uv_poll_stop(&io->poll);
   else
-    uv_poll_start(&io->poll, events, on_poll);
+    asock__uv_poll_start(&io->poll, events, on_poll);
   io->armed = io->want;
 }
 
@@ -108,7 +108,8 @@ static void connect_ready(asock_socket *sock) {
   socklen_t len = sizeof(so_error);
 
   if (err == 0) {
-    if (getsockopt(sock->io.fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0)
+    if (asock__sys_getsockopt(sock->io.fd, SOL_SOCKET, SO_ERROR, &so_error,
+                              &len) != 0)
       err = asock__sys_error();
     else if (so_error != 0)
       err = asock__from_uv(-so_error);
@@ -200,30 +201,32 @@ int asock__io_listen(asock_socket *sock, const struct sockaddr *addr,
   /* On Unix SO_REUSEADDR only lets a listener bind over connections left in
    * TIME_WAIT (it never lets two sockets listen on one port, as it does on
    * Windows), so every listener has it, as libuv does. */
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0)
+  if (asock__sys_setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0)
     goto fail;
 #ifdef SO_REUSEPORT
   if ((flags & ASOCK__LISTEN_REUSEPORT) &&
-      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0)
+      asock__sys_setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0)
     goto fail;
 #else
   if (flags & ASOCK__LISTEN_REUSEPORT) {
-    close(fd);
+    asock__sys_close(fd);
     return ASOCK_ENOTSUP;
   }
 #endif
   if (addr->sa_family == AF_INET6) {
     on = (flags & ASOCK_LISTEN_IPV6ONLY) != 0;
-    if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0)
+    if (asock__sys_setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) !=
+        0)
       goto fail;
   }
-  if (bind(fd, addr, addr_len(addr)) != 0 || listen(fd, backlog) != 0)
+  if (asock__sys_bind(fd, addr, addr_len(addr)) != 0 ||
+      asock__sys_listen(fd, backlog) != 0)
     goto fail;
   return asock__io_adopt_fd(sock, fd);
 
 fail:
   on = asock__sys_error();
-  close(fd);
+  asock__sys_close(fd);
   return on;
 }
 
@@ -253,7 +256,7 @@ int asock__io_adopt(asock_socket *listener, asock_socket *client,
   return asock__io_adopt_fd(client, (int)conn);
 }
 
-void asock__io_drop(uintptr_t conn) { close((int)conn); }
+void asock__io_drop(uintptr_t conn) { asock__sys_close((int)conn); }
 
 void asock__io_accept_wanted(asock_socket *listener, int wanted) {
   asock__io_want(listener, ASOCK__IO_READ, wanted);
@@ -277,7 +280,7 @@ int asock__io_connect(asock_socket *sock, asock_op *op,
   if (err != 0)
     return err;
   do
-    r = connect(fd, addr, addr_len(addr));
+    r = asock__sys_connect(fd, addr, addr_len(addr));
   while (r != 0 && errno == EINTR);
   /* A connect that fails at once still reports through the poll handle
    * (the socket reads as closed), so that the result never comes inside
@@ -310,7 +313,8 @@ int asock__io_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
 
 int asock__io_shutdown(asock_socket *sock, asock_op *op) {
   /* Everything written is in the kernel already: the FIN follows it. */
-  int err = shutdown(sock->io.fd, SHUT_WR) == 0 ? 0 : asock__sys_error();
+  int err =
+      asock__sys_shutdown(sock->io.fd, SHUT_WR) == 0 ? 0 : asock__sys_error();
   asock__shutdown_done(op, err);
   return 0;
 }
@@ -327,19 +331,19 @@ void asock__io_close(asock_socket *sock, int abortive) {
     struct linger lg;
     lg.l_onoff = 1;
     lg.l_linger = 0;
-    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    (void)asock__sys_setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
   }
   /* uv_close() stops watching fd at once, so it can be closed now. */
   uv_close((uv_handle_t *)&sock->io.poll, on_close);
-  close(fd);
+  asock__sys_close(fd);
   sock->io.fd = -1;
   sock->io.want = 0;
   sock->io.armed = 0;
 }
 
 int asock__io_nodelay(asock_socket *sock, int enable) {
-  if (setsockopt(sock->io.fd, IPPROTO_TCP, TCP_NODELAY, &enable,
-                 sizeof(enable)) != 0)
+  if (asock__sys_setsockopt(sock->io.fd, IPPROTO_TCP, TCP_NODELAY, &enable,
+                            sizeof(enable)) != 0)
     return asock__sys_error();
   return 0;
 }
@@ -347,13 +351,13 @@ int asock__io_nodelay(asock_socket *sock, int enable) {
 int asock__io_keepalive(asock_socket *sock, int enable, unsigned int delay_s) {
   int delay = delay_s > 0x7fffffffu ? 0x7fffffff : (int)delay_s;
 
-  if (setsockopt(sock->io.fd, SOL_SOCKET, SO_KEEPALIVE, &enable,
-                 sizeof(enable)) != 0)
+  if (asock__sys_setsockopt(sock->io.fd, SOL_SOCKET, SO_KEEPALIVE, &enable,
+                            sizeof(enable)) != 0)
     return asock__sys_error();
 #ifdef ASOCK__KEEPIDLE
   if (enable && delay > 0 &&
-      setsockopt(sock->io.fd, IPPROTO_TCP, ASOCK__KEEPIDLE, &delay,
-                 sizeof(delay)) != 0)
+      asock__sys_setsockopt(sock->io.fd, IPPROTO_TCP, ASOCK__KEEPIDLE, &delay,
+                            sizeof(delay)) != 0)
     return asock__sys_error();
 #else
   (void)delay;
@@ -365,10 +369,10 @@ int asock__io_buffer_size(asock_socket *sock, int send, int *value) {
   int opt = send ? SO_SNDBUF : SO_RCVBUF;
   socklen_t len = sizeof(*value);
 
-  if (*value > 0 &&
-      setsockopt(sock->io.fd, SOL_SOCKET, opt, value, sizeof(*value)) != 0)
+  if (*value > 0 && asock__sys_setsockopt(sock->io.fd, SOL_SOCKET, opt, value,
+                                          sizeof(*value)) != 0)
     return asock__sys_error();
-  if (getsockopt(sock->io.fd, SOL_SOCKET, opt, value, &len) != 0)
+  if (asock__sys_getsockopt(sock->io.fd, SOL_SOCKET, opt, value, &len) != 0)
     return asock__sys_error();
   return 0;
 }
@@ -376,8 +380,8 @@ int asock__io_buffer_size(asock_socket *sock, int send, int *value) {
 int asock__io_address(asock_socket *sock, int peer, struct sockaddr *addr,
                       int *len) {
   socklen_t n = (socklen_t)*len;
-  int r = peer ? getpeername(sock->io.fd, addr, &n)
-               : getsockname(sock->io.fd, addr, &n);
+  int r = peer ? asock__sys_getpeername(sock->io.fd, addr, &n)
+               : asock__sys_getsockname(sock->io.fd, addr, &n);
   if (r != 0)
     return asock__sys_error();
   *len = (int)n;

@@ -29,7 +29,7 @@ static socklen_t addr_len(const struct sockaddr *addr) {
 }
 
 static int set_int(int fd, int level, int name, int value) {
-  if (setsockopt(fd, level, name, &value, sizeof(value)) != 0)
+  if (asock__sys_setsockopt(fd, level, name, &value, sizeof(value)) != 0)
     return asock__sys_error();
   return 0;
 }
@@ -65,9 +65,9 @@ int asock__udp_io_pktinfo(asock_socket *sock) {
 static int open_udp(int family, unsigned int flags) {
   int fd;
 #if defined(SOCK_CLOEXEC)
-  fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  fd = asock__sys_socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 #else
-  fd = socket(family, SOCK_DGRAM, 0);
+  fd = asock__sys_socket(family, SOCK_DGRAM, 0);
   if (fd >= 0)
     (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 #endif
@@ -91,7 +91,7 @@ static int open_udp(int family, unsigned int flags) {
 
 fail:
   flags = (unsigned int)asock__sys_error();
-  close(fd);
+  asock__sys_close(fd);
   return (int)flags;
 }
 
@@ -100,7 +100,7 @@ fail:
 static unsigned short local_port(int fd) {
   asock__sockaddr self;
   socklen_t len = sizeof(self);
-  if (getsockname(fd, &self.sa, &len) != 0)
+  if (asock__sys_getsockname(fd, &self.sa, &len) != 0)
     return 0;
   return self.sa.sa_family == AF_INET6 ? self.in6.sin6_port : self.in.sin_port;
 }
@@ -112,9 +112,9 @@ int asock__udp_io_bind(asock_socket *sock, const struct sockaddr *addr,
 
   if (fd < 0)
     return fd;
-  if (bind(fd, addr, addr_len(addr)) != 0) {
+  if (asock__sys_bind(fd, addr, addr_len(addr)) != 0) {
     err = asock__sys_error();
-    close(fd);
+    asock__sys_close(fd);
     return err;
   }
   asock__udp(sock)->port = local_port(fd);
@@ -129,7 +129,7 @@ int asock__udp_io_connect(asock_socket *sock, const struct sockaddr *addr) {
     /* Connecting to AF_UNSPEC dissolves the association. */
     memset(&unspec, 0, sizeof(unspec));
     unspec.sa_family = AF_UNSPEC;
-    r = connect(sock->io.fd, &unspec, sizeof(unspec));
+    r = asock__sys_connect(sock->io.fd, &unspec, sizeof(unspec));
     /* The BSDs report EAFNOSUPPORT but dissolve it all the same. */
     if (r != 0 && errno != EAFNOSUPPORT)
       return asock__sys_error();
@@ -138,7 +138,7 @@ int asock__udp_io_connect(asock_socket *sock, const struct sockaddr *addr) {
     asock__udp(sock)->port = 0;
     return 0;
   }
-  if (connect(sock->io.fd, addr, addr_len(addr)) != 0)
+  if (asock__sys_connect(sock->io.fd, addr, addr_len(addr)) != 0)
     return asock__sys_error();
   return 0;
 }
@@ -223,7 +223,7 @@ static int recv_plain(int fd, asock__dgram *d) {
   ssize_t r;
 
   do
-    r = recvfrom(fd, d->base, d->len, MSG_TRUNC, &d->from->sa, &len);
+    r = asock__sys_recvfrom(fd, d->base, d->len, MSG_TRUNC, &d->from->sa, &len);
   while (r < 0 && errno == EINTR);
   if (r < 0)
     return recv_error();
@@ -256,7 +256,7 @@ int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
   for (i = 0; i < n; i++)
     fill_msg(&msgs[i].msg_hdr, &iov[i], &d[i], &control[i]);
   do
-    got = recvmmsg(sock->io.fd, msgs, n, MSG_TRUNC, NULL);
+    got = asock__sys_recvmmsg(sock->io.fd, msgs, n, MSG_TRUNC, NULL);
   while (got < 0 && errno == EINTR);
   if (got < 0)
     return recv_error();
@@ -279,7 +279,7 @@ int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
     return recv_plain(sock->io.fd, d);
   fill_msg(&msg, &iov, d, &control);
   do
-    r = recvmsg(sock->io.fd, &msg, MSG_TRUNC);
+    r = asock__sys_recvmsg(sock->io.fd, &msg, MSG_TRUNC);
   while (r < 0 && errno == EINTR);
   if (r < 0)
     return recv_error();
@@ -293,7 +293,8 @@ long asock__udp_io_send1(asock_socket *sock, const void *buf, size_t len,
   ssize_t r;
 
   do
-    r = sendto(sock->io.fd, buf, len, 0, to, to != NULL ? addr_len(to) : 0);
+    r = asock__sys_sendto(sock->io.fd, buf, len, 0, to,
+                          to != NULL ? addr_len(to) : 0);
   while (r < 0 && errno == EINTR);
   if (r >= 0)
     return (long)r;
@@ -318,7 +319,7 @@ long asock__udp_io_send(asock_socket *sock, const uv_buf_t *iov, unsigned int n,
   msg.msg_iov = (struct iovec *)(void *)(uintptr_t)iov;
   msg.msg_iovlen = n;
   do
-    r = sendmsg(sock->io.fd, &msg, ASOCK__SEND_FLAGS);
+    r = asock__sys_sendmsg(sock->io.fd, &msg, ASOCK__SEND_FLAGS);
   while (r < 0 && errno == EINTR);
   if (r >= 0)
     return (long)r;
@@ -344,7 +345,7 @@ static int set_small(int fd, int level, int name, int value) {
 #else
 static int set_small(int fd, int level, int name, int value) {
   unsigned char v = (unsigned char)value;
-  if (setsockopt(fd, level, name, &v, sizeof(v)) != 0)
+  if (asock__sys_setsockopt(fd, level, name, &v, sizeof(v)) != 0)
     return asock__sys_error();
   return 0;
 }
@@ -378,8 +379,8 @@ int asock__udp_io_multicast_interface(asock_socket *sock,
   if (is_ipv6(sock)) {
     unsigned int index =
         iface != NULL ? ((const struct sockaddr_in6 *)iface)->sin6_scope_id : 0;
-    if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &index,
-                   sizeof(index)) != 0)
+    if (asock__sys_setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &index,
+                              sizeof(index)) != 0)
       return asock__sys_error();
   } else {
     struct in_addr addr;
@@ -387,7 +388,8 @@ int asock__udp_io_multicast_interface(asock_socket *sock,
       addr = ((const struct sockaddr_in *)iface)->sin_addr;
     else
       addr.s_addr = htonl(INADDR_ANY);
-    if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &addr, sizeof(addr)) != 0)
+    if (asock__sys_setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &addr,
+                              sizeof(addr)) != 0)
       return asock__sys_error();
   }
   return 0;
@@ -403,8 +405,9 @@ int asock__udp_io_membership(asock_socket *sock, const struct sockaddr *group,
     mreq.ipv6mr_multiaddr = ((const struct sockaddr_in6 *)group)->sin6_addr;
     mreq.ipv6mr_interface =
         iface != NULL ? ((const struct sockaddr_in6 *)iface)->sin6_scope_id : 0;
-    if (setsockopt(fd, IPPROTO_IPV6, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP,
-                   &mreq, sizeof(mreq)) != 0)
+    if (asock__sys_setsockopt(fd, IPPROTO_IPV6,
+                              join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP, &mreq,
+                              sizeof(mreq)) != 0)
       return asock__sys_error();
   } else {
     struct ip_mreq mreq;
@@ -414,9 +417,9 @@ int asock__udp_io_membership(asock_socket *sock, const struct sockaddr *group,
       mreq.imr_interface = ((const struct sockaddr_in *)iface)->sin_addr;
     else
       mreq.imr_interface.s_addr = htonl(INADDR_ANY);
-    if (setsockopt(fd, IPPROTO_IP,
-                   join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, &mreq,
-                   sizeof(mreq)) != 0)
+    if (asock__sys_setsockopt(fd, IPPROTO_IP,
+                              join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP,
+                              &mreq, sizeof(mreq)) != 0)
       return asock__sys_error();
   }
   return 0;
