@@ -109,7 +109,7 @@ static void hand_over(group_loop *from, group_loop *to, uintptr_t conn) {
   }
   to->ring[tail % ASOCK__HANDOFF_RING] = conn;
   asock__store_u32(&to->ring_tail, tail + 1);
-  asock__uv_async_send(&to->wake);
+  asock__wake(&to->wake);
 }
 
 static void drain_ring(group_loop *gl) {
@@ -488,7 +488,7 @@ int asock_group_stop(asock_group *group, uint64_t grace_ms) {
   uv_mutex_unlock(&group->lock);
   for (i = 0; i < group->count; i++)
     if (group->loops[i].loop != NULL)
-      asock__uv_async_send(&group->loops[i].wake);
+      asock__wake(&group->loops[i].wake);
   for (i = 0; i < group->count; i++)
     if (group->loops[i].thread_started) {
       uv_thread_join(&group->loops[i].thread);

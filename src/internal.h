@@ -379,6 +379,12 @@ void asock__loop_wait_slice(asock_loop *loop, asock_socket *sock);
 static inline int asock__loop_on_thread(const asock_loop *loop) {
   return asock__thread_token() == loop->thread;
 }
+/* Wakes the loop of an async handle, for work already handed to it. That
+ * work cannot be taken back, and nothing else may wake the loop, so a wake
+ * libuv refuses is tried again until it goes through. (libuv 1.44 never
+ * refuses one: it aborts the process if the write behind it fails.) Any
+ * thread. */
+void asock__wake(uv_async_t *async);
 /* Milliseconds on libuv's monotonic clock, read now: deadlines count from
  * the moment an op starts, not from the start of the loop iteration. */
 uint64_t asock__now_ms(void);

@@ -249,7 +249,8 @@ int asock_loop_post(asock_loop *loop, asock_task *task) {
   do
     task->next = head;
   while (!asock__cas_ptr(&loop->tasks, &head, task));
-  return asock__from_uv(asock__uv_async_send(&loop->async));
+  asock__wake(&loop->async);
+  return 0;
 }
 
 static void on_async(uv_async_t *async) {
@@ -264,6 +265,11 @@ static void on_async(uv_async_t *async) {
     run_tasks(loop);
   if (asock__cas_u32(&loop->stop_requested, &expected, 0))
     uv_stop(loop->uv);
+}
+
+void asock__wake(uv_async_t *async) {
+  while (asock__uv_async_send(async) != 0)
+    uv_sleep(1);
 }
 
 static void push(asock__atomic_ptr *list, asock_op *op, asock_op **link) {
@@ -290,7 +296,7 @@ int asock__start(asock_socket *sock, asock_op *op, asock_op_kind kind,
     /* The socket stays in memory until the loop has dealt with the op. */
     asock__socket_ref(sock);
     push(&loop->posted, op, &op->post_next);
-    asock__uv_async_send(&loop->async);
+    asock__wake(&loop->async);
     return ASOCK_PENDING;
   }
   /* Ops handed over earlier go first, so that sequence numbers follow the
@@ -310,7 +316,7 @@ int asock__cancel_from_thread(asock_op *op) {
   asock__socket_ref(sock);
   op->cancel_sock = sock;
   push(&sock->loop->cancels, op, &op->cancel_next);
-  asock__uv_async_send(&sock->loop->async);
+  asock__wake(&sock->loop->async);
   return 0;
 }
 
@@ -395,7 +401,8 @@ int asock_loop_stop(asock_loop *loop) {
     return 0;
   }
   asock__store_u32(&loop->stop_requested, 1);
-  return asock__from_uv(asock__uv_async_send(&loop->async));
+  asock__wake(&loop->async);
+  return 0;
 }
 
 int asock_loop_close(asock_loop *loop) {

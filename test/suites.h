@@ -2,7 +2,14 @@
  * test/test-<name>.c as `Suite *asock_test_suite_<name>(void)` and its ctest
  * labels; test/CMakeLists.txt reads this file to register one ctest test per
  * suite, and test/runner.c reads it to find the suite by name. "threaded"
- * marks suites that run the ThreadSanitizer pass in .ci/run. */
+ * marks suites that run the ThreadSanitizer pass in .ci/run. The fault
+ * injection sweep exists only in builds with ASOCK_FAULT_INJECTION, which
+ * test/CMakeLists.txt also knows. */
+#ifdef ASOCK_FAULT_INJECTION
+#define ASOCK_TEST_FAULT_SUITE(XX) XX(faults, "faults")
+#else
+#define ASOCK_TEST_FAULT_SUITE(XX)
+#endif
 #define ASOCK_TEST_SUITES(XX)                                                  \
   XX(errors, "unit")                                                           \
   XX(alloc, "unit")                                                            \
@@ -19,4 +26,5 @@
   XX(tcp_timeout, "tcp")                                                       \
   XX(tcp_stress, "tcp")                                                        \
   XX(udp_basic, "udp")                                                         \
-  XX(udp_flow, "udp")
+  XX(udp_flow, "udp")                                                          \
+  ASOCK_TEST_FAULT_SUITE(XX)
