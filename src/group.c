@@ -192,7 +192,10 @@ static void begin_stop(group_loop *gl) {
     return;
   }
   gl->grace_until = asock__now_ms() + gl->group->grace_ms;
-  asock__uv_timer_start(&gl->grace, on_grace, 0, ASOCK__GRACE_TICK_MS);
+  /* Without its timer nothing would end the grace period: the loop stops
+   * now, as without one. */
+  if (asock__uv_timer_start(&gl->grace, on_grace, 0, ASOCK__GRACE_TICK_MS) != 0)
+    finish(gl);
 }
 
 static void on_wake(uv_async_t *async) {

@@ -92,9 +92,10 @@ void asock__loop_update_timer(asock_loop *loop) {
      * so that a long idle spell does not make the first sweep walk it. */
     if (loop->wheel.count == 0)
       asock__wheel_init(&loop->wheel, asock__now_ms());
-    asock__uv_timer_start(&loop->timer, on_timer, ASOCK__WHEEL_TICK_MS,
-                          ASOCK__WHEEL_TICK_MS);
-    loop->timer_running = 1;
+    /* A timer libuv refused is asked for again at the next change. */
+    loop->timer_running =
+        asock__uv_timer_start(&loop->timer, on_timer, ASOCK__WHEEL_TICK_MS,
+                              ASOCK__WHEEL_TICK_MS) == 0;
   } else if (!needed && loop->timer_running) {
     uv_timer_stop(&loop->timer);
     loop->timer_running = 0;

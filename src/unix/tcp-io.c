@@ -89,8 +89,8 @@ static void update(asock_socket *sock) {
     events |= UV_WRITABLE;
   if (events == 0)
     uv_poll_stop(&io->poll);
-  else
-    asock__uv_poll_start(&io->poll, events, on_poll);
+  else if (asock__uv_poll_start(&io->poll, events, on_poll) != 0)
+    return; /* libuv still watches what it did: the next change retries */
   io->armed = io->want;
 }
 
