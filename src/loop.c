@@ -55,6 +55,13 @@ static void on_idle(uv_idle_t *idle) {
     uv_idle_stop(&loop->idle);
 }
 
+/* Has the idle handle deliver what waits. Should libuv refuse to start it,
+ * the async handle wakes the loop to deliver instead (see on_async()). */
+static void schedule_delivery(asock_loop *loop) {
+  if (asock__uv_idle_start(&loop->idle, on_idle) != 0)
+    asock__wake(&loop->async);
+}
+
 static void retry_waiters(asock_loop *loop) {
   asock_socket *list = loop->waiters;
   loop->waiters = NULL;
@@ -264,6 +271,10 @@ static void on_async(uv_async_t *async) {
   loop->callbacks--;
   if (asock__load_ptr(&loop->tasks) != NULL)
     run_tasks(loop);
+  /* Completions the idle handle could not be started for. */
+  if ((loop->deferred_head != NULL || loop->notify != NULL) &&
+      !uv_is_active((uv_handle_t *)&loop->idle))
+    on_idle(&loop->idle);
   if (asock__cas_u32(&loop->stop_requested, &expected, 0))
     uv_stop(loop->uv);
 }
@@ -485,7 +496,7 @@ void asock__op_defer(asock_loop *loop, asock_op *op, int status) {
   else
     loop->deferred_head = op;
   loop->deferred_tail = op;
-  asock__uv_idle_start(&loop->idle, on_idle);
+  schedule_delivery(loop);
 }
 
 /* Returns the loop's kept slices to the pool. */
@@ -516,7 +527,7 @@ void asock__loop_notify(asock_loop *loop, asock_socket *sock) {
   asock__socket_ref(sock);
   sock->link = loop->notify;
   loop->notify = sock;
-  asock__uv_idle_start(&loop->idle, on_idle);
+  schedule_delivery(loop);
 }
 
 void asock__loop_wait_slice(asock_loop *loop, asock_socket *sock) {
