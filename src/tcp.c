@@ -152,7 +152,7 @@ void asock__socket_shut(asock_socket *sock, int abortive) {
     sock->send_head->forced_status = ASOCK_ECANCELED;
   asock__connect_cancel(sock);
   if (sock->flags & ASOCK__SF_UDP)
-    asock__udp_drop_stash(sock);
+    asock__udp_drop_kept(sock);
 
   if (sock->flags & ASOCK__SF_HANDLE_GONE)
     return;
