@@ -27,4 +27,6 @@
   XX(tcp_stress, "tcp")                                                        \
   XX(udp_basic, "udp")                                                         \
   XX(udp_flow, "udp")                                                          \
+  XX(security, "tcp")                                                          \
+  XX(hostile, "tcp;novalgrind")                                                \
   ASOCK_TEST_FAULT_SUITE(XX)
