@@ -50,7 +50,6 @@ struct fx_rec {
 };
 
 static struct {
-  const char *scenario;
   asock_pool *pool;
   asock_loop *loop;
   uv_timer_t tick; /* keeps each UV_RUN_ONCE short */
@@ -1201,7 +1200,6 @@ static void child_run(const fx_scenario *sc, const fx_fault *f, uint64_t k,
   listener = NULL;
   asock__store_u32(&nservers, 0);
   asock__store_u32(&servers_ended, 0);
-  fx.scenario = sc->name;
   uv_mutex_init(&fx.lock);
   asock__store_u64(&fx_live, 0);
   asock_replace_allocator(fx_malloc, fx_realloc, fx_calloc, fx_free);
@@ -1308,6 +1306,22 @@ static uint64_t next_k(uint64_t k, uint64_t n) {
   return k + step < n ? k + step : n;
 }
 
+/* ASOCK_FAULT_CASE=point:k (say "send:1") runs only that case. */
+static int case_selected(const fx_fault *f, uint64_t k) {
+  const char *only = getenv("ASOCK_FAULT_CASE");
+  const char *colon;
+  size_t len;
+
+  if (only == NULL)
+    return 1;
+  colon = strchr(only, ':');
+  len = colon != NULL ? (size_t)(colon - only) : strlen(only);
+  if (strlen(asock__fault_name(f->point)) != len ||
+      strncmp(only, asock__fault_name(f->point), len) != 0)
+    return 0;
+  return colon == NULL || strtoull(colon + 1, NULL, 10) == k;
+}
+
 static void sweep(const fx_scenario *sc) {
   const char *only = getenv("ASOCK_FAULT_SCENARIO");
   uv_loop_t uv;
@@ -1350,6 +1364,8 @@ static void sweep(const fx_scenario *sc) {
     uint64_t k;
 
     for (k = next_k(0, n); k != 0; k = next_k(k, n)) {
+      if (!case_selected(f, k))
+        continue;
       cases++;
       if (run_case(sc, f, k, &res, msg, sizeof(msg)) == 0) {
         if (getenv("ASOCK_FAULT_VERBOSE") != NULL)
