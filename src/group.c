@@ -61,6 +61,12 @@ struct asock_group {
   asock__atomic_u32 stopping;
   uint64_t grace_ms;
   int stopped;
+  /* A loop's wake handle closes when its thread ends: these say when
+   * nothing will use one any more. The stop has woken every loop: */
+  int wakes_done;
+  /* the first loop, the one that hands connections over, stopped doing
+   * so: */
+  int handoff_done;
 };
 
 static uv_loop_t *uv_of(group_loop *gl) { return asock_loop_uv(gl->loop); }
@@ -186,6 +192,13 @@ static void begin_stop(group_loop *gl) {
     asock_socket_close(gl->listener, 0);
     gl->listener = NULL;
   }
+  if (gl->index == 0) {
+    /* No connection is handed over from here on. */
+    uv_mutex_lock(&gl->group->lock);
+    gl->group->handoff_done = 1;
+    uv_cond_broadcast(&gl->group->cond);
+    uv_mutex_unlock(&gl->group->lock);
+  }
   drain_ring(gl);
   if (gl->group->grace_ms == 0) {
     finish(gl);
@@ -241,6 +254,16 @@ static void loop_main(void *arg) {
 
   while (!gl->done)
     asock_loop_run(gl->loop, UV_RUN_DEFAULT);
+
+  /* Another loop woken first may have stopped first: the wake handle stays
+   * open until the stop has woken every loop and, in hand-off mode, the
+   * first loop has stopped handing connections over, so that no thread
+   * wakes it once closed and no connection is left in its ring. */
+  uv_mutex_lock(&gl->group->lock);
+  while (!gl->group->wakes_done ||
+         (gl->group->handoff && gl->index != 0 && !gl->group->handoff_done))
+    uv_cond_wait(&gl->group->cond, &gl->group->lock);
+  uv_mutex_unlock(&gl->group->lock);
 
   /* Connections handed over after the stop are dropped; every socket
    * still open is closed with the loop, its pending ops cancelled. */
@@ -492,6 +515,10 @@ int asock_group_stop(asock_group *group, uint64_t grace_ms) {
   for (i = 0; i < group->count; i++)
     if (group->loops[i].loop != NULL)
       asock__wake(&group->loops[i].wake);
+  uv_mutex_lock(&group->lock);
+  group->wakes_done = 1;
+  uv_cond_broadcast(&group->cond);
+  uv_mutex_unlock(&group->lock);
   for (i = 0; i < group->count; i++)
     if (group->loops[i].thread_started) {
       uv_thread_join(&group->loops[i].thread);
