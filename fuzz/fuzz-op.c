@@ -745,6 +745,16 @@ static void drain_done(asock_op *op) {
 
 static int drain_sender;
 
+static void drop_idle_slices(void) {
+  size_t i;
+  for (i = 0; i < NOPS; i++)
+    if (h.ops[i].op != NULL && !h.ops[i].pending &&
+        asock_op_buffer_mode(h.ops[i].op) == ASOCK_BUFFER_SLICE) {
+      FZ_CHECK_CODE(asock_op_clear_buffer(h.ops[i].op), 0, "clear_buffer");
+      h.ops[i].has_list = 0;
+    }
+}
+
 static int sender_idle(void) {
   size_t i;
   for (i = 0; i < NOPS; i++)
@@ -772,6 +782,9 @@ static void drain(int dir) {
   drain_status = 0;
   asock_op_set_callback(op, drain_done);
   while (!drained()) {
+    /* A receive that completes on demand keeps its slice: given back, so
+     * that a receive waiting for one is not held up by back-pressure. */
+    drop_idle_slices();
     if (!drain_busy) {
       int r;
       asock_op_set_buffer(op, drain_buf, sizeof(drain_buf), 0,
@@ -1073,11 +1086,6 @@ static void teardown(uint8_t how) {
    * sockets go first: datagrams they keep hold slices a receive may need. */
   close_socket(S_UDP0, 0);
   close_socket(S_UDP1, 0);
-  for (i = 0; i < NOPS; i++)
-    if (h.ops[i].op != NULL && !h.ops[i].pending) {
-      asock_op_clear_buffer(h.ops[i].op);
-      h.ops[i].has_list = 0;
-    }
   if (h.pair_intact && h.socks[S_CLIENT].s != NULL &&
       h.socks[S_SERVER].s != NULL) {
     drain(0);
