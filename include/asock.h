@@ -423,6 +423,7 @@ ASOCK_EXTERN int asock_op_clear_buffer(asock_op *op);
  * \param bufs the list, or NULL with nbufs 0 to remove it.
  * \return 0; ASOCK_EINVAL for a NULL op, NULL bufs with nbufs > 0, an entry
  *   with NULL base and non-zero length, or more than ASOCK_MAX_BUFS entries;
+ *   ASOCK_EBOUNDS if the lengths add up to more than SIZE_MAX;
  *   ASOCK_EBUSY while pending.
  * Owner. */
 ASOCK_EXTERN int asock_op_set_buffer_list(asock_op *op, const asock_buf *bufs,
@@ -519,6 +520,9 @@ ASOCK_EXTERN unsigned int asock_op_msg_flags(const asock_op *op);
  * \param addr receives the destination address (its port is the socket's);
  *   may be NULL.
  * \param ifindex receives the interface index; may be NULL.
+ * A datagram that arrived before the socket asked for packet information
+ * (see ASOCK_UDP_PKTINFO) has none: the address has family AF_UNSPEC and
+ * the index is 0.
  * \return 0; ASOCK_EKIND if the op's last operation was not a
  *   receive-message-from that succeeded; ASOCK_EINVAL for a NULL op.
  * Owner. */
@@ -592,7 +596,11 @@ ASOCK_EXTERN int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
                                    uv_loop_t *uv_loop);
 
 /** Runs the loop (uv_run()) on the calling thread, which becomes the loop's
- * thread.
+ * thread. As libuv does, it returns once nothing keeps the loop alive: a
+ * socket waiting for I/O does, but asock's own handles do not, so a loop
+ * whose only work is ops handed over from other threads (or tasks) needs a
+ * handle of the application's to keep it running (a loop group's loops
+ * have one).
  * \param mode UV_RUN_DEFAULT, UV_RUN_ONCE or UV_RUN_NOWAIT.
  * \return what uv_run() returns (non-zero if handles are still active), or
  *   ASOCK_EINVAL for NULL.
@@ -957,6 +965,11 @@ ASOCK_EXTERN int asock_group_destroy(asock_group *group);
  * Unix as on Windows, for UDP this is what lets several receivers of one
  * multicast group share its port). */
 #define ASOCK_UDP_REUSEADDR 0x2u
+/** Bind flag: ask the kernel for every datagram's packet information from
+ * the start (asock_receive_message_from()). Without it, the socket's first
+ * receive-message-from asks, and a datagram that arrived before that has
+ * none. */
+#define ASOCK_UDP_PKTINFO 0x4u
 
 /** Creates a UDP socket on a loop. It gets its OS socket from
  * asock_udp_bind(), or from asock_udp_connect() (bound to a port the kernel

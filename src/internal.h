@@ -727,27 +727,44 @@ int asock__socket_cancel(asock_socket *sock, asock_op *op);
  * other platforms read one at a time). */
 #define ASOCK__UDP_BATCH 8
 
-/* One datagram of a batched receive: the buffer it goes into, and what the
- * platform reports of it. */
+/* One datagram of a batched receive: where it goes, and what the platform
+ * reports of it. The addresses are written in place: into the op, or into
+ * the slot that keeps a datagram read ahead. */
 typedef struct asock__dgram {
-  char *base;
+  char *base; /* the buffer */
   size_t len;
-  size_t bytes;          /* out: the bytes that fit */
-  unsigned int flags;    /* out: ASOCK_MSG_TRUNCATED */
-  unsigned int ifindex;  /* out: the interface it came in on, 0 if unknown */
-  asock__sockaddr from;  /* out: the sender */
-  asock__sockaddr local; /* out: the destination; family 0 if unknown */
+  asock__sockaddr *from;  /* the sender goes here */
+  asock__sockaddr *local; /* the destination goes here (family 0 when the
+                           * kernel gave none); NULL: not wanted */
+  unsigned int *ifindex;  /* with local: the interface, 0 if unknown */
+  size_t bytes;           /* out: the bytes that fit */
+  unsigned int flags;     /* out: ASOCK_MSG_TRUNCATED */
 } asock__dgram;
 
+/* A datagram read ahead, in a slice charged to the socket. */
+typedef struct asock__udp_kept {
+  void *slice;
+  size_t bytes;
+  unsigned int flags;
+  unsigned int ifindex;
+  asock__sockaddr from;
+  asock__sockaddr local;
+} asock__udp_kept;
+
 /* A UDP socket: the socket, and the datagrams read ahead of the receives,
- * in pool slices charged to the socket, waiting for the next receives. */
+ * waiting for the next receives. A read happens only once those are all
+ * taken, so they always start at kept[kept_first]. */
 typedef struct asock__udp_socket {
   asock_socket sock;
-  int family;               /* of the OS socket; 0 until it exists */
-  unsigned short port;      /* its local port, in network order */
-  unsigned int stash_first; /* the oldest datagram kept */
-  unsigned int stash_count;
-  asock__dgram stash[ASOCK__UDP_BATCH]; /* base is the slice */
+  int family;            /* of the OS socket; 0 until it exists */
+  unsigned short port;   /* its local port, in network order */
+  unsigned char pktinfo; /* the kernel reports packet information */
+  unsigned char ahead;   /* slices the next read takes ahead: it grows
+                          * while reads fill them all, and falls to what
+                          * the last read used */
+  unsigned int kept_first;
+  unsigned int kept_count;
+  asock__udp_kept kept[ASOCK__UDP_BATCH - 1];
 } asock__udp_socket;
 
 static inline asock__udp_socket *asock__udp(asock_socket *sock) {
@@ -765,7 +782,7 @@ void asock__udp_recv_ready(asock_socket *sock);
 /* Resumes reading for a UDP socket that waited for a slice. */
 void asock__udp_recv_retry(asock_socket *sock);
 /* Gives back the slices of the datagrams kept for later receives. */
-void asock__udp_drop_stash(asock_socket *sock);
+void asock__udp_drop_kept(asock_socket *sock);
 /* Test hook: the next this many datagram sends find the kernel's buffer
  * full (a UDP socket's sends rarely do on loopback), so that the queued
  * path can be tested. 0 outside tests. */
@@ -841,15 +858,19 @@ int asock__udp_io_bind(asock_socket *sock, const struct sockaddr *addr,
                        unsigned int flags);
 /* Sets the default peer (addr) or removes it (NULL). */
 int asock__udp_io_connect(asock_socket *sock, const struct sockaddr *addr);
-/* Reads up to n datagrams without waiting, each into d[i].base: the number
+/* Reads up to n datagrams without waiting, each as d[i] says: the number
  * read (>= 1), ASOCK_EAGAIN when none is there, or an error (for example
- * ASOCK_ECONNREFUSED after an ICMP port unreachable). Packet information is
- * filled in as the platform has it. */
+ * ASOCK_ECONNREFUSED after an ICMP port unreachable). */
 int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n);
+/* Asks the kernel for every datagram's packet information from now on. */
+int asock__udp_io_pktinfo(asock_socket *sock);
 /* Sends one datagram of the n buffers to `to` (NULL: the default peer)
  * without waiting: the bytes sent, ASOCK_EAGAIN, or an error. */
 long asock__udp_io_send(asock_socket *sock, const uv_buf_t *iov, unsigned int n,
                         const struct sockaddr *to);
+/* The same for one buffer, the usual case. */
+long asock__udp_io_send1(asock_socket *sock, const void *buf, size_t len,
+                         const struct sockaddr *to);
 /* Watches for readability (ASOCK__UDP_READ) or writability
  * (ASOCK__UDP_WRITE) while `on`; asock__udp_ready() reports. */
 #define ASOCK__UDP_READ 0x1u

@@ -4,8 +4,8 @@
 
 #include "internal.h"
 
-#define ASOCK__DEFAULT_SEND_LOW (16 * 1024)
-#define ASOCK__DEFAULT_SEND_HIGH (64 * 1024)
+#define ASOCK__DEFAULT_SEND_LOW ((size_t)16 * 1024)
+#define ASOCK__DEFAULT_SEND_HIGH ((size_t)64 * 1024)
 
 /* Makes a socket with its handle initialised: two references, one for the
  * application and one for the handle. */
@@ -152,7 +152,7 @@ void asock__socket_shut(asock_socket *sock, int abortive) {
     sock->send_head->forced_status = ASOCK_ECANCELED;
   asock__connect_cancel(sock);
   if (sock->flags & ASOCK__SF_UDP)
-    asock__udp_drop_stash(sock);
+    asock__udp_drop_kept(sock);
 
   if (sock->flags & ASOCK__SF_HANDLE_GONE)
     return;

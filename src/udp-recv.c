@@ -8,19 +8,8 @@
 #include "internal.h"
 
 /* Datagrams one readiness report may deliver on one socket before the
- * loop's other sockets get their turn. */
-#define ASOCK__UDP_PER_EVENT 16
-
-/* Copies what the platform reported of a datagram into the op. */
-static void set_result(asock_op *op, const asock__dgram *d) {
-  memcpy(&op->remote, &d->from, sizeof(d->from));
-  op->flags |= ASOCK__OPF_HAS_REMOTE;
-  op->msg_flags = d->flags;
-  if (op->kind == ASOCK_OP_RECEIVEMESSAGEFROM) {
-    op->local = d->local;
-    op->ifindex = d->ifindex;
-  }
-}
+ * loop's other sockets get their turn (as many as libuv reads). */
+#define ASOCK__UDP_PER_EVENT 32
 
 /* Gives back a kept datagram's slice and its charge. */
 static void give_charged(asock_socket *sock, void *slice) {
@@ -31,17 +20,22 @@ static void give_charged(asock_socket *sock, void *slice) {
 /* Moves the oldest kept datagram into op: an on-demand receive takes its
  * slice (and the charge with it), any other copies it into its window.
  * Returns the bytes the op received. */
-static size_t from_stash(asock_socket *sock, asock_op *op) {
+static size_t from_kept(asock_socket *sock, asock_op *op) {
   asock__udp_socket *u = asock__udp(sock);
-  asock__dgram *d = &u->stash[u->stash_first];
-  size_t n = d->bytes;
+  asock__udp_kept *k = &u->kept[u->kept_first++];
+  size_t n = k->bytes;
 
-  u->stash_first = (u->stash_first + 1) % ASOCK__UDP_BATCH;
-  u->stash_count--;
-  set_result(op, d);
+  u->kept_count--;
+  memcpy(&op->remote, &k->from, sizeof(k->from));
+  op->flags |= ASOCK__OPF_HAS_REMOTE;
+  op->msg_flags = k->flags;
+  if (op->kind == ASOCK_OP_RECEIVEMESSAGEFROM) {
+    op->local = k->local;
+    op->ifindex = k->ifindex;
+  }
   if (asock__op_wants_slice(op)) {
     asock__op_park_slice(sock, op);
-    asock__op_attach_slice(op, d->base, 1);
+    asock__op_attach_slice(op, k->slice, 1);
     op->charged = sock;
     op->count = n;
     return n;
@@ -50,20 +44,72 @@ static size_t from_stash(asock_socket *sock, asock_op *op) {
     n = op->count;
     op->msg_flags |= ASOCK_MSG_TRUNCATED;
   }
-  memcpy(op->mem + op->offset, d->base, n);
-  give_charged(sock, d->base);
+  memcpy(op->mem + op->offset, k->slice, n);
+  give_charged(sock, k->slice);
   return n;
 }
 
+#if ASOCK__UDP_READ_AHEAD
+/* Takes up to `want` slices, within the socket's quota, to read datagrams
+ * ahead into the kept slots; charges them all at once. Returns how many. */
+static unsigned int take_ahead(asock_socket *sock, asock__dgram *d,
+                               unsigned int want) {
+  asock__udp_socket *u = asock__udp(sock);
+  asock_pool *pool = sock->loop->pool;
+  unsigned int n = 0;
+
+  if (pool->socket_quota != 0) {
+    uint32_t held = asock__socket_slices(sock);
+    size_t room = held < pool->socket_quota ? pool->socket_quota - held : 0;
+    if (room < want)
+      want = (unsigned int)room;
+  }
+  for (; n < want; n++) {
+    asock__udp_kept *k = &u->kept[n];
+    void *slice;
+    if (asock__loop_take_slice(sock->loop, &slice) != 0)
+      break;
+    d[n].base = slice;
+    d[n].len = pool->slice_size;
+    d[n].from = &k->from;
+    d[n].local = u->pktinfo ? &k->local : NULL;
+    d[n].ifindex = &k->ifindex;
+  }
+  if (n > 0)
+    asock__add_u64(&sock->refs, ASOCK__REF_SLICE * n);
+  return n;
+}
+
+/* After a read that took `ahead` slices ahead and filled `used` of them:
+ * the rest go back, and the next read takes more or fewer. */
+static void settle_ahead(asock_socket *sock, asock__dgram *d,
+                         unsigned int ahead, unsigned int used, int full) {
+  asock__udp_socket *u = asock__udp(sock);
+  unsigned int i;
+
+  for (i = used; i < ahead; i++)
+    asock__loop_give_slice(sock->loop, d[i].base);
+  if (ahead > used)
+    asock__socket_release(sock, ASOCK__REF_SLICE * (ahead - used));
+  if (full) {
+    unsigned int more = 2u * u->ahead + 1u;
+    u->ahead =
+        (unsigned char)(more < ASOCK__UDP_BATCH - 1 ? more
+                                                    : ASOCK__UDP_BATCH - 1);
+  } else {
+    u->ahead = (unsigned char)used;
+  }
+}
+#endif
+
 /* Reads into op's window (taking a slice first if it wants one) and, where
- * the platform batches, into read-ahead slices kept for the next receives.
+ * the platform batches, into slices read ahead for the next receives.
  * Returns 1 when op got a datagram (its size in *bytes), ASOCK_EAGAIN,
  * ASOCK_ENOBUFS or ASOCK_EQUOTA when op can have no slice, or the error
  * the read met. On anything but 1 an on-demand op still holds its slice. */
 static int read_into(asock_socket *sock, asock_op *op, size_t *bytes) {
   asock__udp_socket *u = asock__udp(sock);
   asock__dgram d[ASOCK__UDP_BATCH];
-  size_t slice_size = sock->loop->pool->slice_size;
   unsigned int n = 1;
   unsigned int i;
   int got;
@@ -80,20 +126,20 @@ static int read_into(asock_socket *sock, asock_op *op, size_t *bytes) {
   }
   d[0].base = (char *)op->mem + op->offset;
   d[0].len = op->count;
-  /* Read-ahead slices could truncate a datagram the op's own, larger,
-   * window would have held: only for windows no larger than a slice. */
-  if (ASOCK__UDP_READ_AHEAD && op->count <= slice_size) {
-    for (; n < ASOCK__UDP_BATCH; n++) {
-      void *slice;
-      if (asock__socket_take_slice(sock, &slice) != 0)
-        break;
-      d[n].base = slice;
-      d[n].len = slice_size;
-    }
-  }
+  d[0].from = (asock__sockaddr *)&op->remote;
+  d[0].local = op->kind == ASOCK_OP_RECEIVEMESSAGEFROM ? &op->local : NULL;
+  d[0].ifindex = &op->ifindex;
+#if ASOCK__UDP_READ_AHEAD
+  /* Read-ahead slices could cut a datagram the op's own, larger, window
+   * would have held: only for windows no larger than a slice. */
+  if (u->ahead > 0 && op->count <= sock->loop->pool->slice_size)
+    n += take_ahead(sock, d + 1, u->ahead);
+#endif
   got = asock__udp_io_recv(sock, d, n);
-  for (i = got > 1 ? (unsigned int)got : 1; i < n; i++)
-    give_charged(sock, d[i].base);
+#if ASOCK__UDP_READ_AHEAD
+  settle_ahead(sock, d + 1, n - 1, got > 1 ? (unsigned int)got - 1 : 0,
+               got == (int)n);
+#endif
   if (got <= 0)
     return got;
   /* Fewer than asked for: the socket is drained, and a receive started
@@ -103,10 +149,19 @@ static int read_into(asock_socket *sock, asock_op *op, size_t *bytes) {
   else
     sock->flags &= ~ASOCK__SF_DRAINED;
   for (i = 1; i < (unsigned int)got; i++) {
-    u->stash[(u->stash_first + u->stash_count) % ASOCK__UDP_BATCH] = d[i];
-    u->stash_count++;
+    asock__udp_kept *k = &u->kept[i - 1];
+    k->slice = d[i].base;
+    k->bytes = d[i].bytes;
+    k->flags = d[i].flags;
+    if (d[i].local == NULL) {
+      k->local.sa.sa_family = 0;
+      k->ifindex = 0;
+    }
   }
-  set_result(op, &d[0]);
+  u->kept_first = 0;
+  u->kept_count = (unsigned int)got - 1;
+  op->flags |= ASOCK__OPF_HAS_REMOTE;
+  op->msg_flags = d[0].flags;
   if (op->flags & ASOCK__OPF_ON_DEMAND)
     op->count = d[0].bytes;
   *bytes = d[0].bytes;
@@ -134,13 +189,11 @@ void asock__udp_recv_retry(asock_socket *sock) {
     start_reading(sock);
 }
 
-void asock__udp_drop_stash(asock_socket *sock) {
+void asock__udp_drop_kept(asock_socket *sock) {
   asock__udp_socket *u = asock__udp(sock);
-  while (u->stash_count > 0) {
-    void *slice = u->stash[u->stash_first].base;
-    u->stash_first = (u->stash_first + 1) % ASOCK__UDP_BATCH;
-    u->stash_count--;
-    give_charged(sock, slice);
+  while (u->kept_count > 0) {
+    u->kept_count--;
+    give_charged(sock, u->kept[u->kept_first++].slice);
   }
 }
 
@@ -156,11 +209,15 @@ void asock__udp_recv_ready(asock_socket *sock) {
         (sock->flags & (ASOCK__SF_READING | ASOCK__SF_HANDLE_GONE)) !=
             ASOCK__SF_READING)
       break;
-    if (asock__udp(sock)->stash_count > 0) {
-      bytes = from_stash(sock, op);
+    if (asock__udp(sock)->kept_count > 0) {
+      bytes = from_kept(sock, op);
       asock__op_done(op, 0, bytes);
       continue;
     }
+    /* The last read came back short: the socket is empty, and epoll will
+     * say when it is not. */
+    if (i > 0 && (sock->flags & ASOCK__SF_DRAINED))
+      break;
     r = read_into(sock, op, &bytes);
     if (r == 1) {
       asock__op_done(op, 0, bytes);
@@ -206,14 +263,22 @@ int asock__recvfrom_check(asock_socket *sock, asock_op *op) {
 }
 
 int asock__recvfrom_start(asock_socket *sock, asock_op *op) {
+  /* Packet information is asked for from the first receive-message-from
+   * on: the kernel does not build it for sockets that never use it. */
+  if (op->kind == ASOCK_OP_RECEIVEMESSAGEFROM && !asock__udp(sock)->pktinfo) {
+    int err = asock__udp_io_pktinfo(sock);
+    if (err != 0)
+      return err;
+    asock__udp(sock)->pktinfo = 1;
+  }
   /* Try at once, unless an earlier receive waits (it must complete first)
    * or the socket was found drained while it is watched. */
   if (sock->recv_head == NULL) {
     size_t bytes = 0;
     int r = 1;
 
-    if (asock__udp(sock)->stash_count > 0) {
-      bytes = from_stash(sock, op);
+    if (asock__udp(sock)->kept_count > 0) {
+      bytes = from_kept(sock, op);
     } else if ((sock->flags & (ASOCK__SF_READING | ASOCK__SF_DRAINED)) !=
                (ASOCK__SF_READING | ASOCK__SF_DRAINED)) {
       r = read_into(sock, op, &bytes);

@@ -57,13 +57,20 @@ int asock_udp_bind(asock_socket *sock, const struct sockaddr *addr,
   int err = check_udp(sock);
   if (err != 0)
     return err;
-  if (addr == NULL || (flags & ~(ASOCK_UDP_IPV6ONLY | ASOCK_UDP_REUSEADDR)))
+  if (addr == NULL ||
+      (flags & ~(ASOCK_UDP_IPV6ONLY | ASOCK_UDP_REUSEADDR | ASOCK_UDP_PKTINFO)))
     return ASOCK_EINVAL;
   if (sock->flags & ASOCK__SF_BOUND)
     return ASOCK_EKIND;
   if (!valid_family(addr))
     return ASOCK_EAFNOSUPPORT;
-  return bind_to(sock, addr, flags);
+  err = bind_to(sock, addr, flags);
+  if (err == 0 && (flags & ASOCK_UDP_PKTINFO)) {
+    err = asock__udp_io_pktinfo(sock);
+    if (err == 0)
+      asock__udp(sock)->pktinfo = 1;
+  }
+  return err;
 }
 
 int asock__udp_autobind(asock_socket *sock, int family) {
@@ -205,7 +212,7 @@ static int send_family(asock_socket *sock, const asock_op *op) {
   return family;
 }
 
-int asock__sendto_check(asock_socket *sock, asock_op *op) {
+static int sendto_check_slow(asock_socket *sock, asock_op *op) {
   const struct sockaddr *to = (const struct sockaddr *)&op->remote;
   size_t len;
   int err = asock__socket_check_op(sock, op);
@@ -229,6 +236,25 @@ int asock__sendto_check(asock_socket *sock, asock_op *op) {
   if (sock->send_cap != 0 && sock->send_queued > 0 &&
       sock->send_queued + len > sock->send_cap)
     return ASOCK_ENOBUFS;
+  return 0;
+}
+
+/* The usual case in one test: a bound socket, nothing queued, one window no
+ * larger than any IPv4 datagram, and a default peer or an address of the
+ * socket's own family. Anything else is sorted out by sendto_check_slow().
+ */
+static ASOCK__ALWAYS_INLINE int sendto_check(asock_socket *sock, asock_op *op) {
+  if (sock == NULL || op == NULL ||
+      (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE | ASOCK__SF_UDP |
+                      ASOCK__SF_BOUND)) != (ASOCK__SF_UDP | ASOCK__SF_BOUND) ||
+      op->pool != sock->loop->pool || op->nbufs != 0 ||
+      op->mode == ASOCK_BUFFER_NONE || sock->send_queued != 0 ||
+      op->count > ASOCK__UDP_MAX_IPV4 ||
+      ((sock->flags & ASOCK__SF_CONNECTED) == 0 &&
+       ((op->flags & ASOCK__OPF_HAS_REMOTE) == 0 ||
+        ((const struct sockaddr *)&op->remote)->sa_family !=
+            asock__udp(sock)->family)))
+    return sendto_check_slow(sock, op);
   return 0;
 }
 
@@ -273,7 +299,8 @@ unsigned int asock__udp_send_refusals;
 
 /* Offers the op's datagram to the kernel: its length, ASOCK_EAGAIN, or the
  * error the kernel reports for it. */
-static long try_send(asock_socket *sock, const asock_op *op) {
+static ASOCK__ALWAYS_INLINE long try_send(asock_socket *sock,
+                                          const asock_op *op) {
   asock__sockaddr mapped;
   const struct sockaddr *to;
   unsigned int n;
@@ -283,29 +310,14 @@ static long try_send(asock_socket *sock, const asock_op *op) {
     return ASOCK_EAGAIN;
   }
   to = destination(sock, op, &mapped);
+  if (op->nbufs == 0)
+    return asock__udp_io_send1(sock, op->mem + op->offset, op->count, to);
   n = datagram_iov(sock->loop, op);
   return asock__udp_io_send(sock, sock->loop->iov, n, to);
 }
 
-int asock__sendto_start(asock_socket *sock, asock_op *op) {
-  int err = asock__udp_autobind(sock, send_family(sock, op));
-  long sent;
-
-  if (err != 0)
-    return err;
-  op->seq = sock->next_seq++;
-  op->total = datagram_len(op);
-  op->sent = 0;
-  if (sock->send_head == NULL) {
-    sent = try_send(sock, op);
-    if (sent != ASOCK_EAGAIN) {
-      if (sent >= 0)
-        asock__op_finish_sync(op, 0, (size_t)sent);
-      else
-        asock__op_finish_sync(op, (int)sent, 0);
-      return 0;
-    }
-  }
+/* Queues a datagram the kernel could not take now, behind any before it. */
+static int queue_send(asock_socket *sock, asock_op *op) {
   asock__socket_enqueue(&sock->send_head, &sock->send_tail, op, ASOCK__Q_SEND);
   sock->send_queued += op->total;
   asock__send_check_marks(sock);
@@ -314,9 +326,42 @@ int asock__sendto_start(asock_socket *sock, asock_op *op) {
   return ASOCK_PENDING;
 }
 
+static ASOCK__ALWAYS_INLINE int sendto_start(asock_socket *sock, asock_op *op) {
+  long sent;
+
+  if ((sock->flags & ASOCK__SF_BOUND) == 0) {
+    int err = asock__udp_autobind(sock, send_family(sock, op));
+    if (err != 0)
+      return err;
+  }
+  op->seq = sock->next_seq++;
+  op->total = op->nbufs == 0 ? op->count : datagram_len(op);
+  op->sent = 0;
+  if (sock->send_head != NULL)
+    return queue_send(sock, op);
+  sent = try_send(sock, op);
+  if (sent == ASOCK_EAGAIN)
+    return queue_send(sock, op);
+  if (sent >= 0)
+    asock__op_finish_sync(op, 0, (size_t)sent);
+  else
+    asock__op_finish_sync(op, (int)sent, 0);
+  return 0;
+}
+
+/* The exported halves for asock__start(); asock_send_to() inlines its own.
+ */
+int asock__sendto_check(asock_socket *sock, asock_op *op) {
+  return sendto_check(sock, op);
+}
+
+int asock__sendto_start(asock_socket *sock, asock_op *op) {
+  return sendto_start(sock, op);
+}
+
 int asock_send_to(asock_socket *sock, asock_op *op) {
-  return asock__start_fast(sock, op, ASOCK_OP_SENDTO, asock__sendto_check,
-                           asock__sendto_start);
+  return asock__start_fast(sock, op, ASOCK_OP_SENDTO, sendto_check,
+                           sendto_start);
 }
 
 /* The socket is writable: queued datagrams go, in order, until the kernel

@@ -57,14 +57,7 @@ START_TEST(udp_read_ahead) {
     tu_fill(out, sizeof(out), 30 + (uint32_t)i, 0);
     uu_send(p.a, tx, out, (size_t)100 + (size_t)i, &p.b_addr);
   }
-  ck_assert_asock(tu_receive_from(p.b, rx), 0);
-  ck_assert_uint_eq(asock_op_bytes(rx), 100);
-  ck_assert_uint_eq(tu_mismatch(asock_op_data(rx), 100, 30, 0), 100);
-#ifdef __linux__
-  /* The receive's slice and five read ahead. */
-  ck_assert_uint_eq(asock_socket_slices_held(p.b), 6);
-#endif
-  for (i = 1; i < 5; i++) {
+  for (i = 0; i < 4; i++) {
     ck_assert_asock(tu_receive_from(p.b, rx), 0);
     ck_assert_uint_eq(asock_op_bytes(rx), (size_t)100 + (size_t)i);
     ck_assert_uint_eq(asock_op_count(rx), (size_t)100 + (size_t)i);
@@ -73,14 +66,23 @@ START_TEST(udp_read_ahead) {
                       (size_t)100 + (size_t)i);
     ck_assert(tu_same_addr(asock_op_remote(rx), (struct sockaddr *)&p.a_addr));
   }
+#ifdef __linux__
+  /* Read-ahead grows while reads fill it: one datagram, then two (one
+   * kept), then the receive from what was kept, then a read of four that
+   * found three: the receive's slice and two kept. */
+  ck_assert_uint_eq(asock_socket_slices_held(p.b), 3);
+#endif
   /* A receive with its own small window copies what was read ahead, and
    * says it was cut. */
   tu_set_buffer(user, in, sizeof(in));
   ck_assert_asock(tu_receive_message_from(p.b, user), 0);
   ck_assert_uint_eq(asock_op_bytes(user), sizeof(in));
   ck_assert_uint_eq(asock_op_msg_flags(user), ASOCK_MSG_TRUNCATED);
-  ck_assert_uint_eq(tu_mismatch(in, sizeof(in), 35, 0), sizeof(in));
+  ck_assert_uint_eq(tu_mismatch(in, sizeof(in), 34, 0), sizeof(in));
   ck_assert_asock(asock_op_packet_info(user, NULL, NULL), 0);
+  ck_assert_asock(tu_receive_from(p.b, rx), 0);
+  ck_assert_uint_eq(asock_op_bytes(rx), 105);
+  ck_assert_uint_eq(tu_mismatch(asock_op_data(rx), 105, 35, 0), 105);
   ck_assert_uint_eq(asock_socket_slices_held(p.b), 1);
 
   ck_assert_asock(tu_receive_from(p.b, rx), ASOCK_PENDING);

@@ -19,6 +19,8 @@
  * elsewhere). */
 #define ASOCK__CMSG_SPACE 128
 typedef union asock__cmsg_room {
+  /* Read by no one: it only gives the union struct cmsghdr's alignment. */
+  /* cppcheck-suppress unusedStructMember */
   size_t align;
   char bytes[ASOCK__CMSG_SPACE];
 } asock__cmsg_room;
@@ -35,22 +37,31 @@ static int set_int(int fd, int level, int name, int value) {
 }
 
 /* Asks the kernel for every datagram's destination and interface, which
- * receive-message-from reports. Kept on for every receive, so that
- * datagrams read ahead have it whichever receive takes them. */
-static void want_pktinfo(int fd, int family) {
+ * receive-message-from reports. On a dual-stack socket the IPv4 datagrams
+ * carry the IPv4 kind. */
+int asock__udp_io_pktinfo(asock_socket *sock) {
+  int fd = sock->io.fd;
+  int err = 0;
 #if defined(IP_PKTINFO)
-  (void)set_int(fd, IPPROTO_IP, IP_PKTINFO, 1);
+  int v4 = set_int(fd, IPPROTO_IP, IP_PKTINFO, 1);
 #elif defined(IP_RECVDSTADDR)
-  (void)set_int(fd, IPPROTO_IP, IP_RECVDSTADDR, 1);
+  int v4 = set_int(fd, IPPROTO_IP, IP_RECVDSTADDR, 1);
 #if defined(IP_RECVIF)
   (void)set_int(fd, IPPROTO_IP, IP_RECVIF, 1);
 #endif
+#else
+  int v4 = ASOCK_ENOTSUP;
 #endif
-  if (family == AF_INET6) {
+  if (asock__udp(sock)->family == AF_INET6) {
 #if defined(IPV6_RECVPKTINFO)
-    (void)set_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+    err = set_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+#else
+    err = ASOCK_ENOTSUP;
 #endif
+  } else {
+    err = v4;
   }
+  return err;
 }
 
 static int open_udp(int family, unsigned int flags) {
@@ -78,7 +89,6 @@ static int open_udp(int family, unsigned int flags) {
       goto fail;
 #endif
   }
-  want_pktinfo(fd, family);
   return fd;
 
 fail:
@@ -92,6 +102,7 @@ fail:
 static unsigned short local_port(int fd) {
   asock__sockaddr self;
   socklen_t len = sizeof(self);
+  memset(&self, 0, sizeof(self));
   if (getsockname(fd, &self.sa, &len) != 0)
     return 0;
   return self.sa.sa_family == AF_INET6 ? self.in6.sin6_port : self.in.sin_port;
@@ -135,63 +146,72 @@ int asock__udp_io_connect(asock_socket *sock, const struct sockaddr *addr) {
   return 0;
 }
 
-/* Reads the packet information of one received datagram. */
+/* Reads the packet information of one received datagram into d->local
+ * and d->ifindex. */
 static void read_pktinfo(struct msghdr *msg, asock__dgram *d,
                          unsigned short port) {
   struct cmsghdr *c;
 
-  d->ifindex = 0;
-  memset(&d->local, 0, sizeof(d->local));
+  d->local->sa.sa_family = 0;
+  *d->ifindex = 0;
+  if (msg->msg_controllen == 0)
+    return;
   for (c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR(msg, c)) {
 #if defined(IP_PKTINFO)
     if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
       struct in_pktinfo info;
       memcpy(&info, CMSG_DATA(c), sizeof(info));
-      d->local.in.sin_family = AF_INET;
-      d->local.in.sin_addr = info.ipi_addr;
-      d->local.in.sin_port = port;
-      d->ifindex = (unsigned int)info.ipi_ifindex;
+      memset(d->local, 0, sizeof(*d->local));
+      d->local->in.sin_family = AF_INET;
+      d->local->in.sin_addr = info.ipi_addr;
+      d->local->in.sin_port = port;
+      *d->ifindex = (unsigned int)info.ipi_ifindex;
     }
 #elif defined(IP_RECVDSTADDR)
     if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVDSTADDR) {
-      d->local.in.sin_family = AF_INET;
-      memcpy(&d->local.in.sin_addr, CMSG_DATA(c), sizeof(struct in_addr));
-      d->local.in.sin_port = port;
+      memset(d->local, 0, sizeof(*d->local));
+      d->local->in.sin_family = AF_INET;
+      memcpy(&d->local->in.sin_addr, CMSG_DATA(c), sizeof(struct in_addr));
+      d->local->in.sin_port = port;
     }
 #endif
 #if defined(IPV6_PKTINFO)
     if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
       struct in6_pktinfo info;
       memcpy(&info, CMSG_DATA(c), sizeof(info));
-      d->local.in6.sin6_family = AF_INET6;
-      d->local.in6.sin6_addr = info.ipi6_addr;
-      d->local.in6.sin6_port = port;
-      d->ifindex = info.ipi6_ifindex;
+      memset(d->local, 0, sizeof(*d->local));
+      d->local->in6.sin6_family = AF_INET6;
+      d->local->in6.sin6_addr = info.ipi6_addr;
+      d->local->in6.sin6_port = port;
+      *d->ifindex = info.ipi6_ifindex;
     }
 #endif
   }
 }
 
+/* Sets up one message header for d, with room for packet information
+ * only when it is wanted. */
 static void fill_msg(struct msghdr *msg, struct iovec *iov, asock__dgram *d,
-                     char *control) {
+                     asock__cmsg_room *control) {
   iov->iov_base = d->base;
   iov->iov_len = d->len;
-  memset(msg, 0, sizeof(*msg));
-  msg->msg_name = &d->from;
-  msg->msg_namelen = sizeof(d->from);
+  msg->msg_name = d->from;
+  msg->msg_namelen = sizeof(*d->from);
   msg->msg_iov = iov;
   msg->msg_iovlen = 1;
-  msg->msg_control = control;
-  msg->msg_controllen = ASOCK__CMSG_SPACE;
+  msg->msg_control = d->local != NULL ? control->bytes : NULL;
+  msg->msg_controllen = d->local != NULL ? ASOCK__CMSG_SPACE : 0;
+  msg->msg_flags = 0;
 }
 
+/* Records a datagram of `bytes` bytes (its full length: MSG_TRUNC). */
 static void read_msg(struct msghdr *msg, size_t bytes, asock__dgram *d,
                      unsigned short port) {
-  /* With MSG_TRUNC in the flags, Linux gives the datagram's full length. */
   d->bytes = bytes < d->len ? bytes : d->len;
   d->flags =
       (msg->msg_flags & MSG_TRUNC) || bytes > d->len ? ASOCK_MSG_TRUNCATED : 0;
-  read_pktinfo(msg, d, port);
+  if (d->local != NULL)
+    read_pktinfo(msg, d, port);
 }
 
 static int recv_error(void) {
@@ -200,31 +220,52 @@ static int recv_error(void) {
   return asock__sys_error();
 }
 
+/* One datagram without packet information: recvfrom(), the cheapest. */
+static int recv_plain(int fd, asock__dgram *d) {
+  socklen_t len = sizeof(*d->from);
+  ssize_t r;
+
+  do
+    r = recvfrom(fd, d->base, d->len, MSG_TRUNC, &d->from->sa, &len);
+  while (r < 0 && errno == EINTR);
+  if (r < 0)
+    return recv_error();
+  /* With MSG_TRUNC, Linux and the BSDs give the datagram's full length. */
+  d->bytes = (size_t)r < d->len ? (size_t)r : d->len;
+  d->flags = (size_t)r > d->len ? ASOCK_MSG_TRUNCATED : 0;
+  return 1;
+}
+
+/* The socket's port, for packet information (read once, and again after a
+ * disconnect may have changed it). */
+static unsigned short info_port(asock_socket *sock) {
+  if (asock__udp(sock)->port == 0)
+    asock__udp(sock)->port = local_port(sock->io.fd);
+  return asock__udp(sock)->port;
+}
+
 #if defined(__linux__)
 int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
   struct mmsghdr msgs[ASOCK__UDP_BATCH];
   struct iovec iov[ASOCK__UDP_BATCH];
   asock__cmsg_room control[ASOCK__UDP_BATCH];
-  unsigned short port = asock__udp(sock)->port;
   unsigned int i;
   int got;
 
-  if (port == 0)
-    port = asock__udp(sock)->port = local_port(sock->io.fd);
-
   if (sock->io.fd < 0)
     return ASOCK_EBADF;
-  for (i = 0; i < n; i++) {
-    fill_msg(&msgs[i].msg_hdr, &iov[i], &d[i], control[i].bytes);
-    msgs[i].msg_len = 0;
-  }
+  if (n == 1 && d->local == NULL)
+    return recv_plain(sock->io.fd, d);
+  for (i = 0; i < n; i++)
+    fill_msg(&msgs[i].msg_hdr, &iov[i], &d[i], &control[i]);
   do
     got = recvmmsg(sock->io.fd, msgs, n, MSG_TRUNC, NULL);
   while (got < 0 && errno == EINTR);
   if (got < 0)
     return recv_error();
   for (i = 0; i < (unsigned int)got; i++)
-    read_msg(&msgs[i].msg_hdr, msgs[i].msg_len, &d[i], port);
+    read_msg(&msgs[i].msg_hdr, msgs[i].msg_len, &d[i],
+             d[i].local != NULL ? info_port(sock) : 0);
   return got;
 }
 #else
@@ -237,18 +278,32 @@ int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
   (void)n;
   if (sock->io.fd < 0)
     return ASOCK_EBADF;
-  if (asock__udp(sock)->port == 0)
-    asock__udp(sock)->port = local_port(sock->io.fd);
-  fill_msg(&msg, &iov, &d[0], control.bytes);
+  if (d->local == NULL)
+    return recv_plain(sock->io.fd, d);
+  fill_msg(&msg, &iov, d, &control);
   do
-    r = recvmsg(sock->io.fd, &msg, 0);
+    r = recvmsg(sock->io.fd, &msg, MSG_TRUNC);
   while (r < 0 && errno == EINTR);
   if (r < 0)
     return recv_error();
-  read_msg(&msg, (size_t)r, &d[0], asock__udp(sock)->port);
+  read_msg(&msg, (size_t)r, d, info_port(sock));
   return 1;
 }
 #endif
+
+long asock__udp_io_send1(asock_socket *sock, const void *buf, size_t len,
+                         const struct sockaddr *to) {
+  ssize_t r;
+
+  do
+    r = sendto(sock->io.fd, buf, len, 0, to, to != NULL ? addr_len(to) : 0);
+  while (r < 0 && errno == EINTR);
+  if (r >= 0)
+    return (long)r;
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+    return ASOCK_EAGAIN;
+  return asock__sys_error();
+}
 
 long asock__udp_io_send(asock_socket *sock, const uv_buf_t *iov, unsigned int n,
                         const struct sockaddr *to) {

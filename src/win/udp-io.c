@@ -114,10 +114,7 @@ static int open_udp(int family, unsigned int flags, SOCKET *out,
                   (flags & ASOCK_UDP_IPV6ONLY) != 0);
     if (err != 0)
       goto fail;
-    (void)set_int(s, IPPROTO_IPV6, IPV6_PKTINFO, 1);
   }
-  /* On a dual-stack socket the IPv4 datagrams carry IP_PKTINFO. */
-  (void)set_int(s, IPPROTO_IP, IP_PKTINFO, 1);
   report_icmp(s, SIO_UDP_CONNRESET, FALSE);
   report_icmp(s, SIO_UDP_NETRESET, FALSE);
   *out = s;
@@ -253,33 +250,50 @@ int asock__udp_io_connect(asock_socket *sock, const struct sockaddr *addr) {
   return 0;
 }
 
-/* Reads the packet information of one received datagram. */
+int asock__udp_io_pktinfo(asock_socket *sock) {
+  SOCKET s = asock__win_udp_socket(sock);
+  int err;
+
+  if (s == INVALID_SOCKET)
+    return ASOCK_EBADF;
+  /* On a dual-stack socket the IPv4 datagrams carry IP_PKTINFO. */
+  err = set_int(s, IPPROTO_IP, IP_PKTINFO, 1);
+  if (asock__udp(sock)->family == AF_INET6) {
+    int err6 = set_int(s, IPPROTO_IPV6, IPV6_PKTINFO, 1);
+    /* An IPv6-only socket may refuse the IPv4 kind. */
+    err = err6 != 0 ? err6 : 0;
+  }
+  return err;
+}
+
+/* Reads the packet information of one received datagram into d->local and
+ * d->ifindex. */
 static void read_pktinfo(WSAMSG *msg, asock__dgram *d, unsigned short port,
                          int family) {
   WSACMSGHDR *c;
 
-  d->ifindex = 0;
-  memset(&d->local, 0, sizeof(d->local));
+  *d->ifindex = 0;
+  memset(d->local, 0, sizeof(*d->local));
   for (c = WSA_CMSG_FIRSTHDR(msg); c != NULL; c = WSA_CMSG_NXTHDR(msg, c)) {
     if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
       IN_PKTINFO info;
       memcpy(&info, WSA_CMSG_DATA(c), sizeof(info));
       /* On a dual-stack socket the sender is IPv4-mapped: so is this. */
       if (family == AF_INET6) {
-        map_ipv4(&info.ipi_addr, port, &d->local);
+        map_ipv4(&info.ipi_addr, port, d->local);
       } else {
-        d->local.in.sin_family = AF_INET;
-        d->local.in.sin_addr = info.ipi_addr;
-        d->local.in.sin_port = port;
+        d->local->in.sin_family = AF_INET;
+        d->local->in.sin_addr = info.ipi_addr;
+        d->local->in.sin_port = port;
       }
-      d->ifindex = (unsigned int)info.ipi_ifindex;
+      *d->ifindex = (unsigned int)info.ipi_ifindex;
     } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
       IN6_PKTINFO info;
       memcpy(&info, WSA_CMSG_DATA(c), sizeof(info));
-      d->local.in6.sin6_family = AF_INET6;
-      d->local.in6.sin6_addr = info.ipi6_addr;
-      d->local.in6.sin6_port = port;
-      d->ifindex = (unsigned int)info.ipi6_ifindex;
+      d->local->in6.sin6_family = AF_INET6;
+      d->local->in6.sin6_addr = info.ipi6_addr;
+      d->local->in6.sin6_port = port;
+      *d->ifindex = (unsigned int)info.ipi6_ifindex;
     }
   }
 }
@@ -304,10 +318,13 @@ int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
   buf.buf = d->base;
   buf.len = d->len > 0xffffffffu ? 0xffffffffu : (ULONG)d->len;
   memset(&msg, 0, sizeof(msg));
-  msg.name = &d->from.sa;
-  msg.namelen = (int)sizeof(d->from);
+  msg.name = &d->from->sa;
+  msg.namelen = (int)sizeof(*d->from);
   msg.lpBuffers = &buf;
   msg.dwBufferCount = 1;
+  /* Room for packet information even when the receive does not want it:
+   * Wine fails a WSARecvMsg() that has none with WSAEMSGSIZE once the
+   * socket reports it. */
   msg.Control.buf = control.bytes;
   msg.Control.len = sizeof(control.bytes);
   if (h->recvmsg(h->socket, &msg, &bytes, NULL, NULL) != 0) {
@@ -329,8 +346,15 @@ int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
   }
   d->bytes = bytes < d->len ? bytes : d->len;
   d->flags = flags | ((msg.dwFlags & MSG_TRUNC) ? ASOCK_MSG_TRUNCATED : 0);
-  read_pktinfo(&msg, d, asock__udp(sock)->port, asock__udp(sock)->family);
+  if (d->local != NULL)
+    read_pktinfo(&msg, d, asock__udp(sock)->port, asock__udp(sock)->family);
   return 1;
+}
+
+long asock__udp_io_send1(asock_socket *sock, const void *buf, size_t len,
+                         const struct sockaddr *to) {
+  uv_buf_t one = uv_buf_init((char *)(uintptr_t)buf, (unsigned int)len);
+  return asock__udp_io_send(sock, &one, 1, to);
 }
 
 long asock__udp_io_send(asock_socket *sock, const uv_buf_t *iov, unsigned int n,
