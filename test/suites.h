@@ -20,4 +20,5 @@
   XX(tcp_stress, "tcp")                                                        \
   XX(udp_basic, "udp")                                                         \
   XX(udp_flow, "udp")                                                          \
-  XX(security, "tcp")
+  XX(security, "tcp")                                                          \
+  XX(hostile, "tcp;novalgrind")
