@@ -423,6 +423,7 @@ ASOCK_EXTERN int asock_op_clear_buffer(asock_op *op);
  * \param bufs the list, or NULL with nbufs 0 to remove it.
  * \return 0; ASOCK_EINVAL for a NULL op, NULL bufs with nbufs > 0, an entry
  *   with NULL base and non-zero length, or more than ASOCK_MAX_BUFS entries;
+ *   ASOCK_EBOUNDS if the lengths add up to more than SIZE_MAX;
  *   ASOCK_EBUSY while pending.
  * Owner. */
 ASOCK_EXTERN int asock_op_set_buffer_list(asock_op *op, const asock_buf *bufs,

@@ -4,8 +4,8 @@
 
 #include "internal.h"
 
-#define ASOCK__DEFAULT_SEND_LOW (16 * 1024)
-#define ASOCK__DEFAULT_SEND_HIGH (64 * 1024)
+#define ASOCK__DEFAULT_SEND_LOW ((size_t)16 * 1024)
+#define ASOCK__DEFAULT_SEND_HIGH ((size_t)64 * 1024)
 
 /* Makes a socket with its handle initialised: two references, one for the
  * application and one for the handle. */

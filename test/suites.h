@@ -19,4 +19,6 @@
   XX(tcp_timeout, "tcp")                                                       \
   XX(tcp_stress, "tcp")                                                        \
   XX(udp_basic, "udp")                                                         \
-  XX(udp_flow, "udp")
+  XX(udp_flow, "udp")                                                          \
+  XX(security, "tcp")                                                          \
+  XX(hostile, "tcp;novalgrind")

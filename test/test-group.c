@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "tcp-util.h"
 #include "test.h"
 
 enum { CONNS = 32, LOOPS = 2 };
@@ -20,6 +21,9 @@ static asock__atomic_u32 wrong_thread;  /* callbacks off their loop */
 static asock__atomic_u32 echo_ends;     /* server ops finished */
 static asock__atomic_u32 ends_canceled; /* of which with ASOCK_ECANCELED */
 static asock__atomic_u32 ends_eof;      /* of which with ASOCK_EOF */
+/* The argument on_conn() expects: a plain object, as the counters above may
+ * be volatile (the Interlocked atomics). */
+static char listen_arg;
 
 static void setup(void) {
   asock_pool_config cfg;
@@ -89,7 +93,7 @@ static void on_conn(asock_group *g, asock_socket *conn, void *arg) {
   int r;
 
   ck_assert_ptr_eq(g, group);
-  ck_assert_ptr_eq(arg, &served);
+  ck_assert_ptr_eq(arg, &listen_arg);
   if (!asock__loop_on_thread(asock_socket_loop(conn)))
     asock__add_u32(&wrong_thread, 1);
   asock__add_u32(&served, 1);
@@ -210,19 +214,19 @@ START_TEST(group_refuses_bad_input) {
                     ASOCK_ETHREAD);
   }
   ck_assert_asock(asock_group_local_address(group, &got), ASOCK_ENOTCONN);
-  ck_assert_asock(asock_group_listen(group, NULL, 16, 0, on_conn, &served),
-                  ASOCK_EINVAL);
-  ck_assert_asock(
-      asock_group_listen(group, (struct sockaddr *)&addr, 16, 0, NULL, &served),
-      ASOCK_EINVAL);
-  ck_assert_asock(asock_group_listen(group, (struct sockaddr *)&addr, 16,
-                                     0x8000, on_conn, &served),
+  ck_assert_asock(asock_group_listen(group, NULL, 16, 0, on_conn, &listen_arg),
                   ASOCK_EINVAL);
   ck_assert_asock(asock_group_listen(group, (struct sockaddr *)&addr, 16, 0,
-                                     on_conn, &served),
+                                     NULL, &listen_arg),
+                  ASOCK_EINVAL);
+  ck_assert_asock(asock_group_listen(group, (struct sockaddr *)&addr, 16,
+                                     0x8000, on_conn, &listen_arg),
+                  ASOCK_EINVAL);
+  ck_assert_asock(asock_group_listen(group, (struct sockaddr *)&addr, 16, 0,
+                                     on_conn, &listen_arg),
                   0);
   ck_assert_asock(asock_group_listen(group, (struct sockaddr *)&addr, 16, 0,
-                                     on_conn, &served),
+                                     on_conn, &listen_arg),
                   ASOCK_EKIND);
   ck_assert_asock(asock_group_local_address(group, &got), 0);
   ck_assert_int_eq(got.ss_family, AF_INET);
@@ -230,7 +234,7 @@ START_TEST(group_refuses_bad_input) {
   ck_assert_asock(asock_group_stop(group, 0), 0);
   ck_assert_asock(asock_group_stop(group, 0), ASOCK_ECLOSED);
   ck_assert_asock(asock_group_listen(group, (struct sockaddr *)&addr, 16, 0,
-                                     on_conn, &served),
+                                     on_conn, &listen_arg),
                   ASOCK_ECLOSED);
   ck_assert_asock(asock_group_stop(NULL, 0), ASOCK_EINVAL);
   ck_assert_asock(asock_group_destroy(NULL), ASOCK_EINVAL);
@@ -247,7 +251,7 @@ static void spread(unsigned int flags) {
   uv_ip4_addr("127.0.0.1", 0, &addr);
   ck_assert_asock(asock_group_create(&group, pool, LOOPS), 0);
   ck_assert_asock(asock_group_listen(group, (struct sockaddr *)&addr, 128,
-                                     flags, on_conn, &served),
+                                     flags, on_conn, &listen_arg),
                   0);
   connect_and_echo();
   ck_assert_uint_eq(asock__load_u32(&served), CONNS);
@@ -294,7 +298,7 @@ START_TEST(group_stop_cancels_what_waits) {
   uv_ip4_addr("127.0.0.1", 0, &addr);
   ck_assert_asock(asock_group_create(&group, pool, LOOPS), 0);
   ck_assert_asock(asock_group_listen(group, (struct sockaddr *)&addr, 128, 0,
-                                     on_conn, &served),
+                                     on_conn, &listen_arg),
                   0);
   connect_and_echo();
   /* Each server op now waits in a receive. */
@@ -327,7 +331,7 @@ START_TEST(group_stop_lets_connections_finish) {
   uv_ip4_addr("127.0.0.1", 0, &addr);
   ck_assert_asock(asock_group_create(&group, pool, LOOPS), 0);
   ck_assert_asock(asock_group_listen(group, (struct sockaddr *)&addr, 128, 0,
-                                     on_conn, &served),
+                                     on_conn, &listen_arg),
                   0);
   connect_and_echo();
   asock__store_u32(&s.returned, 0);
@@ -544,6 +548,140 @@ START_TEST(sends_from_many_threads_keep_each_order) {
 }
 END_TEST
 
+/* ---- the hand-off listener, on the test's loop ------------------------- */
+
+/* A listener as a group's first loop makes it when it hands connections
+ * over, on 127.0.0.1, port 0. */
+static asock_socket *handoff_listen(struct sockaddr_storage *addr) {
+  asock_socket *listener;
+  int len = (int)sizeof(*addr);
+
+  tu_addr("127.0.0.1", 0, addr);
+  ck_assert_asock(asock_tcp_create(&listener, tu_loop), 0);
+  ck_assert_asock(asock__tcp_listen(listener, (const struct sockaddr *)addr,
+                                    128, ASOCK__LISTEN_HANDOFF),
+                  0);
+  ck_assert_asock(
+      asock_socket_local_address(listener, (struct sockaddr *)addr, &len), 0);
+  ck_assert_uint_ne(tu_port(addr), 0);
+  return listener;
+}
+
+/* A client connected to addr, the connect completed. */
+static asock_socket *connected_client(const struct sockaddr_storage *addr) {
+  asock_socket *sock;
+  asock_op *op = tu_op();
+
+  ck_assert_asock(asock_tcp_create(&sock, tu_loop), 0);
+  ck_assert_asock(asock_op_set_remote(op, (const struct sockaddr *)addr), 0);
+  ck_assert_asock(tu_connect(sock, op), ASOCK_PENDING);
+  ck_assert(tu_wait_calls(op, 1));
+  ck_assert_asock(asock_op_status(op), 0);
+  return sock;
+}
+
+/* Takes the next connection with a raw accept, waiting for it if need be:
+ * no socket is made, op->conn holds the connection. */
+static uintptr_t raw_accept(asock_socket *listener, asock_op *op) {
+  int calls = tu_rec(op)->calls;
+  int r;
+
+  op->flags |= ASOCK__OPF_RAW_ACCEPT;
+  r = tu_accept(listener, op);
+  ck_assert_int_ge(r, 0);
+  if (r == ASOCK_PENDING)
+    ck_assert(tu_wait_calls(op, calls + 1));
+  ck_assert_asock(asock_op_status(op), 0);
+  ck_assert_ptr_null(asock_op_accepted(op));
+  op->flags &= ~ASOCK__OPF_RAW_ACCEPT;
+  return op->conn;
+}
+
+/* What a group does with the connections of its hand-off listener: a raw
+ * accept takes one without making a socket; a loop adopts it (on Windows
+ * an OS socket in no completion port yet, opened into the adopting loop's)
+ * and it carries bytes both ways; one that cannot be handed over is
+ * dropped, and its peer reads the end of the stream. An ordinary accept on
+ * the same listener still makes a socket. */
+START_TEST(handoff_listener_adopts_and_drops) {
+  struct sockaddr_storage addr;
+  asock_socket *listener = handoff_listen(&addr);
+  asock_socket *c1, *c2, *c3, *s1, *s3;
+  asock_op *aop = tu_op();
+  size_t got;
+  char c;
+
+  /* Posted before the connection comes: it waits. */
+  aop->flags |= ASOCK__OPF_RAW_ACCEPT;
+  ck_assert_asock(tu_accept(listener, aop), ASOCK_PENDING);
+  c1 = connected_client(&addr);
+  ck_assert(tu_wait_calls(aop, 1));
+  ck_assert_asock(asock_op_status(aop), 0);
+  ck_assert_ptr_null(asock_op_accepted(aop));
+  aop->flags &= ~ASOCK__OPF_RAW_ACCEPT;
+  ck_assert_asock(asock__socket_new(tu_loop, sizeof(asock_socket), 0, &s1), 0);
+  ck_assert_asock(asock__io_adopt(NULL, s1, aop->conn), 0);
+  s1->flags |= ASOCK__SF_CONNECTED;
+  tu_send_all(c1, "x", 1);
+  tu_recv_exact(s1, &c, 1);
+  ck_assert_int_eq(c, 'x');
+  tu_send_all(s1, "y", 1);
+  tu_recv_exact(c1, &c, 1);
+  ck_assert_int_eq(c, 'y');
+
+  c2 = connected_client(&addr);
+  asock__io_drop(raw_accept(listener, aop));
+  ck_assert_asock(tu_recv_to_end(c2, 0, 0, 16, &got), ASOCK_EOF);
+  ck_assert_uint_eq(got, 0);
+
+  c3 = connected_client(&addr);
+  s3 = tu_accept_done(listener, aop);
+  ck_assert_ptr_nonnull(asock_op_remote(aop));
+  tu_send_all(c3, "z", 1);
+  tu_recv_exact(s3, &c, 1);
+  ck_assert_int_eq(c, 'z');
+
+  ck_assert_asock(tu_close(s1, 0), 0);
+  ck_assert_asock(tu_close(s3, 0), 0);
+  ck_assert_asock(tu_close(c1, 0), 0);
+  ck_assert_asock(tu_close(c2, 0), 0);
+  ck_assert_asock(tu_close(c3, 0), 0);
+  ck_assert_asock(tu_close(listener, 0), 0);
+}
+END_TEST
+
+/* The port is the hand-off listener's alone, as an ordinary listener's is;
+ * closing it cancels the accept that waits and frees the port at once. */
+START_TEST(handoff_listener_holds_and_frees_its_port) {
+  struct sockaddr_storage addr;
+  asock_socket *listener = handoff_listen(&addr);
+  asock_socket *other;
+  asock_op *aop = tu_op();
+
+  /* A socket whose bind failed is not bound again (libuv keeps the error):
+   * each attempt has a socket of its own. */
+  ck_assert_asock(asock_tcp_create(&other, tu_loop), 0);
+  ck_assert_asock(asock__tcp_listen(other, (const struct sockaddr *)&addr, 16,
+                                    ASOCK__LISTEN_HANDOFF),
+                  ASOCK_EADDRINUSE);
+  ck_assert_asock(tu_close(other, 0), 0);
+  ck_assert_asock(asock_tcp_create(&other, tu_loop), 0);
+  ck_assert_asock(
+      asock_tcp_listen(other, (const struct sockaddr *)&addr, 16, 0),
+      ASOCK_EADDRINUSE);
+  ck_assert_asock(tu_close(other, 0), 0);
+  aop->flags |= ASOCK__OPF_RAW_ACCEPT;
+  ck_assert_asock(tu_accept(listener, aop), ASOCK_PENDING);
+  ck_assert_asock(tu_close(listener, 0), 0);
+  ck_assert(tu_wait_calls(aop, 1));
+  ck_assert_asock(asock_op_status(aop), ASOCK_ECANCELED);
+  ck_assert_asock(asock_tcp_create(&other, tu_loop), 0);
+  ck_assert_asock(
+      asock_tcp_listen(other, (const struct sockaddr *)&addr, 16, 0), 0);
+  ck_assert_asock(tu_close(other, 0), 0);
+}
+END_TEST
+
 Suite *asock_test_suite_group(void) {
   Suite *s = suite_create("group");
   TCase *tc = tcase_create("group");
@@ -556,6 +694,12 @@ Suite *asock_test_suite_group(void) {
   tcase_add_test(tc, group_stop_lets_connections_finish);
   tcase_add_test(tc, tasks_run_on_the_loop_in_order);
   tcase_add_test(tc, sends_from_many_threads_keep_each_order);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("handoff");
+  tcase_add_checked_fixture(tc, tu_setup, tu_teardown);
+  tcase_set_timeout(tc, ASOCK_TEST_TIMEOUT);
+  tcase_add_test(tc, handoff_listener_adopts_and_drops);
+  tcase_add_test(tc, handoff_listener_holds_and_frees_its_port);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -13,12 +13,24 @@
  * TCP socket for the sake of the few UDP ones. */
 typedef struct asock__udp_handle asock__udp_handle;
 
+/* A loop group's hand-off listener (handoff-io.c): a listening OS socket
+ * watched by a uv_poll_t, out of line for the same reason. */
+typedef struct asock__handoff asock__handoff;
+
 /* A socket's handle on Windows. TCP: libuv's TCP handle, on IOCP. libuv's
  * zero-byte reads are how an idle connection waits without a buffer, and
  * its AcceptEx requests stay posted, so connections arrive without accept
  * ops. UDP (ASOCK__SF_UDP): asock's own Winsock calls when the poll handle
  * reports readiness, as on Unix, for what uv_udp_t does not offer: packet
- * information, a truncation flag, and sends that never wait in libuv. */
+ * information, a truncation flag, and sends that never wait in libuv.
+ *
+ * A listener whose connections a loop group hands to other loops
+ * (ASOCK__LISTEN_HANDOFF) is not libuv's: uv_accept() runs on the
+ * listener's loop, into a handle of that loop, and associates the
+ * connection with that loop's completion port, which a SOCKET keeps for
+ * good. Its TCP handle stays initialised but unopened, and its
+ * handle.tcp.data, which libuv leaves to its user, points to the
+ * asock__handoff that listens. */
 typedef struct asock__io {
   union {
     uv_tcp_t tcp;           /* first, so that a handle pointer is the socket */
@@ -35,8 +47,32 @@ void asock__win_udp_close(struct asock_socket *sock);
 /* The OS socket, INVALID_SOCKET before the bind and after the close. */
 uv_os_sock_t asock__win_udp_socket(const struct asock_socket *sock);
 
-/* Windows has no recvmmsg(): a UDP receive reads one datagram per call. */
+/* The hand-off listener (handoff-io.c), for what tcp-io.c does for every
+ * socket. */
+/* The socket's hand-off listener, NULL for every other socket (a UDP
+ * socket's handle.udp shares the bytes of handle.tcp.data). */
+asock__handoff *asock__win_handoff(const struct asock_socket *sock);
+/* Binds and listens on an OS socket of its own, with the semantics of the
+ * uv_tcp_t listener; the TCP handle stays unopened. */
+int asock__win_handoff_listen(struct asock_socket *sock,
+                              const struct sockaddr *addr, int backlog,
+                              unsigned int flags);
+/* Accepts one connection: 0 with *conn the SOCKET, associated with no
+ * completion port yet, or ASOCK_EAGAIN, or an error. */
+int asock__win_handoff_accept(struct asock_socket *listener, uintptr_t *conn);
+/* Watches the listening socket while accept ops wait. */
+void asock__win_handoff_want(struct asock_socket *listener, int wanted);
+/* Closes the poll handle and the OS socket, then the TCP handle;
+ * asock__socket_closed() follows from its close callback. */
+void asock__win_handoff_close(struct asock_socket *sock);
+/* The listening OS socket, INVALID_SOCKET after the close. */
+uv_os_sock_t asock__win_handoff_socket(const struct asock_socket *sock);
+
+/* Windows has no recvmmsg(): a UDP receive reads one datagram per call.
+ * Nothing balances connections between listeners of one port: a loop group
+ * hands them over. */
 #define ASOCK__UDP_READ_AHEAD 0
+#define ASOCK__REUSEPORT_BALANCES 0
 
 /* A value that differs between threads alive at the same time: the
  * thread's id, which Windows reads from the thread's own block. */

@@ -1,7 +1,8 @@
 /* Socket I/O on Windows: libuv's TCP handle on IOCP does the work, and
  * its callbacks are turned into the reports the shared code expects. The
  * functions for every socket (init, close, buffer sizes, addresses) hand UDP
- * sockets, whose handle is udp-io.c's, to Winsock or to udp-io.c. */
+ * sockets, whose handle is udp-io.c's, to Winsock or to udp-io.c, and a loop
+ * group's hand-off listener to handoff-io.c. */
 #include <winsock2.h>
 
 #include "internal.h"
@@ -19,12 +20,17 @@ static int is_udp(const asock_socket *sock) {
 }
 
 int asock__io_init(asock_socket *sock) {
+  int err;
+
   sock->io.pending_conns = 0;
   if (is_udp(sock)) {
     sock->io.handle.udp = NULL; /* made by the bind */
     return 0;
   }
-  return asock__from_uv(uv_tcp_init(sock->loop->uv, &sock->io.handle.tcp));
+  err = uv_tcp_init(sock->loop->uv, &sock->io.handle.tcp);
+  /* No hand-off listener (asock__win_handoff()). */
+  sock->io.handle.tcp.data = NULL;
+  return asock__from_uv(err);
 }
 
 /* SO_REUSEADDR must be set before the bind, on a socket libuv then adopts.
@@ -66,6 +72,12 @@ int asock__io_listen(asock_socket *sock, const struct sockaddr *addr,
   unsigned int uv_flags = 0;
   int err;
 
+  /* Nothing balances connections between listeners of one port
+   * (ASOCK__REUSEPORT_BALANCES): a loop group never asks. */
+  if (flags & ASOCK__LISTEN_REUSEPORT)
+    return ASOCK_ENOTSUP;
+  if (flags & ASOCK__LISTEN_HANDOFF)
+    return asock__win_handoff_listen(sock, addr, backlog, flags);
   if (flags & ASOCK_LISTEN_IPV6ONLY)
     uv_flags |= UV_TCP_IPV6ONLY;
   if (flags & ASOCK_LISTEN_REUSEADDR) {
@@ -81,17 +93,32 @@ int asock__io_listen(asock_socket *sock, const struct sockaddr *addr,
 }
 
 /* libuv keeps AcceptEx posted and counts what it has; uv_accept() in
- * asock__io_adopt() takes one. */
+ * asock__io_adopt() takes one, and conn is 0: the connection is libuv's
+ * until then. A hand-off listener's conn is the accepted SOCKET. */
 int asock__io_accept(asock_socket *listener, uintptr_t *conn) {
+  if (asock__win_handoff(listener) != NULL)
+    return asock__win_handoff_accept(listener, conn);
   *conn = 0;
   return listener->io.pending_conns > 0 ? 0 : ASOCK_EAGAIN;
+}
+
+/* A SOCKET that no completion port has yet becomes the client's, on the
+ * client's loop and in its completion port; on failure it is closed. */
+static int adopt_socket(asock_socket *client, SOCKET s) {
+  int err = uv_tcp_open(&client->io.handle.tcp, (uv_os_sock_t)s);
+  if (err != 0) {
+    closesocket(s);
+    return asock__from_uv(err);
+  }
+  return 0;
 }
 
 int asock__io_adopt(asock_socket *listener, asock_socket *client,
                     uintptr_t conn) {
   int err;
 
-  (void)conn;
+  if (listener == NULL || asock__win_handoff(listener) != NULL)
+    return adopt_socket(client, (SOCKET)conn);
   err = uv_accept((uv_stream_t *)&listener->io.handle.tcp,
                   (uv_stream_t *)&client->io.handle.tcp);
   if (err != 0) {
@@ -103,12 +130,18 @@ int asock__io_adopt(asock_socket *listener, asock_socket *client,
   return 0;
 }
 
-/* The connection stays with libuv, for the next accept. */
-void asock__io_drop(uintptr_t conn) { (void)conn; }
+/* A SOCKET a hand-off listener accepted is closed; libuv's listener keeps
+ * its connection (conn 0) for the next accept. */
+void asock__io_drop(uintptr_t conn) {
+  if (conn != 0)
+    closesocket((SOCKET)conn);
+}
 
+/* libuv's listener keeps its AcceptEx requests posted whether or not an
+ * accept op waits; a hand-off listener watches its socket only then. */
 void asock__io_accept_wanted(asock_socket *listener, int wanted) {
-  (void)listener;
-  (void)wanted;
+  if (asock__win_handoff(listener) != NULL)
+    asock__win_handoff_want(listener, wanted);
 }
 
 static void on_connect(uv_connect_t *req, int status) {
@@ -181,6 +214,10 @@ void asock__io_close(asock_socket *sock, int abortive) {
     asock__win_udp_close(sock);
     return;
   }
+  if (asock__win_handoff(sock) != NULL) {
+    asock__win_handoff_close(sock);
+    return;
+  }
   if (abortive && uv_tcp_close_reset(&sock->io.handle.tcp, on_close) == 0)
     return;
   uv_close((uv_handle_t *)&sock->io.handle.tcp, on_close);
@@ -192,6 +229,8 @@ static SOCKET os_socket(const asock_socket *sock) {
 
   if (is_udp(sock))
     return (SOCKET)asock__win_udp_socket(sock);
+  if (asock__win_handoff(sock) != NULL)
+    return (SOCKET)asock__win_handoff_socket(sock);
   if (uv_fileno((const uv_handle_t *)&sock->io.handle.tcp, &fd) != 0)
     return INVALID_SOCKET;
   return (SOCKET)fd;

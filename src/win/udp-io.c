@@ -322,11 +322,11 @@ int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
   msg.namelen = (int)sizeof(*d->from);
   msg.lpBuffers = &buf;
   msg.dwBufferCount = 1;
-  /* Packet information only for a receive that wants it. */
-  if (d->local != NULL) {
-    msg.Control.buf = control.bytes;
-    msg.Control.len = sizeof(control.bytes);
-  }
+  /* Room for packet information even when the receive does not want it:
+   * Wine fails a WSARecvMsg() that has none with WSAEMSGSIZE once the
+   * socket reports it. */
+  msg.Control.buf = control.bytes;
+  msg.Control.len = sizeof(control.bytes);
   if (h->recvmsg(h->socket, &msg, &bytes, NULL, NULL) != 0) {
     int e = WSAGetLastError();
     switch (e) {

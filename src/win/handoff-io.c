@@ -1,0 +1,219 @@
+/* The listener of a loop group that hands its connections to other loops
+ * (ASOCK__LISTEN_HANDOFF), on Windows. A connection libuv's listener takes
+ * is associated with the accepting loop's completion port inside
+ * uv_accept(), and a SOCKET keeps its port for good: the loop it is handed
+ * to would run it through libuv's emulation of IOCP (uv_tcp_open() falls
+ * back to it without a word), with a thread-pool wait per read.
+ *
+ * So this listener is not libuv's: a non-blocking listening socket watched
+ * by a uv_poll_t (libuv's AFD polls), and accept() when it reads ready, as
+ * on Unix. accept() makes a socket associated with no port, and the loop it
+ * goes to opens it with uv_tcp_open() on its own thread, into its own
+ * completion port (tcp-io.c, asock__io_adopt()). The listener's TCP handle
+ * stays initialised and unopened beside it, and is closed after it. */
+#include <winsock2.h>
+
+#include "internal.h"
+
+struct asock__handoff {
+  uv_poll_t poll;      /* first: the close callback frees the struct */
+  asock_socket *sock;  /* whose listener this is */
+  SOCKET socket;       /* INVALID_SOCKET once closed */
+  unsigned char want;  /* accept ops wait */
+  unsigned char armed; /* the poll handle watches */
+  unsigned char busy;  /* its callback runs: it updates when done */
+};
+
+static int wsa_error(void) { return asock__win_error(WSAGetLastError()); }
+
+asock__handoff *asock__win_handoff(const asock_socket *sock) {
+  if (sock->flags & ASOCK__SF_UDP)
+    return NULL;
+  return (asock__handoff *)sock->io.handle.tcp.data;
+}
+
+uv_os_sock_t asock__win_handoff_socket(const asock_socket *sock) {
+  asock__handoff *h = asock__win_handoff(sock);
+  return h != NULL ? h->socket : INVALID_SOCKET;
+}
+
+/* A listening socket set up as libuv's listener would be, with what asock's
+ * adds (tcp-io.c): SO_REUSEADDR only when asked (on Windows it lets
+ * another socket take the port over), IPV6_V6ONLY on or off as asked, and
+ * a bind failure reported as libuv reports it. */
+static int open_listener(const struct sockaddr *addr, int backlog,
+                         unsigned int flags, SOCKET *out) {
+  int len = addr->sa_family == AF_INET6 ? (int)sizeof(struct sockaddr_in6)
+                                        : (int)sizeof(struct sockaddr_in);
+  SOCKET s;
+  int err;
+
+  *out = INVALID_SOCKET;
+  /* uv_tcp_bind() refuses it too. */
+  if ((flags & ASOCK_LISTEN_IPV6ONLY) && addr->sa_family != AF_INET6)
+    return ASOCK_EINVAL;
+  s = socket(addr->sa_family, SOCK_STREAM, IPPROTO_TCP);
+  if (s == INVALID_SOCKET)
+    return wsa_error();
+  /* As libuv does: a child process does not inherit the socket. */
+  if (!SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0)) {
+    err = asock__from_uv(uv_translate_sys_error((int)GetLastError()));
+    goto fail;
+  }
+  if (flags & ASOCK_LISTEN_REUSEADDR) {
+    BOOL yes = TRUE;
+    if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, (const char *)&yes,
+                   sizeof(yes)) != 0) {
+      err = wsa_error();
+      goto fail;
+    }
+  }
+  if (addr->sa_family == AF_INET6) {
+    /* Windows makes IPv6 sockets IPv6-only unless told otherwise. libuv
+     * ignores a failure (a host without IPv4): so does this. */
+    DWORD on = (flags & ASOCK_LISTEN_IPV6ONLY) != 0;
+    (void)setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&on,
+                     sizeof(on));
+  }
+  if (bind(s, addr, len) != 0 || listen(s, backlog) != 0) {
+    err = wsa_error();
+    goto fail;
+  }
+  *out = s;
+  return 0;
+
+fail:
+  closesocket(s);
+  return err;
+}
+
+int asock__win_handoff_listen(asock_socket *sock, const struct sockaddr *addr,
+                              int backlog, unsigned int flags) {
+  asock__handoff *h;
+  SOCKET s;
+  int err;
+
+  if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)
+    return ASOCK_EAFNOSUPPORT;
+  h = asock__malloc(sizeof(*h));
+  if (h == NULL)
+    return ASOCK_ENOMEM;
+  err = open_listener(addr, backlog, flags, &s);
+  if (err != 0)
+    goto fail;
+  /* The poll handle makes the socket non-blocking; accept() then gives
+   * non-blocking sockets too. */
+  err = asock__from_uv(uv_poll_init_socket(sock->loop->uv, &h->poll, s));
+  if (err != 0) {
+    closesocket(s);
+    goto fail;
+  }
+  h->sock = sock;
+  h->socket = s;
+  h->want = 0;
+  h->armed = 0;
+  h->busy = 0;
+  sock->io.handle.tcp.data = h;
+  return 0;
+
+fail:
+  asock__free(h);
+  return err;
+}
+
+int asock__win_handoff_accept(asock_socket *listener, uintptr_t *conn) {
+  asock__handoff *h = asock__win_handoff(listener);
+  SOCKET s;
+
+  *conn = 0;
+  if (h == NULL || h->socket == INVALID_SOCKET)
+    return ASOCK_EBADF;
+  for (;;) {
+    int e;
+    s = accept(h->socket, NULL, NULL);
+    if (s != INVALID_SOCKET)
+      break;
+    e = WSAGetLastError();
+    /* A connection reset before it was accepted is not the listener's
+     * error: the next one is tried. */
+    if (e == WSAECONNRESET || e == WSAEINTR)
+      continue;
+    if (e == WSAEWOULDBLOCK)
+      return ASOCK_EAGAIN;
+    return asock__win_error(e);
+  }
+  /* Not inherited by a child process started before the socket is adopted
+   * (uv_tcp_open() would see to it only then). */
+  (void)SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0);
+  *conn = (uintptr_t)s;
+  return 0;
+}
+
+static void on_poll(uv_poll_t *poll, int status, int events);
+
+/* Makes the poll handle watch what is wanted. Not while on_poll() runs: it
+ * updates once at its end, so that a want dropped and taken again inside a
+ * callback costs nothing (each change costs libuv a new AFD poll). */
+static void update(asock__handoff *h) {
+  if (h->want == h->armed || h->busy || h->socket == INVALID_SOCKET)
+    return;
+  if (h->want)
+    uv_poll_start(&h->poll, UV_READABLE, on_poll);
+  else
+    uv_poll_stop(&h->poll);
+  h->armed = h->want;
+}
+
+void asock__win_handoff_want(asock_socket *listener, int wanted) {
+  asock__handoff *h = asock__win_handoff(listener);
+
+  if (h == NULL)
+    return;
+  h->want = (unsigned char)(wanted != 0);
+  update(h);
+}
+
+static void on_poll(uv_poll_t *poll, int status, int events) {
+  asock__handoff *h = (asock__handoff *)poll;
+
+  (void)events;
+  /* libuv stops watching after an error: the accepts that wait try the
+   * socket and meet the error themselves. */
+  if (status < 0)
+    h->armed = 0;
+  h->busy = 1;
+  if (h->want)
+    asock__on_connection(h->sock, 0);
+  /* The listener may have closed meanwhile; the struct lives until the
+   * close callback, and update() leaves a closed one alone. */
+  h->busy = 0;
+  update(h);
+}
+
+static void on_tcp_closed(uv_handle_t *handle) {
+  asock__socket_closed((asock_socket *)handle);
+}
+
+/* The poll handle is gone: the TCP handle, which never opened, goes next,
+ * and its callback reports the socket closed. */
+static void on_poll_closed(uv_handle_t *handle) {
+  asock__handoff *h = (asock__handoff *)handle;
+  asock_socket *sock = h->sock;
+
+  sock->io.handle.tcp.data = NULL;
+  asock__free(h);
+  uv_close((uv_handle_t *)&sock->io.handle.tcp, on_tcp_closed);
+}
+
+void asock__win_handoff_close(asock_socket *sock) {
+  asock__handoff *h = asock__win_handoff(sock);
+
+  /* The AFD polls still posted end when the socket closes, and libuv waits
+   * for them before the close callback; closing it now frees the port at
+   * once, as on Unix. */
+  uv_close((uv_handle_t *)&h->poll, on_poll_closed);
+  closesocket(h->socket);
+  h->socket = INVALID_SOCKET;
+  h->want = 0;
+  h->armed = 0;
+}
