@@ -17,8 +17,9 @@
  * --stall-ms N makes a worker sleep N ms before it handles a chunk whose
  * number is 1 modulo 4, so that the chunks after it finish first and the
  * ordering has something to do. Prints "listening on ADDR:PORT"; on SIGINT
- * or SIGTERM stops and prints how many chunks were handled and how many
- * finished before an earlier one, then exits 0. */
+ * or SIGTERM stops and prints how many connections it served, how many
+ * chunks were handled, how many finished before an earlier one and how
+ * many bytes they held, then exits 0. */
 #include <ctype.h>
 #include <signal.h>
 #include <stdio.h>
@@ -57,6 +58,7 @@ typedef struct work_queue {
   size_t count;
   int stop;
   unsigned long long handled;
+  unsigned long long bytes; /* in the chunks handled */
   unsigned long long out_of_order;
 } work_queue;
 
@@ -283,6 +285,7 @@ static void worker_main(void *arg) {
 
     uv_mutex_lock(&queue.lock);
     queue.handled++;
+    queue.bytes += n;
     /* Finished before an earlier number: the order has work to do. */
     if (seq > asock_seq_next(c->order))
       queue.out_of_order++;
@@ -424,6 +427,7 @@ int main(int argc, char **argv) {
   printf("connections: %lu\n", srv.connections);
   printf("chunks: %llu, finished before an earlier one: %llu\n", queue.handled,
          queue.out_of_order);
+  printf("bytes upper-cased: %llu\n", queue.bytes);
   fflush(stdout);
   if (r == 0)
     r = asock_pool_destroy(srv.pool);

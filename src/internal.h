@@ -336,7 +336,8 @@ struct asock_loop {
 /* A slice for a receive on this loop: from the loop's own few free slices
  * when it has one (no atomic operation), else from the pool. 0 or
  * ASOCK_ENOBUFS. Loop thread; inline, as every message takes one. */
-static inline int asock__loop_take_slice(asock_loop *loop, void **slice) {
+static ASOCK__ALWAYS_INLINE int asock__loop_take_slice(asock_loop *loop,
+                                                       void **slice) {
   if (loop->slices_cached > 0) {
     *slice = loop->slice_cache[--loop->slices_cached];
     asock__add_u64_relaxed(&loop->pool->slices_cached, (uint64_t)-1);
@@ -348,7 +349,8 @@ static inline int asock__loop_take_slice(asock_loop *loop, void **slice) {
 
 /* Gives a slice back: kept by the loop while it has room, else returned to
  * the pool. Loop thread. */
-static inline void asock__loop_give_slice(asock_loop *loop, void *slice) {
+static ASOCK__ALWAYS_INLINE void asock__loop_give_slice(asock_loop *loop,
+                                                        void *slice) {
   asock_pool *pool = loop->pool;
   if (loop->slices_cached < loop->slice_cache_max) {
     if (pool->flags & ASOCK_POOL_ZERO_ON_RELEASE)
@@ -512,7 +514,8 @@ static inline void asock__socket_ref(asock_socket *sock) {
 }
 /* Drops `amount` (1, or ASOCK__REF_SLICE); the last reference frees the
  * socket. Any thread. */
-static inline void asock__socket_release(asock_socket *sock, uint64_t amount) {
+static ASOCK__ALWAYS_INLINE void asock__socket_release(asock_socket *sock,
+                                                       uint64_t amount) {
   uint64_t old = asock__add_u64(&sock->refs, (uint64_t)0 - amount);
   if (((old - amount) & 0xffffffffu) == 0)
     asock__socket_free(sock);
@@ -641,7 +644,7 @@ static inline void asock__op_attach_slice(asock_op *op, void *slice,
 /* Takes the op's slice, if it holds one, out of the op (uncharging the
  * socket it counted against) and returns it; the op has no buffer after.
  * Inline: the receive cycle does this once per message. */
-static inline void *asock__op_detach_slice(asock_op *op) {
+static ASOCK__ALWAYS_INLINE void *asock__op_detach_slice(asock_op *op) {
   void *slice = op->mode == ASOCK_BUFFER_SLICE ? op->mem : NULL;
   if (op->charged != NULL) {
     asock_socket *sock = op->charged;

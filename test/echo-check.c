@@ -1,17 +1,20 @@
 /* asock-echo-check: a black-box test of the asock-echo example.
  *
  *   asock-echo-check PATH-TO-ASOCK-ECHO
+ *   asock-echo-check --workers PATH-TO-ASOCK-WORKERS
  *
  * Starts the server with a small pool and talks to it over loopback as any
  * libuv client would, checking what issue 3 asks of it: the one "listening
  * on" line, every byte echoed in order, half-close, a peer that resets, peers
  * that vanish, a peer that sends faster than it reads, and a clean stop on
  * SIGTERM that prints the pool's statistics. Then the same of
- * `asock-echo --udp`, over IPv4 and IPv6 (echo-udp.c). It uses libuv alone,
- * for the processes, the sockets and the timers, so that it runs wherever
- * the server does (CI machines may lack Python), and every wait is bounded
- * by a timer. Prints one "ok" or "not ok" line per check and exits 0 only
- * when all passed. */
+ * `asock-echo --udp`, over IPv4 and IPv6 (echo-udp.c), and echo over a loop
+ * group, `asock-echo --threads 2` (echo-threads.c). With --workers it
+ * checks the asock-workers example instead (echo-threads.c). It uses libuv
+ * alone, for the processes, the sockets and the timers, so that it runs
+ * wherever the server does (CI machines may lack Python), and every wait is
+ * bounded by a timer. Prints one "ok" or "not ok" line per check and exits 0
+ * only when all passed. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 
 #include "echo-client.h"
 #include "echo-server.h"
+#include "echo-threads.h"
 #include "echo-udp.h"
 
 /* The slow reader's bound on the server's RSS growth, in KiB: the pool's 4
@@ -298,9 +302,12 @@ int main(int argc, char **argv) {
       {"stop on SIGTERM", check_stop, &srv},
   };
   int failures = 0, number = 0, r;
+  int workers = argc == 3 && strcmp(argv[1], "--workers") == 0;
 
-  if (argc != 2) {
-    fprintf(stderr, "usage: asock-echo-check PATH-TO-ASOCK-ECHO\n");
+  if (argc != 2 && !workers) {
+    fprintf(stderr, "usage: asock-echo-check PATH-TO-ASOCK-ECHO\n"
+                    "       asock-echo-check --workers "
+                    "PATH-TO-ASOCK-WORKERS\n");
     return 2;
   }
   ignore_sigpipe();
@@ -310,11 +317,18 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  ec_echo_path = argv[1];
-  run_checks(checks, sizeof(checks) / sizeof(checks[0]), &number, &failures);
-  ec_server_close(&srv);
-  run_checks(ec_udp_checks, ec_udp_check_count, &number, &failures);
-  ec_udp_close();
+  if (workers) {
+    ec_workers_path = argv[2];
+    run_checks(ec_workers_checks, ec_workers_check_count, &number, &failures);
+  } else {
+    ec_echo_path = argv[1];
+    run_checks(checks, sizeof(checks) / sizeof(checks[0]), &number, &failures);
+    ec_server_close(&srv);
+    run_checks(ec_udp_checks, ec_udp_check_count, &number, &failures);
+    ec_udp_close();
+    run_checks(ec_threads_checks, ec_threads_check_count, &number, &failures);
+  }
+  ec_threads_close();
 
   r = ec_close();
   free(srv.out);

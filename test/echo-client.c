@@ -78,6 +78,19 @@ void ec_fill(unsigned char *buf, size_t len, uint32_t stream, uint64_t pos) {
   }
 }
 
+/* What connection c sends (echoed = 0) or expects back (echoed = 1) at
+ * positions pos to pos + len - 1: the pattern itself, or with
+ * EC_UPPERCASE_ECHO the pattern as lowercase letters, which must come back
+ * as the same letters upper-cased. */
+static void conn_fill(const ec_conn *c, unsigned char *buf, size_t len,
+                      uint64_t pos, int echoed) {
+  size_t i;
+  ec_fill(buf, len, c->stream, pos);
+  if (c->flags & EC_UPPERCASE_ECHO)
+    for (i = 0; i < len; i++)
+      buf[i] = (unsigned char)((echoed ? 'A' : 'a') + buf[i] % 26);
+}
+
 /* xorshift64, for write sizes. */
 static uint64_t next_random(uint64_t *state) {
   uint64_t x = *state;
@@ -195,11 +208,15 @@ static void conn_shutdown(ec_conn *c) {
 
 /* Keeps up to MAX_IN_FLIGHT bytes handed to libuv, in writes of random
  * sizes from 1 byte to MAX_WRITE (evenly spread over their logarithm, so
- * that small writes are as common as large ones). */
+ * that small writes are as common as large ones), or with EC_SMALL_WRITES
+ * from 1 byte to EC_SMALL_WRITE, evenly spread. */
 static void pump(ec_conn *c) {
   while (c->queued < c->total && c->in_flight < MAX_IN_FLIGHT) {
     uint64_t bits = next_random(&c->rng);
-    size_t len = 1 + (size_t)((bits >> 8) % ((size_t)MAX_WRITE >> (bits % 17)));
+    size_t len =
+        (c->flags & EC_SMALL_WRITES)
+            ? 1 + (size_t)((bits >> 8) % EC_SMALL_WRITE)
+            : 1 + (size_t)((bits >> 8) % ((size_t)MAX_WRITE >> (bits % 17)));
     write_req *w;
     uv_buf_t buf;
     int r;
@@ -214,7 +231,7 @@ static void pump(ec_conn *c) {
     }
     w->c = c;
     w->len = len;
-    ec_fill((unsigned char *)w->data, len, c->stream, c->queued);
+    conn_fill(c, (unsigned char *)w->data, len, c->queued, 0);
     buf = uv_buf_init(w->data, (unsigned int)len);
     r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
     if (r != 0) {
@@ -256,7 +273,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     uv_read_stop(stream);
     return;
   }
-  ec_fill(expected, n, c->stream, c->received);
+  conn_fill(c, expected, n, c->received, 1);
   if (memcmp(expected, buf->base, n) != 0) {
     for (i = 0; expected[i] == (unsigned char)buf->base[i]; i++)
       ;

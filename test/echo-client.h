@@ -69,10 +69,18 @@ typedef enum ec_vanish {
 #define EC_SHUTDOWN_AFTER_SEND 2u /* shut down the sending side when sent */
 #define EC_SHUTDOWN_AFTER_ECHO 4u /* shut it down once all came back */
 #define EC_SMALL_BUFFERS 8u       /* 64 KiB SO_SNDBUF and SO_RCVBUF */
+#define EC_SMALL_WRITES 16u       /* writes of 1 to EC_SMALL_WRITE bytes */
+/* The pattern as lowercase letters, expected back upper-cased (the
+ * asock-workers example), rather than sent and expected as it is. */
+#define EC_UPPERCASE_ECHO 32u
+
+/* The largest write of a connection with EC_SMALL_WRITES. */
+#define EC_SMALL_WRITE 512
 
 /* One client connection and its progress. It sends `total` bytes of
  * pattern stream `stream`, in writes of random sizes, and checks that what
- * comes back is the same stream from its first byte on. */
+ * comes back is the same stream from its first byte on (upper-cased, with
+ * EC_UPPERCASE_ECHO). */
 typedef struct ec_conn {
   uv_tcp_t tcp;
   uv_connect_t connect_req;

@@ -80,7 +80,7 @@ static int spawn_server(ec_server *s, const char *path, const char *host,
                     EC_DECIMAL(EC_SLICES),
                     "--slice-size",
                     EC_DECIMAL(EC_SLICE_SIZE)};
-  size_t n = 9;
+  size_t n = s->plain ? 5 : 9;
   uv_process_options_t options;
   uv_stdio_container_t stdio[3];
   int r;
@@ -274,16 +274,19 @@ int ec_server_stop(ec_server *s) {
   if (s->term_signal != 0 || s->exit_status != 0)
     ec_fail("%s exited with status %lld, signal %d, not status 0", s->name,
             (long long)s->exit_status, s->term_signal);
-  if (s->out[s->out_len - 1] != '\n')
-    ec_fail("the statistics do not end with a line end");
-  if (!ec_server_find_line(s, "slices:", line, sizeof(line)) ||
-      sscanf(line, "slices: %zu of %zu bytes", &slices, &slice_size) != 2 ||
-      slices != EC_SLICES || slice_size != EC_SLICE_SIZE)
-    ec_fail("the statistics do not say %d slices of %d bytes as asked with "
-            "--slices and --slice-size",
-            EC_SLICES, EC_SLICE_SIZE);
-  check_in_use(s, "slices:");
-  check_in_use(s, "ops:");
+  if (s->out_len <= s->line_len || s->out[s->out_len - 1] != '\n')
+    ec_fail("the statistics are missing or do not end with a line end");
+  /* A plain server's own statistics are for the caller to check. */
+  if (!s->plain) {
+    if (!ec_server_find_line(s, "slices:", line, sizeof(line)) ||
+        sscanf(line, "slices: %zu of %zu bytes", &slices, &slice_size) != 2 ||
+        slices != EC_SLICES || slice_size != EC_SLICE_SIZE)
+      ec_fail("the statistics do not say %d slices of %d bytes as asked with "
+              "--slices and --slice-size",
+              EC_SLICES, EC_SLICE_SIZE);
+    check_in_use(s, "slices:");
+    check_in_use(s, "ops:");
+  }
   if (ec_check_failed && !failed)
     ec_note("%s printed:\n%s", s->name, s->out);
   return s->exit_status == 0 && s->term_signal == 0;

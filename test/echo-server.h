@@ -1,4 +1,4 @@
-/* The asock-echo processes asock-echo-check runs: starting one, reading
+/* The server processes asock-echo-check runs: starting one, reading
  * what it prints, its listening line, and stopping it with SIGTERM. */
 #ifndef ASOCK_TEST_ECHO_SERVER_H
 #define ASOCK_TEST_ECHO_SERVER_H
@@ -18,11 +18,15 @@
 #define EC_STRING(x) #x
 #define EC_DECIMAL(x) EC_STRING(x)
 
-/* One asock-echo process and what it printed. */
+/* One server process (asock-echo, or another example with `plain` set)
+ * and what it printed. */
 typedef struct ec_server {
   uv_process_t proc;
   uv_pipe_t out_pipe;
   const char *name; /* for messages: "asock-echo", "asock-echo --udp" */
+  /* Set before ec_server_start() for a server without asock-echo's pool
+   * options and pool statistics (asock-workers). */
+  int plain;
   int spawned;
   int proc_open; /* to be closed, even when spawning failed */
   int stop_sent;
@@ -50,7 +54,8 @@ typedef struct ec_check {
 } ec_check;
 
 /* Starts `path --host HOST --port 0 --slices EC_SLICES --slice-size
- * EC_SLICE_SIZE` followed by `extra` (NULL-terminated, may be NULL), waits
+ * EC_SLICE_SIZE` (without the last four when s->plain is set) followed by
+ * `extra` (NULL-terminated, may be NULL), waits
  * for its first line and fails the running check unless that line is
  * exactly "listening on HOST:PORT" with a real port, and the server then
  * says nothing more for a moment. s->addr is then HOST:PORT. */
@@ -72,7 +77,8 @@ int ec_server_find_line(const ec_server *s, const char *start, char *buf,
                         size_t size);
 /* Sends SIGTERM and fails the running check unless the server exits 0
  * within 5 s, having printed its statistics with EC_SLICES slices of
- * EC_SLICE_SIZE bytes and no slice and no op still in use. \return 1 if it
+ * EC_SLICE_SIZE bytes and no slice and no op still in use (a plain server:
+ * having printed something after its listening line). \return 1 if it
  * exited gracefully and its statistics may be read. */
 int ec_server_stop(ec_server *s);
 /* Kills the server if it still runs and closes its handles. */

@@ -324,6 +324,170 @@ START_TEST(handed_over_op_is_pending_until_its_callback) {
 }
 END_TEST
 
+/* ---- every kind of op, from several threads at once -------------------- */
+
+enum { WORKERS = 4 };
+
+typedef struct kinds {
+  int index;
+  asock_socket *client; /* this worker's own connection */
+  asock_socket *udp_tx;
+  asock_socket *udp_rx;
+  asock_op *accept;
+  asock_op *connect;
+  asock_op *send_to;
+  asock_op *recv_from;
+  asock_op *send;
+  asock_op *recv;
+  asock_op *disconnect;
+  asock_op *canceled;
+  unsigned char out[1];
+  unsigned char in[1];
+  int results[8];
+  uv_thread_t thread;
+} kinds;
+
+static kinds workers[WORKERS];
+
+static void post_kinds(void *arg) {
+  kinds *k = arg;
+  k->results[0] = asock_accept(fx.listener, k->accept);
+  k->results[1] = asock_connect(k->client, k->connect);
+  k->results[2] = asock_receive_from(k->udp_rx, k->recv_from);
+  k->results[3] = asock_send_to(k->udp_tx, k->send_to);
+  k->results[4] = asock_receive(fx.server, k->recv);
+  k->results[5] = asock_send(fx.client, k->send);
+}
+
+static void post_endings(void *arg) {
+  kinds *k = arg;
+  k->results[6] = asock_disconnect(k->client, k->disconnect);
+  k->results[7] = asock_receive_message_from(k->udp_rx, k->canceled);
+  asock_cancel(k->canceled);
+}
+
+static asock_op *kind_op(void) {
+  asock_op *op;
+  ck_assert_asock(asock_op_acquire(fx.pool, &op), 0);
+  ck_assert_asock(asock_op_set_callback(op, record), 0);
+  return op;
+}
+
+START_TEST(every_kind_from_several_threads_at_once) {
+  struct sockaddr_storage listen_addr;
+  struct sockaddr_storage udp_addr;
+  struct sockaddr_in any;
+  asock_socket *tx;
+  asock_socket *rx;
+  int len = (int)sizeof(listen_addr);
+  int seen_dgram[WORKERS] = {0};
+  int seen_byte[WORKERS] = {0};
+  int i;
+
+  ck_assert_asock(asock_socket_local_address(
+                      fx.listener, (struct sockaddr *)&listen_addr, &len),
+                  0);
+  uv_ip4_addr("127.0.0.1", 0, &any);
+  ck_assert_asock(asock_udp_create(&tx, fx.loop), 0);
+  ck_assert_asock(asock_udp_create(&rx, fx.loop), 0);
+  ck_assert_asock(asock_udp_bind(rx, (struct sockaddr *)&any, 0), 0);
+  len = (int)sizeof(udp_addr);
+  ck_assert_asock(
+      asock_socket_local_address(rx, (struct sockaddr *)&udp_addr, &len), 0);
+  for (i = 0; i < WORKERS; i++) {
+    kinds *k = &workers[i];
+    memset(k, 0, sizeof(*k));
+    k->index = i;
+    k->udp_tx = tx;
+    k->udp_rx = rx;
+    k->out[0] = (unsigned char)i;
+    ck_assert_asock(asock_tcp_create(&k->client, fx.loop), 0);
+    k->accept = kind_op();
+    k->connect = kind_op();
+    ck_assert_asock(
+        asock_op_set_remote(k->connect, (struct sockaddr *)&listen_addr), 0);
+    k->send_to = kind_op();
+    ck_assert_asock(asock_op_set_buffer(k->send_to, k->out, 1, 0, 1), 0);
+    ck_assert_asock(
+        asock_op_set_remote(k->send_to, (struct sockaddr *)&udp_addr), 0);
+    k->recv_from = kind_op();
+    k->send = kind_op();
+    ck_assert_asock(asock_op_set_buffer(k->send, k->out, 1, 0, 1), 0);
+    k->recv = kind_op();
+    ck_assert_asock(asock_op_set_buffer(k->recv, k->in, 1, 0, 1), 0);
+    k->disconnect = kind_op();
+    k->canceled = kind_op();
+  }
+  for (i = 0; i < WORKERS; i++)
+    ck_assert_int_eq(
+        uv_thread_create(&workers[i].thread, post_kinds, &workers[i]), 0);
+  for (i = 0; i < WORKERS; i++)
+    ck_assert_int_eq(uv_thread_join(&workers[i].thread), 0);
+  run_until(6 * WORKERS);
+  ck_assert_int_eq(done_on_loop_thread, done_count);
+  for (i = 0; i < WORKERS; i++) {
+    kinds *k = &workers[i];
+    int j;
+    for (j = 0; j < 6; j++)
+      ck_assert_asock(k->results[j], ASOCK_PENDING);
+    ck_assert_asock(asock_op_status(k->accept), 0);
+    ck_assert_ptr_nonnull(asock_op_accepted(k->accept));
+    ck_assert_asock(asock_op_status(k->connect), 0);
+    ck_assert_asock(asock_op_status(k->send_to), 0);
+    ck_assert_asock(asock_op_status(k->recv_from), 0);
+    ck_assert_uint_eq(asock_op_bytes(k->recv_from), 1);
+    seen_dgram[*(unsigned char *)asock_op_data(k->recv_from)]++;
+    ck_assert_asock(asock_op_status(k->send), 0);
+    ck_assert_asock(asock_op_status(k->recv), 0);
+    ck_assert_uint_eq(asock_op_bytes(k->recv), 1);
+    seen_byte[k->in[0]]++;
+  }
+  /* Every datagram and every byte arrived once. */
+  for (i = 0; i < WORKERS; i++) {
+    ck_assert_int_eq(seen_dgram[i], 1);
+    ck_assert_int_eq(seen_byte[i], 1);
+  }
+
+  done_count = 0;
+  done_on_loop_thread = 0;
+  for (i = 0; i < WORKERS; i++)
+    ck_assert_int_eq(
+        uv_thread_create(&workers[i].thread, post_endings, &workers[i]), 0);
+  for (i = 0; i < WORKERS; i++)
+    ck_assert_int_eq(uv_thread_join(&workers[i].thread), 0);
+  run_until(2 * WORKERS);
+  ck_assert_int_eq(done_on_loop_thread, done_count);
+  for (i = 0; i < WORKERS; i++) {
+    kinds *k = &workers[i];
+    ck_assert_asock(k->results[6], ASOCK_PENDING);
+    ck_assert_asock(k->results[7], ASOCK_PENDING);
+    ck_assert_asock(asock_op_status(k->disconnect), 0);
+    ck_assert_asock(asock_op_status(k->canceled), ASOCK_ECANCELED);
+  }
+  for (i = 0; i < WORKERS; i++) {
+    kinds *k = &workers[i];
+    asock_op *ops[8];
+    int j;
+    ops[0] = k->accept;
+    ops[1] = k->connect;
+    ops[2] = k->send_to;
+    ops[3] = k->recv_from;
+    ops[4] = k->send;
+    ops[5] = k->recv;
+    ops[6] = k->disconnect;
+    ops[7] = k->canceled;
+    ck_assert_asock(asock_socket_close(asock_op_accepted(k->accept), 0), 0);
+    ck_assert_asock(asock_socket_close(k->client, 0), 0);
+    for (j = 0; j < 8; j++) {
+      ck_assert_asock(asock_op_clear_buffer(ops[j]), 0);
+      ck_assert_asock(asock_op_release(fx.pool, ops[j]), 0);
+    }
+  }
+  ck_assert_asock(asock_socket_close(tx, 0), 0);
+  ck_assert_asock(asock_socket_close(rx, 0), 0);
+}
+END_TEST
+
 START_TEST(sends_from_another_thread_reach_the_wire_in_order) {
   static poster p;
   static unsigned char data[OPS][CHUNK];
@@ -545,6 +709,7 @@ Suite *asock_test_suite_threads(void) {
   tcase_add_test(tc, sends_from_another_thread_reach_the_wire_in_order);
   tcase_add_test(tc, datagrams_from_another_thread_keep_order);
   tcase_add_test(tc, handed_over_op_is_pending_until_its_callback);
+  tcase_add_test(tc, every_kind_from_several_threads_at_once);
   tcase_add_test(tc, another_thread_gets_busy_and_foreign);
   tcase_add_test(tc, cancel_from_another_thread);
   tcase_add_test(tc, cancel_before_the_loop_took_the_op);
