@@ -710,6 +710,10 @@ int asock__tcp_listen(asock_socket *sock, const struct sockaddr *addr,
  * (ASOCK__SF_UDP) set before asock__io_init() sees it. */
 int asock__socket_new(asock_loop *loop, size_t size, uint32_t flags,
                       asock_socket **sock_out);
+/* asock_tcp_create() and asock_udp_create(): the checks of an application's
+ * request for a socket, then asock__socket_new(). */
+int asock__socket_create(asock_socket **sock_out, asock_loop *loop, size_t size,
+                         uint32_t flags);
 /* The handle was closed to retry a connect with the next address. */
 void asock__connect_reinit(asock_socket *sock);
 /* Cancels the socket's pending connect, if any (with ASOCK_ECANCELED unless

@@ -38,7 +38,8 @@ int asock__socket_new(asock_loop *loop, size_t size, uint32_t flags,
   return 0;
 }
 
-int asock_tcp_create(asock_socket **sock_out, asock_loop *loop) {
+int asock__socket_create(asock_socket **sock_out, asock_loop *loop, size_t size,
+                         uint32_t flags) {
   if (sock_out == NULL)
     return ASOCK_EINVAL;
   *sock_out = NULL;
@@ -48,7 +49,11 @@ int asock_tcp_create(asock_socket **sock_out, asock_loop *loop) {
     return ASOCK_ETHREAD;
   if (loop->closing)
     return ASOCK_ECLOSED;
-  return asock__socket_new(loop, sizeof(asock_socket), 0, sock_out);
+  return asock__socket_new(loop, size, flags, sock_out);
+}
+
+int asock_tcp_create(asock_socket **sock_out, asock_loop *loop) {
+  return asock__socket_create(sock_out, loop, sizeof(asock_socket), 0);
 }
 
 void asock__socket_free(asock_socket *sock) { asock__free(sock); }

@@ -12,17 +12,8 @@
 #define ASOCK__UDP_MAX_IPV6 65527u
 
 int asock_udp_create(asock_socket **sock_out, asock_loop *loop) {
-  if (sock_out == NULL)
-    return ASOCK_EINVAL;
-  *sock_out = NULL;
-  if (loop == NULL)
-    return ASOCK_EINVAL;
-  if (!asock__loop_on_thread(loop))
-    return ASOCK_ETHREAD;
-  if (loop->closing)
-    return ASOCK_ECLOSED;
-  return asock__socket_new(loop, sizeof(asock__udp_socket), ASOCK__SF_UDP,
-                           sock_out);
+  return asock__socket_create(sock_out, loop, sizeof(asock__udp_socket),
+                              ASOCK__SF_UDP);
 }
 
 static int valid_family(const struct sockaddr *addr) {

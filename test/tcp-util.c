@@ -67,6 +67,18 @@ void tu_setup_with(const asock_pool_config *config) {
 
 void tu_setup(void) { tu_setup_with(NULL); }
 
+void tu_setup_pool(size_t slice_size, size_t slices, size_t quota,
+                   unsigned int flags) {
+  asock_pool_config config;
+  asock_pool_config_init(&config);
+  config.slice_size = slice_size;
+  config.slice_count = slices;
+  config.op_count = 128;
+  config.socket_quota = quota;
+  config.flags = flags;
+  tu_setup_with(&config);
+}
+
 static void on_tick_closed(uv_handle_t *handle) {
   (void)handle;
   tick_closed = 1;

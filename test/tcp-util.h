@@ -21,6 +21,10 @@ uint64_t tu_now_ms(void);
 /* Installs the counting allocator (test.h) and creates tu_pool (with
  * config, or a small default shape when NULL) and an owned tu_loop. */
 void tu_setup_with(const asock_pool_config *config);
+/* tu_setup_with() a pool of `slices` slices of slice_size bytes, 128 ops,
+ * the given socket quota and ASOCK_POOL_* flags. */
+void tu_setup_pool(size_t slice_size, size_t slices, size_t quota,
+                   unsigned int flags);
 /* Fixture setup: tu_setup_with(NULL). */
 void tu_setup(void);
 /* Fixture teardown: closes the loop if still open, releases every op

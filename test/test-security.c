@@ -8,18 +8,6 @@
 #include "internal.h"
 #include "tcp-util.h"
 
-static void setup_pool(size_t slice_size, size_t slices, size_t quota,
-                       unsigned int flags) {
-  asock_pool_config config;
-  asock_pool_config_init(&config);
-  config.slice_size = slice_size;
-  config.slice_count = slices;
-  config.op_count = 64;
-  config.socket_quota = quota;
-  config.flags = flags;
-  tu_setup_with(&config);
-}
-
 /* Connection A receives a secret into a slice and lets it go; connection B
  * then receives three bytes into the same slice. What lies beyond B's three
  * bytes is A's secret without ASOCK_POOL_ZERO_ON_RELEASE, and zeros with
@@ -34,7 +22,7 @@ static void slice_reuse(unsigned int flags, int expect_zero) {
   unsigned char *second;
   size_t i;
 
-  setup_pool(1024, 1, 0, flags);
+  tu_setup_pool(1024, 1, 0, flags);
   ra = tu_op();
   rb = tu_op();
   tu_pair_open(&a, "127.0.0.1");
@@ -81,7 +69,7 @@ START_TEST(greedy_peer_keeps_to_its_quota) {
   asock_op *ro;
   int i;
 
-  setup_pool(1024, 8, 2, 0);
+  tu_setup_pool(1024, 8, 2, 0);
   tu_pair_open(&greedy, "127.0.0.1");
   tu_pair_connect(&other, greedy.listener, &greedy.addr);
   for (i = 0; i < 8; i++) {
@@ -122,7 +110,7 @@ START_TEST(lengths_and_offsets_at_their_edges) {
   size_t slice;
   asock_buf bufs[3];
 
-  setup_pool(4096, 4, 0, 0);
+  tu_setup_pool(4096, 4, 0, 0);
   op = tu_op();
   slice = asock_pool_slice_size(tu_pool);
   ck_assert_asock(asock_op_set_buffer(op, mem, 100, 0, 0), 0);

@@ -5,18 +5,6 @@
 
 #include "tcp-util.h"
 
-static void setup_pool(size_t slice_size, size_t slices, size_t quota,
-                       unsigned int flags) {
-  asock_pool_config config;
-  asock_pool_config_init(&config);
-  config.slice_size = slice_size;
-  config.slice_count = slices;
-  config.op_count = 128;
-  config.socket_quota = quota;
-  config.flags = flags;
-  tu_setup_with(&config);
-}
-
 static asock_pool_stats stats(void) {
   asock_pool_stats st;
   ck_assert_asock(asock_pool_stats_get(tu_pool, &st), 0);
@@ -38,7 +26,7 @@ START_TEST(pool_exhaustion_makes_receives_wait) {
   unsigned char out[100];
   int early[EXHAUST_PAIRS];
   int i, done = 0;
-  setup_pool(1024, 2, 0, 0);
+  tu_setup_pool(1024, 2, 0, 0);
   tu_pair_open(&p[0], "127.0.0.1");
   for (i = 1; i < EXHAUST_PAIRS; i++)
     tu_pair_connect(&p[i], p[0].listener, &p[0].addr);
@@ -88,7 +76,7 @@ START_TEST(socket_quota_is_enforced) {
   tu_pair p;
   asock_op *r[4];
   int i;
-  setup_pool(1024, 16, 2, 0);
+  tu_setup_pool(1024, 16, 2, 0);
   tu_pair_open(&p, "127.0.0.1");
   for (i = 0; i < 4; i++)
     r[i] = tu_op();
@@ -134,7 +122,7 @@ START_TEST(socket_quota_holds_for_pending_receives) {
   tu_pair p;
   asock_op *r[3];
   int i;
-  setup_pool(1024, 16, 2, 0);
+  tu_setup_pool(1024, 16, 2, 0);
   tu_pair_open(&p, "127.0.0.1");
   for (i = 0; i < 3; i++) {
     r[i] = tu_op();
@@ -162,7 +150,7 @@ START_TEST(fail_fast_gives_enobufs) {
   tu_pair a, b;
   asock_op *ra, *rb, *own;
   static char mine[8];
-  setup_pool(1024, 1, 0, ASOCK_POOL_FAIL_FAST);
+  tu_setup_pool(1024, 1, 0, ASOCK_POOL_FAIL_FAST);
   ra = tu_op();
   rb = tu_op();
   own = tu_op();
@@ -251,7 +239,7 @@ START_TEST(send_watermarks_fire_high_then_low) {
   asock_op *ops[CHUNKS];
   size_t sent = 0, read = 0;
   int i, n;
-  setup_pool(4096, 16, 0, 0);
+  tu_setup_pool(4096, 16, 0, 0);
   for (i = 0; i < CHUNKS; i++)
     ops[i] = tu_op();
   nevents = 0;
@@ -295,7 +283,7 @@ START_TEST(send_cap_returns_enobufs) {
   size_t sent = 0, queued, got;
   size_t cap = 256u << 10;
   int n = 0, r;
-  setup_pool(4096, 16, 0, 0);
+  tu_setup_pool(4096, 16, 0, 0);
   for (r = 0; r < CHUNKS; r++)
     ops[r] = tu_op();
   refused = tu_op();
