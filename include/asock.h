@@ -214,6 +214,19 @@ typedef struct asock_buf {
 /** A receive that finds the pool empty fails with ASOCK_ENOBUFS instead of
  * waiting for a slice (back-pressure is the default). */
 #define ASOCK_POOL_FAIL_FAST 0x8u
+/** A TCP receive that waits gives back the slice its op holds at once.
+ * Without this flag a receive that waits at the head of its socket's queue
+ * keeps the slice its op holds, and the data that comes next goes into it,
+ * so that a connection in a request-response exchange does not return and
+ * retake a slice for every message. Every ASOCK_SLICE_LINGER_MS the loop
+ * takes back the slices of connections that received nothing since the time
+ * before, so a connection that goes quiet holds none within two of those
+ * periods; a socket keeps one slice at most; and a receive that finds no
+ * free slice takes the kept ones back at once. */
+#define ASOCK_POOL_NO_LINGER 0x10u
+/** The loop's tick, at which the slices of quiet connections are taken
+ * back; see ASOCK_POOL_NO_LINGER. */
+#define ASOCK_SLICE_LINGER_MS 4
 
 /** How a pool is cut. Fill it with asock_pool_config_init() first, then set
  * what differs. */
@@ -338,7 +351,7 @@ typedef enum asock_op_kind {
 /** Where an op's buffer comes from. */
 typedef enum asock_buffer_mode {
   /** No buffer. A receive takes a pool slice only when data arrives, so
-   * that an idle connection holds none. */
+   * that an idle connection holds none (see ASOCK_POOL_NO_LINGER). */
   ASOCK_BUFFER_NONE = 0,
   /** A pool slice the op holds; it goes back to the pool when the op's
    * buffer changes or the op is released. */

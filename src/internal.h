@@ -222,8 +222,8 @@ void asock__op_reset(asock_op *op);
  * clearing the previous result: 0, or ASOCK_EBUSY if it is already pending.
  * The check and the move are one atomic step, so two threads starting the
  * same op cannot both succeed. These four run on every operation: inline. */
-static inline int asock__op_begin(asock_op *op, asock_op_kind kind,
-                                  asock_socket *socket) {
+static ASOCK__ALWAYS_INLINE int
+asock__op_begin(asock_op *op, asock_op_kind kind, asock_socket *socket) {
   uint32_t expected = ASOCK__OP_IDLE;
 
   if (!asock__cas_u32(&op->state, &expected, ASOCK__OP_PENDING))
@@ -246,8 +246,8 @@ static inline void asock__op_unbegin(asock_op *op) {
 
 /* Ends an operation inside the call that started it: the op is idle again,
  * marked synchronous, and no callback runs. */
-static inline void asock__op_finish_sync(asock_op *op, int status,
-                                         size_t bytes) {
+static ASOCK__ALWAYS_INLINE void asock__op_finish_sync(asock_op *op, int status,
+                                                       size_t bytes) {
   op->status = status;
   op->bytes = bytes;
   op->sync = 1;
@@ -260,8 +260,8 @@ static inline void asock__op_finish_sync(asock_op *op, int status,
 
 /* Ends a pending operation: the op is idle again, then its callback runs.
  * Only the loop thread calls this. */
-static inline void asock__op_finish_async(asock_op *op, int status,
-                                          size_t bytes) {
+static ASOCK__ALWAYS_INLINE void
+asock__op_finish_async(asock_op *op, int status, size_t bytes) {
   asock_op_cb cb = op->cb;
 
   op->status = status;
@@ -278,7 +278,9 @@ void asock__op_drop_slice(asock_op *op);
 /* ---- timing wheel (src/wheel.c) ---------------------------------------- */
 
 #define ASOCK__WHEEL_SLOTS 256
-#define ASOCK__WHEEL_TICK_MS 4
+/* The loop's tick: the wheel's resolution, and how often the slices that
+ * waiting receives keep are taken back (see ASOCK_POOL_NO_LINGER). */
+#define ASOCK__WHEEL_TICK_MS ASOCK_SLICE_LINGER_MS
 
 /* Per-operation deadlines, in one wheel per loop. Slot i holds the ops due
  * in ticks congruent to i; an op due more than one turn ahead stays in its
@@ -313,10 +315,11 @@ struct asock_loop {
   asock__wheel wheel;
   asock_op *deferred_head; /* completions to deliver from the idle handle */
   asock_op *deferred_tail;
-  asock_socket *notify;  /* sockets with a watermark change to report */
-  asock_socket *waiters; /* sockets waiting for a free slice */
-  asock_socket *sockets; /* every socket not yet freed */
-  uintptr_t thread;      /* asock__thread_token() of the loop's thread */
+  asock_socket *notify;    /* sockets with a watermark change to report */
+  asock_socket *waiters;   /* sockets waiting for a free slice */
+  asock_socket *lingering; /* sockets whose waiting receives keep slices */
+  asock_socket *sockets;   /* every socket not yet freed */
+  uintptr_t thread;        /* asock__thread_token() of the loop's thread */
   asock__atomic_u32 stop_requested;
   asock__atomic_ptr posted;  /* ops started on other threads, newest first */
   asock__atomic_ptr cancels; /* ops cancelled on other threads */
@@ -326,12 +329,26 @@ struct asock_loop {
   int owns_uv;
   int timer_running;
   int closing;
+  int no_linger; /* the pool has ASOCK_POOL_NO_LINGER */
   uv_loop_t owned_uv;
   unsigned int slices_cached; /* free slices kept by the loop */
   unsigned int slice_cache_max;
   void *slice_cache[ASOCK__SLICE_CACHE];
   uv_buf_t iov[ASOCK__IOV_MAX]; /* scratch for one batched write */
 };
+
+/* asock_pool_acquire() without its checks, and without counting a
+ * failure in the statistics. */
+int asock__pool_take(asock_pool *pool, void **slice_out);
+/* asock__loop_take_slice() when the loop keeps no free slice: from the
+ * pool, and if it has none, from the receives that keep slices while they
+ * wait. */
+int asock__loop_take_slice_slow(asock_loop *loop, void **slice);
+/* Takes back the slices waiting receives keep: all of them, or (each tick)
+ * those of sockets that kept none since the last sweep. Loop thread. */
+void asock__loop_sweep_lingering(asock_loop *loop, int all);
+/* Puts a socket on the lingering list (ASOCK__SF_LINGER clear). */
+void asock__loop_linger(asock_loop *loop, asock_socket *sock);
 
 /* A slice for a receive on this loop: from the loop's own few free slices
  * when it has one (no atomic operation), else from the pool. 0 or
@@ -344,7 +361,7 @@ static ASOCK__ALWAYS_INLINE int asock__loop_take_slice(asock_loop *loop,
     asock__unpoison(*slice, loop->pool->slice_size);
     return 0;
   }
-  return asock_pool_acquire(loop->pool, slice);
+  return asock__loop_take_slice_slow(loop, slice);
 }
 
 /* Gives a slice back: kept by the loop while it has room, else returned to
@@ -368,7 +385,8 @@ static ASOCK__ALWAYS_INLINE void asock__loop_give_slice(asock_loop *loop,
 void asock__op_defer(asock_loop *loop, asock_op *op, int status);
 /* Arms the op's deadline if it has a timeout. */
 void asock__loop_watch_deadline(asock_loop *loop, asock_op *op);
-static inline void asock__loop_watch(asock_loop *loop, asock_op *op) {
+static ASOCK__ALWAYS_INLINE void asock__loop_watch(asock_loop *loop,
+                                                   asock_op *op) {
   if (op->timeout_ms != 0)
     asock__loop_watch_deadline(loop, op);
 }
@@ -378,7 +396,7 @@ void asock__loop_update_timer(asock_loop *loop);
 void asock__loop_notify(asock_loop *loop, asock_socket *sock);
 /* Adds a socket to the list retried when slices may be free again. */
 void asock__loop_wait_slice(asock_loop *loop, asock_socket *sock);
-static inline int asock__loop_on_thread(const asock_loop *loop) {
+static ASOCK__ALWAYS_INLINE int asock__loop_on_thread(const asock_loop *loop) {
   return asock__thread_token() == loop->thread;
 }
 /* Wakes the loop of an async handle, for work already handed to it. That
@@ -446,6 +464,10 @@ void asock__loop_run_posted(asock_loop *loop);
 #define ASOCK__SF_UDP 0x10000u
 /* A UDP socket has its OS socket, bound to a local address. */
 #define ASOCK__SF_BOUND 0x20000u
+/* On the loop's lingering list: a waiting receive may keep a slice. */
+#define ASOCK__SF_LINGER 0x40000u
+/* A receive kept a slice since the lingering list was last swept. */
+#define ASOCK__SF_KEPT 0x80000u
 
 struct asock_socket {
   asock__io io; /* first, so that a handle pointer is the socket */
@@ -456,10 +478,11 @@ struct asock_socket {
   asock_op *send_tail;
   asock_socket *next; /* the loop's list of sockets */
   asock_socket *prev;
-  asock_socket *link;      /* the loop's notify list */
-  asock_socket *wait_link; /* the loop's slice-waiter list */
-  asock_op *disconnect;    /* the pending disconnect, if any */
-  asock_op *connect;       /* the pending connect, if any */
+  asock_socket *link;        /* the loop's notify list */
+  asock_socket *wait_link;   /* the loop's slice-waiter list */
+  asock_socket *linger_link; /* the loop's lingering list */
+  asock_op *disconnect;      /* the pending disconnect, if any */
+  asock_op *connect;         /* the pending connect, if any */
   void *user_data;
   asock_watermark_cb watermark_cb;
   uint64_t next_seq;
@@ -477,9 +500,9 @@ struct asock_socket {
 };
 
 /* The loop-thread half of asock__start(): check, move to pending, start. */
-static inline int asock__start_here(asock_socket *sock, asock_op *op,
-                                    asock_op_kind kind, asock__start_fn check,
-                                    asock__start_fn start) {
+static ASOCK__ALWAYS_INLINE int
+asock__start_here(asock_socket *sock, asock_op *op, asock_op_kind kind,
+                  asock__start_fn check, asock__start_fn start) {
   int err = check(sock, op);
   if (err == 0)
     err = asock__op_begin(op, kind, sock);
@@ -494,9 +517,9 @@ static inline int asock__start_here(asock_socket *sock, asock_op *op,
 /* asock__start() for the public functions: the common case, on the loop's
  * thread with nothing handed over from other threads, is inlined where
  * check and start are known, without indirect calls. */
-static inline int asock__start_fast(asock_socket *sock, asock_op *op,
-                                    asock_op_kind kind, asock__start_fn check,
-                                    asock__start_fn start) {
+static ASOCK__ALWAYS_INLINE int
+asock__start_fast(asock_socket *sock, asock_op *op, asock_op_kind kind,
+                  asock__start_fn check, asock__start_fn start) {
   if (sock != NULL && asock__loop_on_thread(sock->loop) &&
       asock__load_ptr(&sock->loop->posted) == NULL)
     return asock__start_here(sock, op, kind, check, start);
@@ -534,8 +557,14 @@ static inline int asock__socket_take_slice(asock_socket *sock, void **slice) {
   asock_pool *pool = sock->loop->pool;
 
   if (pool->socket_quota != 0 &&
-      asock__socket_slices(sock) >= pool->socket_quota)
-    return ASOCK_EQUOTA;
+      asock__socket_slices(sock) >= pool->socket_quota) {
+    /* Receives of its own waiting behind may keep slices: those first. */
+    if ((sock->flags & ASOCK__SF_LINGER) == 0)
+      return ASOCK_EQUOTA;
+    asock__loop_sweep_lingering(sock->loop, 1);
+    if (asock__socket_slices(sock) >= pool->socket_quota)
+      return ASOCK_EQUOTA;
+  }
   if (asock__loop_take_slice(sock->loop, slice) != 0)
     return ASOCK_ENOBUFS;
   asock__add_u64(&sock->refs, ASOCK__REF_SLICE);
@@ -543,7 +572,7 @@ static inline int asock__socket_take_slice(asock_socket *sock, void **slice) {
 }
 /* A receive that takes a slice on demand: no buffer, or the slice an
  * earlier on-demand receive left in the op. */
-static inline int asock__op_wants_slice(const asock_op *op) {
+static ASOCK__ALWAYS_INLINE int asock__op_wants_slice(const asock_op *op) {
   /* ASOCK__OPF_ON_DEMAND is only ever set on an op holding a slice. */
   return (op->flags & ASOCK__OPF_ON_DEMAND) != 0 ||
          op->mode == ASOCK_BUFFER_NONE;
@@ -566,66 +595,6 @@ static inline int asock__socket_check_op(const asock_socket *sock,
     return ASOCK_ECLOSED;
   return 0;
 }
-/* Unlinks an op from the socket queue it waits in, if it waits in one. */
-static inline void asock__socket_unqueue(asock_socket *sock, asock_op *op) {
-  asock_op **head;
-  asock_op **tail;
-
-  if (op->where == ASOCK__Q_RECV) {
-    head = &sock->recv_head;
-    tail = &sock->recv_tail;
-  } else if (op->where == ASOCK__Q_SEND) {
-    head = &sock->send_head;
-    tail = &sock->send_tail;
-  } else {
-    return;
-  }
-  if (op->qprev != NULL)
-    op->qprev->qnext = op->qnext;
-  else
-    *head = op->qnext;
-  if (op->qnext != NULL)
-    op->qnext->qprev = op->qprev;
-  else
-    *tail = op->qprev;
-  op->qnext = op->qprev = NULL;
-  op->where = ASOCK__Q_NONE;
-}
-
-/* Takes a pending op out of every place it waits: its socket's queue and
- * the timing wheel. */
-static inline void asock__op_leave(asock_loop *loop, asock_op *op) {
-  if (op->wslot != 0)
-    asock__wheel_remove(&loop->wheel, op);
-  asock__socket_unqueue(op->socket, op);
-}
-
-/* Completes a pending op from inside a libuv callback: out of its queue and
- * the wheel, idle again, then its callback. Inline: every completion with
- * data runs it. */
-static inline void asock__op_done(asock_op *op, int status, size_t bytes) {
-  asock_loop *loop = op->socket->loop;
-
-  asock__op_leave(loop, op);
-  op->where = ASOCK__Q_NONE;
-  loop->callbacks++;
-  asock__op_finish_async(op, status, bytes);
-  loop->callbacks--;
-}
-
-/* Appends an op to one of a socket's queues. */
-static inline void asock__socket_enqueue(asock_op **head, asock_op **tail,
-                                         asock_op *op, unsigned char where) {
-  op->qnext = NULL;
-  op->qprev = *tail;
-  if (*tail != NULL)
-    (*tail)->qnext = op;
-  else
-    *head = op;
-  *tail = op;
-  op->where = where;
-}
-
 /* Gives the op a slice as its buffer, the window covering all of it;
  * on_demand marks one a buffer-less receive took. */
 static inline void asock__op_attach_slice(asock_op *op, void *slice,
@@ -680,6 +649,93 @@ static ASOCK__ALWAYS_INLINE void asock__op_park_slice(asock_socket *sock,
   void *slice = asock__op_detach_slice(op);
   if (slice != NULL)
     asock__loop_give_slice(sock->loop, slice);
+}
+
+/* A TCP receive about to wait: the slice its op holds (if any) stays with
+ * it, and the data that comes next goes into it; with ASOCK_POOL_NO_LINGER
+ * it goes back now. The loop's tick takes back the slices of sockets that
+ * kept none since the tick before, so a connection that goes quiet holds
+ * none two ticks later. Keeping it saves a return and a retake per message
+ * in request-response traffic. */
+void asock__op_keep_slice_slow(asock_socket *sock, asock_op *op);
+static ASOCK__ALWAYS_INLINE void asock__op_keep_slice(asock_socket *sock,
+                                                      asock_op *op) {
+  uint32_t flags = sock->flags;
+
+  if (op->mode != ASOCK_BUFFER_SLICE)
+    return;
+  if (flags & ASOCK__SF_LINGER)
+    sock->flags = flags | ASOCK__SF_KEPT;
+  else
+    asock__op_keep_slice_slow(sock, op);
+}
+/* asock__op_park_slice() out of line, for the paths no message takes. */
+void asock__op_park_slice_cold(asock_socket *sock, asock_op *op);
+/* Unlinks an op from the socket queue it waits in, if it waits in one. */
+static inline void asock__socket_unqueue(asock_socket *sock, asock_op *op) {
+  asock_op **head;
+  asock_op **tail;
+
+  if (op->where == ASOCK__Q_RECV) {
+    head = &sock->recv_head;
+    tail = &sock->recv_tail;
+    /* A TCP receive leaves its queue here only without data (cancelled,
+     * timed out, failed): the slice it kept while waiting goes back. */
+    if ((op->flags & ASOCK__OPF_ON_DEMAND) &&
+        (sock->flags & ASOCK__SF_UDP) == 0)
+      asock__op_park_slice(sock, op);
+  } else if (op->where == ASOCK__Q_SEND) {
+    head = &sock->send_head;
+    tail = &sock->send_tail;
+  } else {
+    return;
+  }
+  if (op->qprev != NULL)
+    op->qprev->qnext = op->qnext;
+  else
+    *head = op->qnext;
+  if (op->qnext != NULL)
+    op->qnext->qprev = op->qprev;
+  else
+    *tail = op->qprev;
+  op->qnext = op->qprev = NULL;
+  op->where = ASOCK__Q_NONE;
+}
+
+/* Takes a pending op out of every place it waits: its socket's queue and
+ * the timing wheel. */
+static inline void asock__op_leave(asock_loop *loop, asock_op *op) {
+  if (op->wslot != 0)
+    asock__wheel_remove(&loop->wheel, op);
+  asock__socket_unqueue(op->socket, op);
+}
+
+/* Completes a pending op from inside a libuv callback: out of its queue and
+ * the wheel, idle again, then its callback. Inline: every completion with
+ * data runs it. */
+static inline void asock__op_done(asock_op *op, int status, size_t bytes) {
+  asock_loop *loop = op->socket->loop;
+
+  asock__op_leave(loop, op);
+  op->where = ASOCK__Q_NONE;
+  loop->callbacks++;
+  asock__op_finish_async(op, status, bytes);
+  loop->callbacks--;
+}
+
+/* Appends an op to one of a socket's queues. */
+static ASOCK__ALWAYS_INLINE void asock__socket_enqueue(asock_op **head,
+                                                       asock_op **tail,
+                                                       asock_op *op,
+                                                       unsigned char where) {
+  op->qnext = NULL;
+  op->qprev = *tail;
+  if (*tail != NULL)
+    (*tail)->qnext = op;
+  else
+    *head = op;
+  *tail = op;
+  op->where = where;
 }
 
 int asock__accept_check(asock_socket *sock, asock_op *op);

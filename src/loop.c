@@ -87,13 +87,15 @@ static void on_timer(uv_timer_t *timer) {
     op->wnext = NULL;
     asock__op_expired(op);
   }
+  asock__loop_sweep_lingering(loop, 0);
   retry_waiters(loop);
   loop->callbacks--;
   asock__loop_update_timer(loop);
 }
 
 void asock__loop_update_timer(asock_loop *loop) {
-  int needed = loop->wheel.count > 0 || loop->waiters != NULL;
+  int needed =
+      loop->wheel.count > 0 || loop->waiters != NULL || loop->lingering != NULL;
   if (needed && !loop->timer_running) {
     /* The wheel counts ticks from the time it was last swept; catch it up
      * so that a long idle spell does not make the first sweep walk it. */
@@ -353,6 +355,7 @@ int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
   loop->slice_cache_max = (unsigned int)(pool->slice_count / 16);
   if (loop->slice_cache_max > ASOCK__SLICE_CACHE)
     loop->slice_cache_max = ASOCK__SLICE_CACHE;
+  loop->no_linger = (pool->flags & ASOCK_POOL_NO_LINGER) != 0;
   if (uv_loop == NULL) {
     err = asock__uv_loop_init(&loop->owned_uv);
     if (err != 0) {
@@ -442,6 +445,9 @@ int asock_loop_close(asock_loop *loop) {
       sock = next;
     }
   }
+  /* The lingering list holds a reference to each socket on it; closed, they
+   * keep no slice any more. */
+  asock__loop_sweep_lingering(loop, 1);
   /* Deliver every cancellation and let libuv close the handles. */
   for (spins = 0; loop->sockets != NULL || loop->deferred_head != NULL ||
                   loop->notify != NULL;
@@ -528,6 +534,67 @@ void asock__loop_notify(asock_loop *loop, asock_socket *sock) {
   sock->link = loop->notify;
   loop->notify = sock;
   schedule_delivery(loop);
+}
+
+void asock__loop_linger(asock_loop *loop, asock_socket *sock) {
+  sock->flags |= ASOCK__SF_LINGER | ASOCK__SF_KEPT;
+  asock__socket_ref(sock);
+  sock->linger_link = loop->lingering;
+  loop->lingering = sock;
+  if (!loop->timer_running)
+    asock__loop_update_timer(loop);
+}
+
+/* The first slice a socket keeps since it was last swept (none on the
+ * list), or a pool that keeps none. */
+void asock__op_keep_slice_slow(asock_socket *sock, asock_op *op) {
+  if (sock->loop->no_linger)
+    asock__op_park_slice(sock, op);
+  else
+    asock__loop_linger(sock->loop, sock);
+}
+
+void asock__op_park_slice_cold(asock_socket *sock, asock_op *op) {
+  asock__op_park_slice(sock, op);
+}
+
+void asock__loop_sweep_lingering(asock_loop *loop, int all) {
+  asock_socket *list = loop->lingering;
+
+  loop->lingering = NULL;
+  while (list != NULL) {
+    asock_socket *sock = list;
+    asock_op *op;
+
+    list = sock->linger_link;
+    if (!all &&
+        (sock->flags & (ASOCK__SF_KEPT | ASOCK__SF_CLOSED)) == ASOCK__SF_KEPT) {
+      /* Busy since the last tick: it stays, and is asked again next. */
+      sock->flags &= ~ASOCK__SF_KEPT;
+      sock->linger_link = loop->lingering;
+      loop->lingering = sock;
+      continue;
+    }
+    sock->linger_link = NULL;
+    sock->flags &= ~(ASOCK__SF_LINGER | ASOCK__SF_KEPT);
+    /* Only waiting receives: a completed one holds its data. */
+    for (op = sock->recv_head; op != NULL; op = op->qnext)
+      if (op->flags & ASOCK__OPF_ON_DEMAND)
+        asock__op_park_slice(sock, op);
+    asock__socket_unref(sock);
+  }
+}
+
+int asock__loop_take_slice_slow(asock_loop *loop, void **slice) {
+  if (loop->lingering != NULL) {
+    if (asock__pool_take(loop->pool, slice) == 0)
+      return 0;
+    /* The pool is empty: the slices kept here come back first. */
+    asock__loop_sweep_lingering(loop, 1);
+    if (loop->slices_cached > 0)
+      return asock__loop_take_slice(loop, slice);
+  }
+  return asock_pool_acquire(loop->pool, slice);
 }
 
 void asock__loop_wait_slice(asock_loop *loop, asock_socket *sock) {

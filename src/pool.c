@@ -8,7 +8,7 @@
 
 #define ASOCK__POOL_FLAGS                                                      \
   (ASOCK_POOL_LOCK | ASOCK_POOL_HUGE_PAGES | ASOCK_POOL_ZERO_ON_RELEASE |      \
-   ASOCK_POOL_FAIL_FAST)
+   ASOCK_POOL_FAIL_FAST | ASOCK_POOL_NO_LINGER)
 
 void asock_pool_config_init(asock_pool_config *config) {
   if (config == NULL)
@@ -111,18 +111,24 @@ int asock_pool_destroy(asock_pool *pool) {
 }
 
 int asock_pool_acquire(asock_pool *pool, void **slice_out) {
-  uint32_t index;
-  unsigned char *slice;
-
   if (slice_out == NULL)
     return ASOCK_EINVAL;
   *slice_out = NULL;
   if (pool == NULL)
     return ASOCK_EINVAL;
-  if (asock__stack_pop(&pool->slices, &index) != 0) {
+  if (asock__pool_take(pool, slice_out) != 0) {
     asock__add_u64_relaxed(&pool->slices_failed, 1);
     return ASOCK_ENOBUFS;
   }
+  return 0;
+}
+
+int asock__pool_take(asock_pool *pool, void **slice_out) {
+  uint32_t index;
+  unsigned char *slice;
+
+  if (asock__stack_pop(&pool->slices, &index) != 0)
+    return ASOCK_ENOBUFS;
   asock__max_u64(&pool->slices_high_water,
                  asock__add_u64(&pool->slices_in_use, 1) + 1);
   slice = pool->region.base + (size_t)index * pool->slice_size;

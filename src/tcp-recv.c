@@ -40,7 +40,12 @@ static ASOCK__ALWAYS_INLINE void recv_buffer(asock_socket *sock,
   buf->len = 0;
   if (op == NULL)
     return; /* nobody wants the data: reading stops */
-  if (asock__op_wants_slice(op) && asock__op_take_slice(sock, op) != 0) {
+  if (op->flags & ASOCK__OPF_ON_DEMAND) {
+    /* The slice it kept while waiting, whole again. */
+    op->offset = 0;
+    op->count = op->mem_len;
+  } else if (op->mode == ASOCK_BUFFER_NONE &&
+             asock__op_take_slice(sock, op) != 0) {
     sock->flags |= ASOCK__SF_WAIT_SLICE;
     return;
   }
@@ -73,9 +78,9 @@ static ASOCK__ALWAYS_INLINE void recv_result(asock_socket *sock, long nread,
   asock_op *op = sock->recv_head;
 
   if (nread == 0) {
-    /* EAGAIN: the slice recv_buffer() took goes back. */
+    /* EAGAIN: the receive waits on with the slice recv_buffer() gave it. */
     if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
-      asock__op_park_slice(sock, op);
+      asock__op_keep_slice(sock, op);
     sock->flags |= ASOCK__SF_DRAINED;
     return;
   }
@@ -191,10 +196,45 @@ static ASOCK__ALWAYS_INLINE int recv_check(asock_socket *sock, asock_op *op) {
   return 0;
 }
 
+/* The synchronous attempt of recv_start(): 0 when the op completed (its
+ * status says how), ASOCK_ENOBUFS to refuse the start (fail-fast pool), or
+ * ASOCK_PENDING when it must wait. Out of line: in steady traffic libuv is
+ * watching a drained socket and the receive goes straight to waiting. */
+static int recv_try_now(asock_socket *sock, asock_op *op, int on_demand) {
+  long got;
+
+  if (on_demand) {
+    if (op->mode == ASOCK_BUFFER_SLICE) {
+      op->offset = 0;
+      op->count = op->mem_len;
+    } else if (asock__op_take_slice(sock, op) != 0) {
+      if (sock->loop->pool->flags & ASOCK_POOL_FAIL_FAST)
+        return ASOCK_ENOBUFS;
+      return ASOCK_PENDING;
+    }
+  }
+  got = asock__try_recv(sock, (char *)op->mem + op->offset, op->count);
+  if (got > 0) {
+    if (on_demand)
+      op->count = (size_t)got;
+    op->seq = sock->next_seq++;
+    asock__op_finish_sync(op, 0, (size_t)got);
+    return 0;
+  }
+  if (got != ASOCK_EAGAIN) {
+    sock->read_error = (int)got;
+    if (on_demand)
+      asock__op_park_slice(sock, op);
+    op->seq = sock->next_seq++;
+    asock__op_finish_sync(op, (int)got, 0);
+    return 0;
+  }
+  sock->flags |= ASOCK__SF_DRAINED;
+  return ASOCK_PENDING;
+}
+
 static ASOCK__ALWAYS_INLINE int recv_start(asock_socket *sock, asock_op *op) {
   int on_demand = asock__op_wants_slice(op);
-  long got;
-  int err;
 
   if (sock->read_error != 0) {
     op->seq = sock->next_seq++;
@@ -208,45 +248,21 @@ static ASOCK__ALWAYS_INLINE int recv_start(asock_socket *sock, asock_op *op) {
   if (sock->recv_head == NULL &&
       (sock->flags & (ASOCK__SF_READING | ASOCK__SF_DRAINED)) !=
           (ASOCK__SF_READING | ASOCK__SF_DRAINED)) {
-    int have_buffer = 1;
-    if (on_demand) {
-      if (op->mode == ASOCK_BUFFER_SLICE) {
-        op->offset = 0;
-        op->count = op->mem_len;
-      } else {
-        err = asock__op_take_slice(sock, op);
-        if (err != 0) {
-          if (sock->loop->pool->flags & ASOCK_POOL_FAIL_FAST)
-            return ASOCK_ENOBUFS;
-          have_buffer = 0;
-        }
-      }
-    }
-    if (have_buffer) {
-      got = asock__try_recv(sock, (char *)op->mem + op->offset, op->count);
-      if (got > 0) {
-        if (on_demand)
-          op->count = (size_t)got;
-        op->seq = sock->next_seq++;
-        asock__op_finish_sync(op, 0, (size_t)got);
-        return 0;
-      }
-      if (got != ASOCK_EAGAIN) {
-        sock->read_error = (int)got;
-        if (on_demand)
-          asock__op_park_slice(sock, op);
-        op->seq = sock->next_seq++;
-        asock__op_finish_sync(op, (int)got, 0);
-        return 0;
-      }
-      sock->flags |= ASOCK__SF_DRAINED;
-    }
+    int r = recv_try_now(sock, op, on_demand);
+    if (r != ASOCK_PENDING)
+      return r;
   }
 
-  /* Wait. An on-demand receive gives its slice back meanwhile, so that an
-   * idle connection holds none. */
-  if (on_demand)
-    asock__op_park_slice(sock, op);
+  /* Wait. An on-demand receive at the head of the queue keeps its slice
+   * (see asock__op_keep_slice()); one behind it gives its slice back now,
+   * as it cannot use it before the head completes. A socket thus keeps one
+   * slice at most. */
+  if (on_demand) {
+    if (sock->recv_head == NULL)
+      asock__op_keep_slice(sock, op);
+    else
+      asock__op_park_slice_cold(sock, op);
+  }
   op->seq = sock->next_seq++;
   asock__socket_enqueue(&sock->recv_head, &sock->recv_tail, op, ASOCK__Q_RECV);
   asock__loop_watch(sock->loop, op);

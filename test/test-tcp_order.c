@@ -459,13 +459,17 @@ START_TEST(bufferless_receive_takes_a_slice_only_on_data) {
     ck_assert_uint_eq(asock_socket_slices_held(p[i].server), 1);
   }
   ck_assert_uint_eq(slices_in_use(), IDLE_PAIRS);
-  /* Posted again, holding the slice the last one gave it: waiting does
-   * not keep it. */
+  /* Posted again, holding the slice the last one gave it: waiting keeps it
+   * until the loop's next tick, and no longer. */
   for (i = 0; i < IDLE_PAIRS; i++)
     ck_assert_asock(tu_receive(p[i].server, op[i]), ASOCK_PENDING);
+  ck_assert_uint_eq(slices_in_use(), IDLE_PAIRS);
+  tu_run_for(3 * ASOCK_SLICE_LINGER_MS + 10);
   ck_assert_uint_eq(slices_in_use(), 0);
-  for (i = 0; i < IDLE_PAIRS; i++)
+  for (i = 0; i < IDLE_PAIRS; i++) {
     ck_assert_uint_eq(asock_socket_slices_held(p[i].server), 0);
+    ck_assert_int_eq(asock_op_buffer_mode(op[i]), ASOCK_BUFFER_NONE);
+  }
   for (i = 0; i < IDLE_PAIRS; i++) {
     tu_fill(out, 10, (uint32_t)i, 100);
     tu_send_all(p[i].client, out, 10);

@@ -1,6 +1,7 @@
 /* TCP over loopback, back-pressure: an exhausted pool makes receives wait,
- * the per-socket quota, ASOCK_POOL_FAIL_FAST, and the send watermarks and
- * hard cap. Each test shapes its own pool. */
+ * the per-socket quota, ASOCK_POOL_FAIL_FAST, the slices waiting receives
+ * keep for a tick, and the send watermarks and hard cap. Each test shapes its
+ * own pool. */
 #include <string.h>
 
 #include "tcp-util.h"
@@ -13,10 +14,11 @@ static asock_pool_stats stats(void) {
 
 #define EXHAUST_PAIRS 4
 
-/* A receive completed with len bytes of connection `conn`'s pattern. */
+/* A receive completed, in its call or later, with len bytes of connection
+ * `conn`'s pattern. */
 static void assert_received(asock_op *op, uint32_t conn, size_t len) {
-  ck_assert_asock(tu_rec(op)->status, 0);
-  ck_assert_uint_eq(tu_rec(op)->bytes, len);
+  ck_assert_asock(asock_op_status(op), 0);
+  ck_assert_uint_eq(asock_op_bytes(op), len);
   ck_assert_uint_eq(tu_mismatch(asock_op_data(op), len, conn, 0), len);
 }
 
@@ -180,6 +182,137 @@ START_TEST(fail_fast_gives_enobufs) {
   ck_assert_uint_eq(asock_op_bytes(rb), 4);
   ck_assert_int_eq(memcmp(asock_op_data(rb), "bbbb", 4), 0);
   ck_assert_asock(asock_op_clear_buffer(rb), 0);
+}
+END_TEST
+
+/* ---- slices kept by waiting receives ------------------------------------ */
+
+/* Receives `len` bytes of stream `conn` on pair p with op (no buffer of its
+ * own), then posts the op again, so that it waits holding that slice. */
+static void receive_and_wait_again(tu_pair *p, asock_op *op, uint32_t conn,
+                                   size_t len) {
+  unsigned char out[64];
+  int calls = tu_rec(op)->calls;
+  int r;
+  ck_assert_uint_le(len, sizeof(out));
+  tu_fill(out, len, conn, 0);
+  r = tu_receive(p->server, op);
+  ck_assert_msg(r == 0 || r == ASOCK_PENDING, "%s", asock_err_name(r));
+  tu_send_all(p->client, out, len);
+  if (r == ASOCK_PENDING)
+    ck_assert(tu_wait_calls(op, calls + 1));
+  assert_received(op, conn, len);
+  ck_assert_asock(tu_receive(p->server, op), ASOCK_PENDING);
+}
+
+/* A waiting receive keeps its slice until the next tick; the data that
+ * comes before goes into that same slice, without taking another. */
+START_TEST(waiting_receive_reuses_its_slice) {
+  tu_pair p;
+  asock_op *op;
+  void *slice;
+  unsigned char out[7];
+  tu_setup_pool(1024, 32, 0, 0);
+  op = tu_op();
+  tu_pair_open(&p, "127.0.0.1");
+  receive_and_wait_again(&p, op, 1, 10);
+  ck_assert_uint_eq(stats().slices_in_use, 1);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 1);
+  ck_assert_int_eq(asock_op_buffer_mode(op), ASOCK_BUFFER_SLICE);
+  slice = asock_op_data(op);
+  tu_fill(out, sizeof(out), 2, 0);
+  tu_send_all(p.client, out, sizeof(out));
+  ck_assert(tu_wait_calls(op, 2));
+  assert_received(op, 2, sizeof(out));
+  ck_assert_ptr_eq(asock_op_data(op), slice);
+  ck_assert_uint_eq(stats().slices_high_water, 1);
+  /* Waiting past a tick, it holds nothing. */
+  ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
+  tu_run_for(3 * ASOCK_SLICE_LINGER_MS + 10);
+  ck_assert_uint_eq(stats().slices_in_use, 0);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
+  ck_assert_int_eq(asock_op_buffer_mode(op), ASOCK_BUFFER_NONE);
+  ck_assert_int_eq(asock_op_is_pending(op), 1);
+}
+END_TEST
+
+START_TEST(no_linger_gives_the_slice_back_at_once) {
+  tu_pair p;
+  asock_op *op;
+  tu_setup_pool(1024, 32, 0, ASOCK_POOL_NO_LINGER);
+  op = tu_op();
+  tu_pair_open(&p, "127.0.0.1");
+  receive_and_wait_again(&p, op, 3, 20);
+  ck_assert_uint_eq(stats().slices_in_use, 0);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
+  ck_assert_int_eq(asock_op_buffer_mode(op), ASOCK_BUFFER_NONE);
+}
+END_TEST
+
+/* With the pool empty because waiting receives keep its slices, a receive
+ * that needs one takes a kept one back at once: it completes inside its
+ * call, nothing counts as a failed acquisition, and the receives that kept
+ * slices wait on without them. */
+START_TEST(empty_pool_takes_back_kept_slices) {
+  tu_pair p[3];
+  asock_op *op[3];
+  unsigned char out[16];
+  int i;
+  tu_setup_pool(1024, 2, 0, 0);
+  tu_pair_open(&p[0], "127.0.0.1");
+  for (i = 1; i < 3; i++)
+    tu_pair_connect(&p[i], p[0].listener, &p[0].addr);
+  for (i = 0; i < 3; i++)
+    op[i] = tu_op();
+  /* Pair 2's bytes are in its socket before anything runs the loop on. */
+  tu_fill(out, sizeof(out), 2, 0);
+  tu_send_all(p[2].client, out, sizeof(out));
+  for (i = 0; i < 2; i++)
+    receive_and_wait_again(&p[i], op[i], (uint32_t)i, 5);
+  ck_assert_uint_eq(stats().slices_in_use, 2);
+  /* A first receive tries the socket at once, with a slice taken back. */
+  ck_assert_asock(tu_receive(p[2].server, op[2]), 0);
+  assert_received(op[2], 2, sizeof(out));
+  ck_assert_uint_eq(stats().slices_failed, 0);
+  ck_assert_uint_eq(stats().slices_in_use, 1);
+  for (i = 0; i < 2; i++) {
+    ck_assert_int_eq(asock_op_is_pending(op[i]), 1);
+    ck_assert_int_eq(asock_op_buffer_mode(op[i]), ASOCK_BUFFER_NONE);
+    ck_assert_uint_eq(asock_socket_slices_held(p[i].server), 0);
+  }
+  /* They still receive, into a slice taken when their data comes. */
+  ck_assert_asock(asock_op_clear_buffer(op[2]), 0);
+  tu_fill(out, 9, 0, 0);
+  tu_send_all(p[0].client, out, 9);
+  ck_assert(tu_wait_calls(op[0], 2));
+  assert_received(op[0], 0, 9);
+  ck_assert_asock(asock_op_clear_buffer(op[0]), 0);
+}
+END_TEST
+
+/* A receive cancelled, or closed with its socket, while it keeps a slice
+ * completes without it. */
+START_TEST(cancelled_receive_gives_its_kept_slice_back) {
+  tu_pair p, q;
+  asock_op *a, *b;
+  tu_setup_pool(1024, 32, 0, 0);
+  a = tu_op();
+  b = tu_op();
+  tu_pair_open(&p, "127.0.0.1");
+  tu_pair_connect(&q, p.listener, &p.addr);
+  receive_and_wait_again(&p, a, 4, 8);
+  receive_and_wait_again(&q, b, 5, 8);
+  ck_assert_uint_eq(stats().slices_in_use, 2);
+  ck_assert_asock(tu_cancel(a), 0);
+  ck_assert(tu_wait_calls(a, 2));
+  ck_assert_asock(tu_rec(a)->status, ASOCK_ECANCELED);
+  ck_assert_int_eq(asock_op_buffer_mode(a), ASOCK_BUFFER_NONE);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
+  ck_assert_asock(tu_close(q.server, 0), 0);
+  ck_assert(tu_wait_calls(b, 2));
+  ck_assert_asock(tu_rec(b)->status, ASOCK_ECANCELED);
+  ck_assert_int_eq(asock_op_buffer_mode(b), ASOCK_BUFFER_NONE);
+  ck_assert_uint_eq(stats().slices_in_use, 0);
 }
 END_TEST
 
@@ -364,6 +497,10 @@ Suite *asock_test_suite_tcp_pressure(void) {
   tcase_add_test(tc, socket_quota_is_enforced);
   tcase_add_test(tc, socket_quota_holds_for_pending_receives);
   tcase_add_test(tc, fail_fast_gives_enobufs);
+  tcase_add_test(tc, waiting_receive_reuses_its_slice);
+  tcase_add_test(tc, no_linger_gives_the_slice_back_at_once);
+  tcase_add_test(tc, empty_pool_takes_back_kept_slices);
+  tcase_add_test(tc, cancelled_receive_gives_its_kept_slice_back);
   tcase_add_test(tc, send_watermarks_fire_high_then_low);
   tcase_add_test(tc, send_cap_returns_enobufs);
   suite_add_tcase(s, tc);
