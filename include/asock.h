@@ -221,7 +221,8 @@ typedef struct asock_buf {
  * retake a slice for every message. Every ASOCK_SLICE_LINGER_MS the loop
  * takes back the slices of connections that received nothing since the time
  * before, so a connection that goes quiet holds none within two of those
- * periods; a socket keeps one slice at most; and a receive that finds no
+ * periods, and keeps one again only from its second wait within one
+ * period; a socket keeps one slice at most; and a receive that finds no
  * free slice takes the kept ones back at once. */
 #define ASOCK_POOL_NO_LINGER 0x10u
 /** The loop's tick, at which the slices of quiet connections are taken

@@ -23,6 +23,14 @@
 #else
 #define ASOCK__ALWAYS_INLINE inline
 #endif
+/* Keeps a rarely taken path out of its caller. */
+#if defined(_MSC_VER)
+#define ASOCK__NOINLINE __declspec(noinline)
+#elif defined(__GNUC__)
+#define ASOCK__NOINLINE __attribute__((noinline))
+#else
+#define ASOCK__NOINLINE
+#endif
 
 /* Keeps a frequently written field on a cache line of its own. */
 #define ASOCK__CACHE_LINE 64
@@ -329,7 +337,8 @@ struct asock_loop {
   int owns_uv;
   int timer_running;
   int closing;
-  int no_linger; /* the pool has ASOCK_POOL_NO_LINGER */
+  int no_linger;  /* the pool has ASOCK_POOL_NO_LINGER */
+  uint32_t ticks; /* timer ticks so far, while the timer runs */
   uv_loop_t owned_uv;
   unsigned int slices_cached; /* free slices kept by the loop */
   unsigned int slice_cache_max;
@@ -468,6 +477,9 @@ void asock__loop_run_posted(asock_loop *loop);
 #define ASOCK__SF_LINGER 0x40000u
 /* A receive kept a slice since the lingering list was last swept. */
 #define ASOCK__SF_KEPT 0x80000u
+/* A sweep found the socket quiet: it keeps a slice again only from its
+ * second wait within one tick. */
+#define ASOCK__SF_SLOW 0x100000u
 
 struct asock_socket {
   asock__io io; /* first, so that a handle pointer is the socket */
@@ -494,8 +506,10 @@ struct asock_socket {
    * charged slice) in the low 32 bits; charged slices in the high 32, so
    * that charging a slice is one atomic operation. */
   asock__atomic_u64 refs;
-  int read_error; /* sticky: ASOCK_EOF or the error that ended reading */
-  int send_error; /* sticky: the error that ended sending */
+  int read_error;     /* sticky: ASOCK_EOF or the error that ended reading */
+  int send_error;     /* sticky: the error that ended sending */
+  uint32_t park_tick; /* the loop's tick when a receive last gave a slice
+                       * back to wait */
   uint32_t flags;
 };
 

@@ -80,6 +80,7 @@ static void on_timer(uv_timer_t *timer) {
   asock_op *due;
 
   loop->callbacks++;
+  loop->ticks++;
   due = asock__wheel_expire(&loop->wheel, asock__now_ms());
   while (due != NULL) {
     asock_op *op = due;
@@ -545,13 +546,26 @@ void asock__loop_linger(asock_loop *loop, asock_socket *sock) {
     asock__loop_update_timer(loop);
 }
 
-/* The first slice a socket keeps since it was last swept (none on the
- * list), or a pool that keeps none. */
+/* A receive about to wait on a socket not on the lingering list. A socket
+ * a sweep found quiet goes back on it only from its second wait within one
+ * tick: one that waits less often than that would keep its slice only
+ * until the next sweep, which costs more than giving it back now. */
 void asock__op_keep_slice_slow(asock_socket *sock, asock_op *op) {
-  if (sock->loop->no_linger)
+  asock_loop *loop = sock->loop;
+
+  if (loop->no_linger) {
     asock__op_park_slice(sock, op);
-  else
-    asock__loop_linger(sock->loop, sock);
+    return;
+  }
+  if (sock->flags & ASOCK__SF_SLOW) {
+    if (sock->park_tick != loop->ticks) {
+      sock->park_tick = loop->ticks;
+      asock__op_park_slice(sock, op);
+      return;
+    }
+    sock->flags &= ~ASOCK__SF_SLOW;
+  }
+  asock__loop_linger(loop, sock);
 }
 
 void asock__op_park_slice_cold(asock_socket *sock, asock_op *op) {
@@ -577,6 +591,8 @@ void asock__loop_sweep_lingering(asock_loop *loop, int all) {
     }
     sock->linger_link = NULL;
     sock->flags &= ~(ASOCK__SF_LINGER | ASOCK__SF_KEPT);
+    if (!all)
+      sock->flags |= ASOCK__SF_SLOW;
     /* Only waiting receives: a completed one holds its data. */
     for (op = sock->recv_head; op != NULL; op = op->qnext)
       if (op->flags & ASOCK__OPF_ON_DEMAND)

@@ -201,13 +201,16 @@ static ASOCK__ALWAYS_INLINE int recv_check(asock_socket *sock, asock_op *op) {
  * ASOCK_PENDING when it must wait. Out of line: in steady traffic libuv is
  * watching a drained socket and the receive goes straight to waiting. */
 static int recv_try_now(asock_socket *sock, asock_op *op, int on_demand) {
+  int took = 0;
   long got;
 
   if (on_demand) {
     if (op->mode == ASOCK_BUFFER_SLICE) {
       op->offset = 0;
       op->count = op->mem_len;
-    } else if (asock__op_take_slice(sock, op) != 0) {
+    } else if (asock__op_take_slice(sock, op) == 0) {
+      took = 1;
+    } else {
       if (sock->loop->pool->flags & ASOCK_POOL_FAIL_FAST)
         return ASOCK_ENOBUFS;
       return ASOCK_PENDING;
@@ -229,6 +232,10 @@ static int recv_try_now(asock_socket *sock, asock_op *op, int on_demand) {
     asock__op_finish_sync(op, (int)got, 0);
     return 0;
   }
+  /* Nothing there: a slice taken only for this attempt goes back (an idle
+   * connection holds none); one the op brought stays with it. */
+  if (took)
+    asock__op_park_slice(sock, op);
   sock->flags |= ASOCK__SF_DRAINED;
   return ASOCK_PENDING;
 }

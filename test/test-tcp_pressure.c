@@ -233,6 +233,15 @@ START_TEST(waiting_receive_reuses_its_slice) {
   ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
   ck_assert_int_eq(asock_op_buffer_mode(op), ASOCK_BUFFER_NONE);
   ck_assert_int_eq(asock_op_is_pending(op), 1);
+  /* Found quiet, the socket gives the slice back at its next wait: it keeps
+   * one again only once it waits twice within a tick. */
+  tu_fill(out, 5, 6, 0);
+  tu_send_all(p.client, out, 5);
+  ck_assert(tu_wait_calls(op, 3));
+  assert_received(op, 6, 5);
+  ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
+  ck_assert_uint_eq(stats().slices_in_use, 0);
+  ck_assert_int_eq(asock_op_buffer_mode(op), ASOCK_BUFFER_NONE);
 }
 END_TEST
 

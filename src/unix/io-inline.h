@@ -27,7 +27,7 @@ static inline long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
   if (fd < 0)
     return ASOCK_EBADF;
   do
-    n = asock__sys_recv(fd, buf, len, 0);
+    n = asock__sys_read(fd, buf, len);
   while (n < 0 && errno == EINTR);
   if (n > 0)
     return (long)n;

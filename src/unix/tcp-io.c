@@ -119,10 +119,14 @@ static void connect_ready(asock_socket *sock) {
   asock__connect_done(sock->connect, err);
 }
 
+static void on_poll_other(asock_socket *sock, int status, int events);
+
 static void on_poll(uv_poll_t *poll, int status, int events) {
   asock_socket *sock = (asock_socket *)poll;
 
-  /* The usual report first: a connected socket has data for a receive. */
+  /* The usual report first: a connected socket has data for a receive.
+   * Everything else is on_poll_other()'s, out of line, so that this path
+   * saves few registers. */
   if (events == UV_READABLE && status == 0 &&
       (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_UDP)) == 0) {
     sock->io.busy = 1;
@@ -133,6 +137,11 @@ static void on_poll(uv_poll_t *poll, int status, int events) {
       update(sock);
     return;
   }
+  on_poll_other(sock, status, events);
+}
+
+ASOCK__NOINLINE static void on_poll_other(asock_socket *sock, int status,
+                                          int events) {
   if (status < 0) {
     /* libuv met POLLERR and stopped watching: what waits tries the socket
      * and meets the error itself. */
