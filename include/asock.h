@@ -223,7 +223,8 @@ typedef struct asock_buf {
  * before, so a connection that goes quiet holds none within two of those
  * periods, and keeps one again only from its second wait within one
  * period; a socket keeps one slice at most; and a receive that finds no
- * free slice takes the kept ones back at once. */
+ * free slice takes back at once the ones kept on its loop (those kept on
+ * the other loops of a group come back by their next tick). */
 #define ASOCK_POOL_NO_LINGER 0x10u
 /** The loop's tick, at which the slices of quiet connections are taken
  * back; see ASOCK_POOL_NO_LINGER. */

@@ -223,6 +223,18 @@ enum {
   ASOCK__Q_DISCONNECT /* socket's disconnect slot */
 };
 
+/* The bytes an op's window or buffer list covers (asock_op_set_buffer_list()
+ * refuses lists whose sum would wrap). */
+static inline size_t asock__op_total(const asock_op *op) {
+  size_t total = 0;
+  size_t i;
+  if (op->nbufs == 0)
+    return op->count;
+  for (i = 0; i < op->nbufs; i++)
+    total += op->bufs[i].len;
+  return total;
+}
+
 /* Resets an op to the state asock_op_acquire() promises. */
 void asock__op_reset(asock_op *op);
 
@@ -571,14 +583,8 @@ static inline int asock__socket_take_slice(asock_socket *sock, void **slice) {
   asock_pool *pool = sock->loop->pool;
 
   if (pool->socket_quota != 0 &&
-      asock__socket_slices(sock) >= pool->socket_quota) {
-    /* Receives of its own waiting behind may keep slices: those first. */
-    if ((sock->flags & ASOCK__SF_LINGER) == 0)
-      return ASOCK_EQUOTA;
-    asock__loop_sweep_lingering(sock->loop, 1);
-    if (asock__socket_slices(sock) >= pool->socket_quota)
-      return ASOCK_EQUOTA;
-  }
+      asock__socket_slices(sock) >= pool->socket_quota)
+    return ASOCK_EQUOTA;
   if (asock__loop_take_slice(sock->loop, slice) != 0)
     return ASOCK_ENOBUFS;
   asock__add_u64(&sock->refs, ASOCK__REF_SLICE);

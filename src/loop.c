@@ -593,10 +593,10 @@ void asock__loop_sweep_lingering(asock_loop *loop, int all) {
     sock->flags &= ~(ASOCK__SF_LINGER | ASOCK__SF_KEPT);
     if (!all)
       sock->flags |= ASOCK__SF_SLOW;
-    /* Only waiting receives: a completed one holds its data. */
-    for (op = sock->recv_head; op != NULL; op = op->qnext)
-      if (op->flags & ASOCK__OPF_ON_DEMAND)
-        asock__op_park_slice(sock, op);
+    /* Only the receive at the head of the queue keeps a slice. */
+    op = sock->recv_head;
+    if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
+      asock__op_park_slice(sock, op);
     asock__socket_unref(sock);
   }
 }

@@ -113,9 +113,9 @@ static ASOCK__ALWAYS_INLINE void recv_result(asock_socket *sock, long nread,
   /* The end of the stream, or an error: it is final for every receive. */
   sock->read_error = (int)nread;
   stop_reading(sock);
-  if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
-    asock__op_park_slice(sock, op);
-  /* A callback that closes the socket cancels the rest with it. */
+  /* Each receive gives back the slice it holds as it leaves the queue
+   * (asock__socket_unqueue()). A callback that closes the socket cancels the
+   * rest with it. */
   while ((op = sock->recv_head) != NULL &&
          (sock->flags & ASOCK__SF_HANDLE_GONE) == 0)
     asock__op_done(op, (int)nread, 0);

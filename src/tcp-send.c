@@ -11,16 +11,6 @@
  * in pieces of at most this size. */
 #define ASOCK__IOV_PIECE ((size_t)1 << 30)
 
-static size_t op_total(const asock_op *op) {
-  size_t total = 0;
-  size_t i;
-  if (op->nbufs == 0)
-    return op->count;
-  for (i = 0; i < op->nbufs; i++)
-    total += op->bufs[i].len;
-  return total;
-}
-
 static unsigned int push_piece(uv_buf_t *iov, unsigned int n, unsigned int max,
                                char *base, size_t len, size_t *bytes) {
   while (len > 0 && n < max) {
@@ -223,7 +213,7 @@ static int send_check_slow(asock_socket *sock, asock_op *op) {
   if (op->nbufs == 0 && op->mode == ASOCK_BUFFER_NONE)
     return ASOCK_EINVAL;
   if (sock->send_cap != 0 && sock->send_queued > 0 &&
-      sock->send_queued + op_total(op) > sock->send_cap)
+      sock->send_queued + asock__op_total(op) > sock->send_cap)
     return ASOCK_ENOBUFS;
   return 0;
 }
@@ -244,7 +234,7 @@ static ASOCK__ALWAYS_INLINE int send_check(asock_socket *sock, asock_op *op) {
 }
 
 static ASOCK__ALWAYS_INLINE int send_start(asock_socket *sock, asock_op *op) {
-  size_t total = op->nbufs == 0 ? op->count : op_total(op);
+  size_t total = asock__op_total(op);
   size_t bytes = 0;
   uv_buf_t one;
   uv_buf_t *iov;

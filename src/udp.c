@@ -184,16 +184,6 @@ int asock_udp_set_membership(asock_socket *sock, const struct sockaddr *group,
 
 /* ---- send-to ------------------------------------------------------------ */
 
-static size_t datagram_len(const asock_op *op) {
-  size_t total = 0;
-  size_t i;
-  if (op->nbufs == 0)
-    return op->count;
-  for (i = 0; i < op->nbufs; i++)
-    total += op->bufs[i].len;
-  return total;
-}
-
 /* The family the socket will have: its own, or the one an automatic bind
  * will give it. */
 static int send_family(asock_socket *sock, const asock_op *op) {
@@ -220,7 +210,7 @@ static int sendto_check_slow(asock_socket *sock, asock_op *op) {
     if (to->sa_family == AF_INET6 && asock__udp(sock)->family == AF_INET)
       return ASOCK_EAFNOSUPPORT;
   }
-  len = datagram_len(op);
+  len = asock__op_total(op);
   if (len > (send_family(sock, op) == AF_INET6 ? ASOCK__UDP_MAX_IPV6
                                                : ASOCK__UDP_MAX_IPV4))
     return ASOCK_EMSGSIZE;
@@ -326,7 +316,7 @@ static ASOCK__ALWAYS_INLINE int sendto_start(asock_socket *sock, asock_op *op) {
       return err;
   }
   op->seq = sock->next_seq++;
-  op->total = op->nbufs == 0 ? op->count : datagram_len(op);
+  op->total = asock__op_total(op);
   op->sent = 0;
   if (sock->send_head != NULL)
     return queue_send(sock, op);
