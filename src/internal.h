@@ -368,8 +368,6 @@ int asock__loop_take_slice_slow(asock_loop *loop, void **slice);
 /* Takes back the slices waiting receives keep: all of them, or (each tick)
  * those of sockets that kept none since the last sweep. Loop thread. */
 void asock__loop_sweep_lingering(asock_loop *loop, int all);
-/* Puts a socket on the lingering list (ASOCK__SF_LINGER clear). */
-void asock__loop_linger(asock_loop *loop, asock_socket *sock);
 
 /* A slice for a receive on this loop: from the loop's own few free slices
  * when it has one (no atomic operation), else from the pool. 0 or

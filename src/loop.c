@@ -537,13 +537,22 @@ void asock__loop_notify(asock_loop *loop, asock_socket *sock) {
   schedule_delivery(loop);
 }
 
-void asock__loop_linger(asock_loop *loop, asock_socket *sock) {
-  sock->flags |= ASOCK__SF_LINGER | ASOCK__SF_KEPT;
-  asock__socket_ref(sock);
+/* Puts a socket on the lingering list: 0, or -1 when the tick that would
+ * take its slice back cannot run (libuv refused the timer), so that it must
+ * not keep one. */
+static int linger(asock_loop *loop, asock_socket *sock) {
   sock->linger_link = loop->lingering;
   loop->lingering = sock;
   if (!loop->timer_running)
     asock__loop_update_timer(loop);
+  if (!loop->timer_running) {
+    loop->lingering = sock->linger_link;
+    sock->linger_link = NULL;
+    return -1;
+  }
+  sock->flags |= ASOCK__SF_LINGER | ASOCK__SF_KEPT;
+  asock__socket_ref(sock);
+  return 0;
 }
 
 /* A receive about to wait on a socket not on the lingering list. A socket
@@ -565,7 +574,8 @@ void asock__op_keep_slice_slow(asock_socket *sock, asock_op *op) {
     }
     sock->flags &= ~ASOCK__SF_SLOW;
   }
-  asock__loop_linger(loop, sock);
+  if (linger(loop, sock) != 0)
+    asock__op_park_slice(sock, op);
 }
 
 void asock__op_park_slice_cold(asock_socket *sock, asock_op *op) {

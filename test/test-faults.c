@@ -1435,16 +1435,56 @@ START_TEST(injection_reaches_the_calls) {
 }
 END_TEST
 
+/* A waiting receive keeps its slice only while the tick that takes it back
+ * can run: with the timer refused, it gives the slice back at once. */
+START_TEST(refused_timer_keeps_no_slice) {
+  tu_pair p;
+  asock_op *op;
+  asock_pool_stats st;
+  int r;
+
+  asock__fault_reset();
+  tu_setup_pool(1024, 8, 0, 0);
+  op = tu_op();
+  tu_pair_open(&p, "127.0.0.1");
+  r = tu_receive(p.server, op);
+  ck_assert_asock(r, ASOCK_PENDING);
+  tu_send_all(p.client, "abc", 3);
+  ck_assert(tu_wait_calls(op, 1));
+  ck_assert_asock(asock_op_status(op), 0);
+  ck_assert_uint_eq(asock_op_bytes(op), 3);
+  asock__fault_arm(ASOCK__FAULT_TIMER_START,
+                   asock__fault_calls(P(TIMER_START)) + 1, UV_EINVAL);
+  ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
+  ck_assert(asock__fault_fired(ASOCK__FAULT_TIMER_START));
+  ck_assert_asock(asock_pool_stats_get(tu_pool, &st), 0);
+  ck_assert_uint_eq(st.slices_in_use, 0);
+  ck_assert_int_eq(asock_op_buffer_mode(op), ASOCK_BUFFER_NONE);
+  /* It still receives. */
+  tu_send_all(p.client, "de", 2);
+  ck_assert(tu_wait_calls(op, 2));
+  ck_assert_asock(asock_op_status(op), 0);
+  ck_assert_uint_eq(asock_op_bytes(op), 2);
+  ck_assert_int_eq(memcmp(asock_op_data(op), "de", 2), 0);
+  tu_teardown();
+  asock__fault_reset();
+}
+END_TEST
+
 START_TEST(sweep_scenario) { sweep(&scenarios[_i]); }
 END_TEST
 
 Suite *asock_test_suite_faults(void) {
   Suite *s = suite_create("faults");
   TCase *tc = tcase_create("sweep");
+  TCase *kept = tcase_create("kept");
   tcase_set_timeout(tc, 900);
   tcase_add_test(tc, injection_reaches_the_calls);
   tcase_add_loop_test(tc, sweep_scenario, 0,
                       (int)(sizeof(scenarios) / sizeof(scenarios[0])));
   suite_add_tcase(s, tc);
+  tcase_set_timeout(kept, ASOCK_TEST_TIMEOUT);
+  tcase_add_test(kept, refused_timer_keeps_no_slice);
+  suite_add_tcase(s, kept);
   return s;
 }
