@@ -829,6 +829,29 @@ typedef struct asock__dgram {
   unsigned int flags;     /* out: ASOCK_MSG_TRUNCATED */
 } asock__dgram;
 
+/* Records the destination and interface a datagram's packet information
+ * gave (the port is the socket's, in network order). */
+static inline void asock__dgram_local4(asock__dgram *d,
+                                       const struct in_addr *addr,
+                                       unsigned short port,
+                                       unsigned int ifindex) {
+  memset(d->local, 0, sizeof(*d->local));
+  d->local->in.sin_family = AF_INET;
+  d->local->in.sin_addr = *addr;
+  d->local->in.sin_port = port;
+  *d->ifindex = ifindex;
+}
+static inline void asock__dgram_local6(asock__dgram *d,
+                                       const struct in6_addr *addr,
+                                       unsigned short port,
+                                       unsigned int ifindex) {
+  memset(d->local, 0, sizeof(*d->local));
+  d->local->in6.sin6_family = AF_INET6;
+  d->local->in6.sin6_addr = *addr;
+  d->local->in6.sin6_port = port;
+  *d->ifindex = ifindex;
+}
+
 /* A datagram read ahead, in a slice charged to the socket. */
 typedef struct asock__udp_kept {
   void *slice;
@@ -964,18 +987,9 @@ long asock__udp_io_send1(asock_socket *sock, const void *buf, size_t len,
 #define ASOCK__UDP_READ 0x1u
 #define ASOCK__UDP_WRITE 0x2u
 void asock__udp_io_want(asock_socket *sock, unsigned int what, int on);
-/* Integer options. */
-enum {
-  ASOCK__UDP_BROADCAST,
-  ASOCK__UDP_TTL,
-  ASOCK__UDP_MULTICAST_TTL,
-  ASOCK__UDP_MULTICAST_LOOP
-};
-int asock__udp_io_option(asock_socket *sock, int option, int value);
-int asock__udp_io_multicast_interface(asock_socket *sock,
-                                      const struct sockaddr *iface);
-int asock__udp_io_membership(asock_socket *sock, const struct sockaddr *group,
-                             const struct sockaddr *iface, int join);
+/* Sets one option on the bound socket's OS socket: 0 or the error. */
+int asock__udp_io_setsockopt(asock_socket *sock, int level, int name,
+                             const void *value, size_t len);
 
 /* What the platform reports back, on the loop thread. */
 /* The handle is closed for good (or for a connect's next address). */

@@ -99,33 +99,68 @@ int asock_udp_connect(asock_socket *sock, const struct sockaddr *addr) {
   return err;
 }
 
-static int option(asock_socket *sock, int which, int value) {
+/* What every option function checks first: 0, or the error to return. */
+static int check_bound(asock_socket *sock) {
   int err = check_udp(sock);
   if (err != 0)
     return err;
   if ((sock->flags & ASOCK__SF_BOUND) == 0)
     return ASOCK_ENOTCONN;
-  return asock__udp_io_option(sock, which, value);
+  return 0;
+}
+
+static int is_ipv6(asock_socket *sock) {
+  return asock__udp(sock)->family == AF_INET6;
+}
+
+static int set_int(asock_socket *sock, int level, int name, int value) {
+  return asock__udp_io_setsockopt(sock, level, name, &value, sizeof(value));
+}
+
+/* An IPv4 multicast option, as wide as asock__mcast4_opt (a byte on the
+ * BSDs). */
+static int set_mcast4(asock_socket *sock, int name, int value) {
+  asock__mcast4_opt narrow = (asock__mcast4_opt)value;
+  return asock__udp_io_setsockopt(sock, IPPROTO_IP, name, &narrow,
+                                  sizeof(narrow));
 }
 
 int asock_udp_set_broadcast(asock_socket *sock, int enable) {
-  return option(sock, ASOCK__UDP_BROADCAST, enable != 0);
+  int err = check_bound(sock);
+  if (err != 0)
+    return err;
+  return set_int(sock, SOL_SOCKET, SO_BROADCAST, enable != 0);
 }
 
 int asock_udp_set_ttl(asock_socket *sock, int ttl) {
+  int err;
   if (ttl < 1 || ttl > 255)
     return ASOCK_EINVAL;
-  return option(sock, ASOCK__UDP_TTL, ttl);
+  err = check_bound(sock);
+  if (err != 0)
+    return err;
+  return is_ipv6(sock) ? set_int(sock, IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl)
+                       : set_int(sock, IPPROTO_IP, IP_TTL, ttl);
 }
 
 int asock_udp_set_multicast_ttl(asock_socket *sock, int ttl) {
+  int err;
   if (ttl < 0 || ttl > 255)
     return ASOCK_EINVAL;
-  return option(sock, ASOCK__UDP_MULTICAST_TTL, ttl);
+  err = check_bound(sock);
+  if (err != 0)
+    return err;
+  return is_ipv6(sock) ? set_int(sock, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, ttl)
+                       : set_mcast4(sock, IP_MULTICAST_TTL, ttl);
 }
 
 int asock_udp_set_multicast_loop(asock_socket *sock, int enable) {
-  return option(sock, ASOCK__UDP_MULTICAST_LOOP, enable != 0);
+  int err = check_bound(sock);
+  if (err != 0)
+    return err;
+  return is_ipv6(sock)
+             ? set_int(sock, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, enable != 0)
+             : set_mcast4(sock, IP_MULTICAST_LOOP, enable != 0);
 }
 
 /* The interface argument of the multicast functions: NULL, or an address
@@ -138,15 +173,27 @@ static int check_iface(const struct sockaddr *iface, int family) {
 
 int asock_udp_set_multicast_interface(asock_socket *sock,
                                       const struct sockaddr *iface) {
-  int err = check_udp(sock);
+  struct in_addr addr;
+  uint32_t index;
+  int err = check_bound(sock);
   if (err != 0)
     return err;
-  if ((sock->flags & ASOCK__SF_BOUND) == 0)
-    return ASOCK_ENOTCONN;
   err = check_iface(iface, asock__udp(sock)->family);
   if (err != 0)
     return err;
-  return asock__udp_io_multicast_interface(sock, iface);
+  if (is_ipv6(sock)) {
+    index = iface != NULL
+                ? (uint32_t)((const struct sockaddr_in6 *)iface)->sin6_scope_id
+                : 0;
+    return asock__udp_io_setsockopt(sock, IPPROTO_IPV6, IPV6_MULTICAST_IF,
+                                    &index, sizeof(index));
+  }
+  if (iface != NULL)
+    addr = ((const struct sockaddr_in *)iface)->sin_addr;
+  else
+    addr.s_addr = htonl(INADDR_ANY);
+  return asock__udp_io_setsockopt(sock, IPPROTO_IP, IP_MULTICAST_IF, &addr,
+                                  sizeof(addr));
 }
 
 static int is_multicast(const struct sockaddr *addr) {
@@ -159,6 +206,33 @@ static int is_multicast(const struct sockaddr *addr) {
     return ((const unsigned char *)&((const struct sockaddr_in6 *)addr)
                 ->sin6_addr)[0] == 0xff;
   return 0;
+}
+
+/* Joins or leaves a group whose arguments asock_udp_set_membership() has
+ * checked. */
+static int membership(asock_socket *sock, const struct sockaddr *group,
+                      const struct sockaddr *iface, int join) {
+  if (group->sa_family == AF_INET6) {
+    struct ipv6_mreq mreq;
+    memset(&mreq, 0, sizeof(mreq));
+    mreq.ipv6mr_multiaddr = ((const struct sockaddr_in6 *)group)->sin6_addr;
+    mreq.ipv6mr_interface =
+        iface != NULL ? ((const struct sockaddr_in6 *)iface)->sin6_scope_id : 0;
+    return asock__udp_io_setsockopt(sock, IPPROTO_IPV6,
+                                    join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP,
+                                    &mreq, sizeof(mreq));
+  } else {
+    struct ip_mreq mreq;
+    memset(&mreq, 0, sizeof(mreq));
+    mreq.imr_multiaddr = ((const struct sockaddr_in *)group)->sin_addr;
+    if (iface != NULL)
+      mreq.imr_interface = ((const struct sockaddr_in *)iface)->sin_addr;
+    else
+      mreq.imr_interface.s_addr = htonl(INADDR_ANY);
+    return asock__udp_io_setsockopt(
+        sock, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, &mreq,
+        sizeof(mreq));
+  }
 }
 
 int asock_udp_set_membership(asock_socket *sock, const struct sockaddr *group,
@@ -179,7 +253,7 @@ int asock_udp_set_membership(asock_socket *sock, const struct sockaddr *group,
   err = check_iface(iface, group->sa_family);
   if (err != 0)
     return err;
-  return asock__udp_io_membership(sock, group, iface, join != 0);
+  return membership(sock, group, iface, join != 0);
 }
 
 /* ---- send-to ------------------------------------------------------------ */

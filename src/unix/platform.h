@@ -12,6 +12,14 @@
  * will not block. This costs less per message than libuv's stream layer
  * (no allocation callback, no generic read loop, no write queue), and the
  * poll handle is smaller than a uv_tcp_t. */
+/* The width of the IPv4 multicast TTL and loop options: Linux takes an
+ * int (or a byte), the BSDs and macOS a byte only. */
+#if defined(__linux__)
+typedef int asock__mcast4_opt;
+#else
+typedef unsigned char asock__mcast4_opt;
+#endif
+
 /* What the poll handle is asked to watch. */
 #define ASOCK__IO_READ 0x1u
 #define ASOCK__IO_WRITE 0x2u

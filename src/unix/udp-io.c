@@ -161,29 +161,21 @@ static void read_pktinfo(struct msghdr *msg, asock__dgram *d,
     if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
       struct in_pktinfo info;
       memcpy(&info, CMSG_DATA(c), sizeof(info));
-      memset(d->local, 0, sizeof(*d->local));
-      d->local->in.sin_family = AF_INET;
-      d->local->in.sin_addr = info.ipi_addr;
-      d->local->in.sin_port = port;
-      *d->ifindex = (unsigned int)info.ipi_ifindex;
+      asock__dgram_local4(d, &info.ipi_addr, port,
+                          (unsigned int)info.ipi_ifindex);
     }
 #elif defined(IP_RECVDSTADDR)
     if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVDSTADDR) {
-      memset(d->local, 0, sizeof(*d->local));
-      d->local->in.sin_family = AF_INET;
-      memcpy(&d->local->in.sin_addr, CMSG_DATA(c), sizeof(struct in_addr));
-      d->local->in.sin_port = port;
+      struct in_addr addr;
+      memcpy(&addr, CMSG_DATA(c), sizeof(addr));
+      asock__dgram_local4(d, &addr, port, *d->ifindex);
     }
 #endif
 #if defined(IPV6_PKTINFO)
     if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
       struct in6_pktinfo info;
       memcpy(&info, CMSG_DATA(c), sizeof(info));
-      memset(d->local, 0, sizeof(*d->local));
-      d->local->in6.sin6_family = AF_INET6;
-      d->local->in6.sin6_addr = info.ipi6_addr;
-      d->local->in6.sin6_port = port;
-      *d->ifindex = info.ipi6_ifindex;
+      asock__dgram_local6(d, &info.ipi6_addr, port, info.ipi6_ifindex);
     }
 #endif
   }
@@ -335,95 +327,10 @@ void asock__udp_io_want(asock_socket *sock, unsigned int what, int on) {
   asock__io_want(sock, what, on);
 }
 
-static int is_ipv6(asock_socket *sock) {
-  return asock__udp(sock)->family == AF_INET6;
-}
-
-/* The multicast options take an unsigned char on the BSDs and macOS, an int
- * (or either) on Linux. */
-#if defined(__linux__)
-static int set_small(int fd, int level, int name, int value) {
-  return set_int(fd, level, name, value);
-}
-#else
-static int set_small(int fd, int level, int name, int value) {
-  unsigned char v = (unsigned char)value;
-  if (asock__sys_setsockopt(fd, level, name, &v, sizeof(v)) != 0)
+int asock__udp_io_setsockopt(asock_socket *sock, int level, int name,
+                             const void *value, size_t len) {
+  if (asock__sys_setsockopt(sock->io.fd, level, name, value, (socklen_t)len) !=
+      0)
     return asock__sys_error();
-  return 0;
-}
-#endif
-
-int asock__udp_io_option(asock_socket *sock, int option, int value) {
-  int fd = sock->io.fd;
-  int v6 = is_ipv6(sock);
-
-  switch (option) {
-  case ASOCK__UDP_BROADCAST:
-    return set_int(fd, SOL_SOCKET, SO_BROADCAST, value);
-  case ASOCK__UDP_TTL:
-    return v6 ? set_int(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, value)
-              : set_int(fd, IPPROTO_IP, IP_TTL, value);
-  case ASOCK__UDP_MULTICAST_TTL:
-    return v6 ? set_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, value)
-              : set_small(fd, IPPROTO_IP, IP_MULTICAST_TTL, value);
-  case ASOCK__UDP_MULTICAST_LOOP:
-    return v6 ? set_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, value)
-              : set_small(fd, IPPROTO_IP, IP_MULTICAST_LOOP, value);
-  default:
-    return ASOCK_EINVAL;
-  }
-}
-
-int asock__udp_io_multicast_interface(asock_socket *sock,
-                                      const struct sockaddr *iface) {
-  int fd = sock->io.fd;
-
-  if (is_ipv6(sock)) {
-    unsigned int index =
-        iface != NULL ? ((const struct sockaddr_in6 *)iface)->sin6_scope_id : 0;
-    if (asock__sys_setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &index,
-                              sizeof(index)) != 0)
-      return asock__sys_error();
-  } else {
-    struct in_addr addr;
-    if (iface != NULL)
-      addr = ((const struct sockaddr_in *)iface)->sin_addr;
-    else
-      addr.s_addr = htonl(INADDR_ANY);
-    if (asock__sys_setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &addr,
-                              sizeof(addr)) != 0)
-      return asock__sys_error();
-  }
-  return 0;
-}
-
-int asock__udp_io_membership(asock_socket *sock, const struct sockaddr *group,
-                             const struct sockaddr *iface, int join) {
-  int fd = sock->io.fd;
-
-  if (group->sa_family == AF_INET6) {
-    struct ipv6_mreq mreq;
-    memset(&mreq, 0, sizeof(mreq));
-    mreq.ipv6mr_multiaddr = ((const struct sockaddr_in6 *)group)->sin6_addr;
-    mreq.ipv6mr_interface =
-        iface != NULL ? ((const struct sockaddr_in6 *)iface)->sin6_scope_id : 0;
-    if (asock__sys_setsockopt(fd, IPPROTO_IPV6,
-                              join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP, &mreq,
-                              sizeof(mreq)) != 0)
-      return asock__sys_error();
-  } else {
-    struct ip_mreq mreq;
-    memset(&mreq, 0, sizeof(mreq));
-    mreq.imr_multiaddr = ((const struct sockaddr_in *)group)->sin_addr;
-    if (iface != NULL)
-      mreq.imr_interface = ((const struct sockaddr_in *)iface)->sin_addr;
-    else
-      mreq.imr_interface.s_addr = htonl(INADDR_ANY);
-    if (asock__sys_setsockopt(fd, IPPROTO_IP,
-                              join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP,
-                              &mreq, sizeof(mreq)) != 0)
-      return asock__sys_error();
-  }
   return 0;
 }

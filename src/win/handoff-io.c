@@ -16,12 +16,8 @@
 #include "internal.h"
 
 struct asock__handoff {
-  uv_poll_t poll;      /* first: the close callback frees the struct */
-  asock_socket *sock;  /* whose listener this is */
-  SOCKET socket;       /* INVALID_SOCKET once closed */
-  unsigned char want;  /* accept ops wait */
-  unsigned char armed; /* the poll handle watches */
-  unsigned char busy;  /* its callback runs: it updates when done */
+  asock__win_poll p; /* first: the close callback frees the struct; READ
+                      * wanted while accept ops wait */
 };
 
 static int wsa_error(void) { return asock__win_error(WSAGetLastError()); }
@@ -34,7 +30,7 @@ asock__handoff *asock__win_handoff(const asock_socket *sock) {
 
 uv_os_sock_t asock__win_handoff_socket(const asock_socket *sock) {
   asock__handoff *h = asock__win_handoff(sock);
-  return h != NULL ? h->socket : INVALID_SOCKET;
+  return h != NULL ? h->p.socket : INVALID_SOCKET;
 }
 
 /* A listening socket set up as libuv's listener would be, with what asock's
@@ -87,6 +83,14 @@ fail:
   return err;
 }
 
+/* The listening socket reads ready (or failed) while accepts wait: they
+ * try it. */
+static void on_ready(asock__win_poll *p, int readable, int writable) {
+  (void)writable;
+  if (readable)
+    asock__on_connection(p->sock, 0);
+}
+
 int asock__win_handoff_listen(asock_socket *sock, const struct sockaddr *addr,
                               int backlog, unsigned int flags) {
   asock__handoff *h;
@@ -99,26 +103,16 @@ int asock__win_handoff_listen(asock_socket *sock, const struct sockaddr *addr,
   if (h == NULL)
     return ASOCK_ENOMEM;
   err = open_listener(addr, backlog, flags, &s);
-  if (err != 0)
-    goto fail;
   /* The poll handle makes the socket non-blocking; accept() then gives
    * non-blocking sockets too. */
-  err = asock__from_uv(uv_poll_init_socket(sock->loop->uv, &h->poll, s));
+  if (err == 0)
+    err = asock__win_poll_open(&h->p, sock, s, on_ready);
   if (err != 0) {
-    closesocket(s);
-    goto fail;
+    asock__free(h);
+    return err;
   }
-  h->sock = sock;
-  h->socket = s;
-  h->want = 0;
-  h->armed = 0;
-  h->busy = 0;
   sock->io.handle.tcp.data = h;
   return 0;
-
-fail:
-  asock__free(h);
-  return err;
 }
 
 int asock__win_handoff_accept(asock_socket *listener, uintptr_t *conn) {
@@ -126,11 +120,11 @@ int asock__win_handoff_accept(asock_socket *listener, uintptr_t *conn) {
   SOCKET s;
 
   *conn = 0;
-  if (h == NULL || h->socket == INVALID_SOCKET)
+  if (h == NULL || h->p.socket == INVALID_SOCKET)
     return ASOCK_EBADF;
   for (;;) {
     int e;
-    s = accept(h->socket, NULL, NULL);
+    s = accept(h->p.socket, NULL, NULL);
     if (s != INVALID_SOCKET)
       break;
     e = WSAGetLastError();
@@ -149,45 +143,11 @@ int asock__win_handoff_accept(asock_socket *listener, uintptr_t *conn) {
   return 0;
 }
 
-static void on_poll(uv_poll_t *poll, int status, int events);
-
-/* Makes the poll handle watch what is wanted. Not while on_poll() runs: it
- * updates once at its end, so that a want dropped and taken again inside a
- * callback costs nothing (each change costs libuv a new AFD poll). */
-static void update(asock__handoff *h) {
-  if (h->want == h->armed || h->busy || h->socket == INVALID_SOCKET)
-    return;
-  if (h->want)
-    uv_poll_start(&h->poll, UV_READABLE, on_poll);
-  else
-    uv_poll_stop(&h->poll);
-  h->armed = h->want;
-}
-
 void asock__win_handoff_want(asock_socket *listener, int wanted) {
   asock__handoff *h = asock__win_handoff(listener);
 
-  if (h == NULL)
-    return;
-  h->want = (unsigned char)(wanted != 0);
-  update(h);
-}
-
-static void on_poll(uv_poll_t *poll, int status, int events) {
-  asock__handoff *h = (asock__handoff *)poll;
-
-  (void)events;
-  /* libuv stops watching after an error: the accepts that wait try the
-   * socket and meet the error themselves. */
-  if (status < 0)
-    h->armed = 0;
-  h->busy = 1;
-  if (h->want)
-    asock__on_connection(h->sock, 0);
-  /* The listener may have closed meanwhile; the struct lives until the
-   * close callback, and update() leaves a closed one alone. */
-  h->busy = 0;
-  update(h);
+  if (h != NULL)
+    asock__win_poll_want(&h->p, ASOCK__WIN_POLL_READ, wanted);
 }
 
 static void on_tcp_closed(uv_handle_t *handle) {
@@ -198,7 +158,7 @@ static void on_tcp_closed(uv_handle_t *handle) {
  * and its callback reports the socket closed. */
 static void on_poll_closed(uv_handle_t *handle) {
   asock__handoff *h = (asock__handoff *)handle;
-  asock_socket *sock = h->sock;
+  asock_socket *sock = h->p.sock;
 
   sock->io.handle.tcp.data = NULL;
   asock__free(h);
@@ -206,14 +166,5 @@ static void on_poll_closed(uv_handle_t *handle) {
 }
 
 void asock__win_handoff_close(asock_socket *sock) {
-  asock__handoff *h = asock__win_handoff(sock);
-
-  /* The AFD polls still posted end when the socket closes, and libuv waits
-   * for them before the close callback; closing it now frees the port at
-   * once, as on Unix. */
-  uv_close((uv_handle_t *)&h->poll, on_poll_closed);
-  closesocket(h->socket);
-  h->socket = INVALID_SOCKET;
-  h->want = 0;
-  h->armed = 0;
+  asock__win_poll_close(&asock__win_handoff(sock)->p, on_poll_closed);
 }

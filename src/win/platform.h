@@ -7,6 +7,9 @@
 
 #include <uv.h>
 
+/* The width of the IPv4 multicast TTL and loop options: a DWORD. */
+typedef int asock__mcast4_opt;
+
 /* A UDP socket's handle (udp-io.c): the OS socket watched by a uv_poll_t,
  * allocated when the socket is bound. libuv's poll handle is larger than
  * its TCP handle on Windows, so that keeping it inline would grow every
@@ -39,8 +42,36 @@ typedef struct asock__io {
   uint32_t pending_conns; /* connections libuv has for uv_accept() */
 } asock__io;
 
-/* The UDP half of what tcp-io.c does for every socket (udp-io.c). */
 struct asock_socket;
+
+/* An OS socket of asock's own watched by a uv_poll_t (poll-io.c): a UDP
+ * socket's handle, a hand-off listener. */
+typedef struct asock__win_poll asock__win_poll;
+/* Called from the poll callback with what is ready of what is wanted. */
+typedef void (*asock__win_ready_fn)(asock__win_poll *p, int readable,
+                                    int writable);
+#define ASOCK__WIN_POLL_READ 0x1u
+#define ASOCK__WIN_POLL_WRITE 0x2u
+struct asock__win_poll {
+  uv_poll_t poll;            /* first: the close callback frees the struct
+                              * that holds this one first */
+  struct asock_socket *sock; /* whose socket this is */
+  uv_os_sock_t socket;       /* INVALID_SOCKET once closed */
+  asock__win_ready_fn ready;
+  unsigned char want;  /* ASOCK__WIN_POLL_READ and _WRITE wanted */
+  unsigned char armed; /* what the poll handle watches now */
+  unsigned char busy;  /* its callback runs: it updates when done */
+};
+/* Watches s for sock, nothing wanted yet: 0, or the error, s closed. */
+int asock__win_poll_open(asock__win_poll *p, struct asock_socket *sock,
+                         uv_os_sock_t s, asock__win_ready_fn ready);
+/* Starts or stops wanting ASOCK__WIN_POLL_READ or _WRITE. */
+void asock__win_poll_want(asock__win_poll *p, unsigned int what, int on);
+/* Closes the poll handle (closed runs when libuv is done with it) and the
+ * OS socket at once. */
+void asock__win_poll_close(asock__win_poll *p, uv_close_cb closed);
+
+/* The UDP half of what tcp-io.c does for every socket (udp-io.c). */
 /* Closes the poll handle and the OS socket; asock__socket_closed() follows
  * from the close callback, or at once when the socket was never bound. */
 void asock__win_udp_close(struct asock_socket *sock);

@@ -39,13 +39,8 @@
 #define ASOCK__CMSG_SPACE 128
 
 struct asock__udp_handle {
-  uv_poll_t poll;          /* first: the close callback frees the struct */
-  asock_socket *sock;      /* whose handle this is */
-  SOCKET socket;           /* INVALID_SOCKET once closed */
+  asock__win_poll p;       /* first: the close callback frees the struct */
   LPFN_WSARECVMSG recvmsg; /* WSARecvMsg, an extension of its provider */
-  unsigned char want;      /* ASOCK__UDP_READ and ASOCK__UDP_WRITE wanted */
-  unsigned char armed;     /* what the poll handle watches now */
-  unsigned char busy;      /* its callback runs: it updates when done */
 };
 
 static int addr_len(const struct sockaddr *addr) {
@@ -135,6 +130,10 @@ static unsigned short local_port(SOCKET s) {
   return self.sa.sa_family == AF_INET6 ? self.in6.sin6_port : self.in.sin_port;
 }
 
+static void on_ready(asock__win_poll *p, int readable, int writable) {
+  asock__udp_ready(p->sock, readable, writable);
+}
+
 int asock__udp_io_bind(asock_socket *sock, const struct sockaddr *addr,
                        unsigned int flags) {
   asock__udp_handle *h;
@@ -156,17 +155,10 @@ int asock__udp_io_bind(asock_socket *sock, const struct sockaddr *addr,
     goto fail;
   }
   /* The poll handle makes the socket non-blocking. */
-  err = asock__from_uv(uv_poll_init_socket(sock->loop->uv, &h->poll, s));
-  if (err != 0) {
-    closesocket(s);
+  err = asock__win_poll_open(&h->p, sock, s, on_ready);
+  if (err != 0)
     goto fail;
-  }
-  h->sock = sock;
-  h->socket = s;
   h->recvmsg = recvmsg;
-  h->want = 0;
-  h->armed = 0;
-  h->busy = 0;
   sock->io.handle.udp = h;
   asock__udp(sock)->port = local_port(s);
   return 0;
@@ -177,13 +169,13 @@ fail:
 }
 
 uv_os_sock_t asock__win_udp_socket(const asock_socket *sock) {
-  return sock->io.handle.udp != NULL ? sock->io.handle.udp->socket
+  return sock->io.handle.udp != NULL ? sock->io.handle.udp->p.socket
                                      : INVALID_SOCKET;
 }
 
 static void on_close(uv_handle_t *handle) {
   asock__udp_handle *h = (asock__udp_handle *)handle;
-  asock_socket *sock = h->sock;
+  asock_socket *sock = h->p.sock;
 
   asock__free(h);
   asock__socket_closed(sock);
@@ -198,14 +190,7 @@ void asock__win_udp_close(asock_socket *sock) {
     return;
   }
   sock->io.handle.udp = NULL;
-  /* The AFD polls still posted end when the socket closes, and libuv
-   * waits for them before the close callback; closing it now frees the
-   * port at once, as on Unix. */
-  uv_close((uv_handle_t *)&h->poll, on_close);
-  closesocket(h->socket);
-  h->socket = INVALID_SOCKET;
-  h->want = 0;
-  h->armed = 0;
+  asock__win_poll_close(&h->p, on_close);
 }
 
 /* An IPv4 address as the IPv4-mapped IPv6 address a dual-stack socket
@@ -281,19 +266,16 @@ static void read_pktinfo(WSAMSG *msg, asock__dgram *d, unsigned short port,
       /* On a dual-stack socket the sender is IPv4-mapped: so is this. */
       if (family == AF_INET6) {
         map_ipv4(&info.ipi_addr, port, d->local);
+        *d->ifindex = (unsigned int)info.ipi_ifindex;
       } else {
-        d->local->in.sin_family = AF_INET;
-        d->local->in.sin_addr = info.ipi_addr;
-        d->local->in.sin_port = port;
+        asock__dgram_local4(d, &info.ipi_addr, port,
+                            (unsigned int)info.ipi_ifindex);
       }
-      *d->ifindex = (unsigned int)info.ipi_ifindex;
     } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
       IN6_PKTINFO info;
       memcpy(&info, WSA_CMSG_DATA(c), sizeof(info));
-      d->local->in6.sin6_family = AF_INET6;
-      d->local->in6.sin6_addr = info.ipi6_addr;
-      d->local->in6.sin6_port = port;
-      *d->ifindex = (unsigned int)info.ipi6_ifindex;
+      asock__dgram_local6(d, &info.ipi6_addr, port,
+                          (unsigned int)info.ipi6_ifindex);
     }
   }
 }
@@ -327,7 +309,7 @@ int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
    * socket reports it. */
   msg.Control.buf = control.bytes;
   msg.Control.len = sizeof(control.bytes);
-  if (h->recvmsg(h->socket, &msg, &bytes, NULL, NULL) != 0) {
+  if (h->recvmsg(h->p.socket, &msg, &bytes, NULL, NULL) != 0) {
     int e = WSAGetLastError();
     switch (e) {
     case WSAEMSGSIZE:
@@ -379,130 +361,19 @@ long asock__udp_io_send(asock_socket *sock, const uv_buf_t *iov, unsigned int n,
   return asock__win_error(r);
 }
 
-static void on_poll(uv_poll_t *poll, int status, int events);
-
-/* Makes the poll handle watch what is wanted. Not while on_poll() runs: it
- * updates once at its end, so that a want dropped and taken again inside a
- * callback costs nothing (each change costs libuv a new AFD poll). */
-static void update(asock__udp_handle *h) {
-  int events = 0;
-
-  if (h->want == h->armed || h->busy || h->socket == INVALID_SOCKET)
-    return;
-  if (h->want & ASOCK__UDP_READ)
-    events |= UV_READABLE;
-  if (h->want & ASOCK__UDP_WRITE)
-    events |= UV_WRITABLE;
-  if (events == 0)
-    uv_poll_stop(&h->poll);
-  else
-    uv_poll_start(&h->poll, events, on_poll);
-  h->armed = h->want;
-}
-
 void asock__udp_io_want(asock_socket *sock, unsigned int what, int on) {
   asock__udp_handle *h = sock->io.handle.udp;
+  unsigned int bits = ((what & ASOCK__UDP_READ) ? ASOCK__WIN_POLL_READ : 0) |
+                      ((what & ASOCK__UDP_WRITE) ? ASOCK__WIN_POLL_WRITE : 0);
 
-  if (h == NULL)
-    return;
-  if (on)
-    h->want |= (unsigned char)what;
-  else
-    h->want &= (unsigned char)~what;
-  update(h);
+  if (h != NULL)
+    asock__win_poll_want(&h->p, bits, on);
 }
 
-static void on_poll(uv_poll_t *poll, int status, int events) {
-  asock__udp_handle *h = (asock__udp_handle *)poll;
-
-  if (status < 0) {
-    /* libuv stopped watching after an error: what waits tries the socket
-     * and meets the error itself. */
-    h->armed = 0;
-    events = UV_READABLE | UV_WRITABLE;
-  }
-  h->busy = 1;
-  asock__udp_ready(h->sock,
-                   (events & UV_READABLE) && (h->want & ASOCK__UDP_READ),
-                   (events & UV_WRITABLE) && (h->want & ASOCK__UDP_WRITE));
-  /* The socket may have closed meanwhile; the handle lives until the close
-   * callback, and update() leaves a closed one alone. */
-  h->busy = 0;
-  update(h);
-}
-
-static int is_ipv6(asock_socket *sock) {
-  return asock__udp(sock)->family == AF_INET6;
-}
-
-int asock__udp_io_option(asock_socket *sock, int option, int value) {
-  SOCKET s = asock__win_udp_socket(sock);
-  int v6 = is_ipv6(sock);
-
-  switch (option) {
-  case ASOCK__UDP_BROADCAST:
-    return set_int(s, SOL_SOCKET, SO_BROADCAST, value);
-  case ASOCK__UDP_TTL:
-    return v6 ? set_int(s, IPPROTO_IPV6, IPV6_UNICAST_HOPS, value)
-              : set_int(s, IPPROTO_IP, IP_TTL, value);
-  case ASOCK__UDP_MULTICAST_TTL:
-    return v6 ? set_int(s, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, value)
-              : set_int(s, IPPROTO_IP, IP_MULTICAST_TTL, value);
-  case ASOCK__UDP_MULTICAST_LOOP:
-    return v6 ? set_int(s, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, value)
-              : set_int(s, IPPROTO_IP, IP_MULTICAST_LOOP, value);
-  default:
-    return ASOCK_EINVAL;
-  }
-}
-
-int asock__udp_io_multicast_interface(asock_socket *sock,
-                                      const struct sockaddr *iface) {
-  SOCKET s = asock__win_udp_socket(sock);
-
-  if (is_ipv6(sock)) {
-    DWORD index =
-        iface != NULL ? ((const struct sockaddr_in6 *)iface)->sin6_scope_id : 0;
-    if (setsockopt(s, IPPROTO_IPV6, IPV6_MULTICAST_IF, (const char *)&index,
-                   sizeof(index)) != 0)
-      return wsa_error();
-  } else {
-    struct in_addr addr;
-    if (iface != NULL)
-      addr = ((const struct sockaddr_in *)iface)->sin_addr;
-    else
-      addr.s_addr = htonl(INADDR_ANY);
-    if (setsockopt(s, IPPROTO_IP, IP_MULTICAST_IF, (const char *)&addr,
-                   sizeof(addr)) != 0)
-      return wsa_error();
-  }
-  return 0;
-}
-
-int asock__udp_io_membership(asock_socket *sock, const struct sockaddr *group,
-                             const struct sockaddr *iface, int join) {
-  SOCKET s = asock__win_udp_socket(sock);
-
-  if (group->sa_family == AF_INET6) {
-    struct ipv6_mreq mreq;
-    memset(&mreq, 0, sizeof(mreq));
-    mreq.ipv6mr_multiaddr = ((const struct sockaddr_in6 *)group)->sin6_addr;
-    mreq.ipv6mr_interface =
-        iface != NULL ? ((const struct sockaddr_in6 *)iface)->sin6_scope_id : 0;
-    if (setsockopt(s, IPPROTO_IPV6, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP,
-                   (const char *)&mreq, sizeof(mreq)) != 0)
-      return wsa_error();
-  } else {
-    struct ip_mreq mreq;
-    memset(&mreq, 0, sizeof(mreq));
-    mreq.imr_multiaddr = ((const struct sockaddr_in *)group)->sin_addr;
-    if (iface != NULL)
-      mreq.imr_interface = ((const struct sockaddr_in *)iface)->sin_addr;
-    else
-      mreq.imr_interface.s_addr = htonl(INADDR_ANY);
-    if (setsockopt(s, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP,
-                   (const char *)&mreq, sizeof(mreq)) != 0)
-      return wsa_error();
-  }
+int asock__udp_io_setsockopt(asock_socket *sock, int level, int name,
+                             const void *value, size_t len) {
+  if (setsockopt(asock__win_udp_socket(sock), level, name, (const char *)value,
+                 (int)len) != 0)
+    return wsa_error();
   return 0;
 }
