@@ -142,6 +142,21 @@ static void run_until_calls(int want) {
   }
 }
 
+static void connect_and_echo(void);
+
+/* A group of LOOPS loops listening on a loopback port with on_conn, its
+ * clients connected, each having echoed 16 bytes. */
+static void serve_echoed(unsigned int listen_flags) {
+  struct sockaddr_in addr;
+
+  uv_ip4_addr("127.0.0.1", 0, &addr);
+  ck_assert_asock(asock_group_create(&group, pool, LOOPS), 0);
+  ck_assert_asock(asock_group_listen(group, (struct sockaddr *)&addr, 128,
+                                     listen_flags, on_conn, &listen_arg),
+                  0);
+  connect_and_echo();
+}
+
 /* Connects every client and echoes 16 bytes over each. */
 static void connect_and_echo(void) {
   struct sockaddr_storage addr;
@@ -244,16 +259,10 @@ END_TEST
 /* Connections spread over the loops, each served on its own loop's
  * thread: by the kernel (Linux) or handed over in turn. */
 static void spread(unsigned int flags) {
-  struct sockaddr_in addr;
   uint64_t per_loop[LOOPS];
   unsigned int i;
 
-  uv_ip4_addr("127.0.0.1", 0, &addr);
-  ck_assert_asock(asock_group_create(&group, pool, LOOPS), 0);
-  ck_assert_asock(asock_group_listen(group, (struct sockaddr *)&addr, 128,
-                                     flags, on_conn, &listen_arg),
-                  0);
-  connect_and_echo();
+  serve_echoed(flags);
   ck_assert_uint_eq(asock__load_u32(&served), CONNS);
   ck_assert_uint_eq(asock__load_u32(&wrong_thread), 0);
   for (i = 0; i < LOOPS; i++)
@@ -293,14 +302,7 @@ END_TEST
 /* A stop with a receive pending on every connection: each completes with
  * ASOCK_ECANCELED, exactly once, and the threads are gone after. */
 START_TEST(group_stop_cancels_what_waits) {
-  struct sockaddr_in addr;
-
-  uv_ip4_addr("127.0.0.1", 0, &addr);
-  ck_assert_asock(asock_group_create(&group, pool, LOOPS), 0);
-  ck_assert_asock(asock_group_listen(group, (struct sockaddr *)&addr, 128, 0,
-                                     on_conn, &listen_arg),
-                  0);
-  connect_and_echo();
+  serve_echoed(0);
   /* Each server op now waits in a receive. */
   ck_assert_asock(asock_group_stop(group, 0), 0);
   ck_assert_uint_eq(asock__load_u32(&echo_ends), CONNS);
@@ -324,16 +326,10 @@ static void stop_slowly(void *arg) {
 }
 
 START_TEST(group_stop_lets_connections_finish) {
-  struct sockaddr_in addr;
   static stopper s;
   uint64_t deadline;
 
-  uv_ip4_addr("127.0.0.1", 0, &addr);
-  ck_assert_asock(asock_group_create(&group, pool, LOOPS), 0);
-  ck_assert_asock(asock_group_listen(group, (struct sockaddr *)&addr, 128, 0,
-                                     on_conn, &listen_arg),
-                  0);
-  connect_and_echo();
+  serve_echoed(0);
   asock__store_u32(&s.returned, 0);
   ck_assert_int_eq(uv_thread_create(&s.thread, stop_slowly, &s), 0);
   /* The clients close during the grace period: the server sees the end of

@@ -366,6 +366,15 @@ static void post_endings(void *arg) {
   asock_cancel(k->canceled);
 }
 
+/* Runs fn on each worker's thread at once, and waits for them all. */
+static void run_workers(void (*fn)(void *)) {
+  int i;
+  for (i = 0; i < WORKERS; i++)
+    ck_assert_int_eq(uv_thread_create(&workers[i].thread, fn, &workers[i]), 0);
+  for (i = 0; i < WORKERS; i++)
+    ck_assert_int_eq(uv_thread_join(&workers[i].thread), 0);
+}
+
 static asock_op *kind_op(void) {
   asock_op *op;
   ck_assert_asock(asock_op_acquire(fx.pool, &op), 0);
@@ -418,11 +427,7 @@ START_TEST(every_kind_from_several_threads_at_once) {
     k->disconnect = kind_op();
     k->canceled = kind_op();
   }
-  for (i = 0; i < WORKERS; i++)
-    ck_assert_int_eq(
-        uv_thread_create(&workers[i].thread, post_kinds, &workers[i]), 0);
-  for (i = 0; i < WORKERS; i++)
-    ck_assert_int_eq(uv_thread_join(&workers[i].thread), 0);
+  run_workers(post_kinds);
   run_until(6 * WORKERS);
   ck_assert_int_eq(done_on_loop_thread, done_count);
   for (i = 0; i < WORKERS; i++) {
@@ -450,11 +455,7 @@ START_TEST(every_kind_from_several_threads_at_once) {
 
   done_count = 0;
   done_on_loop_thread = 0;
-  for (i = 0; i < WORKERS; i++)
-    ck_assert_int_eq(
-        uv_thread_create(&workers[i].thread, post_endings, &workers[i]), 0);
-  for (i = 0; i < WORKERS; i++)
-    ck_assert_int_eq(uv_thread_join(&workers[i].thread), 0);
+  run_workers(post_endings);
   run_until(2 * WORKERS);
   ck_assert_int_eq(done_on_loop_thread, done_count);
   for (i = 0; i < WORKERS; i++) {
