@@ -533,7 +533,8 @@ ASOCK_EXTERN unsigned int asock_op_msg_flags(const asock_op *op);
  * socket bound to a wildcard address which of the host's addresses the peer
  * used, and the index of the interface it came in on.
  * \param addr receives the destination address (its port is the socket's);
- *   may be NULL.
+ *   may be NULL. On a dual-stack IPv6 socket an IPv4 datagram's destination
+ *   is IPv4-mapped (::ffff:a.b.c.d), as its sender is, on every platform.
  * \param ifindex receives the interface index; may be NULL.
  * A datagram that arrived before the socket asked for packet information
  * (see ASOCK_UDP_PKTINFO) has none: the address has family AF_UNSPEC and

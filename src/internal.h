@@ -829,16 +829,35 @@ typedef struct asock__dgram {
   unsigned int flags;     /* out: ASOCK_MSG_TRUNCATED */
 } asock__dgram;
 
+/* The IPv4-mapped IPv6 form of an IPv4 address (::ffff:a.b.c.d), as a
+ * dual-stack socket names its IPv4 peers. */
+static inline void asock__map_ipv4(const struct in_addr *in,
+                                   unsigned short port, asock__sockaddr *out) {
+  unsigned char *a = (unsigned char *)&out->in6.sin6_addr;
+  memset(out, 0, sizeof(*out));
+  out->in6.sin6_family = AF_INET6;
+  out->in6.sin6_port = port;
+  a[10] = 0xff;
+  a[11] = 0xff;
+  memcpy(a + 12, in, 4);
+}
+
 /* Records the destination and interface a datagram's packet information
- * gave (the port is the socket's, in network order). */
+ * gave (the port is the socket's, in network order). On an IPv6 socket
+ * (`family`) an IPv4 destination is given IPv4-mapped, as its sender is,
+ * whichever kind of packet information the kernel wrote. */
 static inline void asock__dgram_local4(asock__dgram *d,
                                        const struct in_addr *addr,
                                        unsigned short port,
-                                       unsigned int ifindex) {
-  memset(d->local, 0, sizeof(*d->local));
-  d->local->in.sin_family = AF_INET;
-  d->local->in.sin_addr = *addr;
-  d->local->in.sin_port = port;
+                                       unsigned int ifindex, int family) {
+  if (family == AF_INET6) {
+    asock__map_ipv4(addr, port, d->local);
+  } else {
+    memset(d->local, 0, sizeof(*d->local));
+    d->local->in.sin_family = AF_INET;
+    d->local->in.sin_addr = *addr;
+    d->local->in.sin_port = port;
+  }
   *d->ifindex = ifindex;
 }
 static inline void asock__dgram_local6(asock__dgram *d,

@@ -367,6 +367,55 @@ START_TEST(udp_dual_stack) {
 }
 END_TEST
 
+/* On a dual-stack socket an IPv4 datagram names both ends IPv4-mapped: the
+ * sender, and the destination its packet information gives. */
+START_TEST(udp_dual_stack_packet_info) {
+  asock_socket *six;
+  asock_socket *four;
+  asock_op *tx = tu_op();
+  asock_op *rx = tu_op();
+  struct sockaddr_storage any6;
+  struct sockaddr_storage six_addr;
+  struct sockaddr_storage to;
+  struct sockaddr_storage four_addr;
+  struct sockaddr_storage want;
+  struct sockaddr_storage got;
+  unsigned int ifindex = 0;
+  unsigned char out[24];
+
+  if (!tu_ipv6_available())
+    return;
+  tu_addr("::", 0, &any6);
+  six = uu_bound(&any6, 0, &six_addr);
+  tu_addr("127.0.0.1", tu_port(&six_addr), &to);
+  tu_addr("127.0.0.1", 0, &four_addr);
+  four = uu_bound(&four_addr, 0, &four_addr);
+  tu_fill(out, sizeof(out), 11, 0);
+
+  ck_assert_asock(tu_receive_message_from(six, rx), ASOCK_PENDING);
+  uu_send(four, tx, out, sizeof(out), &to);
+  ck_assert(tu_wait_calls(rx, 1));
+  ck_assert_asock(tu_rec(rx)->status, 0);
+  ck_assert_uint_eq(asock_op_bytes(rx), sizeof(out));
+  ck_assert_uint_eq(tu_mismatch(asock_op_data(rx), sizeof(out), 11, 0),
+                    sizeof(out));
+  tu_addr("::ffff:127.0.0.1", tu_port(&four_addr), &want);
+  ck_assert_msg(tu_same_addr(asock_op_remote(rx), (struct sockaddr *)&want),
+                "the IPv4 sender is not given IPv4-mapped");
+  ck_assert_asock(asock_op_packet_info(rx, &got, &ifindex), 0);
+  tu_addr("::ffff:127.0.0.1", tu_port(&six_addr), &want);
+  ck_assert_int_eq(got.ss_family, AF_INET6);
+  ck_assert_msg(tu_same_addr((struct sockaddr *)&got, (struct sockaddr *)&want),
+                "the IPv4 destination is not given IPv4-mapped");
+  ck_assert_uint_ne(ifindex, 0);
+#ifndef _WIN32
+  ck_assert_uint_eq(ifindex, if_nametoindex("lo"));
+#endif
+  ck_assert_asock(tu_close(six, 0), 0);
+  ck_assert_asock(tu_close(four, 0), 0);
+}
+END_TEST
+
 /* A default peer: send-to without an address goes there, only its
  * datagrams arrive, and removing it restores both. */
 START_TEST(udp_default_peer) {
@@ -576,6 +625,7 @@ Suite *asock_test_suite_udp_basic(void) {
   tcase_add_test(tc, udp_packet_info_ipv4);
   tcase_add_test(tc, udp_packet_info_ipv6);
   tcase_add_test(tc, udp_dual_stack);
+  tcase_add_test(tc, udp_dual_stack_packet_info);
   tcase_add_test(tc, udp_default_peer);
   tcase_add_test(tc, udp_send_binds);
   tcase_add_test(tc, udp_options);

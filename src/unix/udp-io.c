@@ -147,9 +147,11 @@ int asock__udp_io_connect(asock_socket *sock, const struct sockaddr *addr) {
 }
 
 /* Reads the packet information of one received datagram into d->local
- * and d->ifindex. */
+ * and d->ifindex. A dual-stack socket's IPv4 datagram may carry both kinds
+ * (Linux writes an IPv4-mapped IPV6_PKTINFO and IP_PKTINFO); both give the
+ * same IPv4-mapped destination. */
 static void read_pktinfo(struct msghdr *msg, asock__dgram *d,
-                         unsigned short port) {
+                         unsigned short port, int family) {
   struct cmsghdr *c;
 
   d->local->sa.sa_family = 0;
@@ -162,13 +164,13 @@ static void read_pktinfo(struct msghdr *msg, asock__dgram *d,
       struct in_pktinfo info;
       memcpy(&info, CMSG_DATA(c), sizeof(info));
       asock__dgram_local4(d, &info.ipi_addr, port,
-                          (unsigned int)info.ipi_ifindex);
+                          (unsigned int)info.ipi_ifindex, family);
     }
 #elif defined(IP_RECVDSTADDR)
     if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVDSTADDR) {
       struct in_addr addr;
       memcpy(&addr, CMSG_DATA(c), sizeof(addr));
-      asock__dgram_local4(d, &addr, port, *d->ifindex);
+      asock__dgram_local4(d, &addr, port, *d->ifindex, family);
     }
 #endif
 #if defined(IPV6_PKTINFO)
@@ -198,12 +200,12 @@ static void fill_msg(struct msghdr *msg, struct iovec *iov, asock__dgram *d,
 
 /* Records a datagram of `bytes` bytes (its full length: MSG_TRUNC). */
 static void read_msg(struct msghdr *msg, size_t bytes, asock__dgram *d,
-                     unsigned short port) {
+                     unsigned short port, int family) {
   d->bytes = bytes < d->len ? bytes : d->len;
   d->flags =
       (msg->msg_flags & MSG_TRUNC) || bytes > d->len ? ASOCK_MSG_TRUNCATED : 0;
   if (d->local != NULL)
-    read_pktinfo(msg, d, port);
+    read_pktinfo(msg, d, port, family);
 }
 
 static int recv_error(void) {
@@ -257,7 +259,8 @@ int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
     return recv_error();
   for (i = 0; i < (unsigned int)got; i++)
     read_msg(&msgs[i].msg_hdr, msgs[i].msg_len, &d[i],
-             d[i].local != NULL ? info_port(sock) : 0);
+             d[i].local != NULL ? info_port(sock) : 0,
+             asock__udp(sock)->family);
   return got;
 }
 #else
@@ -278,7 +281,7 @@ int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
   while (r < 0 && errno == EINTR);
   if (r < 0)
     return recv_error();
-  read_msg(&msg, (size_t)r, d, info_port(sock));
+  read_msg(&msg, (size_t)r, d, info_port(sock), asock__udp(sock)->family);
   return 1;
 }
 #endif

@@ -193,19 +193,6 @@ void asock__win_udp_close(asock_socket *sock) {
   asock__win_poll_close(&h->p, on_close);
 }
 
-/* An IPv4 address as the IPv4-mapped IPv6 address a dual-stack socket
- * uses. */
-static void map_ipv4(const struct in_addr *in, unsigned short port,
-                     asock__sockaddr *out) {
-  unsigned char *a = (unsigned char *)&out->in6.sin6_addr;
-  memset(out, 0, sizeof(*out));
-  out->in6.sin6_family = AF_INET6;
-  out->in6.sin6_port = port;
-  a[10] = 0xff;
-  a[11] = 0xff;
-  memcpy(a + 12, in, 4);
-}
-
 int asock__udp_io_connect(asock_socket *sock, const struct sockaddr *addr) {
   SOCKET s = asock__win_udp_socket(sock);
   asock__sockaddr mapped;
@@ -226,7 +213,7 @@ int asock__udp_io_connect(asock_socket *sock, const struct sockaddr *addr) {
    * IPv4-mapped form. */
   if (addr->sa_family == AF_INET && asock__udp(sock)->family == AF_INET6) {
     const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
-    map_ipv4(&in->sin_addr, in->sin_port, &mapped);
+    asock__map_ipv4(&in->sin_addr, in->sin_port, &mapped);
     addr = &mapped.sa;
   }
   if (connect(s, addr, addr_len(addr)) != 0)
@@ -263,14 +250,8 @@ static void read_pktinfo(WSAMSG *msg, asock__dgram *d, unsigned short port,
     if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
       IN_PKTINFO info;
       memcpy(&info, WSA_CMSG_DATA(c), sizeof(info));
-      /* On a dual-stack socket the sender is IPv4-mapped: so is this. */
-      if (family == AF_INET6) {
-        map_ipv4(&info.ipi_addr, port, d->local);
-        *d->ifindex = (unsigned int)info.ipi_ifindex;
-      } else {
-        asock__dgram_local4(d, &info.ipi_addr, port,
-                            (unsigned int)info.ipi_ifindex);
-      }
+      asock__dgram_local4(d, &info.ipi_addr, port,
+                          (unsigned int)info.ipi_ifindex, family);
     } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
       IN6_PKTINFO info;
       memcpy(&info, WSA_CMSG_DATA(c), sizeof(info));
