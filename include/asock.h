@@ -711,6 +711,12 @@ ASOCK_EXTERN int asock_tcp_listen(asock_socket *sock,
  * once; they complete in posting order. On success asock_op_accepted()
  * gives the new socket, which the application must close, and
  * asock_op_remote() the peer's address.
+ * When the host runs out of descriptors or memory (ASOCK_EMFILE,
+ * ASOCK_ENFILE, ASOCK_ENOBUFS, ASOCK_ENOMEM), the first waiting accept
+ * completes with that error and the listener stops taking connections for
+ * ASOCK_ACCEPT_PAUSE_MS: they wait in the kernel's backlog, and an accept
+ * posted meanwhile waits too (or completes at once if the connection can
+ * be taken now), so that posting again from the callback does not spin.
  * \return 0 if a connection was already waiting (accepted now, no
  *   callback); ASOCK_PENDING; or, without starting: ASOCK_EINVAL for NULL,
  *   ASOCK_EKIND if the socket is not listening, ASOCK_EFOREIGN for an op of
@@ -720,6 +726,9 @@ ASOCK_EXTERN int asock_tcp_listen(asock_socket *sock,
  * ASOCK_EBUSY); every other outcome, refusals included, then arrives
  * through the callback. */
 ASOCK_EXTERN int asock_accept(asock_socket *listener, asock_op *op);
+/** How long a listener that ran out of descriptors or memory waits before
+ * it takes connections again; see asock_accept(). */
+#define ASOCK_ACCEPT_PAUSE_MS 100
 
 /** Connects to the address set with asock_op_set_remote() (ConnectAsync).
  * \return ASOCK_PENDING; or, without starting: ASOCK_EINVAL for NULL or an

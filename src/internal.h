@@ -338,6 +338,7 @@ struct asock_loop {
   asock_socket *notify;    /* sockets with a watermark change to report */
   asock_socket *waiters;   /* sockets waiting for a free slice */
   asock_socket *lingering; /* sockets whose waiting receives keep slices */
+  asock_socket *paused;    /* listeners out of descriptors, until a tick */
   asock_socket *sockets;   /* every socket not yet freed */
   uintptr_t thread;        /* asock__thread_token() of the loop's thread */
   asock__atomic_u32 stop_requested;
@@ -368,6 +369,9 @@ int asock__loop_take_slice_slow(asock_loop *loop, void **slice);
 /* Takes back the slices waiting receives keep: all of them, or (each tick)
  * those of sockets that kept none since the last sweep. Loop thread. */
 void asock__loop_sweep_lingering(asock_loop *loop, int all);
+/* Stops a listener taking connections for ASOCK_ACCEPT_PAUSE_MS after an
+ * accept failed for want of descriptors or memory. Loop thread. */
+void asock__loop_pause_accepts(asock_loop *loop, asock_socket *listener);
 
 /* A slice for a receive on this loop: from the loop's own few free slices
  * when it has one (no atomic operation), else from the pool. 0 or
@@ -490,6 +494,9 @@ void asock__loop_run_posted(asock_loop *loop);
 /* A sweep found the socket quiet: it keeps a slice again only from its
  * second wait within one tick. */
 #define ASOCK__SF_SLOW 0x100000u
+/* A listener that ran out of descriptors or memory, on the loop's paused
+ * list until its resume tick (park_tick). */
+#define ASOCK__SF_PAUSED 0x200000u
 
 struct asock_socket {
   asock__io io; /* first, so that a handle pointer is the socket */
@@ -501,7 +508,8 @@ struct asock_socket {
   asock_socket *next; /* the loop's list of sockets */
   asock_socket *prev;
   asock_socket *link;        /* the loop's notify list */
-  asock_socket *wait_link;   /* the loop's slice-waiter list */
+  asock_socket *wait_link;   /* the loop's slice-waiter list; a listener's
+                              * paused list */
   asock_socket *linger_link; /* the loop's lingering list */
   asock_op *disconnect;      /* the pending disconnect, if any */
   asock_op *connect;         /* the pending connect, if any */
@@ -519,7 +527,7 @@ struct asock_socket {
   int read_error;     /* sticky: ASOCK_EOF or the error that ended reading */
   int send_error;     /* sticky: the error that ended sending */
   uint32_t park_tick; /* the loop's tick when a receive last gave a slice
-                       * back to wait */
+                       * back to wait; a paused listener's resume tick */
   uint32_t flags;
 };
 

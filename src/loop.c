@@ -75,6 +75,50 @@ static void retry_waiters(asock_loop *loop) {
   }
 }
 
+/* ASOCK_ACCEPT_PAUSE_MS in ticks, rounded up. */
+#define ASOCK__ACCEPT_PAUSE_TICKS                                              \
+  ((ASOCK_ACCEPT_PAUSE_MS + ASOCK__WHEEL_TICK_MS - 1) / ASOCK__WHEEL_TICK_MS)
+
+/* Listeners whose pause is over take connections again; a closed one is
+ * only let go. */
+static void resume_accepts(asock_loop *loop, int all) {
+  asock_socket **link = &loop->paused;
+
+  while (*link != NULL) {
+    asock_socket *sock = *link;
+    if (!all && (sock->flags & ASOCK__SF_CLOSED) == 0 &&
+        (int32_t)(loop->ticks - sock->park_tick) < 0) {
+      link = &sock->wait_link;
+      continue;
+    }
+    *link = sock->wait_link;
+    sock->wait_link = NULL;
+    sock->flags &= ~ASOCK__SF_PAUSED;
+    if ((sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE)) == 0 &&
+        sock->recv_head != NULL)
+      asock__io_accept_wanted(sock, 1);
+    asock__socket_unref(sock);
+  }
+}
+
+void asock__loop_pause_accepts(asock_loop *loop, asock_socket *listener) {
+  if (listener->flags & ASOCK__SF_PAUSED)
+    return;
+  listener->wait_link = loop->paused;
+  loop->paused = listener;
+  asock__loop_update_timer(loop);
+  if (!loop->timer_running) {
+    /* No tick would end the pause: the listener goes on as it was. */
+    loop->paused = listener->wait_link;
+    listener->wait_link = NULL;
+    return;
+  }
+  listener->flags |= ASOCK__SF_PAUSED;
+  listener->park_tick = loop->ticks + ASOCK__ACCEPT_PAUSE_TICKS;
+  asock__socket_ref(listener);
+  asock__io_accept_wanted(listener, 0);
+}
+
 static void on_timer(uv_timer_t *timer) {
   asock_loop *loop = timer->data;
   asock_op *due;
@@ -90,13 +134,14 @@ static void on_timer(uv_timer_t *timer) {
   }
   asock__loop_sweep_lingering(loop, 0);
   retry_waiters(loop);
+  resume_accepts(loop, 0);
   loop->callbacks--;
   asock__loop_update_timer(loop);
 }
 
 void asock__loop_update_timer(asock_loop *loop) {
-  int needed =
-      loop->wheel.count > 0 || loop->waiters != NULL || loop->lingering != NULL;
+  int needed = loop->wheel.count > 0 || loop->waiters != NULL ||
+               loop->lingering != NULL || loop->paused != NULL;
   if (needed && !loop->timer_running) {
     /* The wheel counts ticks from the time it was last swept; catch it up
      * so that a long idle spell does not make the first sweep walk it. */
@@ -449,6 +494,8 @@ int asock_loop_close(asock_loop *loop) {
   /* The lingering list holds a reference to each socket on it; closed, they
    * keep no slice any more. */
   asock__loop_sweep_lingering(loop, 1);
+  /* So does the paused list. */
+  resume_accepts(loop, 1);
   /* Deliver every cancellation and let libuv close the handles. */
   for (spins = 0; loop->sockets != NULL || loop->deferred_head != NULL ||
                   loop->notify != NULL;

@@ -42,12 +42,25 @@ static int accept_one(asock_socket *listener, asock_op *op, int *taken) {
   return 0;
 }
 
+/* Whether an accept failed for want of descriptors or memory: the
+ * connection stays in the backlog, and trying again at once fails again. */
+static int out_of_resources(int err) {
+  return err == ASOCK_EMFILE || err == ASOCK_ENFILE || err == ASOCK_ENOBUFS ||
+         err == ASOCK_ENOMEM;
+}
+
+/* Accepting failed: the first waiting accept hears of it, and the listener
+ * keeps listening; one out of descriptors or memory pauses first. */
+static void accept_failed(asock_socket *listener, asock_op *op, int err) {
+  if (out_of_resources(err))
+    asock__loop_pause_accepts(listener->loop, listener);
+  if (op != NULL)
+    asock__op_done(op, err, 0);
+}
+
 void asock__on_connection(asock_socket *listener, int status) {
   if (status < 0) {
-    /* Accepting failed (EMFILE, ENFILE...): the first waiting accept hears
-     * of it; the listener keeps listening. */
-    if (listener->recv_head != NULL)
-      asock__op_done(listener->recv_head, status, 0);
+    accept_failed(listener, listener->recv_head, status);
     return;
   }
   while (listener->recv_head != NULL &&
@@ -57,6 +70,10 @@ void asock__on_connection(asock_socket *listener, int status) {
     int err = accept_one(listener, op, &taken);
     if (err == ASOCK_EAGAIN)
       return;
+    if (err != 0 && !taken) {
+      accept_failed(listener, op, err);
+      return;
+    }
     asock__op_done(op, err, 0);
     if (err != 0)
       return;
@@ -88,7 +105,8 @@ int asock__accept_start(asock_socket *listener, asock_op *op) {
   /* Synchronous only when a connection was taken, with its outcome. A
    * listener that cannot accept now (EMFILE...) leaves the op waiting, and
    * its next readiness reports the error, so that an application posting
-   * again at once cannot spin inside its own callback. */
+   * again at once cannot spin inside its own callback; a paused one
+   * watches for readiness again only when its pause ends. */
   if (listener->recv_head == NULL) {
     int taken;
     err = accept_one(listener, op, &taken);
@@ -100,7 +118,8 @@ int asock__accept_start(asock_socket *listener, asock_op *op) {
   asock__socket_enqueue(&listener->recv_head, &listener->recv_tail, op,
                         ASOCK__Q_RECV);
   asock__loop_watch(listener->loop, op);
-  asock__io_accept_wanted(listener, 1);
+  if ((listener->flags & ASOCK__SF_PAUSED) == 0)
+    asock__io_accept_wanted(listener, 1);
   return ASOCK_PENDING;
 }
 

@@ -1,10 +1,20 @@
 /* TCP over loopback, back-pressure: an exhausted pool makes receives wait,
  * the per-socket quota, ASOCK_POOL_FAIL_FAST, the slices waiting receives
- * keep for a tick, and the send watermarks and hard cap. Each test shapes its
- * own pool. */
+ * keep for a tick, the send watermarks and hard cap, and a listener out of
+ * descriptors. Each test shapes its own pool. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "tcp-util.h"
+
+#ifndef _WIN32
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#endif
 
 static asock_pool_stats stats(void) {
   asock_pool_stats st;
@@ -496,6 +506,126 @@ START_TEST(send_cap_returns_enobufs) {
 }
 END_TEST
 
+#ifndef _WIN32
+/* An application's accept loop: posts again after every failure. */
+static int accept_errors;
+static int accept_status;
+static asock_socket *accepted;
+
+static void accept_again(asock_op *op) {
+  asock_socket *listener = asock_op_socket(op);
+  tu_note(op);
+  for (;;) {
+    int r;
+    if (asock_op_status(op) == 0) {
+      accepted = asock_op_accepted(op);
+      return;
+    }
+    accept_errors++;
+    accept_status = asock_op_status(op);
+    r = tu_accept(listener, op);
+    if (r != 0)
+      return;
+  }
+}
+
+/* valgrind keeps a descriptor limit of its own: the kernel's accept()
+ * takes the connection and valgrind closes the descriptor over its limit,
+ * so the connection does not wait in the backlog as it does natively. */
+static int under_valgrind(void) {
+  const char *preload = getenv("LD_PRELOAD");
+  return preload != NULL && strstr(preload, "vgpreload") != NULL;
+}
+
+static int accepted_set(const void *arg) {
+  (void)arg;
+  return accepted != NULL;
+}
+
+#define MAX_FILLERS 4096
+
+/* Out of descriptors: the first waiting accept hears ASOCK_EMFILE, and the
+ * listener pauses rather than failing, on every loop iteration, the accept
+ * its application posts again at once; the connection waits in the backlog
+ * and is accepted, whole, once descriptors are free. */
+START_TEST(accept_out_of_descriptors_pauses) {
+  struct sockaddr_storage addr;
+  asock_socket *listener;
+  asock_op *op;
+  struct rlimit old_limit;
+  struct rlimit limit;
+  int fillers[MAX_FILLERS];
+  int nfill = 0;
+  int client;
+  int i;
+  uint64_t start;
+  uint64_t elapsed_ms;
+  unsigned char out[64];
+  unsigned char in[64];
+
+  if (under_valgrind())
+    return;
+  tu_setup();
+  listener = tu_listen("127.0.0.1", &addr);
+  /* A connection the kernel completes into the listener's backlog. */
+  client = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(client, 0);
+  ck_assert_int_eq(
+      connect(client, (struct sockaddr *)&addr, sizeof(struct sockaddr_in)), 0);
+
+  ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old_limit), 0);
+  limit = old_limit;
+  limit.rlim_cur = 256;
+  ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &limit), 0);
+  while (nfill < MAX_FILLERS) {
+    int fd = open("/dev/null", O_RDONLY);
+    if (fd < 0)
+      break;
+    fillers[nfill++] = fd;
+  }
+  if (nfill == MAX_FILLERS) {
+    /* The limit did not hold: nothing to test. */
+    for (i = 0; i < nfill; i++)
+      close(fillers[i]);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old_limit), 0);
+    close(client);
+    ck_assert_asock(tu_close(listener, 0), 0);
+    return;
+  }
+
+  op = tu_op();
+  asock_op_set_callback(op, accept_again);
+  /* The try inside the call cannot take the connection: it waits. */
+  ck_assert_asock(tu_accept(listener, op), ASOCK_PENDING);
+  ck_assert(tu_wait_count(&accept_errors, 1));
+  ck_assert_asock(accept_status, ASOCK_EMFILE);
+  /* Posted again from the callback, the accept waits: the listener
+   * reports the error at most once per pause, not once per iteration. */
+  start = uv_hrtime();
+  tu_run_for(50);
+  elapsed_ms = (uv_hrtime() - start) / 1000000;
+  ck_assert_int_le(accept_errors,
+                   2 + (int)(elapsed_ms / ASOCK_ACCEPT_PAUSE_MS));
+  ck_assert_int_eq(asock_op_is_pending(op), 1);
+  ck_assert_ptr_null(accepted);
+
+  /* Descriptors come free: the connection is accepted when the pause
+   * ends, and it is the one that waited. */
+  for (i = 0; i < nfill; i++)
+    close(fillers[i]);
+  ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old_limit), 0);
+  ck_assert(tu_run_until(accepted_set, NULL, 10000));
+  tu_fill(out, sizeof(out), 21, 0);
+  ck_assert_int_eq(write(client, out, sizeof(out)), (int)sizeof(out));
+  tu_recv_exact(accepted, in, sizeof(in));
+  ck_assert_int_eq(memcmp(in, out, sizeof(out)), 0);
+  close(client);
+  ck_assert_asock(tu_close(accepted, 0), 0);
+  ck_assert_asock(tu_close(listener, 0), 0);
+}
+END_TEST
+#endif
+
 Suite *asock_test_suite_tcp_pressure(void) {
   Suite *s = suite_create("tcp_pressure");
   TCase *tc = tcase_create("tcp_pressure");
@@ -512,6 +642,9 @@ Suite *asock_test_suite_tcp_pressure(void) {
   tcase_add_test(tc, cancelled_receive_gives_its_kept_slice_back);
   tcase_add_test(tc, send_watermarks_fire_high_then_low);
   tcase_add_test(tc, send_cap_returns_enobufs);
+#ifndef _WIN32
+  tcase_add_test(tc, accept_out_of_descriptors_pauses);
+#endif
   suite_add_tcase(s, tc);
   return s;
 }
