@@ -26,316 +26,9 @@
  * deadline missed where the contract promises progress is a finding. */
 #include <string.h>
 
-#include "fuzz.h"
-
-#define NOPS 6
-#define BUF_MAX 65536
-#define MAX_SENDS 512
-/* Sockets: the TCP pair, the two UDP sockets, the listener. */
-enum { S_CLIENT, S_SERVER, S_UDP0, S_UDP1, S_LISTENER, NSOCKS };
-#define MAX_STEPS 256
-/* Milliseconds one input may spend in loop runs it asks for. */
-#define RUN_BUDGET_MS 30
-/* Where the contract promises progress: a miss is a finding. */
-#define DEADLINE_MS 5000
-
-/* One direction of the TCP pair: the sends posted on it, in posting order,
- * and the bytes received and not yet matched to them. */
-typedef struct send_rec {
-  uint32_t serial;
-  size_t len;
-  int done;
-  int status;
-  size_t moved;
-} send_rec;
-
-typedef struct stream {
-  send_rec sends[MAX_SENDS];
-  size_t nsends;
-  size_t cur;     /* the send the next received byte belongs to */
-  size_t cur_off; /* and its offset in it */
-  int ended;      /* a failed send ended the stream: nothing may follow */
-  unsigned char *rx;
-  size_t rx_len;
-  size_t rx_pos;
-  size_t rx_cap;
-  uint64_t received;
-} stream;
-
-typedef struct fsock {
-  asock_socket *s; /* NULL once closed */
-  int disconnecting;
-  uint64_t last_seq;      /* the last sequence number an op started with */
-  uint64_t last_recv_seq; /* of the last receive that succeeded */
-  unsigned short port;
-  /* UDP: the last serial received from each UDP socket, per generation. */
-  uint32_t last_serial[2];
-  unsigned int gen;
-} fsock;
-
-typedef struct fop {
-  asock_op *op;    /* NULL while released */
-  asock_op *stale; /* the op it released last */
-  int pending;     /* started with ASOCK_PENDING, no callback yet */
-  asock_op_kind kind;
-  int sock;
-  unsigned int gen;
-  int canceled_by_close; /* its socket was closed while it was pending */
-  size_t send_index;     /* SEND: in the direction's stream */
-  size_t want_len;       /* SEND, SENDTO: the bytes it moves */
-  size_t window;         /* receives: the window, 0 for on-demand */
-  int rearm;             /* restarts left from its own callback */
-  int has_list;          /* a gather list is set */
-  uint8_t prep[3];       /* the bytes prepare() read, for the restarts */
-  unsigned char buf[BUF_MAX];
-  asock_buf list[3];
-} fop;
-
-typedef struct harness {
-  asock_pool *pool;
-  asock_loop *loop;
-  uv_timer_t tick;
-  fsock socks[NSOCKS];
-  fop ops[NOPS];
-  asock_op *helper[3]; /* connect, accept, drain */
-  int helper_calls[3];
-  stream dirs[2];  /* 0: client to server, 1: server to client */
-  int pair_intact; /* nothing cut the current connection short */
-  uint32_t serial; /* of the next send or datagram */
-  uint64_t tcp_bytes;
-  uint64_t run_ms;
-  struct sockaddr_storage listen_addr;
-  struct sockaddr_storage udp_addr[2];
-} harness;
-
-static harness h;
-/* ASOCK_FUZZ_TRACE set in the environment: every start and its result is
- * printed, to read what a saved input does. */
-static int trace = -1;
-/* Set around every asock call the harness makes, except loop runs. */
-static int in_call;
+#include "op-harness.h"
 
 static void op_done(asock_op *op);
-
-/* A start's result for the trace. */
-static const char *result_name(int r) {
-  return r == ASOCK_PENDING ? "PENDING" : r == 0 ? "0" : asock_err_name(r);
-}
-
-/* ---- patterns ----------------------------------------------------------- */
-
-static unsigned char pattern(uint32_t serial, size_t off) {
-  uint32_t x = serial * 2654435761u + (uint32_t)off * 40503u;
-  x ^= x >> 15;
-  x *= 0x2c1b3c6du;
-  return (unsigned char)(x ^ (x >> 12) ^ (off >> 8));
-}
-
-static void fill(unsigned char *p, size_t len, uint32_t serial, size_t off) {
-  size_t i;
-  for (i = 0; i < len; i++)
-    p[i] = pattern(serial, off + i);
-}
-
-static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
-
-static uint32_t get32(const unsigned char *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-
-static int is_udp(int sock) { return sock == S_UDP0 || sock == S_UDP1; }
-
-/* ---- the loop ----------------------------------------------------------- */
-
-static void on_tick(uv_timer_t *t) { (void)t; }
-
-static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
-
-typedef int (*cond_fn)(void);
-
-/* Runs the loop until cond() holds or ms pass; \return cond(). */
-static int run_until(cond_fn cond, uint64_t ms) {
-  uint64_t deadline = now_ms() + ms;
-  int done;
-  uv_timer_start(&h.tick, on_tick, 1, 1);
-  while (!(done = cond != NULL && cond()) && now_ms() < deadline)
-    asock_loop_run(h.loop, UV_RUN_ONCE);
-  uv_timer_stop(&h.tick);
-  return done;
-}
-
-/* ---- TCP streams -------------------------------------------------------- */
-
-/* The direction a socket's sends go in, or -1 for a socket not of the pair.
- */
-static int dir_out(int sock) {
-  return sock == S_CLIENT ? 0 : sock == S_SERVER ? 1 : -1;
-}
-
-/* Matches received bytes to the sends whose fate is known: a send that
- * succeeded contributes every byte, one that failed with none moved
- * contributes none (it was taken out of the queue), and one that failed
- * after moving bytes may contribute up to all of them and ends the stream. */
-static void verify(stream *st) {
-  while (st->cur < st->nsends) {
-    send_rec *s = &st->sends[st->cur];
-    size_t limit, n, i;
-    if (!s->done)
-      break;
-    if (s->status != 0 && s->moved == 0) {
-      st->cur++;
-      continue;
-    }
-    limit = s->len;
-    n = st->rx_len - st->rx_pos;
-    if (n > limit - st->cur_off)
-      n = limit - st->cur_off;
-    for (i = 0; i < n; i++)
-      FZ_CHECK(
-          st->rx[st->rx_pos + i] == pattern(s->serial, st->cur_off + i),
-          "TCP byte %llu: byte %zu of send %u (of %zu bytes) differs",
-          (unsigned long long)(st->received - (st->rx_len - st->rx_pos) + i),
-          st->cur_off + i, s->serial, s->len);
-    st->rx_pos += n;
-    st->cur_off += n;
-    if (s->status != 0) {
-      /* The connection is gone after this send: what is left must be the
-       * rest of it, or nothing. */
-      FZ_CHECK(st->rx_pos == st->rx_len,
-               "bytes arrived after send %u, which failed with %s", s->serial,
-               asock_err_name(s->status));
-      st->ended = 1;
-      break;
-    }
-    if (st->cur_off < limit)
-      break;
-    st->cur++;
-    st->cur_off = 0;
-  }
-  if (st->cur == st->nsends || st->ended)
-    FZ_CHECK(st->rx_pos == st->rx_len, "%zu bytes arrived that nobody sent",
-             st->rx_len - st->rx_pos);
-  if (st->rx_pos == st->rx_len)
-    st->rx_pos = st->rx_len = 0;
-}
-
-static void received(stream *st, const unsigned char *p, size_t n) {
-  if (st->rx_len + n > st->rx_cap) {
-    size_t cap = st->rx_cap * 2 + n + 4096;
-    unsigned char *rx = realloc(st->rx, cap);
-    FZ_CHECK(rx != NULL, "out of memory");
-    st->rx = rx;
-    st->rx_cap = cap;
-  }
-  memcpy(st->rx + st->rx_len, p, n);
-  st->rx_len += n;
-  st->received += n;
-  verify(st);
-}
-
-/* ---- completions -------------------------------------------------------- */
-
-static void check_datagram(fop *f, int sock, size_t bytes) {
-  const struct sockaddr *from = asock_op_remote(f->op);
-  const unsigned char *p = asock_op_data(f->op);
-  unsigned int flags = asock_op_msg_flags(f->op);
-  uint32_t serial, len;
-  unsigned short port;
-  int src;
-
-  FZ_CHECK(from != NULL && from->sa_family == AF_INET,
-           "a datagram without its sender");
-  port = ntohs(((const struct sockaddr_in *)from)->sin_port);
-  if (f->window != 0)
-    FZ_CHECK(bytes <= f->window, "datagram of %zu bytes in a window of %zu",
-             bytes, f->window);
-  if (bytes < 8)
-    return; /* too short to say whose it is */
-  serial = get32(p);
-  len = get32(p + 4);
-  for (src = 0; src < 2; src++)
-    if (h.socks[S_UDP0 + src].s != NULL && h.socks[S_UDP0 + src].port == port)
-      break;
-  if (src == 2)
-    return; /* from a socket closed since */
-  FZ_CHECK(len >= 8 && len <= BUF_MAX, "datagram header says %u bytes", len);
-  FZ_CHECK((flags & ASOCK_MSG_TRUNCATED) ? bytes < len : bytes == len,
-           "datagram %u of %u bytes arrived with %zu bytes, flags %u", serial,
-           len, bytes, flags);
-  for (size_t i = 8; i < bytes; i++)
-    FZ_CHECK(p[i] == pattern(serial, i), "byte %zu of datagram %u differs", i,
-             serial);
-  FZ_CHECK(serial > h.socks[sock].last_serial[src],
-           "datagram %u arrived after datagram %u from the same socket", serial,
-           h.socks[sock].last_serial[src]);
-  h.socks[sock].last_serial[src] = serial;
-}
-
-/* What an operation's end, synchronous or through the callback, must look
- * like, and what it means for the streams. */
-static void finished(fop *f, int status, size_t bytes) {
-  fsock *fs = &h.socks[f->sock];
-  int d;
-
-  /* Closing cancels what is pending; an op whose end was decided before
-   * (a disconnect that failed, a send the kernel refused) may report that
-   * instead, but none succeeds. */
-  if (f->canceled_by_close)
-    FZ_CHECK(status != 0, "an op pending when its socket closed succeeded");
-  switch (f->kind) {
-  case ASOCK_OP_SEND: {
-    stream *st = &h.dirs[dir_out(f->sock)];
-    send_rec *s = &st->sends[f->send_index];
-    FZ_CHECK(status != 0 || bytes == f->want_len,
-             "a send of %zu bytes succeeded with %zu", f->want_len, bytes);
-    FZ_CHECK(bytes <= f->want_len, "a send of %zu bytes moved %zu", f->want_len,
-             bytes);
-    s->done = 1;
-    s->status = status;
-    s->moved = bytes;
-    if (status != 0)
-      h.pair_intact = 0;
-    verify(st);
-    break;
-  }
-  case ASOCK_OP_RECEIVE:
-    d = dir_out(f->sock) ^ 1;
-    if (status == 0) {
-      FZ_CHECK(bytes > 0, "a receive succeeded with no bytes");
-      FZ_CHECK(f->window == 0 || bytes <= f->window,
-               "a receive into %zu bytes got %zu", f->window, bytes);
-      FZ_CHECK(asock_op_seq(f->op) > fs->last_recv_seq,
-               "receive %llu completed after receive %llu",
-               (unsigned long long)asock_op_seq(f->op),
-               (unsigned long long)fs->last_recv_seq);
-      fs->last_recv_seq = asock_op_seq(f->op);
-      if (f->window == 0)
-        FZ_CHECK(asock_op_buffer_mode(f->op) == ASOCK_BUFFER_SLICE &&
-                     asock_op_count(f->op) == bytes,
-                 "an on-demand receive does not cover its bytes");
-      received(&h.dirs[d], asock_op_data(f->op), bytes);
-    } else if (status != ASOCK_ECANCELED && status != ASOCK_ETIMEDOUT &&
-               status != ASOCK_ENOBUFS && status != ASOCK_EOF) {
-      h.pair_intact = 0;
-    }
-    break;
-  case ASOCK_OP_SENDTO:
-    FZ_CHECK(status != 0 || bytes == f->want_len,
-             "a datagram of %zu bytes left with %zu", f->want_len, bytes);
-    break;
-  case ASOCK_OP_RECEIVEFROM:
-  case ASOCK_OP_RECEIVEMESSAGEFROM:
-    if (status == 0)
-      check_datagram(f, f->sock, bytes);
-    break;
-  case ASOCK_OP_DISCONNECT:
-    break;
-  default:
-    FZ_CHECK(0, "an op of kind %d ended", (int)f->kind);
-  }
-}
 
 /* ---- starting ----------------------------------------------------------- */
 
@@ -374,7 +67,7 @@ static int pair_at_risk(void) {
   if (!h.pair_intact)
     return 1;
   for (i = 0; i < NOPS; i++)
-    if (h.ops[i].pending && !is_udp(h.ops[i].sock) &&
+    if (h.ops[i].pending && !fo_is_udp(h.ops[i].sock) &&
         (h.ops[i].kind == ASOCK_OP_SEND ||
          h.ops[i].kind == ASOCK_OP_DISCONNECT) &&
         asock_op_timeout(h.ops[i].op) != 0)
@@ -394,24 +87,24 @@ static int fits(const fop *f, asock_op_kind kind, int sock) {
   const fsock *fs = &h.socks[sock];
   if (fs->s == NULL || fs->disconnecting || sock == S_LISTENER)
     return 0;
-  if (!is_udp(sock) && pair_at_risk())
+  if (!fo_is_udp(sock) && pair_at_risk())
     return 0;
   switch (kind) {
   case ASOCK_OP_SEND:
-    return !is_udp(sock) &&
+    return !fo_is_udp(sock) &&
            (f->has_list || asock_op_buffer_mode(f->op) != ASOCK_BUFFER_NONE);
   case ASOCK_OP_DISCONNECT:
-    return !is_udp(sock);
+    return !fo_is_udp(sock);
   case ASOCK_OP_RECEIVE:
-    return !is_udp(sock) && receivable(f);
+    return !fo_is_udp(sock) && receivable(f);
   case ASOCK_OP_SENDTO:
-    return is_udp(sock) && asock_op_remote(f->op) != NULL &&
+    return fo_is_udp(sock) && asock_op_remote(f->op) != NULL &&
            (f->has_list ? f->want_len
             : asock_op_buffer_mode(f->op) != ASOCK_BUFFER_NONE
                 ? asock_op_count(f->op)
                 : SIZE_MAX) <= 65507;
   default:
-    return is_udp(sock) && receivable(f);
+    return fo_is_udp(sock) && receivable(f);
   }
 }
 
@@ -435,10 +128,10 @@ static void prepare(fop *f, asock_op_kind kind, int sock, fz_input *in) {
         len = 2048;
     }
     f->want_len = len;
-    fill(f->buf, len, h.serial, 0);
+    fo_fill(f->buf, len, h.serial, 0);
     if (kind == ASOCK_OP_SENDTO) {
-      put32(f->buf, h.serial);
-      put32(f->buf + 4, (uint32_t)len);
+      fo_put32(f->buf, h.serial);
+      fo_put32(f->buf + 4, (uint32_t)len);
       asock_op_set_remote(
           f->op,
           (const struct sockaddr *)&h.udp_addr[(sock == S_UDP0) ^ !(how & 1)]);
@@ -489,8 +182,8 @@ static void start_op(fop *f, asock_op_kind kind, int sock) {
   stream *st = NULL;
   int r;
 
-  if (kind == ASOCK_OP_SEND && dir_out(sock) >= 0 && !was_pending) {
-    st = &h.dirs[dir_out(sock)];
+  if (kind == ASOCK_OP_SEND && fo_dir_out(sock) >= 0 && !was_pending) {
+    st = &h.dirs[fo_dir_out(sock)];
     if (st->nsends == MAX_SENDS || h.tcp_bytes > (8u << 20))
       return;
     /* Recorded before the start, since the start may complete it. */
@@ -504,7 +197,7 @@ static void start_op(fop *f, asock_op_kind kind, int sock) {
   if (trace)
     fprintf(stderr, "op %d: kind %d on socket %d%s: %s, status %s, %zu bytes\n",
             (int)(f - h.ops), (int)kind, sock, was_pending ? " (pending)" : "",
-            result_name(r), result_name(asock_op_status(f->op)),
+            fo_result_name(r), fo_result_name(asock_op_status(f->op)),
             asock_op_bytes(f->op));
   FZ_CHECK(r == ASOCK_PENDING || r <= 0, "a start returned %d", r);
   if (was_pending) {
@@ -550,7 +243,7 @@ static void start_op(fop *f, asock_op_kind kind, int sock) {
   }
   FZ_CHECK(asock_op_completed_synchronously(f->op),
            "returned 0, not marked synchronous");
-  finished(f, asock_op_status(f->op), asock_op_bytes(f->op));
+  fo_finished(f, asock_op_status(f->op), asock_op_bytes(f->op));
 }
 
 static void op_done(asock_op *op) {
@@ -571,9 +264,9 @@ static void op_done(asock_op *op) {
   f->pending = 0;
   if (trace)
     fprintf(stderr, "op %d: callback, kind %d, status %s, %zu bytes\n",
-            (int)(f - h.ops), (int)f->kind, result_name(asock_op_status(op)),
+            (int)(f - h.ops), (int)f->kind, fo_result_name(asock_op_status(op)),
             asock_op_bytes(op));
-  finished(f, asock_op_status(op), asock_op_bytes(op));
+  fo_finished(f, asock_op_status(op), asock_op_bytes(op));
   /* The op is idle in its callback: it may start again at once. */
   if (f->rearm > 0 && h.socks[f->sock].s != NULL &&
       h.socks[f->sock].gen == f->gen) {
@@ -591,245 +284,6 @@ static void op_done(asock_op *op) {
 static void helper_done(asock_op *op) {
   FZ_CHECK(!in_call, "a helper's callback ran inside an asock call");
   h.helper_calls[(uintptr_t)asock_op_user_data(op)]++;
-}
-
-/* ---- sockets ------------------------------------------------------------ */
-
-static void socket_closed(int sock) {
-  size_t i;
-  h.socks[sock].s = NULL;
-  h.socks[sock].disconnecting = 0;
-  h.socks[sock].gen++;
-  for (i = 0; i < NOPS; i++)
-    if (h.ops[i].pending && h.ops[i].sock == sock)
-      h.ops[i].canceled_by_close = 1;
-}
-
-static void close_socket(int sock, int abortive) {
-  if (h.socks[sock].s == NULL)
-    return;
-  if (trace)
-    fprintf(stderr, "close socket %d%s\n", sock, abortive ? " (abort)" : "");
-  in_call = 1;
-  FZ_CHECK_CODE(
-      asock_socket_close(h.socks[sock].s, abortive ? ASOCK_CLOSE_ABORT : 0), 0,
-      "socket_close");
-  in_call = 0;
-  socket_closed(sock);
-  if (!is_udp(sock))
-    h.pair_intact = 0;
-}
-
-static int connected(void) {
-  return h.helper_calls[0] == 1 && h.helper_calls[1] == 1;
-}
-
-static void reset_stream(stream *st) {
-  st->nsends = 0;
-  st->cur = 0;
-  st->cur_off = 0;
-  st->ended = 0;
-  st->rx_len = 0;
-  st->rx_pos = 0;
-  st->received = 0;
-}
-
-static void new_socket_state(int sock, asock_socket *s) {
-  fsock *fs = &h.socks[sock];
-  fs->s = s;
-  fs->disconnecting = 0;
-  fs->last_seq = 0;
-  fs->last_recv_seq = 0;
-  fs->last_serial[0] = fs->last_serial[1] = 0;
-}
-
-static void open_pair(int shrink) {
-  asock_socket *client;
-  int r;
-
-  if (trace)
-    fprintf(stderr, "open pair%s\n", shrink ? " (small buffers)" : "");
-  in_call = 1;
-  FZ_CHECK_CODE(asock_tcp_create(&client, h.loop), 0, "tcp_create");
-  FZ_CHECK_CODE(
-      asock_op_set_remote(h.helper[0], (const struct sockaddr *)&h.listen_addr),
-      0, "set_remote");
-  FZ_CHECK_CODE(asock_connect(client, h.helper[0]), ASOCK_PENDING, "connect");
-  r = asock_accept(h.socks[S_LISTENER].s, h.helper[1]);
-  in_call = 0;
-  h.helper_calls[0] = 0;
-  h.helper_calls[1] = r == 0 ? 1 : 0;
-  FZ_CHECK(r == 0 || r == ASOCK_PENDING, "accept: %s", asock_err_name(r));
-  FZ_CHECK(run_until(connected, DEADLINE_MS),
-           "a loopback connection was not made in %d ms", DEADLINE_MS);
-  FZ_CHECK_CODE(asock_op_status(h.helper[0]), 0, "connect status");
-  FZ_CHECK_CODE(asock_op_status(h.helper[1]), 0, "accept status");
-  new_socket_state(S_CLIENT, client);
-  new_socket_state(S_SERVER, asock_op_accepted(h.helper[1]));
-  /* The connect was the client's first op. */
-  h.socks[S_CLIENT].last_seq = asock_op_seq(h.helper[0]);
-  if (shrink) {
-    int v = 4096;
-    asock_socket_send_buffer_size(client, &v);
-    v = 4096;
-    asock_socket_recv_buffer_size(h.socks[S_SERVER].s, &v);
-  }
-  reset_stream(&h.dirs[0]);
-  reset_stream(&h.dirs[1]);
-  h.pair_intact = 1;
-}
-
-static void open_udp(int sock) {
-  asock_socket *s;
-  struct sockaddr_storage addr;
-  int len = (int)sizeof(addr);
-
-  memset(&addr, 0, sizeof(addr));
-  uv_ip4_addr("127.0.0.1", 0, (struct sockaddr_in *)&addr);
-  in_call = 1;
-  FZ_CHECK_CODE(asock_udp_create(&s, h.loop), 0, "udp_create");
-  FZ_CHECK_CODE(asock_udp_bind(s, (struct sockaddr *)&addr, 0), 0, "bind");
-  FZ_CHECK_CODE(asock_socket_local_address(s, (struct sockaddr *)&addr, &len),
-                0, "local_address");
-  in_call = 0;
-  new_socket_state(sock, s);
-  h.udp_addr[sock - S_UDP0] = addr;
-  h.socks[sock].port = ntohs(((struct sockaddr_in *)&addr)->sin_port);
-}
-
-static void open_listener(void) {
-  asock_socket *s;
-  int len = (int)sizeof(h.listen_addr);
-
-  memset(&h.listen_addr, 0, sizeof(h.listen_addr));
-  uv_ip4_addr("127.0.0.1", 0, (struct sockaddr_in *)&h.listen_addr);
-  FZ_CHECK_CODE(asock_tcp_create(&s, h.loop), 0, "tcp_create");
-  FZ_CHECK_CODE(
-      asock_tcp_listen(s, (const struct sockaddr *)&h.listen_addr, 16, 0), 0,
-      "listen");
-  FZ_CHECK_CODE(
-      asock_socket_local_address(s, (struct sockaddr *)&h.listen_addr, &len), 0,
-      "local_address");
-  new_socket_state(S_LISTENER, s);
-}
-
-/* ---- checks between steps ----------------------------------------------- */
-
-static void check_pending(void) {
-  size_t i;
-  for (i = 0; i < NOPS; i++)
-    if (h.ops[i].op != NULL)
-      FZ_CHECK(asock_op_is_pending(h.ops[i].op) == h.ops[i].pending,
-               "op %zu: asock says pending %d, its start and callbacks say %d",
-               i, asock_op_is_pending(h.ops[i].op), h.ops[i].pending);
-}
-
-static int none_pending(void) {
-  size_t i;
-  for (i = 0; i < NOPS; i++)
-    if (h.ops[i].pending)
-      return 0;
-  return 1;
-}
-
-/* ---- draining: every byte sent arrives ----------------------------------- */
-
-static int drain_dir;
-static int drain_status;
-static int drain_busy;
-static unsigned char drain_buf[BUF_MAX];
-
-static void drain_done(asock_op *op) {
-  FZ_CHECK(!in_call, "a callback ran inside an asock call");
-  drain_busy = 0;
-  drain_status = asock_op_status(op);
-  if (drain_status == 0)
-    received(&h.dirs[drain_dir], asock_op_data(op), asock_op_bytes(op));
-}
-
-static int drain_sender;
-
-static void drop_idle_slices(void) {
-  size_t i;
-  for (i = 0; i < NOPS; i++)
-    if (h.ops[i].op != NULL && !h.ops[i].pending &&
-        asock_op_buffer_mode(h.ops[i].op) == ASOCK_BUFFER_SLICE) {
-      FZ_CHECK_CODE(asock_op_clear_buffer(h.ops[i].op), 0, "clear_buffer");
-      h.ops[i].has_list = 0;
-    }
-}
-
-static int sender_idle(void) {
-  size_t i;
-  for (i = 0; i < NOPS; i++)
-    if (h.ops[i].pending && h.ops[i].sock == drain_sender)
-      return 0;
-  return 1;
-}
-
-static int drained(void) {
-  const stream *st = &h.dirs[drain_dir];
-  return !h.pair_intact || drain_status != 0 ||
-         (st->cur == st->nsends && st->rx_len == st->rx_pos);
-}
-
-/* While nothing cut the connection short, every byte of every send must
- * arrive: reads on the receiving end until the streams match. */
-static void drain(int dir) {
-  int to = dir == 0 ? S_SERVER : S_CLIENT;
-  asock_op *op = h.helper[2];
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-
-  if (trace)
-    fprintf(stderr, "drain direction %d\n", dir);
-  drain_dir = dir;
-  drain_status = 0;
-  asock_op_set_callback(op, drain_done);
-  while (!drained()) {
-    /* A receive that completes on demand keeps its slice: given back, so
-     * that a receive waiting for one is not held up by back-pressure. */
-    drop_idle_slices();
-    if (!drain_busy) {
-      int r;
-      asock_op_set_buffer(op, drain_buf, sizeof(drain_buf), 0,
-                          sizeof(drain_buf));
-      in_call = 1;
-      r = asock_receive(h.socks[to].s, op);
-      in_call = 0;
-      FZ_CHECK(r == 0 || r == ASOCK_PENDING, "drain receive: %s",
-               asock_err_name(r));
-      if (r == 0) {
-        drain_status = asock_op_status(op);
-        if (drain_status == 0)
-          received(&h.dirs[dir], asock_op_data(op), asock_op_bytes(op));
-        continue;
-      }
-      drain_busy = 1;
-    }
-    FZ_CHECK(now_ms() < deadline,
-             "stalled: %zu of %zu sends matched, %llu bytes received",
-             h.dirs[dir].cur, h.dirs[dir].nsends,
-             (unsigned long long)h.dirs[dir].received);
-    run_until(NULL, 1);
-  }
-  /* A send of the other end may be timing out meanwhile, which resets the
-   * connection: the receive hears of it before the send's callback runs. */
-  if (h.pair_intact && drain_status != 0) {
-    drain_sender = dir == 0 ? S_CLIENT : S_SERVER;
-    run_until(sender_idle, DEADLINE_MS);
-  }
-  FZ_CHECK(!h.pair_intact || drain_status == 0,
-           "an intact connection's receive ended with %s",
-           asock_err_name(drain_status));
-  if (drain_busy) {
-    in_call = 1;
-    FZ_CHECK_CODE(asock_cancel(op), 0, "cancel of the drain receive");
-    in_call = 0;
-    while (drain_busy) {
-      FZ_CHECK(now_ms() < deadline, "a cancelled receive never completed");
-      run_until(NULL, 1);
-    }
-  }
 }
 
 /* ---- the steps ---------------------------------------------------------- */
@@ -958,15 +412,15 @@ static void step_limits(fz_input *in) {
 
 static void step_reopen(uint8_t how) {
   if (how & 1) {
-    close_socket(S_CLIENT, how & 2);
-    close_socket(S_SERVER, how & 4);
+    fo_close_socket(S_CLIENT, how & 2);
+    fo_close_socket(S_SERVER, how & 4);
     if (h.socks[S_LISTENER].s == NULL)
-      open_listener();
-    open_pair(how & 8);
+      fo_open_listener();
+    fo_open_pair(how & 8);
   } else {
     int sock = (how & 2) ? S_UDP1 : S_UDP0;
-    close_socket(sock, 0);
-    open_udp(sock);
+    fo_close_socket(sock, 0);
+    fo_open_udp(sock);
   }
 }
 
@@ -982,7 +436,7 @@ static void step_run(uint8_t how) {
   if (ms == 0)
     asock_loop_run(h.loop, UV_RUN_NOWAIT);
   else
-    run_until(NULL, ms);
+    fo_run_until(NULL, ms);
 }
 
 static void step(fz_input *in) {
@@ -1007,7 +461,7 @@ static void step(fz_input *in) {
                   f->pending ? ASOCK_EBUSY : 0, "set_timeout");
     break;
   case 6:
-    close_socket((arg >> 3) % NSOCKS, arg & 0x80);
+    fo_close_socket((arg >> 3) % NSOCKS, arg & 0x80);
     break;
   case 7:
     step_reopen(fz_u8(in));
@@ -1036,7 +490,7 @@ static void step(fz_input *in) {
                   "set_timeout 0");
     break;
   }
-  check_pending();
+  fo_check_pending();
 }
 
 /* ---- one input ---------------------------------------------------------- */
@@ -1072,10 +526,10 @@ static void setup(fz_input *in) {
     h.ops[i].stale = NULL;
     step_acquire(&h.ops[i]);
   }
-  open_listener();
-  open_pair(shape & 0x80);
-  open_udp(S_UDP0);
-  open_udp(S_UDP1);
+  fo_open_listener();
+  fo_open_pair(shape & 0x80);
+  fo_open_udp(S_UDP0);
+  fo_open_udp(S_UDP1);
 }
 
 static void on_tick_closed(uv_handle_t *handle) { *(int *)handle->data = 1; }
@@ -1089,19 +543,19 @@ static void teardown(uint8_t how) {
     h.ops[i].rearm = 0;
   /* What was sent on a connection nothing cut short all arrives. The UDP
    * sockets go first: datagrams they keep hold slices a receive may need. */
-  close_socket(S_UDP0, 0);
-  close_socket(S_UDP1, 0);
+  fo_close_socket(S_UDP0, 0);
+  fo_close_socket(S_UDP1, 0);
   if (h.pair_intact && h.socks[S_CLIENT].s != NULL &&
       h.socks[S_SERVER].s != NULL) {
-    drain(0);
-    drain(1);
+    fo_drain(0);
+    fo_drain(1);
   }
   /* Every pending op completes once its socket closes: closed here, or by
    * asock_loop_close(). */
   if (how & 1) {
     for (i = 0; i < NSOCKS; i++)
-      close_socket((int)i, how & 2);
-    FZ_CHECK(run_until(none_pending, DEADLINE_MS),
+      fo_close_socket((int)i, how & 2);
+    FZ_CHECK(fo_run_until(fo_none_pending, DEADLINE_MS),
              "ops still pending %d ms after their sockets closed", DEADLINE_MS);
   }
   h.tick.data = &closed;
