@@ -222,13 +222,20 @@ typedef struct asock_buf {
  * takes back the slices of connections that received nothing since the time
  * before, so a connection that goes quiet holds none within two of those
  * periods, and keeps one again only from its second wait within one
- * period; a socket keeps one slice at most; and a receive that finds no
+ * period; a socket keeps one slice at most, and a loop keeps slices for
+ * at most ASOCK_SLICE_LINGER_MAX sockets; and a receive that finds no
  * free slice takes back at once the ones kept on its loop (those kept on
  * the other loops of a group come back by their next tick). */
 #define ASOCK_POOL_NO_LINGER 0x10u
 /** The loop's tick, at which the slices of quiet connections are taken
  * back; see ASOCK_POOL_NO_LINGER. */
 #define ASOCK_SLICE_LINGER_MS 4
+/** The most sockets of one loop whose waiting receives keep a slice; past
+ * it a receive gives its slice back as it waits, as with
+ * ASOCK_POOL_NO_LINGER. The memory a loop keeps this way between messages
+ * is therefore bounded by this many slices, however many connections are
+ * busy. */
+#define ASOCK_SLICE_LINGER_MAX 128
 
 /** How a pool is cut. Fill it with asock_pool_config_init() first, then set
  * what differs. */

@@ -335,12 +335,14 @@ struct asock_loop {
   asock__wheel wheel;
   asock_op *deferred_head; /* completions to deliver from the idle handle */
   asock_op *deferred_tail;
-  asock_socket *notify;    /* sockets with a watermark change to report */
-  asock_socket *waiters;   /* sockets waiting for a free slice */
-  asock_socket *lingering; /* sockets whose waiting receives keep slices */
-  asock_socket *paused;    /* listeners out of descriptors, until a tick */
-  asock_socket *sockets;   /* every socket not yet freed */
-  uintptr_t thread;        /* asock__thread_token() of the loop's thread */
+  asock_socket *notify;         /* sockets with a watermark change to report */
+  asock_socket *waiters;        /* sockets waiting for a free slice */
+  asock_socket *lingering;      /* sockets whose waiting receives keep slices */
+  unsigned int lingering_count; /* sockets on that list, at most
+                                 * ASOCK_SLICE_LINGER_MAX */
+  asock_socket *paused;         /* listeners out of descriptors, until a tick */
+  asock_socket *sockets;        /* every socket not yet freed */
+  uintptr_t thread;             /* asock__thread_token() of the loop's thread */
   asock__atomic_u32 stop_requested;
   asock__atomic_ptr posted;  /* ops started on other threads, newest first */
   asock__atomic_ptr cancels; /* ops cancelled on other threads */

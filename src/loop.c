@@ -588,6 +588,11 @@ void asock__loop_notify(asock_loop *loop, asock_socket *sock) {
  * take its slice back cannot run (libuv refused the timer), so that it must
  * not keep one. */
 static int linger(asock_loop *loop, asock_socket *sock) {
+  /* Each kept slice is memory the connection holds between messages: past
+   * the cap, receives give theirs back as they wait, so that what the loop
+   * keeps does not grow with its busy connections. */
+  if (loop->lingering_count >= ASOCK_SLICE_LINGER_MAX)
+    return -1;
   sock->linger_link = loop->lingering;
   loop->lingering = sock;
   if (!loop->timer_running)
@@ -598,6 +603,7 @@ static int linger(asock_loop *loop, asock_socket *sock) {
     return -1;
   }
   sock->flags |= ASOCK__SF_LINGER | ASOCK__SF_KEPT;
+  loop->lingering_count++;
   asock__socket_ref(sock);
   return 0;
 }
@@ -633,6 +639,7 @@ void asock__loop_sweep_lingering(asock_loop *loop, int all) {
   asock_socket *list = loop->lingering;
 
   loop->lingering = NULL;
+  loop->lingering_count = 0;
   while (list != NULL) {
     asock_socket *sock = list;
     asock_op *op;
@@ -644,6 +651,7 @@ void asock__loop_sweep_lingering(asock_loop *loop, int all) {
       sock->flags &= ~ASOCK__SF_KEPT;
       sock->linger_link = loop->lingering;
       loop->lingering = sock;
+      loop->lingering_count++;
       continue;
     }
     sock->linger_link = NULL;

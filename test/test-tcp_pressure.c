@@ -309,6 +309,66 @@ START_TEST(empty_pool_takes_back_kept_slices) {
 }
 END_TEST
 
+#define CAPPED_PAIRS (ASOCK_SLICE_LINGER_MAX + 64)
+
+static size_t kept_most;
+static int capped_done;
+
+/* Posts the next receive at once, as an echo server does, and notes how
+ * many slices the loop holds then. The test counts the receives that
+ * succeeded. */
+static void receive_again(asock_op *op) {
+  asock_pool_stats st;
+  tu_note(op);
+  if (asock_op_status(op) != 0)
+    return; /* cancelled as the test ends */
+  capped_done++;
+  ck_assert_asock(tu_receive(asock_op_socket(op), op), ASOCK_PENDING);
+  st = stats();
+  if (st.slices_in_use > kept_most)
+    kept_most = st.slices_in_use;
+}
+
+/* However many connections are busy, a loop keeps slices for at most
+ * ASOCK_SLICE_LINGER_MAX of them: past that, a receive gives its slice
+ * back as it waits. */
+START_TEST(kept_slices_are_capped_per_loop) {
+  static tu_pair p[CAPPED_PAIRS];
+  asock_op *op[CAPPED_PAIRS];
+  asock_pool_config config;
+  unsigned char out[8];
+  size_t held = 0;
+  int i;
+
+  asock_pool_config_init(&config);
+  config.slice_size = 1024;
+  config.slice_count = CAPPED_PAIRS + 16;
+  config.op_count = CAPPED_PAIRS + 32;
+  tu_setup_with(&config);
+  tu_pair_open(&p[0], "127.0.0.1");
+  for (i = 1; i < CAPPED_PAIRS; i++)
+    tu_pair_connect(&p[i], p[0].listener, &p[0].addr);
+  for (i = 0; i < CAPPED_PAIRS; i++) {
+    op[i] = tu_op();
+    ck_assert_asock(asock_op_set_callback(op[i], receive_again), 0);
+    ck_assert_asock(tu_receive(p[i].server, op[i]), ASOCK_PENDING);
+  }
+  ck_assert_uint_eq(stats().slices_in_use, 0);
+  /* Every connection has its data before the loop runs again: one
+   * readiness report covers them all, and no tick comes between their
+   * receives. */
+  tu_fill(out, sizeof(out), 4, 0);
+  for (i = 0; i < CAPPED_PAIRS; i++)
+    tu_send_all(p[i].client, out, sizeof(out));
+  ck_assert(tu_wait_count(&capped_done, CAPPED_PAIRS));
+  ck_assert_uint_eq(kept_most, ASOCK_SLICE_LINGER_MAX);
+  for (i = 0; i < CAPPED_PAIRS; i++)
+    held += asock_socket_slices_held(p[i].server);
+  ck_assert_uint_eq(held, ASOCK_SLICE_LINGER_MAX);
+  ck_assert_uint_eq(stats().slices_in_use, ASOCK_SLICE_LINGER_MAX);
+}
+END_TEST
+
 /* A receive cancelled, or closed with its socket, while it keeps a slice
  * completes without it. */
 START_TEST(cancelled_receive_gives_its_kept_slice_back) {
@@ -640,6 +700,7 @@ Suite *asock_test_suite_tcp_pressure(void) {
   tcase_add_test(tc, no_linger_gives_the_slice_back_at_once);
   tcase_add_test(tc, empty_pool_takes_back_kept_slices);
   tcase_add_test(tc, cancelled_receive_gives_its_kept_slice_back);
+  tcase_add_test(tc, kept_slices_are_capped_per_loop);
   tcase_add_test(tc, send_watermarks_fire_high_then_low);
   tcase_add_test(tc, send_cap_returns_enobufs);
 #ifndef _WIN32
