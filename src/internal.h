@@ -339,7 +339,7 @@ struct asock_loop {
   asock_socket *waiters;        /* sockets waiting for a free slice */
   asock_socket *lingering;      /* sockets whose waiting receives keep slices */
   unsigned int lingering_count; /* sockets on that list, at most
-                                 * ASOCK_SLICE_LINGER_MAX */
+                                 * linger_max */
   asock_socket *paused;         /* listeners out of descriptors, until a tick */
   asock_socket *sockets;        /* every socket not yet freed */
   uintptr_t thread;             /* asock__thread_token() of the loop's thread */
@@ -352,8 +352,9 @@ struct asock_loop {
   int owns_uv;
   int timer_running;
   int closing;
-  int no_linger;  /* the pool has ASOCK_POOL_NO_LINGER */
-  uint32_t ticks; /* timer ticks so far, while the timer runs */
+  unsigned int linger_max; /* ASOCK_SLICE_LINGER_MAX, or 0 with
+                            * ASOCK_POOL_NO_LINGER */
+  uint32_t ticks;          /* timer ticks so far, while the timer runs */
   uv_loop_t owned_uv;
   unsigned int slices_cached; /* free slices kept by the loop */
   unsigned int slice_cache_max;
@@ -680,8 +681,9 @@ static ASOCK__ALWAYS_INLINE void asock__op_park_slice(asock_socket *sock,
 }
 
 /* A TCP receive about to wait: the slice its op holds (if any) stays with
- * it, and the data that comes next goes into it; with ASOCK_POOL_NO_LINGER
- * it goes back now. The loop's tick takes back the slices of sockets that
+ * it, and the data that comes next goes into it; with ASOCK_POOL_NO_LINGER,
+ * or once ASOCK_SLICE_LINGER_MAX sockets of the loop keep one, it goes back
+ * now. The loop's tick takes back the slices of sockets that
  * kept none since the tick before, so a connection that goes quiet holds
  * none two ticks later. Keeping it saves a return and a retake per message
  * in request-response traffic. */

@@ -401,7 +401,8 @@ int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
   loop->slice_cache_max = (unsigned int)(pool->slice_count / 16);
   if (loop->slice_cache_max > ASOCK__SLICE_CACHE)
     loop->slice_cache_max = ASOCK__SLICE_CACHE;
-  loop->no_linger = (pool->flags & ASOCK_POOL_NO_LINGER) != 0;
+  loop->linger_max =
+      (pool->flags & ASOCK_POOL_NO_LINGER) ? 0 : ASOCK_SLICE_LINGER_MAX;
   if (uv_loop == NULL) {
     err = asock__uv_loop_init(&loop->owned_uv);
     if (err != 0) {
@@ -588,11 +589,6 @@ void asock__loop_notify(asock_loop *loop, asock_socket *sock) {
  * take its slice back cannot run (libuv refused the timer), so that it must
  * not keep one. */
 static int linger(asock_loop *loop, asock_socket *sock) {
-  /* Each kept slice is memory the connection holds between messages: past
-   * the cap, receives give theirs back as they wait, so that what the loop
-   * keeps does not grow with its busy connections. */
-  if (loop->lingering_count >= ASOCK_SLICE_LINGER_MAX)
-    return -1;
   sock->linger_link = loop->lingering;
   loop->lingering = sock;
   if (!loop->timer_running)
@@ -615,7 +611,11 @@ static int linger(asock_loop *loop, asock_socket *sock) {
 void asock__op_keep_slice_slow(asock_socket *sock, asock_op *op) {
   asock_loop *loop = sock->loop;
 
-  if (loop->no_linger) {
+  /* Each kept slice is memory the connection holds between messages: past
+   * the cap (0 with ASOCK_POOL_NO_LINGER), receives give theirs back as
+   * they wait, so that what the loop keeps does not grow with its busy
+   * connections. */
+  if (loop->lingering_count >= loop->linger_max) {
     asock__op_park_slice(sock, op);
     return;
   }

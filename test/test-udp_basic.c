@@ -327,12 +327,26 @@ START_TEST(udp_packet_info_ipv6) {
 END_TEST
 
 /* An IPv4 peer on a dual-stack IPv6 socket, both ways. */
+/* A dual-stack socket (six, bound to ::) and an IPv4 one (four, on
+ * 127.0.0.1); `to` is six's port on 127.0.0.1. */
+static void dual_stack_open(asock_socket **six,
+                            struct sockaddr_storage *six_addr,
+                            asock_socket **four,
+                            struct sockaddr_storage *four_addr,
+                            struct sockaddr_storage *to) {
+  struct sockaddr_storage any6;
+  tu_addr("::", 0, &any6);
+  *six = uu_bound(&any6, 0, six_addr);
+  tu_addr("127.0.0.1", tu_port(six_addr), to);
+  tu_addr("127.0.0.1", 0, four_addr);
+  *four = uu_bound(four_addr, 0, four_addr);
+}
+
 START_TEST(udp_dual_stack) {
   asock_socket *six;
   asock_socket *four;
   asock_op *tx = tu_op();
   asock_op *rx = tu_op();
-  struct sockaddr_storage any6;
   struct sockaddr_storage six_addr;
   struct sockaddr_storage to;
   struct sockaddr_storage four_addr;
@@ -341,11 +355,7 @@ START_TEST(udp_dual_stack) {
 
   if (!tu_ipv6_available())
     return;
-  tu_addr("::", 0, &any6);
-  six = uu_bound(&any6, 0, &six_addr);
-  tu_addr("127.0.0.1", tu_port(&six_addr), &to);
-  tu_addr("127.0.0.1", 0, &four_addr);
-  four = uu_bound(&four_addr, 0, &four_addr);
+  dual_stack_open(&six, &six_addr, &four, &four_addr, &to);
   tu_fill(out, sizeof(out), 8, 0);
   memset(in, 0, sizeof(in));
   uu_send(four, tx, out, sizeof(out), &to);
@@ -374,7 +384,6 @@ START_TEST(udp_dual_stack_packet_info) {
   asock_socket *four;
   asock_op *tx = tu_op();
   asock_op *rx = tu_op();
-  struct sockaddr_storage any6;
   struct sockaddr_storage six_addr;
   struct sockaddr_storage to;
   struct sockaddr_storage four_addr;
@@ -385,11 +394,7 @@ START_TEST(udp_dual_stack_packet_info) {
 
   if (!tu_ipv6_available())
     return;
-  tu_addr("::", 0, &any6);
-  six = uu_bound(&any6, 0, &six_addr);
-  tu_addr("127.0.0.1", tu_port(&six_addr), &to);
-  tu_addr("127.0.0.1", 0, &four_addr);
-  four = uu_bound(&four_addr, 0, &four_addr);
+  dual_stack_open(&six, &six_addr, &four, &four_addr, &to);
   tu_fill(out, sizeof(out), 11, 0);
 
   ck_assert_asock(tu_receive_message_from(six, rx), ASOCK_PENDING);
