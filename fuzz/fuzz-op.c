@@ -512,7 +512,7 @@ static void setup(fz_input *in) {
   cfg.socket_quota = (shape >> 3) % 4;
   cfg.flags = ((shape & 0x20) ? ASOCK_POOL_FAIL_FAST : 0) |
               ((shape & 0x40) ? ASOCK_POOL_ZERO_ON_RELEASE : 0) |
-              ((shape & 0x80) ? ASOCK_POOL_NO_LINGER : 0);
+              0;
   FZ_CHECK_CODE(asock_pool_create(&h.pool, &cfg), 0, "pool_create");
   FZ_CHECK_CODE(asock_loop_create(&h.loop, h.pool, NULL), 0, "loop_create");
   FZ_CHECK(uv_timer_init(asock_loop_uv(h.loop), &h.tick) == 0, "timer");

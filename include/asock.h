@@ -75,6 +75,7 @@ extern "C" {
   XX(ENOTPENDING, ASOCK__ERR_BASE - 15, "operation is not pending")            \
   XX(EQUOTA, ASOCK__ERR_BASE - 16, "per-socket slice quota reached")           \
   XX(ETHREAD, ASOCK__ERR_BASE - 17, "not called on the loop's thread")         \
+  XX(ENOSLICE, ASOCK__ERR_BASE - 18, "op holds no slice")                      \
   XX(EACCES, UV_EACCES, "permission denied")                                   \
   XX(EADDRINUSE, UV_EADDRINUSE, "address already in use")                      \
   XX(EADDRNOTAVAIL, UV_EADDRNOTAVAIL, "address not available")                 \
@@ -214,28 +215,6 @@ typedef struct asock_buf {
 /** A receive that finds the pool empty fails with ASOCK_ENOBUFS instead of
  * waiting for a slice (back-pressure is the default). */
 #define ASOCK_POOL_FAIL_FAST 0x8u
-/** A TCP receive that waits gives back the slice its op holds at once.
- * Without this flag a receive that waits at the head of its socket's queue
- * keeps the slice its op holds, and the data that comes next goes into it,
- * so that a connection in a request-response exchange does not return and
- * retake a slice for every message. Every ASOCK_SLICE_LINGER_MS the loop
- * takes back the slices of connections that received nothing since the time
- * before, so a connection that goes quiet holds none within two of those
- * periods, and keeps one again only from its second wait within one
- * period; a socket keeps one slice at most, and a loop keeps slices for
- * at most ASOCK_SLICE_LINGER_MAX sockets; and a receive that finds no
- * free slice takes back at once the ones kept on its loop (those kept on
- * the other loops of a group come back by their next tick). */
-#define ASOCK_POOL_NO_LINGER 0x10u
-/** The loop's tick, at which the slices of quiet connections are taken
- * back; see ASOCK_POOL_NO_LINGER. */
-#define ASOCK_SLICE_LINGER_MS 4
-/** The most sockets of one loop whose waiting receives keep a slice; past
- * it a receive gives its slice back as it waits, as with
- * ASOCK_POOL_NO_LINGER. The memory a loop keeps this way between messages
- * is therefore bounded by this many slices, however many connections are
- * busy. */
-#define ASOCK_SLICE_LINGER_MAX 128
 
 /** How a pool is cut. Fill it with asock_pool_config_init() first, then set
  * what differs. */
@@ -248,7 +227,10 @@ typedef struct asock_pool_config {
   size_t slice_count;
   /** Number of operation objects; at least 1. Default 1024. */
   size_t op_count;
-  /** Most slices one socket may hold at once; 0 means no limit. Default 0. */
+  /** Most slices one socket may hold at once, counting those its receives
+   * hold and those the application took from them (asock_op_detach_slice())
+   * and has not released; 0 means no limit. A socket at its quota stops
+   * reading until one comes back. Default 0. */
   size_t socket_quota;
   /** ASOCK_POOL_* flags. Default 0. */
   unsigned int flags;
@@ -359,8 +341,8 @@ typedef enum asock_op_kind {
 
 /** Where an op's buffer comes from. */
 typedef enum asock_buffer_mode {
-  /** No buffer. A receive takes a pool slice only when data arrives, so
-   * that an idle connection holds none (see ASOCK_POOL_NO_LINGER). */
+  /** No buffer. A receive takes a pool slice only when data arrives, and a
+   * receive that waits holds none, so that an idle connection holds none. */
   ASOCK_BUFFER_NONE = 0,
   /** A pool slice the op holds; it goes back to the pool when the op's
    * buffer changes or the op is released. */
@@ -372,7 +354,15 @@ typedef enum asock_buffer_mode {
 /** Runs once for every operation that returned ASOCK_PENDING, on the loop
  * thread, never inside the call that started the operation. The op is idle
  * again when it runs, so the callback may start the next operation on it or
- * release it. */
+ * release it.
+ *
+ * A multishot receive (asock_op_set_multishot()) also runs it for each
+ * delivery before that final completion: then asock_op_more() is 1 and the
+ * op is still pending, so it cannot be started, changed or released, but
+ * its results (data, bytes, sequence number, sender) are the delivery's,
+ * the slice holding the data may be taken (asock_op_detach_slice()), and
+ * asock_cancel() or asock_socket_close() may be called: the final
+ * completion then follows after the callback returns. */
 typedef void (*asock_op_cb)(asock_op *op);
 
 /** Takes an idle op from the pool, reset: no buffer, no callback, no user
@@ -454,6 +444,63 @@ ASOCK_EXTERN int asock_op_set_buffer_list(asock_op *op, const asock_buf *bufs,
 /** The most entries a gather list may have. */
 #define ASOCK_MAX_BUFS 1024
 
+/** Makes the op's receives multishot (enable non-zero) or one-shot (0, the
+ * default). A multishot receive (asock_receive(), asock_receive_from(),
+ * asock_receive_message_from()) is started once and stays pending: every
+ * arrival (each chunk of a stream as it is read, or each datagram) is a
+ * delivery through the callback with its own sequence number and
+ * asock_op_more() 1, until one final completion with asock_op_more() 0:
+ * end of stream (ASOCK_EOF), an error, ASOCK_ETIMEDOUT (no arrival for the
+ * op's timeout: for a multishot receive it is an idle timeout), or
+ * ASOCK_ECANCELED (asock_cancel(), or the socket's close). Its start
+ * always returns ASOCK_PENDING or an error: no delivery and no final
+ * completion runs inside the starting call, even when data is already
+ * there. The whole contract is in docs/guide.md, "Multishot receive".
+ *
+ * Each delivery of an op without a buffer comes in a pool slice taken when
+ * the data arrived, which goes back to the loop's cache when the callback
+ * returns unless the callback took it (asock_op_detach_slice()); an op with
+ * its own buffer is delivered into its window every time, each delivery
+ * overwriting the last. While the pool or the socket's quota has no slice
+ * the socket stops reading, and the receive waits; with
+ * ASOCK_POOL_FAIL_FAST it ends with ASOCK_ENOBUFS instead. No other
+ * receive may be started on the socket while a multishot receive is
+ * pending there (ASOCK_EBUSY), and other operations refuse a multishot op
+ * (ASOCK_EKIND).
+ * \return 0; ASOCK_EBUSY while pending; ASOCK_EINVAL for NULL.
+ * Owner. */
+ASOCK_EXTERN int asock_op_set_multishot(asock_op *op, int enable);
+
+/** \return 1 if the op's receives are multishot, else 0. Owner. */
+ASOCK_EXTERN int asock_op_multishot(const asock_op *op);
+
+/** \return 1 inside a delivery callback of a multishot receive (another
+ *   delivery or the final completion will follow), 0 in a final completion
+ *   and everywhere else. Owner. */
+ASOCK_EXTERN int asock_op_more(const asock_op *op);
+
+/** Takes the pool slice holding the op's data out of the op, so that the
+ * data outlives the op's next receive (and can be sent, or handed to
+ * another thread, without a copy). The slice is the application's from
+ * then on: it gives it back with asock_pool_release(), from any thread.
+ * A slice a receive took counts against its socket's quota until then
+ * (even after the socket is closed), so that a socket whose slices are
+ * not given back stops reading. The op has no buffer afterwards, and its
+ * next receive takes a fresh slice when data arrives.
+ * \param slice_out receives the slice's first byte (what
+ *   asock_pool_release() takes); NULL on error.
+ * \param offset receives where the data starts in the slice (the window's
+ *   offset); may be NULL.
+ * \param len receives the bytes of the op's last operation (for a
+ *   receive, the data's length); may be NULL.
+ * \return 0; ASOCK_ENOSLICE if the op holds no slice (no buffer, or the
+ *   caller's memory); ASOCK_EBUSY while pending, except inside a delivery
+ *   callback of a multishot receive, where it may be called; ASOCK_EINVAL
+ *   for NULL op or slice_out.
+ * Owner. */
+ASOCK_EXTERN int asock_op_detach_slice(asock_op *op, void **slice_out,
+                                       size_t *offset, size_t *len);
+
 /** \return how the op's buffer is held (ASOCK_BUFFER_NONE for NULL).
  * Owner. */
 ASOCK_EXTERN asock_buffer_mode asock_op_buffer_mode(const asock_op *op);
@@ -482,7 +529,8 @@ ASOCK_EXTERN int asock_op_status(const asock_op *op);
 /** \return what the op did last (LastOperation). Owner. */
 ASOCK_EXTERN asock_op_kind asock_op_last_kind(const asock_op *op);
 
-/** \return 1 if the op is pending, 0 if it is idle. Any thread. */
+/** \return 1 if the op is pending (a multishot receive is, between and
+ *   during its deliveries), 0 if it is idle. Any thread. */
 ASOCK_EXTERN int asock_op_is_pending(const asock_op *op);
 
 /** \return 1 if the last operation completed inside the call that started
@@ -491,9 +539,13 @@ ASOCK_EXTERN int asock_op_completed_synchronously(const asock_op *op);
 
 /** \return the op's per-socket sequence number, assigned when the last
  *   operation was posted: at the call on the loop's thread, or when the loop
- *   took it over from another thread. A socket's numbers start at 1 and
- *   have no gaps among ops that started (returned 0 or ASOCK_PENDING); 0
- *   means never posted. Owner. */
+ *   took it over from another thread. A socket counts each direction apart:
+ *   receives, receive-froms and accepts draw from its receive counter;
+ *   sends, send-tos, connects and disconnects from its send counter. Each
+ *   counter starts at 1 and has no gaps among ops that started (returned 0
+ *   or ASOCK_PENDING). A multishot receive takes no number when it starts:
+ *   each delivery takes one, and its final completion one more, when they
+ *   happen. 0 means never posted. Owner. */
 ASOCK_EXTERN uint64_t asock_op_seq(const asock_op *op);
 
 /** \return the socket of the last operation, or NULL. Owner. */
@@ -784,16 +836,19 @@ ASOCK_EXTERN int asock_send(asock_socket *sock, asock_op *op);
 
 /** Receives into the op's window (ReceiveAsync). An op with no buffer (or
  * holding the slice a previous buffer-less receive gave it) takes a pool
- * slice only when data is there; the completed op then holds that slice,
- * with the window covering exactly the bytes received. Receives complete in
- * posting order. End of stream completes with ASOCK_EOF (and so does every
- * later receive).
+ * slice only when data is there, and holds none while it waits; the
+ * completed op then holds that slice, with the window covering exactly the
+ * bytes received (asock_op_detach_slice() takes it out). Receives complete
+ * in posting order. End of stream completes with ASOCK_EOF (and so does
+ * every later receive). On a multishot op (asock_op_set_multishot()) the
+ * receive stays posted and delivers every chunk as it is read.
  * \return 0 if data (or the end of the stream, or an error) was already
- *   there: the status is in the op; ASOCK_PENDING; or, without starting:
- *   ASOCK_EINVAL for NULL or an empty window, ASOCK_EKIND for a listening
- *   socket or an op with a buffer list, ASOCK_EFOREIGN, ASOCK_EBUSY,
- *   ASOCK_ECLOSED, ASOCK_ENOTCONN, and with ASOCK_POOL_FAIL_FAST,
- *   ASOCK_ENOBUFS when no slice is free.
+ *   there: the status is in the op (never for a multishot receive);
+ *   ASOCK_PENDING; or, without starting: ASOCK_EINVAL for NULL or an empty
+ *   window, ASOCK_EKIND for a listening socket or an op with a buffer
+ *   list, ASOCK_EFOREIGN, ASOCK_EBUSY (the op is pending, or a multishot
+ *   receive is pending on the socket), ASOCK_ECLOSED, ASOCK_ENOTCONN, and
+ *   with ASOCK_POOL_FAIL_FAST, ASOCK_ENOBUFS when no slice is free.
  * Any thread: from another than the loop's, the op is handed to the loop
  * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
  * ASOCK_EBUSY); every other outcome, refusals included, then arrives
@@ -894,8 +949,9 @@ ASOCK_EXTERN void *asock_socket_user_data(const asock_socket *sock);
 /** \return the socket's loop, or NULL. Any thread. */
 ASOCK_EXTERN asock_loop *asock_socket_loop(const asock_socket *sock);
 
-/** \return the number of slices the socket's receives hold now (what the
- *   pool's socket_quota limits). The loop's thread. */
+/** \return the number of slices counted against the socket now (what the
+ *   pool's socket_quota limits): those its receives hold, and those the
+ *   application took from them and has not released. Any thread. */
 ASOCK_EXTERN size_t asock_socket_slices_held(const asock_socket *sock);
 
 /* ------------------------------------------------------------------------ */
@@ -1102,13 +1158,18 @@ ASOCK_EXTERN int asock_send_to(asock_socket *sock, asock_op *op);
  * asock_op_msg_flags(). Receives complete in posting order, one datagram
  * each. On Linux one recvmmsg() reads up to several datagrams into pool
  * slices; those no receive waits for yet are kept (counted in the socket's
- * slices) and complete the next receives at once.
+ * slices) and complete the next receives at once. On a multishot op
+ * (asock_op_set_multishot()) the receive stays posted and delivers every
+ * datagram; an error the kernel reports for one (such as
+ * ASOCK_ECONNREFUSED) is its final completion.
  * \return 0 if a datagram (or an error) was already there: the status is
- *   in the op; ASOCK_PENDING; or, without starting: ASOCK_EINVAL for NULL or
- *   an empty window, ASOCK_EKIND for a TCP socket or an op with a buffer
- *   list, ASOCK_ENOTCONN before the socket is bound or connected,
- *   ASOCK_EFOREIGN, ASOCK_EBUSY, ASOCK_ECLOSED, and with
- *   ASOCK_POOL_FAIL_FAST, ASOCK_ENOBUFS when no slice is free.
+ *   in the op (never for a multishot receive); ASOCK_PENDING; or, without
+ *   starting: ASOCK_EINVAL for NULL or an empty window, ASOCK_EKIND for a
+ *   TCP socket or an op with a buffer list, ASOCK_ENOTCONN before the
+ *   socket is bound or connected, ASOCK_EFOREIGN, ASOCK_EBUSY (the op is
+ *   pending, or a multishot receive is pending on the socket),
+ *   ASOCK_ECLOSED, and with ASOCK_POOL_FAIL_FAST, ASOCK_ENOBUFS when no
+ *   slice is free.
  * Any thread: from another than the loop's, the op is handed to the loop
  * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
  * ASOCK_EBUSY); every other outcome, refusals included, then arrives

@@ -125,6 +125,10 @@ struct asock_pool {
   size_t socket_quota;
   unsigned int flags;
   asock_op *ops; /* the fixed array of op_count ops */
+  /* Per slice, the socket whose quota an application-owned slice counts
+   * against (asock_op_detach_slice()), until asock_pool_release(); NULL
+   * for every other slice. */
+  asock__atomic_ptr *owners;
 };
 
 /* Finds the index of the slice that starts at p: 0, ASOCK_ENOTSLICE or
@@ -151,6 +155,15 @@ typedef union asock__sockaddr {
 /* An accept that takes the connection without making a socket of it (a
  * loop group hands it to another loop): op->conn. */
 #define ASOCK__OPF_RAW_ACCEPT 0x8u
+/* Receives started on the op stay posted (asock_op_set_multishot()). */
+#define ASOCK__OPF_MULTISHOT 0x10u
+/* A multishot receive's delivery callback runs: the op is pending, and
+ * its results are the delivery's. An end decided meanwhile (a cancel, the
+ * socket's close) is recorded in forced_status and end_seq and takes
+ * effect when the callback returns. */
+#define ASOCK__OPF_DELIVERING 0x20u
+/* The op ended during its delivery callback. */
+#define ASOCK__OPF_ENDED 0x40u
 
 struct asock_op {
   asock_pool *pool;
@@ -192,7 +205,10 @@ struct asock_op {
   unsigned char where;   /* ASOCK__Q_* */
   unsigned short wslot;  /* wheel slot plus one; 0 when not in the wheel */
   int forced_status;     /* status to complete with, set by a cancel or timeout
-                          * while libuv still holds the request */
+                          * while libuv still holds the request, or while a
+                          * multishot receive's delivery callback runs */
+  uint64_t end_seq;      /* a multishot receive that ended during a delivery:
+                          * the sequence number of its final completion */
   size_t total;          /* bytes a send must move */
   size_t sent;           /* bytes of it the kernel has taken */
   size_t write_bytes;    /* bytes in the uv_write now in flight */
@@ -286,6 +302,9 @@ asock__op_finish_async(asock_op *op, int status, size_t bytes) {
 
   op->status = status;
   op->bytes = bytes;
+  /* What forced this end belongs to it alone: the op's next operation
+   * starts without it. */
+  op->forced_status = 0;
   /* Idle before the callback, so that the callback may start the op again. */
   asock__store_u32(&op->state, ASOCK__OP_IDLE);
   if (cb != NULL)
@@ -298,9 +317,9 @@ void asock__op_drop_slice(asock_op *op);
 /* ---- timing wheel (src/wheel.c) ---------------------------------------- */
 
 #define ASOCK__WHEEL_SLOTS 256
-/* The loop's tick: the wheel's resolution, and how often the slices that
- * waiting receives keep are taken back (see ASOCK_POOL_NO_LINGER). */
-#define ASOCK__WHEEL_TICK_MS ASOCK_SLICE_LINGER_MS
+/* The loop's tick: the wheel's resolution, and how often receives that
+ * wait for a free slice try again. */
+#define ASOCK__WHEEL_TICK_MS 4
 
 /* Per-operation deadlines, in one wheel per loop. Slot i holds the ops due
  * in ticks congruent to i; an op due more than one turn ahead stays in its
@@ -335,14 +354,13 @@ struct asock_loop {
   asock__wheel wheel;
   asock_op *deferred_head; /* completions to deliver from the idle handle */
   asock_op *deferred_tail;
-  asock_socket *notify;         /* sockets with a watermark change to report */
-  asock_socket *waiters;        /* sockets waiting for a free slice */
-  asock_socket *lingering;      /* sockets whose waiting receives keep slices */
-  unsigned int lingering_count; /* sockets on that list, at most
-                                 * linger_max */
-  asock_socket *paused;         /* listeners out of descriptors, until a tick */
-  asock_socket *sockets;        /* every socket not yet freed */
-  uintptr_t thread;             /* asock__thread_token() of the loop's thread */
+  asock_socket *notify;  /* sockets with a watermark change to report */
+  asock_socket *waiters; /* sockets waiting for a free slice */
+  asock_socket *kicked;  /* sockets with datagrams read ahead for a
+                          * multishot receive that just started */
+  asock_socket *paused;  /* listeners out of descriptors, until a tick */
+  asock_socket *sockets; /* every socket not yet freed */
+  uintptr_t thread;      /* asock__thread_token() of the loop's thread */
   asock__atomic_u32 stop_requested;
   asock__atomic_ptr posted;  /* ops started on other threads, newest first */
   asock__atomic_ptr cancels; /* ops cancelled on other threads */
@@ -352,9 +370,7 @@ struct asock_loop {
   int owns_uv;
   int timer_running;
   int closing;
-  unsigned int linger_max; /* ASOCK_SLICE_LINGER_MAX, or 0 with
-                            * ASOCK_POOL_NO_LINGER */
-  uint32_t ticks;          /* timer ticks so far, while the timer runs */
+  uint32_t ticks; /* timer ticks so far, while the timer runs */
   uv_loop_t owned_uv;
   unsigned int slices_cached; /* free slices kept by the loop */
   unsigned int slice_cache_max;
@@ -366,12 +382,8 @@ struct asock_loop {
  * failure in the statistics. */
 int asock__pool_take(asock_pool *pool, void **slice_out);
 /* asock__loop_take_slice() when the loop keeps no free slice: from the
- * pool, and if it has none, from the receives that keep slices while they
- * wait. */
+ * pool. */
 int asock__loop_take_slice_slow(asock_loop *loop, void **slice);
-/* Takes back the slices waiting receives keep: all of them, or (each tick)
- * those of sockets that kept none since the last sweep. Loop thread. */
-void asock__loop_sweep_lingering(asock_loop *loop, int all);
 /* Stops a listener taking connections for ASOCK_ACCEPT_PAUSE_MS after an
  * accept failed for want of descriptors or memory. Loop thread. */
 void asock__loop_pause_accepts(asock_loop *loop, asock_socket *listener);
@@ -411,6 +423,8 @@ static ASOCK__ALWAYS_INLINE void asock__loop_give_slice(asock_loop *loop,
 void asock__op_defer(asock_loop *loop, asock_op *op, int status);
 /* Arms the op's deadline if it has a timeout. */
 void asock__loop_watch_deadline(asock_loop *loop, asock_op *op);
+/* Moves the deadline of an op in the wheel to its timeout from now. */
+void asock__loop_rewatch(asock_loop *loop, asock_op *op);
 static ASOCK__ALWAYS_INLINE void asock__loop_watch(asock_loop *loop,
                                                    asock_op *op) {
   if (op->timeout_ms != 0)
@@ -422,6 +436,9 @@ void asock__loop_update_timer(asock_loop *loop);
 void asock__loop_notify(asock_loop *loop, asock_socket *sock);
 /* Adds a socket to the list retried when slices may be free again. */
 void asock__loop_wait_slice(asock_loop *loop, asock_socket *sock);
+/* Has the loop run a UDP socket's receives soon, from its idle handle: for
+ * datagrams read ahead that no readiness report will name. */
+void asock__loop_kick(asock_loop *loop, asock_socket *sock);
 static ASOCK__ALWAYS_INLINE int asock__loop_on_thread(const asock_loop *loop) {
   return asock__thread_token() == loop->thread;
 }
@@ -490,15 +507,13 @@ void asock__loop_run_posted(asock_loop *loop);
 #define ASOCK__SF_UDP 0x10000u
 /* A UDP socket has its OS socket, bound to a local address. */
 #define ASOCK__SF_BOUND 0x20000u
-/* On the loop's lingering list: a waiting receive may keep a slice. */
-#define ASOCK__SF_LINGER 0x40000u
-/* A receive kept a slice since the lingering list was last swept. */
-#define ASOCK__SF_KEPT 0x80000u
-/* A sweep found the socket quiet: it keeps a slice again only from its
- * second wait within one tick. */
-#define ASOCK__SF_SLOW 0x100000u
+/* A multishot receive is in the receive queue: no receive may be queued
+ * behind it, as it has no last delivery to complete before. */
+#define ASOCK__SF_MULTISHOT 0x40000u
+/* On the loop's kicked list. */
+#define ASOCK__SF_KICKED 0x80000u
 /* A listener that ran out of descriptors or memory, on the loop's paused
- * list until its resume tick (park_tick). */
+ * list until its resume tick. */
 #define ASOCK__SF_PAUSED 0x200000u
 
 struct asock_socket {
@@ -510,15 +525,20 @@ struct asock_socket {
   asock_op *send_tail;
   asock_socket *next; /* the loop's list of sockets */
   asock_socket *prev;
-  asock_socket *link;        /* the loop's notify list */
-  asock_socket *wait_link;   /* the loop's slice-waiter list; a listener's
-                              * paused list */
-  asock_socket *linger_link; /* the loop's lingering list */
-  asock_op *disconnect;      /* the pending disconnect, if any */
-  asock_op *connect;         /* the pending connect, if any */
+  asock_socket *link;      /* the loop's notify list */
+  asock_socket *wait_link; /* the loop's slice-waiter list; a listener's
+                            * paused list */
+  asock_socket *kick_link; /* the loop's kicked list */
+  asock_op *disconnect;    /* the pending disconnect, if any */
+  asock_op *connect;       /* the pending connect, if any */
   void *user_data;
   asock_watermark_cb watermark_cb;
-  uint64_t next_seq;
+  /* The next sequence numbers, one counter per direction so that each
+   * stream of numbers has no gaps: receives, receive-froms and accepts
+   * draw from recv_seq; sends, send-tos, connects and disconnects from
+   * send_seq. Both start at 1. */
+  uint64_t recv_seq;
+  uint64_t send_seq;
   size_t send_queued;
   size_t send_low;
   size_t send_high;
@@ -527,12 +547,25 @@ struct asock_socket {
    * charged slice) in the low 32 bits; charged slices in the high 32, so
    * that charging a slice is one atomic operation. */
   asock__atomic_u64 refs;
-  int read_error;     /* sticky: ASOCK_EOF or the error that ended reading */
-  int send_error;     /* sticky: the error that ended sending */
-  uint32_t park_tick; /* the loop's tick when a receive last gave a slice
-                       * back to wait; a paused listener's resume tick */
+  int read_error;       /* sticky: ASOCK_EOF or the error that ended reading */
+  int send_error;       /* sticky: the error that ended sending */
+  uint32_t resume_tick; /* a paused listener's: the loop's tick to resume
+                         * accepting at */
   uint32_t flags;
 };
+
+/* Whether an op of this kind draws its number from the receive counter
+ * (receives, receive-froms, accepts) or the send counter (the rest). */
+static inline int asock__kind_receives(asock_op_kind kind) {
+  return kind == ASOCK_OP_RECEIVE || kind == ASOCK_OP_RECEIVEFROM ||
+         kind == ASOCK_OP_RECEIVEMESSAGEFROM || kind == ASOCK_OP_ACCEPT;
+}
+/* Takes the next sequence number of the counter an op of `kind` draws
+ * from. */
+static inline uint64_t asock__socket_next_seq(asock_socket *sock,
+                                              asock_op_kind kind) {
+  return asock__kind_receives(kind) ? sock->recv_seq++ : sock->send_seq++;
+}
 
 /* The loop-thread half of asock__start(): check, move to pending, start. */
 static ASOCK__ALWAYS_INLINE int
@@ -680,27 +713,21 @@ static ASOCK__ALWAYS_INLINE void asock__op_park_slice(asock_socket *sock,
     asock__loop_give_slice(sock->loop, slice);
 }
 
-/* A TCP receive about to wait: the slice its op holds (if any) stays with
- * it, and the data that comes next goes into it; with ASOCK_POOL_NO_LINGER,
- * or once ASOCK_SLICE_LINGER_MAX sockets of the loop keep one, it goes back
- * now. The loop's tick takes back the slices of sockets that
- * kept none since the tick before, so a connection that goes quiet holds
- * none two ticks later. Keeping it saves a return and a retake per message
- * in request-response traffic. */
-void asock__op_keep_slice_slow(asock_socket *sock, asock_op *op);
-static ASOCK__ALWAYS_INLINE void asock__op_keep_slice(asock_socket *sock,
-                                                      asock_op *op) {
-  uint32_t flags = sock->flags;
-
-  if (op->mode != ASOCK_BUFFER_SLICE)
-    return;
-  if (flags & ASOCK__SF_LINGER)
-    sock->flags = flags | ASOCK__SF_KEPT;
-  else
-    asock__op_keep_slice_slow(sock, op);
+/* A multishot receive leaves its socket's receive queue: it has ended,
+ * and its final completion takes the next receive number. During a
+ * delivery callback the number is kept aside, so that what the callback
+ * reads of the op stays the delivery's until it returns. */
+static inline void asock__multishot_leaves(asock_socket *sock, asock_op *op) {
+  sock->flags &= ~ASOCK__SF_MULTISHOT;
+  if (op->flags & ASOCK__OPF_DELIVERING) {
+    op->end_seq = sock->recv_seq++;
+    op->flags |= ASOCK__OPF_ENDED;
+  } else {
+    op->seq = sock->recv_seq++;
+    op->bytes = 0;
+  }
 }
-/* asock__op_park_slice() out of line, for the paths no message takes. */
-void asock__op_park_slice_cold(asock_socket *sock, asock_op *op);
+
 /* Unlinks an op from the socket queue it waits in, if it waits in one. */
 static inline void asock__socket_unqueue(asock_socket *sock, asock_op *op) {
   asock_op **head;
@@ -709,11 +736,8 @@ static inline void asock__socket_unqueue(asock_socket *sock, asock_op *op) {
   if (op->where == ASOCK__Q_RECV) {
     head = &sock->recv_head;
     tail = &sock->recv_tail;
-    /* A TCP receive leaves its queue here only without data (cancelled,
-     * timed out, failed): the slice it kept while waiting goes back. */
-    if ((op->flags & ASOCK__OPF_ON_DEMAND) &&
-        (sock->flags & ASOCK__SF_UDP) == 0)
-      asock__op_park_slice(sock, op);
+    if (op->flags & ASOCK__OPF_MULTISHOT)
+      asock__multishot_leaves(sock, op);
   } else if (op->where == ASOCK__Q_SEND) {
     head = &sock->send_head;
     tail = &sock->send_tail;
@@ -751,6 +775,46 @@ static inline void asock__op_done(asock_op *op, int status, size_t bytes) {
   loop->callbacks++;
   asock__op_finish_async(op, status, bytes);
   loop->callbacks--;
+}
+
+/* Delivers one arrival of a multishot receive, which stays pending at the
+ * head of its socket's receive queue: the callback runs with the
+ * delivery's results (its own sequence number, asock_op_more() 1). The
+ * slice the bytes came in goes back to the loop's cache when the callback
+ * returns, unless the callback took it. Returns 1 while the receive stays
+ * posted, 0 when it ended during the callback (it was cancelled, or its
+ * socket closed): its final completion is deferred then. Loop thread,
+ * inside a libuv callback. Inline: every message of a stream comes this
+ * way. */
+static ASOCK__ALWAYS_INLINE int asock__op_deliver(asock_socket *sock,
+                                                  asock_op *op, size_t bytes) {
+  asock_loop *loop = sock->loop;
+  asock_op_cb cb = op->cb;
+
+  op->seq = sock->recv_seq++;
+  op->status = 0;
+  op->bytes = bytes;
+  op->flags |= ASOCK__OPF_DELIVERING;
+  /* The timeout of a multishot receive is an idle timeout: it counts from
+   * the last arrival. */
+  if (op->wslot != 0)
+    asock__loop_rewatch(loop, op);
+  loop->callbacks++;
+  if (cb != NULL)
+    cb(op);
+  loop->callbacks--;
+  op->flags &= ~ASOCK__OPF_DELIVERING;
+  if (op->flags & ASOCK__OPF_ON_DEMAND)
+    asock__op_park_slice(sock, op);
+  if (op->flags & ASOCK__OPF_ENDED) {
+    op->flags &= ~ASOCK__OPF_ENDED;
+    op->status = op->forced_status;
+    op->forced_status = 0;
+    op->bytes = 0;
+    op->seq = op->end_seq;
+    return 0;
+  }
+  return 1;
 }
 
 /* Appends an op to one of a socket's queues. */

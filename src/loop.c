@@ -36,10 +36,23 @@ static void deliver_notify(asock_loop *loop) {
   }
 }
 
+static void run_kicked(asock_loop *loop) {
+  while (loop->kicked != NULL) {
+    asock_socket *sock = loop->kicked;
+    loop->kicked = sock->kick_link;
+    sock->kick_link = NULL;
+    sock->flags &= ~ASOCK__SF_KICKED;
+    if ((sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE)) == 0)
+      asock__udp_recv_ready(sock);
+    asock__socket_unref(sock);
+  }
+}
+
 static void on_idle(uv_idle_t *idle) {
   asock_loop *loop = idle->data;
 
   loop->callbacks++;
+  run_kicked(loop);
   while (loop->deferred_head != NULL) {
     asock_op *op = loop->deferred_head;
     loop->deferred_head = op->qnext;
@@ -51,7 +64,8 @@ static void on_idle(uv_idle_t *idle) {
   }
   deliver_notify(loop);
   loop->callbacks--;
-  if (loop->deferred_head == NULL && loop->notify == NULL)
+  if (loop->deferred_head == NULL && loop->notify == NULL &&
+      loop->kicked == NULL)
     uv_idle_stop(&loop->idle);
 }
 
@@ -87,7 +101,7 @@ static void resume_accepts(asock_loop *loop, int all) {
   while (*link != NULL) {
     asock_socket *sock = *link;
     if (!all && (sock->flags & ASOCK__SF_CLOSED) == 0 &&
-        (int32_t)(loop->ticks - sock->park_tick) < 0) {
+        (int32_t)(loop->ticks - sock->resume_tick) < 0) {
       link = &sock->wait_link;
       continue;
     }
@@ -114,7 +128,7 @@ void asock__loop_pause_accepts(asock_loop *loop, asock_socket *listener) {
     return;
   }
   listener->flags |= ASOCK__SF_PAUSED;
-  listener->park_tick = loop->ticks + ASOCK__ACCEPT_PAUSE_TICKS;
+  listener->resume_tick = loop->ticks + ASOCK__ACCEPT_PAUSE_TICKS;
   asock__socket_ref(listener);
   asock__io_accept_wanted(listener, 0);
 }
@@ -132,7 +146,6 @@ static void on_timer(uv_timer_t *timer) {
     op->wnext = NULL;
     asock__op_expired(op);
   }
-  asock__loop_sweep_lingering(loop, 0);
   retry_waiters(loop);
   resume_accepts(loop, 0);
   loop->callbacks--;
@@ -140,8 +153,8 @@ static void on_timer(uv_timer_t *timer) {
 }
 
 void asock__loop_update_timer(asock_loop *loop) {
-  int needed = loop->wheel.count > 0 || loop->waiters != NULL ||
-               loop->lingering != NULL || loop->paused != NULL;
+  int needed =
+      loop->wheel.count > 0 || loop->waiters != NULL || loop->paused != NULL;
   if (needed && !loop->timer_running) {
     /* The wheel counts ticks from the time it was last swept; catch it up
      * so that a long idle spell does not make the first sweep walk it. */
@@ -238,7 +251,7 @@ static void run_posted(asock_loop *loop) {
     op->handed = 0;
     if (r != ASOCK_PENDING) {
       if (r < 0) {
-        op->seq = sock->next_seq++;
+        op->seq = asock__socket_next_seq(sock, op->kind);
         op->bytes = 0;
         op->status = r;
         if (op->host != NULL) {
@@ -320,7 +333,8 @@ static void on_async(uv_async_t *async) {
   if (asock__load_ptr(&loop->tasks) != NULL)
     run_tasks(loop);
   /* Completions the idle handle could not be started for. */
-  if ((loop->deferred_head != NULL || loop->notify != NULL) &&
+  if ((loop->deferred_head != NULL || loop->notify != NULL ||
+       loop->kicked != NULL) &&
       !uv_is_active((uv_handle_t *)&loop->idle))
     on_idle(&loop->idle);
   if (asock__cas_u32(&loop->stop_requested, &expected, 0))
@@ -401,8 +415,6 @@ int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
   loop->slice_cache_max = (unsigned int)(pool->slice_count / 16);
   if (loop->slice_cache_max > ASOCK__SLICE_CACHE)
     loop->slice_cache_max = ASOCK__SLICE_CACHE;
-  loop->linger_max =
-      (pool->flags & ASOCK_POOL_NO_LINGER) ? 0 : ASOCK_SLICE_LINGER_MAX;
   if (uv_loop == NULL) {
     err = asock__uv_loop_init(&loop->owned_uv);
     if (err != 0) {
@@ -492,14 +504,11 @@ int asock_loop_close(asock_loop *loop) {
       sock = next;
     }
   }
-  /* The lingering list holds a reference to each socket on it; closed, they
-   * keep no slice any more. */
-  asock__loop_sweep_lingering(loop, 1);
-  /* So does the paused list. */
+  /* The paused list holds a reference to each socket on it. */
   resume_accepts(loop, 1);
   /* Deliver every cancellation and let libuv close the handles. */
   for (spins = 0; loop->sockets != NULL || loop->deferred_head != NULL ||
-                  loop->notify != NULL;
+                  loop->notify != NULL || loop->kicked != NULL;
        spins++) {
     uv_run(loop->uv, UV_RUN_NOWAIT);
     if (spins > 100000)
@@ -542,7 +551,12 @@ asock_pool *asock_loop_pool(const asock_loop *loop) {
 
 void asock__op_defer(asock_loop *loop, asock_op *op, int status) {
   asock__op_leave(loop, op);
-  op->status = status;
+  /* Inside its delivery callback a multishot receive keeps the delivery's
+   * results until the callback returns (asock__op_deliver()). */
+  if (op->flags & ASOCK__OPF_DELIVERING)
+    op->forced_status = status;
+  else
+    op->status = status;
   op->where = ASOCK__Q_DEFERRED;
   op->qnext = NULL;
   op->qprev = NULL;
@@ -566,6 +580,11 @@ static void flush_slice_cache(asock_loop *loop) {
 
 uint64_t asock__now_ms(void) { return uv_hrtime() / 1000000; }
 
+void asock__loop_rewatch(asock_loop *loop, asock_op *op) {
+  asock__wheel_remove(&loop->wheel, op);
+  asock__wheel_add(&loop->wheel, op, asock__now_ms(), op->timeout_ms);
+}
+
 void asock__loop_watch_deadline(asock_loop *loop, asock_op *op) {
   uint64_t now;
   now = asock__now_ms();
@@ -585,97 +604,18 @@ void asock__loop_notify(asock_loop *loop, asock_socket *sock) {
   schedule_delivery(loop);
 }
 
-/* Puts a socket on the lingering list: 0, or -1 when the tick that would
- * take its slice back cannot run (libuv refused the timer), so that it must
- * not keep one. */
-static int linger(asock_loop *loop, asock_socket *sock) {
-  sock->linger_link = loop->lingering;
-  loop->lingering = sock;
-  if (!loop->timer_running)
-    asock__loop_update_timer(loop);
-  if (!loop->timer_running) {
-    loop->lingering = sock->linger_link;
-    sock->linger_link = NULL;
-    return -1;
-  }
-  sock->flags |= ASOCK__SF_LINGER | ASOCK__SF_KEPT;
-  loop->lingering_count++;
-  asock__socket_ref(sock);
-  return 0;
-}
-
-/* A receive about to wait on a socket not on the lingering list. A socket
- * a sweep found quiet goes back on it only from its second wait within one
- * tick: one that waits less often than that would keep its slice only
- * until the next sweep, which costs more than giving it back now. */
-void asock__op_keep_slice_slow(asock_socket *sock, asock_op *op) {
-  asock_loop *loop = sock->loop;
-
-  /* Each kept slice is memory the connection holds between messages: past
-   * the cap (0 with ASOCK_POOL_NO_LINGER), receives give theirs back as
-   * they wait, so that what the loop keeps does not grow with its busy
-   * connections. */
-  if (loop->lingering_count >= loop->linger_max) {
-    asock__op_park_slice(sock, op);
-    return;
-  }
-  if (sock->flags & ASOCK__SF_SLOW) {
-    if (sock->park_tick != loop->ticks) {
-      sock->park_tick = loop->ticks;
-      asock__op_park_slice(sock, op);
-      return;
-    }
-    sock->flags &= ~ASOCK__SF_SLOW;
-  }
-  if (linger(loop, sock) != 0)
-    asock__op_park_slice(sock, op);
-}
-
-void asock__op_park_slice_cold(asock_socket *sock, asock_op *op) {
-  asock__op_park_slice(sock, op);
-}
-
-void asock__loop_sweep_lingering(asock_loop *loop, int all) {
-  asock_socket *list = loop->lingering;
-
-  loop->lingering = NULL;
-  loop->lingering_count = 0;
-  while (list != NULL) {
-    asock_socket *sock = list;
-    asock_op *op;
-
-    list = sock->linger_link;
-    if (!all &&
-        (sock->flags & (ASOCK__SF_KEPT | ASOCK__SF_CLOSED)) == ASOCK__SF_KEPT) {
-      /* Busy since the last tick: it stays, and is asked again next. */
-      sock->flags &= ~ASOCK__SF_KEPT;
-      sock->linger_link = loop->lingering;
-      loop->lingering = sock;
-      loop->lingering_count++;
-      continue;
-    }
-    sock->linger_link = NULL;
-    sock->flags &= ~(ASOCK__SF_LINGER | ASOCK__SF_KEPT);
-    if (!all)
-      sock->flags |= ASOCK__SF_SLOW;
-    /* Only the receive at the head of the queue keeps a slice. */
-    op = sock->recv_head;
-    if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
-      asock__op_park_slice(sock, op);
-    asock__socket_unref(sock);
-  }
-}
-
 int asock__loop_take_slice_slow(asock_loop *loop, void **slice) {
-  if (loop->lingering != NULL) {
-    if (asock__pool_take(loop->pool, slice) == 0)
-      return 0;
-    /* The pool is empty: the slices kept here come back first. */
-    asock__loop_sweep_lingering(loop, 1);
-    if (loop->slices_cached > 0)
-      return asock__loop_take_slice(loop, slice);
-  }
   return asock_pool_acquire(loop->pool, slice);
+}
+
+void asock__loop_kick(asock_loop *loop, asock_socket *sock) {
+  if (sock->flags & ASOCK__SF_KICKED)
+    return;
+  sock->flags |= ASOCK__SF_KICKED;
+  asock__socket_ref(sock);
+  sock->kick_link = loop->kicked;
+  loop->kicked = sock;
+  schedule_delivery(loop);
 }
 
 void asock__loop_wait_slice(asock_loop *loop, asock_socket *sock) {

@@ -37,6 +37,7 @@ void asock__op_reset(asock_op *op) {
   op->where = ASOCK__Q_NONE;
   op->wslot = 0;
   op->forced_status = 0;
+  op->end_seq = 0;
   op->total = 0;
   op->sent = 0;
   op->write_bytes = 0;
@@ -165,7 +166,10 @@ int asock_op_set_buffer(asock_op *op, void *mem, size_t mem_len, size_t offset,
   }
   if (!range_fits(mem_len, offset, count))
     return ASOCK_EBOUNDS;
-  asock__op_drop_slice(op);
+  /* A sender that points its op at each message's bytes calls this once a
+   * message: only a slice needs the work of giving it back. */
+  if (op->mode == ASOCK_BUFFER_SLICE)
+    asock__op_drop_slice(op);
   op->mode = ASOCK_BUFFER_USER;
   op->mem = mem;
   op->mem_len = mem_len;
@@ -234,6 +238,61 @@ int asock_op_set_buffer_list(asock_op *op, const asock_buf *bufs,
   op->bufs = nbufs == 0 ? NULL : bufs;
   op->nbufs = nbufs;
   return 0;
+}
+
+int asock_op_detach_slice(asock_op *op, void **slice_out, size_t *offset,
+                          size_t *len) {
+  uint32_t index;
+  asock_socket *owner;
+
+  if (slice_out != NULL)
+    *slice_out = NULL;
+  if (offset != NULL)
+    *offset = 0;
+  if (len != NULL)
+    *len = 0;
+  if (op == NULL || slice_out == NULL)
+    return ASOCK_EINVAL;
+  /* Pending, an op is the loop's, except inside a delivery callback. */
+  if (asock__load_u32(&op->state) != ASOCK__OP_IDLE &&
+      (op->flags & ASOCK__OPF_DELIVERING) == 0)
+    return ASOCK_EBUSY;
+  if (op->mode != ASOCK_BUFFER_SLICE)
+    return ASOCK_ENOSLICE;
+  /* The op holds the slice, so it is one of the pool's. */
+  (void)asock__pool_slice_index(op->pool, op->mem, &index);
+  /* The socket it counts against keeps counting it until the application
+   * gives it back: the charge moves from the op to the pool's record. */
+  owner = op->charged;
+  op->charged = NULL;
+  if (owner != NULL)
+    asock__store_ptr(&op->pool->owners[index], owner);
+  *slice_out = op->mem;
+  if (offset != NULL)
+    *offset = op->offset;
+  if (len != NULL)
+    *len = op->bytes;
+  (void)asock__op_detach_slice(op);
+  return 0;
+}
+
+int asock_op_set_multishot(asock_op *op, int enable) {
+  int err = check_idle(op);
+  if (err != 0)
+    return err;
+  if (enable)
+    op->flags |= ASOCK__OPF_MULTISHOT;
+  else
+    op->flags &= ~ASOCK__OPF_MULTISHOT;
+  return 0;
+}
+
+int asock_op_multishot(const asock_op *op) {
+  return op != NULL && (op->flags & ASOCK__OPF_MULTISHOT) != 0;
+}
+
+int asock_op_more(const asock_op *op) {
+  return op != NULL && (op->flags & ASOCK__OPF_DELIVERING) != 0;
 }
 
 asock_buffer_mode asock_op_buffer_mode(const asock_op *op) {
@@ -320,7 +379,7 @@ int asock_op_packet_info(const asock_op *op, struct sockaddr_storage *addr,
   if (op == NULL)
     return ASOCK_EINVAL;
   if (op->kind != ASOCK_OP_RECEIVEMESSAGEFROM || op->status != 0 ||
-      asock_op_is_pending(op))
+      (asock_op_is_pending(op) && (op->flags & ASOCK__OPF_DELIVERING) == 0))
     return ASOCK_EKIND;
   if (addr != NULL) {
     memset(addr, 0, sizeof(*addr));

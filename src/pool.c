@@ -8,7 +8,7 @@
 
 #define ASOCK__POOL_FLAGS                                                      \
   (ASOCK_POOL_LOCK | ASOCK_POOL_HUGE_PAGES | ASOCK_POOL_ZERO_ON_RELEASE |      \
-   ASOCK_POOL_FAIL_FAST | ASOCK_POOL_NO_LINGER)
+   ASOCK_POOL_FAIL_FAST)
 
 void asock_pool_config_init(asock_pool_config *config) {
   if (config == NULL)
@@ -68,10 +68,13 @@ int asock_pool_create(asock_pool **pool_out, const asock_pool_config *config) {
   if (err != 0)
     goto fail;
   pool->ops = asock__calloc(config->op_count, sizeof(*pool->ops));
-  if (pool->ops == NULL) {
+  pool->owners = asock__calloc(config->slice_count, sizeof(*pool->owners));
+  if (pool->ops == NULL || pool->owners == NULL) {
     err = ASOCK_ENOMEM;
     goto fail;
   }
+  for (i = 0; i < config->slice_count; i++)
+    asock__store_ptr(&pool->owners[i], NULL);
   err = asock__region_map(
       &pool->region, config->slice_size * config->slice_count, config->flags);
   if (err != 0)
@@ -88,6 +91,7 @@ int asock_pool_create(asock_pool **pool_out, const asock_pool_config *config) {
   return 0;
 
 fail:
+  asock__free(pool->owners);
   asock__free(pool->ops);
   asock__stack_free(&pool->free_ops);
   asock__stack_free(&pool->slices);
@@ -103,6 +107,7 @@ int asock_pool_destroy(asock_pool *pool) {
     return ASOCK_EBUSY;
   asock__unpoison(pool->region.base, pool->region.len);
   asock__region_unmap(&pool->region);
+  asock__free(pool->owners);
   asock__free(pool->ops);
   asock__stack_free(&pool->free_ops);
   asock__stack_free(&pool->slices);
@@ -163,6 +168,14 @@ int asock_pool_release(asock_pool *pool, void *slice) {
     return err;
   if (!asock__stack_is_held(&pool->slices, index))
     return ASOCK_ENOTHELD;
+  /* A slice the application took from a receive counts against its socket
+   * until now. Exchanged, so that two racing releases of one slice cannot
+   * both uncharge it. */
+  if (asock__load_ptr(&pool->owners[index]) != NULL) {
+    asock_socket *owner = asock__xchg_ptr(&pool->owners[index], NULL);
+    if (owner != NULL)
+      asock__socket_release(owner, ASOCK__REF_SLICE);
+  }
   /* Scrub and poison before the slice becomes visible to other threads. A
    * racing double release of the same slice could scrub it twice, which is
    * harmless; only one of the two pushes below succeeds. */

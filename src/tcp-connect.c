@@ -86,7 +86,8 @@ int asock__accept_check(asock_socket *listener, asock_op *op) {
   int err = asock__socket_check_op(listener, op);
   if (err != 0)
     return err;
-  if ((listener->flags & ASOCK__SF_LISTENING) == 0)
+  if ((listener->flags & ASOCK__SF_LISTENING) == 0 ||
+      (op->flags & ASOCK__OPF_MULTISHOT))
     return ASOCK_EKIND;
   return 0;
 }
@@ -101,7 +102,7 @@ int asock__accept_start(asock_socket *listener, asock_op *op) {
 
   op->accepted = NULL;
   op->flags &= ~ASOCK__OPF_HAS_REMOTE;
-  op->seq = listener->next_seq++;
+  op->seq = listener->recv_seq++;
   /* Synchronous only when a connection was taken, with its outcome. A
    * listener that cannot accept now (EMFILE...) leaves the op waiting, and
    * its next readiness reports the error, so that an application posting
@@ -218,7 +219,8 @@ int asock__connect_check(asock_socket *sock, asock_op *op) {
   if (err != 0)
     return err;
   if (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED |
-                     ASOCK__SF_CONNECTING | ASOCK__SF_UDP))
+                     ASOCK__SF_CONNECTING | ASOCK__SF_UDP) ||
+      (op->flags & ASOCK__OPF_MULTISHOT))
     return ASOCK_EKIND;
   if (op->host == NULL && (op->flags & ASOCK__OPF_HAS_REMOTE) == 0)
     return ASOCK_EINVAL;
@@ -238,7 +240,7 @@ int asock__connect_start(asock_socket *sock, asock_op *op) {
   err = asock__io_connect(sock, op, (const struct sockaddr *)&op->remote);
   if (err != 0)
     return err;
-  op->seq = sock->next_seq++;
+  op->seq = sock->send_seq++;
   op->where = ASOCK__Q_LIBUV;
   sock->connect = op;
   sock->flags |= ASOCK__SF_CONNECTING;
@@ -320,7 +322,7 @@ int asock__connect_host_start(asock_socket *sock, asock_op *op) {
     return asock__from_uv(err);
   /* The resolver runs apart from the handle: it keeps the socket alive. */
   asock__socket_ref(sock);
-  op->seq = sock->next_seq++;
+  op->seq = sock->send_seq++;
   op->where = ASOCK__Q_LIBUV;
   sock->connect = op;
   sock->flags |= ASOCK__SF_CONNECTING | ASOCK__SF_RESOLVING;

@@ -2,6 +2,8 @@
  * libuv's reading kept armed while receives wait. A receive without a buffer
  * of its own takes a pool slice only once data is there; when the pool (or
  * the socket's quota) has none, the socket stops reading until one is free.
+ * A multishot receive stays at the head of the queue and is delivered
+ * every arrival (asock__op_deliver()) until something ends it.
  */
 #include "internal.h"
 
@@ -40,12 +42,9 @@ static ASOCK__ALWAYS_INLINE void recv_buffer(asock_socket *sock,
   buf->len = 0;
   if (op == NULL)
     return; /* nobody wants the data: reading stops */
-  if (op->flags & ASOCK__OPF_ON_DEMAND) {
-    /* The slice it kept while waiting, whole again. */
-    op->offset = 0;
-    op->count = op->mem_len;
-  } else if (op->mode == ASOCK_BUFFER_NONE &&
-             asock__op_take_slice(sock, op) != 0) {
+  /* A waiting receive holds no slice of its own taking: one without a
+   * buffer takes one now. */
+  if (op->mode == ASOCK_BUFFER_NONE && asock__op_take_slice(sock, op) != 0) {
     sock->flags |= ASOCK__SF_WAIT_SLICE;
     return;
   }
@@ -78,9 +77,10 @@ static ASOCK__ALWAYS_INLINE void recv_result(asock_socket *sock, long nread,
   asock_op *op = sock->recv_head;
 
   if (nread == 0) {
-    /* EAGAIN: the receive waits on with the slice recv_buffer() gave it. */
+    /* EAGAIN: the receive waits on without the slice recv_buffer() gave
+     * it, so that an idle connection holds none. */
     if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
-      asock__op_keep_slice(sock, op);
+      asock__op_park_slice(sock, op);
     sock->flags |= ASOCK__SF_DRAINED;
     return;
   }
@@ -93,6 +93,10 @@ static ASOCK__ALWAYS_INLINE void recv_result(asock_socket *sock, long nread,
     if (op->flags & ASOCK__OPF_ON_DEMAND) {
       op->offset = 0;
       op->count = (size_t)nread;
+    }
+    if (op->flags & ASOCK__OPF_MULTISHOT) {
+      (void)asock__op_deliver(sock, op, (size_t)nread);
+      return;
     }
     /* asock__op_done() for the head of the receive queue. */
     if (op->wslot != 0)
@@ -180,6 +184,9 @@ static int recv_check_slow(asock_socket *sock, asock_op *op) {
     return ASOCK_ENOTCONN;
   if (!asock__op_wants_slice(op) && op->count == 0)
     return ASOCK_EINVAL;
+  /* Nothing can wait behind a receive that never completes for good. */
+  if (sock->flags & ASOCK__SF_MULTISHOT)
+    return ASOCK_EBUSY;
   return 0;
 }
 
@@ -189,7 +196,8 @@ static ASOCK__ALWAYS_INLINE int recv_check(asock_socket *sock, asock_op *op) {
   if (sock == NULL || op == NULL ||
       (sock->flags &
        (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE | ASOCK__SF_LISTENING |
-        ASOCK__SF_CONNECTED | ASOCK__SF_UDP)) != ASOCK__SF_CONNECTED ||
+        ASOCK__SF_CONNECTED | ASOCK__SF_UDP | ASOCK__SF_MULTISHOT)) !=
+          ASOCK__SF_CONNECTED ||
       op->pool != sock->loop->pool || op->nbufs != 0 ||
       (!asock__op_wants_slice(op) && op->count == 0))
     return recv_check_slow(sock, op);
@@ -201,16 +209,13 @@ static ASOCK__ALWAYS_INLINE int recv_check(asock_socket *sock, asock_op *op) {
  * ASOCK_PENDING when it must wait. Out of line: in steady traffic libuv is
  * watching a drained socket and the receive goes straight to waiting. */
 static int recv_try_now(asock_socket *sock, asock_op *op, int on_demand) {
-  int took = 0;
   long got;
 
   if (on_demand) {
     if (op->mode == ASOCK_BUFFER_SLICE) {
       op->offset = 0;
       op->count = op->mem_len;
-    } else if (asock__op_take_slice(sock, op) == 0) {
-      took = 1;
-    } else {
+    } else if (asock__op_take_slice(sock, op) != 0) {
       if (sock->loop->pool->flags & ASOCK_POOL_FAIL_FAST)
         return ASOCK_ENOBUFS;
       return ASOCK_PENDING;
@@ -220,7 +225,7 @@ static int recv_try_now(asock_socket *sock, asock_op *op, int on_demand) {
   if (got > 0) {
     if (on_demand)
       op->count = (size_t)got;
-    op->seq = sock->next_seq++;
+    op->seq = sock->recv_seq++;
     asock__op_finish_sync(op, 0, (size_t)got);
     return 0;
   }
@@ -228,26 +233,45 @@ static int recv_try_now(asock_socket *sock, asock_op *op, int on_demand) {
     sock->read_error = (int)got;
     if (on_demand)
       asock__op_park_slice(sock, op);
-    op->seq = sock->next_seq++;
+    op->seq = sock->recv_seq++;
     asock__op_finish_sync(op, (int)got, 0);
     return 0;
   }
-  /* Nothing there: a slice taken only for this attempt goes back (an idle
-   * connection holds none); one the op brought stays with it. */
-  if (took)
-    asock__op_park_slice(sock, op);
+  /* Nothing there: the receive waits, and recv_start() gives its slice
+   * back. */
   sock->flags |= ASOCK__SF_DRAINED;
   return ASOCK_PENDING;
 }
 
-static ASOCK__ALWAYS_INLINE int recv_start(asock_socket *sock, asock_op *op) {
-  int on_demand = asock__op_wants_slice(op);
-
+/* A multishot receive: it waits from the start, whatever is already there,
+ * so that no delivery and no final completion runs inside the starting
+ * call. Out of line: a connection starts it once. */
+ASOCK__NOINLINE static int multishot_start(asock_socket *sock, asock_op *op) {
+  if (op->flags & ASOCK__OPF_ON_DEMAND)
+    asock__op_park_slice(sock, op);
   if (sock->read_error != 0) {
-    op->seq = sock->next_seq++;
+    op->seq = sock->recv_seq++;
+    asock__op_defer(sock->loop, op, sock->read_error);
+    return ASOCK_PENDING;
+  }
+  sock->flags |= ASOCK__SF_MULTISHOT;
+  asock__socket_enqueue(&sock->recv_head, &sock->recv_tail, op, ASOCK__Q_RECV);
+  asock__loop_watch(sock->loop, op);
+  start_reading(sock);
+  return ASOCK_PENDING;
+}
+
+static ASOCK__ALWAYS_INLINE int recv_start(asock_socket *sock, asock_op *op) {
+  int on_demand;
+
+  if (op->flags & ASOCK__OPF_MULTISHOT)
+    return multishot_start(sock, op);
+  if (sock->read_error != 0) {
+    op->seq = sock->recv_seq++;
     asock__op_finish_sync(op, sock->read_error, 0);
     return 0;
   }
+  on_demand = asock__op_wants_slice(op);
 
   /* Try the socket at once, unless an earlier receive waits (it must
    * complete first) or libuv is watching a socket found drained (libuv
@@ -260,17 +284,12 @@ static ASOCK__ALWAYS_INLINE int recv_start(asock_socket *sock, asock_op *op) {
       return r;
   }
 
-  /* Wait. An on-demand receive at the head of the queue keeps its slice
-   * (see asock__op_keep_slice()); one behind it gives its slice back now,
-   * as it cannot use it before the head completes. A socket thus keeps one
-   * slice at most. */
-  if (on_demand) {
-    if (sock->recv_head == NULL)
-      asock__op_keep_slice(sock, op);
-    else
-      asock__op_park_slice_cold(sock, op);
-  }
-  op->seq = sock->next_seq++;
+  /* Wait. An on-demand receive gives its slice back meanwhile, so that a
+   * waiting connection holds none; the loop's cache hands the same warm
+   * slice to the next taker. */
+  if (on_demand && op->mode == ASOCK_BUFFER_SLICE)
+    asock__op_park_slice(sock, op);
+  op->seq = sock->recv_seq++;
   asock__socket_enqueue(&sock->recv_head, &sock->recv_tail, op, ASOCK__Q_RECV);
   asock__loop_watch(sock->loop, op);
   start_reading(sock);

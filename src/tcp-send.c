@@ -201,6 +201,8 @@ static int send_check_slow(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
+  if (op->flags & ASOCK__OPF_MULTISHOT)
+    return ASOCK_EKIND;
   flags = sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED |
                          ASOCK__SF_SHUTDOWN | ASOCK__SF_UDP);
   if (flags != ASOCK__SF_CONNECTED) {
@@ -228,7 +230,8 @@ static ASOCK__ALWAYS_INLINE int send_check(asock_socket *sock, asock_op *op) {
         ASOCK__SF_CONNECTED | ASOCK__SF_SHUTDOWN | ASOCK__SF_UDP)) !=
           ASOCK__SF_CONNECTED ||
       op->pool != sock->loop->pool || sock->send_queued != 0 ||
-      (op->nbufs == 0 && op->mode == ASOCK_BUFFER_NONE))
+      (op->nbufs == 0 && op->mode == ASOCK_BUFFER_NONE) ||
+      (op->flags & ASOCK__OPF_MULTISHOT))
     return send_check_slow(sock, op);
   return 0;
 }
@@ -242,7 +245,7 @@ static ASOCK__ALWAYS_INLINE int send_start(asock_socket *sock, asock_op *op) {
   long written;
   int err;
 
-  op->seq = sock->next_seq++;
+  op->seq = sock->send_seq++;
   op->total = total;
   op->sent = 0;
   op->write_bytes = 0;
@@ -345,7 +348,8 @@ int asock__disconnect_check(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
-  if (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_UDP))
+  if (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_UDP) ||
+      (op->flags & ASOCK__OPF_MULTISHOT))
     return ASOCK_EKIND;
   if ((sock->flags & ASOCK__SF_CONNECTED) == 0)
     return ASOCK_ENOTCONN;
@@ -360,7 +364,7 @@ int asock_disconnect(asock_socket *sock, asock_op *op) {
 }
 
 int asock__disconnect_start(asock_socket *sock, asock_op *op) {
-  op->seq = sock->next_seq++;
+  op->seq = sock->send_seq++;
   op->where = ASOCK__Q_DISCONNECT;
   sock->flags |= ASOCK__SF_SHUTDOWN;
   sock->disconnect = op;

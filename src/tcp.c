@@ -26,7 +26,8 @@ int asock__socket_new(asock_loop *loop, size_t size, uint32_t flags,
     return err;
   }
   /* 0 is what asock_op_seq() gives an op never posted. */
-  sock->next_seq = 1;
+  sock->recv_seq = 1;
+  sock->send_seq = 1;
   sock->send_low = ASOCK__DEFAULT_SEND_LOW;
   sock->send_high = ASOCK__DEFAULT_SEND_HIGH;
   asock__store_u64(&sock->refs, 2);
@@ -254,10 +255,13 @@ static void end_early(asock_socket *sock, asock_op *op, int status,
   default:
     return;
   }
-  if (direct)
+  if (direct) {
     asock__op_done(op, status, op->kind == ASOCK_OP_SEND ? op->sent : 0);
-  else {
-    op->bytes = op->kind == ASOCK_OP_SEND ? op->sent : 0;
+  } else {
+    /* A multishot receive cancelled from its own delivery callback keeps
+     * the delivery's results until the callback returns. */
+    if ((op->flags & ASOCK__OPF_DELIVERING) == 0)
+      op->bytes = op->kind == ASOCK_OP_SEND ? op->sent : 0;
     asock__op_defer(loop, op, status);
   }
 }

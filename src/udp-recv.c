@@ -2,7 +2,8 @@
  * reads into its own window, or takes a pool slice only when a datagram is
  * there. Where the platform reads several datagrams per system call
  * (recvmmsg), the ones after the first go into slices kept by the socket,
- * which complete the next receives at once. */
+ * which complete the next receives at once. A multishot receive stays at
+ * the head of the queue and is delivered every datagram. */
 #include <string.h>
 
 #include "internal.h"
@@ -197,6 +198,15 @@ void asock__udp_drop_kept(asock_socket *sock) {
   }
 }
 
+/* The head receive got a datagram of `bytes`: a one-shot receive
+ * completes, a multishot one is delivered it. */
+static void got_datagram(asock_socket *sock, asock_op *op, size_t bytes) {
+  if (op->flags & ASOCK__OPF_MULTISHOT)
+    (void)asock__op_deliver(sock, op, bytes);
+  else
+    asock__op_done(op, 0, bytes);
+}
+
 void asock__udp_recv_ready(asock_socket *sock) {
   int i;
 
@@ -211,7 +221,7 @@ void asock__udp_recv_ready(asock_socket *sock) {
       break;
     if (asock__udp(sock)->kept_count > 0) {
       bytes = from_kept(sock, op);
-      asock__op_done(op, 0, bytes);
+      got_datagram(sock, op, bytes);
       continue;
     }
     /* The last read came back short: the socket is empty, and epoll will
@@ -220,7 +230,7 @@ void asock__udp_recv_ready(asock_socket *sock) {
       break;
     r = read_into(sock, op, &bytes);
     if (r == 1) {
-      asock__op_done(op, 0, bytes);
+      got_datagram(sock, op, bytes);
       continue;
     }
     if (op->flags & ASOCK__OPF_ON_DEMAND)
@@ -259,7 +269,26 @@ int asock__recvfrom_check(asock_socket *sock, asock_op *op) {
     return ASOCK_ENOTCONN;
   if (!asock__op_wants_slice(op) && op->count == 0)
     return ASOCK_EINVAL;
+  /* Nothing can wait behind a receive that never completes for good. */
+  if (sock->flags & ASOCK__SF_MULTISHOT)
+    return ASOCK_EBUSY;
   return 0;
+}
+
+/* A multishot receive-from waits from the start, so that no delivery runs
+ * inside the starting call; datagrams the socket read ahead already are
+ * delivered from the loop soon after, as no readiness report will name
+ * them. */
+static int multishot_start(asock_socket *sock, asock_op *op) {
+  if (op->flags & ASOCK__OPF_ON_DEMAND)
+    asock__op_park_slice(sock, op);
+  sock->flags |= ASOCK__SF_MULTISHOT;
+  asock__socket_enqueue(&sock->recv_head, &sock->recv_tail, op, ASOCK__Q_RECV);
+  asock__loop_watch(sock->loop, op);
+  start_reading(sock);
+  if (asock__udp(sock)->kept_count > 0 && sock->recv_head == op)
+    asock__loop_kick(sock->loop, sock);
+  return ASOCK_PENDING;
 }
 
 int asock__recvfrom_start(asock_socket *sock, asock_op *op) {
@@ -271,6 +300,8 @@ int asock__recvfrom_start(asock_socket *sock, asock_op *op) {
       return err;
     asock__udp(sock)->pktinfo = 1;
   }
+  if (op->flags & ASOCK__OPF_MULTISHOT)
+    return multishot_start(sock, op);
   /* Try at once, unless an earlier receive waits (it must complete first)
    * or the socket was found drained while it is watched. */
   if (sock->recv_head == NULL) {
@@ -286,7 +317,7 @@ int asock__recvfrom_start(asock_socket *sock, asock_op *op) {
       r = ASOCK_EAGAIN;
     }
     if (r == 1) {
-      op->seq = sock->next_seq++;
+      op->seq = sock->recv_seq++;
       asock__op_finish_sync(op, 0, bytes);
       return 0;
     }
@@ -299,7 +330,7 @@ int asock__recvfrom_start(asock_socket *sock, asock_op *op) {
       if (op->flags & ASOCK__OPF_ON_DEMAND)
         asock__op_park_slice(sock, op);
       op->msg_flags = 0;
-      op->seq = sock->next_seq++;
+      op->seq = sock->recv_seq++;
       asock__op_finish_sync(op, r, 0);
       return 0;
     }
@@ -309,7 +340,7 @@ int asock__recvfrom_start(asock_socket *sock, asock_op *op) {
    * idle socket holds none. */
   if (op->flags & ASOCK__OPF_ON_DEMAND)
     asock__op_park_slice(sock, op);
-  op->seq = sock->next_seq++;
+  op->seq = sock->recv_seq++;
   asock__socket_enqueue(&sock->recv_head, &sock->recv_tail, op, ASOCK__Q_RECV);
   asock__loop_watch(sock->loop, op);
   start_reading(sock);

@@ -273,7 +273,7 @@ static int sendto_check_slow(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
-  if ((sock->flags & ASOCK__SF_UDP) == 0)
+  if ((sock->flags & ASOCK__SF_UDP) == 0 || (op->flags & ASOCK__OPF_MULTISHOT))
     return ASOCK_EKIND;
   if ((op->nbufs == 0 && op->mode == ASOCK_BUFFER_NONE) ||
       op->nbufs > ASOCK__IOV_MAX)
@@ -304,7 +304,7 @@ static ASOCK__ALWAYS_INLINE int sendto_check(asock_socket *sock, asock_op *op) {
                       ASOCK__SF_BOUND)) != (ASOCK__SF_UDP | ASOCK__SF_BOUND) ||
       op->pool != sock->loop->pool || op->nbufs != 0 ||
       op->mode == ASOCK_BUFFER_NONE || sock->send_queued != 0 ||
-      op->count > ASOCK__UDP_MAX_IPV4 ||
+      (op->flags & ASOCK__OPF_MULTISHOT) || op->count > ASOCK__UDP_MAX_IPV4 ||
       ((sock->flags & ASOCK__SF_CONNECTED) == 0 &&
        ((op->flags & ASOCK__OPF_HAS_REMOTE) == 0 ||
         ((const struct sockaddr *)&op->remote)->sa_family !=
@@ -389,7 +389,7 @@ static ASOCK__ALWAYS_INLINE int sendto_start(asock_socket *sock, asock_op *op) {
     if (err != 0)
       return err;
   }
-  op->seq = sock->next_seq++;
+  op->seq = sock->send_seq++;
   op->total = asock__op_total(op);
   op->sent = 0;
   if (sock->send_head != NULL)

@@ -24,6 +24,7 @@
   XX(tcp_close, "tcp")                                                         \
   XX(tcp_pressure, "tcp")                                                      \
   XX(tcp_timeout, "tcp")                                                       \
+  XX(multishot, "tcp;threaded")                                                \
   XX(tcp_stress, "tcp")                                                        \
   XX(udp_basic, "udp")                                                         \
   XX(udp_flow, "udp")                                                          \

@@ -1,6 +1,6 @@
 /* TCP over loopback, back-pressure: an exhausted pool makes receives wait,
- * the per-socket quota, ASOCK_POOL_FAIL_FAST, the slices waiting receives
- * keep for a tick, the send watermarks and hard cap, and a listener out of
+ * the per-socket quota, ASOCK_POOL_FAIL_FAST, waiting receives that hold
+ * no slice, the send watermarks and hard cap, and a listener out of
  * descriptors. Each test shapes its own pool. */
 #include <stdlib.h>
 #include <string.h>
@@ -197,8 +197,11 @@ END_TEST
 
 /* ---- slices kept by waiting receives ------------------------------------ */
 
+/* The slice receive_and_wait_again() received into last. */
+static void *last_slice;
+
 /* Receives `len` bytes of stream `conn` on pair p with op (no buffer of its
- * own), then posts the op again, so that it waits holding that slice. */
+ * own), then posts the op again, so that it waits. */
 static void receive_and_wait_again(tu_pair *p, asock_op *op, uint32_t conn,
                                    size_t len) {
   unsigned char out[64];
@@ -212,12 +215,14 @@ static void receive_and_wait_again(tu_pair *p, asock_op *op, uint32_t conn,
   if (r == ASOCK_PENDING)
     ck_assert(tu_wait_calls(op, calls + 1));
   assert_received(op, conn, len);
+  last_slice = asock_op_data(op);
   ck_assert_asock(tu_receive(p->server, op), ASOCK_PENDING);
 }
 
-/* A waiting receive keeps its slice until the next tick; the data that
- * comes before goes into that same slice, without taking another. */
-START_TEST(waiting_receive_reuses_its_slice) {
+/* A receive that waits gives its slice back at once, and the data that
+ * comes next goes into the same slice again: the loop's cache hands the
+ * slice given back last to the next taker. */
+START_TEST(waiting_receive_holds_no_slice) {
   tu_pair p;
   asock_op *op;
   void *slice;
@@ -226,162 +231,25 @@ START_TEST(waiting_receive_reuses_its_slice) {
   op = tu_op();
   tu_pair_open(&p, "127.0.0.1");
   receive_and_wait_again(&p, op, 1, 10);
-  ck_assert_uint_eq(stats().slices_in_use, 1);
-  ck_assert_uint_eq(asock_socket_slices_held(p.server), 1);
-  ck_assert_int_eq(asock_op_buffer_mode(op), ASOCK_BUFFER_SLICE);
-  slice = asock_op_data(op);
+  ck_assert_uint_eq(stats().slices_in_use, 0);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
+  ck_assert_int_eq(asock_op_buffer_mode(op), ASOCK_BUFFER_NONE);
+  ck_assert_ptr_null(asock_op_data(op));
+  ck_assert_int_eq(asock_op_is_pending(op), 1);
+  slice = last_slice;
   tu_fill(out, sizeof(out), 2, 0);
   tu_send_all(p.client, out, sizeof(out));
   ck_assert(tu_wait_calls(op, 2));
   assert_received(op, 2, sizeof(out));
   ck_assert_ptr_eq(asock_op_data(op), slice);
   ck_assert_uint_eq(stats().slices_high_water, 1);
-  /* Waiting past a tick, it holds nothing. */
-  ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
-  tu_run_for(3 * ASOCK_SLICE_LINGER_MS + 10);
-  ck_assert_uint_eq(stats().slices_in_use, 0);
-  ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
-  ck_assert_int_eq(asock_op_buffer_mode(op), ASOCK_BUFFER_NONE);
-  ck_assert_int_eq(asock_op_is_pending(op), 1);
-  /* Found quiet, the socket gives the slice back at its next wait: it keeps
-   * one again only once it waits twice within a tick. */
-  tu_fill(out, 5, 6, 0);
-  tu_send_all(p.client, out, 5);
-  ck_assert(tu_wait_calls(op, 3));
-  assert_received(op, 6, 5);
-  ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
-  ck_assert_uint_eq(stats().slices_in_use, 0);
-  ck_assert_int_eq(asock_op_buffer_mode(op), ASOCK_BUFFER_NONE);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 1);
 }
 END_TEST
 
-START_TEST(no_linger_gives_the_slice_back_at_once) {
-  tu_pair p;
-  asock_op *op;
-  tu_setup_pool(1024, 32, 0, ASOCK_POOL_NO_LINGER);
-  op = tu_op();
-  tu_pair_open(&p, "127.0.0.1");
-  receive_and_wait_again(&p, op, 3, 20);
-  ck_assert_uint_eq(stats().slices_in_use, 0);
-  ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
-  ck_assert_int_eq(asock_op_buffer_mode(op), ASOCK_BUFFER_NONE);
-}
-END_TEST
-
-/* With the pool empty because waiting receives keep its slices, a receive
- * that needs one takes a kept one back at once: it completes inside its
- * call, nothing counts as a failed acquisition, and the receives that kept
- * slices wait on without them. */
-START_TEST(empty_pool_takes_back_kept_slices) {
-  tu_pair p[3];
-  asock_op *op[3];
-  unsigned char out[16];
-  int i;
-  tu_setup_pool(1024, 2, 0, 0);
-  tu_pair_open(&p[0], "127.0.0.1");
-  for (i = 1; i < 3; i++)
-    tu_pair_connect(&p[i], p[0].listener, &p[0].addr);
-  for (i = 0; i < 3; i++)
-    op[i] = tu_op();
-  /* Pair 2's bytes are in its socket before anything runs the loop on. */
-  tu_fill(out, sizeof(out), 2, 0);
-  tu_send_all(p[2].client, out, sizeof(out));
-  for (i = 0; i < 2; i++)
-    receive_and_wait_again(&p[i], op[i], (uint32_t)i, 5);
-  ck_assert_uint_eq(stats().slices_in_use, 2);
-  /* A first receive tries the socket at once, with a slice taken back. */
-  ck_assert_asock(tu_receive(p[2].server, op[2]), 0);
-  assert_received(op[2], 2, sizeof(out));
-  ck_assert_uint_eq(stats().slices_failed, 0);
-  ck_assert_uint_eq(stats().slices_in_use, 1);
-  for (i = 0; i < 2; i++) {
-    ck_assert_int_eq(asock_op_is_pending(op[i]), 1);
-    ck_assert_int_eq(asock_op_buffer_mode(op[i]), ASOCK_BUFFER_NONE);
-    ck_assert_uint_eq(asock_socket_slices_held(p[i].server), 0);
-  }
-  /* They still receive, into a slice taken when their data comes. */
-  ck_assert_asock(asock_op_clear_buffer(op[2]), 0);
-  tu_fill(out, 9, 0, 0);
-  tu_send_all(p[0].client, out, 9);
-  ck_assert(tu_wait_calls(op[0], 2));
-  assert_received(op[0], 0, 9);
-  ck_assert_asock(asock_op_clear_buffer(op[0]), 0);
-}
-END_TEST
-
-#define CAPPED_PAIRS (ASOCK_SLICE_LINGER_MAX + 64)
-
-static size_t kept_most;
-static int capped_done;
-
-/* Posts the next receive at once, as an echo server does, and notes how
- * many slices the loop holds then. The test counts the receives that
- * succeeded. */
-static void receive_again(asock_op *op) {
-  asock_pool_stats st;
-  tu_note(op);
-  if (asock_op_status(op) != 0)
-    return; /* cancelled as the test ends */
-  capped_done++;
-  ck_assert_asock(tu_receive(asock_op_socket(op), op), ASOCK_PENDING);
-  st = stats();
-  if (st.slices_in_use > kept_most)
-    kept_most = st.slices_in_use;
-}
-
-/* However many connections are busy, a loop keeps slices for at most
- * ASOCK_SLICE_LINGER_MAX of them: past that, a receive gives its slice
- * back as it waits. */
-START_TEST(kept_slices_are_capped_per_loop) {
-  static tu_pair p[CAPPED_PAIRS];
-  asock_op *op[CAPPED_PAIRS];
-  asock_pool_config config;
-  unsigned char out[8];
-  size_t held = 0;
-  int i;
-
-  asock_pool_config_init(&config);
-  config.slice_size = 1024;
-  config.slice_count = CAPPED_PAIRS + 16;
-  config.op_count = CAPPED_PAIRS + 32;
-  tu_setup_with(&config);
-  tu_pair_open(&p[0], "127.0.0.1");
-  for (i = 1; i < CAPPED_PAIRS; i++)
-    tu_pair_connect(&p[i], p[0].listener, &p[0].addr);
-  for (i = 0; i < CAPPED_PAIRS; i++) {
-    op[i] = tu_op();
-    ck_assert_asock(asock_op_set_callback(op[i], receive_again), 0);
-    ck_assert_asock(tu_receive(p[i].server, op[i]), ASOCK_PENDING);
-  }
-  ck_assert_uint_eq(stats().slices_in_use, 0);
-  /* Every connection has its data before the loop runs again: one
-   * readiness report covers them all, and no tick comes between their
-   * receives. */
-  tu_fill(out, sizeof(out), 4, 0);
-  for (i = 0; i < CAPPED_PAIRS; i++)
-    tu_send_all(p[i].client, out, sizeof(out));
-  ck_assert(tu_wait_count(&capped_done, CAPPED_PAIRS));
-  ck_assert_uint_eq(kept_most, ASOCK_SLICE_LINGER_MAX);
-  for (i = 0; i < CAPPED_PAIRS; i++)
-    held += asock_socket_slices_held(p[i].server);
-#ifdef _WIN32
-  /* libuv takes at most 128 completions from the port per loop iteration,
-   * so on Windows the receives complete over two iterations, and under
-   * Wine those take tens of milliseconds: the ticks between and after them
-   * find the first sockets quiet and take their slices back, as they
-   * should. The cap held while the completions ran (kept_most); here only
-   * the bound is checked. */
-  ck_assert_uint_le(held, ASOCK_SLICE_LINGER_MAX);
-#else
-  ck_assert_uint_eq(held, ASOCK_SLICE_LINGER_MAX);
-  ck_assert_uint_eq(stats().slices_in_use, ASOCK_SLICE_LINGER_MAX);
-#endif
-}
-END_TEST
-
-/* A receive cancelled, or closed with its socket, while it keeps a slice
- * completes without it. */
-START_TEST(cancelled_receive_gives_its_kept_slice_back) {
+/* A receive cancelled, or closed with its socket, while it waits completes
+ * holding nothing, and nothing is charged to its socket. */
+START_TEST(cancelled_receive_holds_no_slice) {
   tu_pair p, q;
   asock_op *a, *b;
   tu_setup_pool(1024, 32, 0, 0);
@@ -391,7 +259,7 @@ START_TEST(cancelled_receive_gives_its_kept_slice_back) {
   tu_pair_connect(&q, p.listener, &p.addr);
   receive_and_wait_again(&p, a, 4, 8);
   receive_and_wait_again(&q, b, 5, 8);
-  ck_assert_uint_eq(stats().slices_in_use, 2);
+  ck_assert_uint_eq(stats().slices_in_use, 0);
   ck_assert_asock(tu_cancel(a), 0);
   ck_assert(tu_wait_calls(a, 2));
   ck_assert_asock(tu_rec(a)->status, ASOCK_ECANCELED);
@@ -706,11 +574,8 @@ Suite *asock_test_suite_tcp_pressure(void) {
   tcase_add_test(tc, socket_quota_is_enforced);
   tcase_add_test(tc, socket_quota_holds_for_pending_receives);
   tcase_add_test(tc, fail_fast_gives_enobufs);
-  tcase_add_test(tc, waiting_receive_reuses_its_slice);
-  tcase_add_test(tc, no_linger_gives_the_slice_back_at_once);
-  tcase_add_test(tc, empty_pool_takes_back_kept_slices);
-  tcase_add_test(tc, cancelled_receive_gives_its_kept_slice_back);
-  tcase_add_test(tc, kept_slices_are_capped_per_loop);
+  tcase_add_test(tc, waiting_receive_holds_no_slice);
+  tcase_add_test(tc, cancelled_receive_holds_no_slice);
   tcase_add_test(tc, send_watermarks_fire_high_then_low);
   tcase_add_test(tc, send_cap_returns_enobufs);
 #ifndef _WIN32

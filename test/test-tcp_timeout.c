@@ -231,9 +231,9 @@ END_TEST
 #endif
 
 START_TEST(send_timeout_closes_a_half_done_send) {
-  static unsigned char big[8 << 20];
+  static unsigned char big[8 << 20], back[8 << 20];
   static char rb[8];
-  tu_pair p;
+  tu_pair p, q;
   asock_op *s = tu_op(), *r = tu_op();
   uint64_t start;
   size_t got;
@@ -264,6 +264,19 @@ START_TEST(send_timeout_closes_a_half_done_send) {
   ck_assert_int_eq(tu_rec(s)->calls, 1);
   ck_assert_int_eq(tu_rec(r)->calls, 1);
   ck_assert_asock(tu_close(p.client, 0), 0);
+  /* What ended that send ends nothing else: the op's next send, which
+   * waits for its peer too, completes whole. */
+  tu_pair_connect(&q, p.listener, &p.addr);
+  tu_shrink_buffers(q.client, q.server);
+  ck_assert_asock(asock_op_set_timeout(s, 0), 0);
+  ck_assert_asock(tu_send(q.client, s), ASOCK_PENDING);
+  tu_recv_exact(q.server, back, sizeof(back));
+  ck_assert_uint_eq(tu_mismatch(back, sizeof(back), 14, 0), sizeof(back));
+  ck_assert(tu_wait_calls(s, 2));
+  ck_assert_asock(tu_rec(s)->status, 0);
+  ck_assert_uint_eq(tu_rec(s)->bytes, sizeof(big));
+  ck_assert_asock(tu_close(q.client, 0), 0);
+  ck_assert_asock(tu_close(q.server, 0), 0);
 }
 END_TEST
 
