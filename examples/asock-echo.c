@@ -1,10 +1,23 @@
 /* asock-echo: a TCP or UDP echo server in the SocketAsyncEventArgs style.
  *
- * TCP: each connection owns exactly one op, which alternates: receive (into
- * a pool slice taken only when data arrives), send the same bytes back,
- * receive again. While the send waits for the peer to read, no receive is
- * posted, so a peer that sends faster than it reads is held back by TCP
- * itself and the server's memory stays what the pool allocated at start-up.
+ * TCP: each connection has one multishot receive, started once, and one
+ * send op. Every chunk the receive delivers (in a pool slice taken only when
+ * data arrived) is sent back from that slice: usually the kernel takes it
+ * at once and the slice goes back to the loop's cache when the delivery
+ * callback returns. A send that has to wait takes the slice with it
+ * (asock_op_detach_slice()) and gives it back when it completes; chunks
+ * delivered meanwhile are taken too and queue behind it, each with a send
+ * op of its own from the pool, in order. Taken slices count against the
+ * connection's quota of the pool (ECHO_QUOTA), so a peer that sends faster
+ * than it reads stops being read once it holds that many, and the server's
+ * memory stays what the pool allocated at start-up. At the end of the
+ * stream the connection is disconnected once its sends are out.
+ *
+ * TCP with --oneshot: the same, the way a .NET SocketAsyncEventArgs server
+ * is written: each connection owns exactly one op, which alternates:
+ * receive, send the same bytes back, receive again. While the send waits
+ * for the peer to read, no receive is posted, so TCP itself holds the peer
+ * back. The benchmarks compare the two.
  *
  * UDP (--udp): one socket with several receive ops posted on it. Each op
  * alternates the same way: receive-from (a slice taken only when a datagram
@@ -21,7 +34,8 @@
  * counter is written by two threads. --threads is for TCP only.
  *
  *   asock-echo [--host ADDR] [--port N] [--slice-size BYTES] [--slices N]
- *              [--max-connections N] [--threads N] [--udp [--receives N]]
+ *              [--max-connections N] [--threads N] [--oneshot]
+ *              [--udp [--receives N]]
  *
  * Prints "listening on ADDR:PORT" once it accepts (TCP) or receives (UDP);
  * on SIGINT or SIGTERM closes everything (a group gets GROUP_GRACE_MS for
@@ -42,6 +56,9 @@
 /* How long a stopping group lets its connections finish. */
 #define GROUP_GRACE_MS 100
 #define MAX_THREADS 256
+/* The most slices one connection may hold: the one a delivery comes in and
+ * those its waiting sends took. */
+#define ECHO_QUOTA 16
 
 /* For code that runs once, at start-up or shutdown. run_group() is marked
  * so: with it in the program and not marked, GCC's link-time inliner
@@ -84,6 +101,7 @@ typedef struct server {
   unsigned long long send_errors;
   unsigned long long receive_errors;
   int stopping; /* the single loop's; a group's loops stop by themselves */
+  int oneshot;  /* --oneshot: one op per connection, receive then send */
   /* --threads: the group, its loops, and the loop the signals wait on. */
   unsigned int threads;
   asock_group *group;
@@ -135,10 +153,12 @@ static void set_counting(int on) {
 static void usage(void) {
   fprintf(stderr, "usage: asock-echo [--host ADDR] [--port N] "
                   "[--slice-size BYTES] [--slices N] "
-                  "[--max-connections N] [--threads N] "
+                  "[--max-connections N] [--threads N] [--oneshot] "
                   "[--udp [--receives N]]\n"
                   "  --threads N  N loops on N threads (TCP only: not "
-                  "with --udp)\n");
+                  "with --udp)\n"
+                  "  --oneshot    one op per connection, re-posting its "
+                  "receive after each echo (TCP)\n");
   exit(2);
 }
 
@@ -149,6 +169,165 @@ static unsigned long parse_number(const char *s, unsigned long max) {
     usage();
   return v;
 }
+
+/* ---- TCP, multishot ------------------------------------------------------ */
+
+/* One connection: its receive, its send, and how many of its ops (those two
+ * and the extra sends queued behind a waiting one) are not yet released;
+ * the last one frees it. Only the connection's loop touches it. */
+typedef struct echo_conn {
+  asock_socket *sock;
+  asock_op *rx;
+  asock_op *tx;
+  void *tx_slice; /* the slice a waiting send of tx took, or NULL */
+  echo_counts *n;
+  unsigned int ops;
+  int tx_busy; /* tx waits for the kernel */
+  int ending;  /* the receive ended: ops are released as they finish */
+} echo_conn;
+
+static void conn_release(echo_conn *c, asock_op *op) {
+  asock_op_release(srv.pool, op);
+  if (--c->ops == 0)
+    free(c);
+}
+
+/* Closes the connection (ASOCK_ECLOSED if a disconnect closed it already)
+ * and lets go of the ops that are idle; waiting sends finish with
+ * ASOCK_ECANCELED and let themselves go. */
+static void conn_end(echo_conn *c, unsigned int close_flags) {
+  c->ending = 1;
+  asock_socket_close(c->sock, close_flags);
+  if (!c->tx_busy)
+    conn_release(c, c->tx);
+  conn_release(c, c->rx);
+}
+
+/* A send queued behind a waiting one completed: its slice and op go back. */
+static void on_extra_sent(asock_op *op) {
+  echo_conn *c = asock_op_user_data(op);
+  asock_pool_release(srv.pool, (char *)asock_op_data(op) - asock_op_offset(op));
+  if (asock_op_status(op) != 0 && !c->ending)
+    asock_socket_close(c->sock, ASOCK_CLOSE_ABORT); /* the receive ends */
+  conn_release(c, op);
+}
+
+/* The chunk the receive delivers now cannot go with tx, which waits: it
+ * takes its slice and a send op of its own, queued behind tx. */
+static int send_extra(echo_conn *c, asock_op *rx) {
+  asock_op *op;
+  void *slice;
+  size_t off, len;
+  int r;
+
+  if (asock_op_acquire(srv.pool, &op) != 0)
+    return ASOCK_ENOBUFS;
+  asock_op_detach_slice(rx, &slice, &off, &len);
+  asock_op_set_buffer(op, slice, off + len, off, len);
+  asock_op_set_callback(op, on_extra_sent);
+  asock_op_set_user_data(op, c);
+  c->ops++;
+  r = asock_send(c->sock, op);
+  if (r != ASOCK_PENDING) {
+    asock_pool_release(srv.pool, slice);
+    conn_release(c, op);
+  }
+  return r == ASOCK_PENDING ? 0 : r;
+}
+
+static void on_sent(asock_op *tx) {
+  echo_conn *c = asock_op_user_data(tx);
+  c->tx_busy = 0;
+  if (c->tx_slice != NULL) {
+    asock_pool_release(srv.pool, c->tx_slice);
+    c->tx_slice = NULL;
+  }
+  if (c->ending) {
+    conn_release(c, tx);
+    return;
+  }
+  if (asock_op_status(tx) != 0)
+    asock_socket_close(c->sock, ASOCK_CLOSE_ABORT); /* the receive ends */
+}
+
+/* Each delivery is sent back from its slice; the final completion ends the
+ * connection, through a disconnect after the end of the stream. */
+static void on_delivery(asock_op *rx) {
+  echo_conn *c = asock_op_user_data(rx);
+  int status;
+  int r;
+
+  if (asock_op_more(rx)) {
+    asock_op *tx = c->tx;
+    echo_counts *counts = c->n;
+    size_t n = asock_op_bytes(rx);
+    counts->messages++;
+    counts->bytes += n;
+    if (c->tx_busy) {
+      r = send_extra(c, rx);
+    } else {
+      asock_op_set_buffer(tx, asock_op_data(rx), n, 0, n);
+      r = asock_send(c->sock, tx);
+      if (r == ASOCK_PENDING) {
+        /* The bytes must outlive this callback. */
+        c->tx_busy = 1;
+        asock_op_detach_slice(rx, &c->tx_slice, NULL, NULL);
+        return;
+      }
+      if (r == 0)
+        r = asock_op_status(tx);
+    }
+    if (r != 0)
+      asock_cancel(rx); /* its final completion ends the connection */
+    return;
+  }
+  status = asock_op_status(rx);
+  if (asock_op_last_kind(rx) == ASOCK_OP_RECEIVE && status == ASOCK_EOF &&
+      !srv.stopping) {
+    /* The sends already queued go out first. */
+    r = asock_disconnect(c->sock, rx);
+    if (r == ASOCK_PENDING)
+      return;
+  }
+  conn_end(c, status == 0 || status == ASOCK_EOF || status == ASOCK_ECANCELED
+                  ? 0
+                  : ASOCK_CLOSE_ABORT);
+}
+
+/* A new connection: a receive started once, and a send. */
+static void serve_multishot(echo_counts *n, asock_socket *client) {
+  echo_conn *c = calloc(1, sizeof(*c));
+  int r;
+
+  if (c == NULL || asock_op_acquire(srv.pool, &c->rx) != 0) {
+    free(c);
+    n->refused++;
+    asock_socket_close(client, ASOCK_CLOSE_ABORT);
+    return;
+  }
+  if (asock_op_acquire(srv.pool, &c->tx) != 0) {
+    asock_op_release(srv.pool, c->rx);
+    free(c);
+    n->refused++;
+    asock_socket_close(client, ASOCK_CLOSE_ABORT);
+    return;
+  }
+  n->connections++;
+  c->sock = client;
+  c->n = n;
+  c->ops = 2;
+  asock_socket_set_nodelay(client, 1);
+  asock_op_set_callback(c->rx, on_delivery);
+  asock_op_set_user_data(c->rx, c);
+  asock_op_set_multishot(c->rx, 1);
+  asock_op_set_callback(c->tx, on_sent);
+  asock_op_set_user_data(c->tx, c);
+  r = asock_receive(client, c->rx);
+  if (r != ASOCK_PENDING)
+    conn_end(c, ASOCK_CLOSE_ABORT);
+}
+
+/* ---- TCP, one op per connection (--oneshot) ----------------------------- */
 
 /* Ends a connection: its socket closes and its op goes back to the pool. */
 static void finish(asock_op *op, unsigned int close_flags) {
@@ -214,6 +393,10 @@ static void serve_on(echo_counts *n, asock_socket *client) {
   asock_op *op;
   int r;
 
+  if (!srv.oneshot) {
+    serve_multishot(n, client);
+    return;
+  }
   if (asock_op_acquire(srv.pool, &op) != 0) {
     n->refused++;
     asock_socket_close(client, ASOCK_CLOSE_ABORT);
@@ -513,6 +696,10 @@ int main(int argc, char **argv) {
       udp = 1;
       continue;
     }
+    if (strcmp(argv[i], "--oneshot") == 0) {
+      srv.oneshot = 1;
+      continue;
+    }
     if (i + 1 >= argc)
       usage();
     if (strcmp(argv[i], "--host") == 0)
@@ -542,6 +729,11 @@ int main(int argc, char **argv) {
   srv.threads = threads > 1 ? (unsigned int)threads : 0;
   /* UDP has no connections: its ops are the receives. A group takes
    * accept ops for each loop's listener. */
+  if (!udp && !srv.oneshot) {
+    /* Two ops per connection, and room for the sends that wait. */
+    config.op_count *= 2;
+    config.socket_quota = ECHO_QUOTA;
+  }
   if (udp)
     config.op_count = receives;
   else if (srv.threads > 0)

@@ -713,6 +713,15 @@ static ASOCK__ALWAYS_INLINE void asock__op_park_slice(asock_socket *sock,
     asock__loop_give_slice(sock->loop, slice);
 }
 
+/* An op whose deliveries left no buffer: its window is empty again. */
+static inline void asock__op_clear_window(asock_op *op) {
+  if (op->mode == ASOCK_BUFFER_NONE) {
+    op->mem_len = 0;
+    op->offset = 0;
+    op->count = 0;
+  }
+}
+
 /* A multishot receive leaves its socket's receive queue: it has ended,
  * and its final completion takes the next receive number. During a
  * delivery callback the number is kept aside, so that what the callback
@@ -725,6 +734,7 @@ static inline void asock__multishot_leaves(asock_socket *sock, asock_op *op) {
   } else {
     op->seq = sock->recv_seq++;
     op->bytes = 0;
+    asock__op_clear_window(op);
   }
 }
 
@@ -781,11 +791,13 @@ static inline void asock__op_done(asock_op *op, int status, size_t bytes) {
  * head of its socket's receive queue: the callback runs with the
  * delivery's results (its own sequence number, asock_op_more() 1). The
  * slice the bytes came in goes back to the loop's cache when the callback
- * returns, unless the callback took it. Returns 1 while the receive stays
- * posted, 0 when it ended during the callback (it was cancelled, or its
- * socket closed): its final completion is deferred then. Loop thread,
- * inside a libuv callback. Inline: every message of a stream comes this
- * way. */
+ * returns, unless the callback took it; a slice a TCP delivery took is not
+ * charged to the socket meanwhile (asock_op_detach_slice() charges it if
+ * the application takes it), so that the usual delivery costs no atomic
+ * operation on the socket. Returns 1 while the receive stays posted, 0
+ * when it ended during the callback (it was cancelled, or its socket
+ * closed): its final completion is deferred then. Loop thread, inside a
+ * libuv callback. Inline: every message of a stream comes this way. */
 static ASOCK__ALWAYS_INLINE int asock__op_deliver(asock_socket *sock,
                                                   asock_op *op, size_t bytes) {
   asock_loop *loop = sock->loop;
@@ -804,14 +816,26 @@ static ASOCK__ALWAYS_INLINE int asock__op_deliver(asock_socket *sock,
     cb(op);
   loop->callbacks--;
   op->flags &= ~ASOCK__OPF_DELIVERING;
-  if (op->flags & ASOCK__OPF_ON_DEMAND)
-    asock__op_park_slice(sock, op);
+  if (op->flags & ASOCK__OPF_ON_DEMAND) {
+    if (op->charged == NULL) {
+      /* Only what says "no buffer"; the rest is written again by the next
+       * delivery, or cleared by the final completion. */
+      void *slice = op->mem;
+      op->mode = ASOCK_BUFFER_NONE;
+      op->mem = NULL;
+      op->flags &= ~ASOCK__OPF_ON_DEMAND;
+      asock__loop_give_slice(loop, slice);
+    } else {
+      asock__op_park_slice(sock, op);
+    }
+  }
   if (op->flags & ASOCK__OPF_ENDED) {
     op->flags &= ~ASOCK__OPF_ENDED;
     op->status = op->forced_status;
     op->forced_status = 0;
     op->bytes = 0;
     op->seq = op->end_seq;
+    asock__op_clear_window(op);
     return 0;
   }
   return 1;

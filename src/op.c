@@ -262,9 +262,14 @@ int asock_op_detach_slice(asock_op *op, void **slice_out, size_t *offset,
   /* The op holds the slice, so it is one of the pool's. */
   (void)asock__pool_slice_index(op->pool, op->mem, &index);
   /* The socket it counts against keeps counting it until the application
-   * gives it back: the charge moves from the op to the pool's record. */
+   * gives it back: the charge moves from the op to the pool's record. A TCP
+   * delivery's slice is charged only now (asock__op_deliver()). */
   owner = op->charged;
   op->charged = NULL;
+  if (owner == NULL && (op->flags & ASOCK__OPF_ON_DEMAND)) {
+    owner = op->socket;
+    asock__add_u64(&owner->refs, ASOCK__REF_SLICE);
+  }
   if (owner != NULL)
     asock__store_ptr(&op->pool->owners[index], owner);
   *slice_out = op->mem;

@@ -72,6 +72,22 @@ void asock__recv_unbuffered(asock_socket *sock) {
   asock__loop_wait_slice(loop, sock);
 }
 
+/* The end of the stream, or an error: it is final for every receive. The
+ * head receive gives back the slice its read was to fill; the others wait
+ * without one. A callback that closes the socket cancels the rest with it.
+ */
+ASOCK__NOINLINE static void recv_ended(asock_socket *sock, long nread) {
+  asock_op *op = sock->recv_head;
+
+  sock->read_error = (int)nread;
+  stop_reading(sock);
+  if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
+    asock__op_park_slice(sock, op);
+  while ((op = sock->recv_head) != NULL &&
+         (sock->flags & ASOCK__SF_HANDLE_GONE) == 0)
+    asock__op_done(op, (int)nread, 0);
+}
+
 static ASOCK__ALWAYS_INLINE void recv_result(asock_socket *sock, long nread,
                                              const uv_buf_t *buf) {
   asock_op *op = sock->recv_head;
@@ -114,15 +130,7 @@ static ASOCK__ALWAYS_INLINE void recv_result(asock_socket *sock, long nread,
     return;
   }
 
-  /* The end of the stream, or an error: it is final for every receive. */
-  sock->read_error = (int)nread;
-  stop_reading(sock);
-  /* Each receive gives back the slice it holds as it leaves the queue
-   * (asock__socket_unqueue()). A callback that closes the socket cancels the
-   * rest with it. */
-  while ((op = sock->recv_head) != NULL &&
-         (sock->flags & ASOCK__SF_HANDLE_GONE) == 0)
-    asock__op_done(op, (int)nread, 0);
+  recv_ended(sock, nread);
 }
 
 /* For platforms whose libuv reads (Windows). */
@@ -138,8 +146,60 @@ void asock__recv_result(asock_socket *sock, long nread, const uv_buf_t *buf) {
  * turn; a read that does not fill its buffer ends the turn sooner. */
 #define ASOCK__READS_PER_EVENT 16
 
-void asock__recv_ready(asock_socket *sock) {
+/* The readable socket's head receive is multishot and has no buffer of its
+ * own: each read goes into a slice from the loop's cache, delivered, and
+ * given back unless the callback took it. The slice is not charged to the
+ * socket while the delivery lasts (see asock__op_deliver()), so the quota
+ * is checked against the slices the application took. The path of every
+ * message of a stream, kept short. */
+static void multishot_ready(asock_socket *sock, asock_op *op) {
+  asock_loop *loop = sock->loop;
+  asock_pool *pool = loop->pool;
+  size_t size = pool->slice_size;
+  size_t len = size < 0x7fffffffu ? size : 0x7fffffffu;
   int i;
+
+  for (i = 0; i < ASOCK__READS_PER_EVENT; i++) {
+    void *slice;
+    long n;
+
+    if ((pool->socket_quota != 0 &&
+         asock__socket_slices(sock) >= pool->socket_quota) ||
+        asock__loop_take_slice(loop, &slice) != 0) {
+      sock->flags |= ASOCK__SF_WAIT_SLICE;
+      asock__recv_unbuffered(sock);
+      return;
+    }
+    n = asock__try_recv(sock, slice, len);
+    if (n <= 0) {
+      asock__loop_give_slice(loop, slice);
+      if (n != ASOCK_EAGAIN)
+        recv_ended(sock, n);
+      return;
+    }
+    op->mode = ASOCK_BUFFER_SLICE;
+    op->mem = (unsigned char *)slice;
+    op->mem_len = size;
+    op->offset = 0;
+    op->count = (size_t)n;
+    op->flags |= ASOCK__OPF_ON_DEMAND;
+    if (!asock__op_deliver(sock, op, (size_t)n) || (size_t)n < len ||
+        (sock->flags & ASOCK__SF_HANDLE_GONE))
+      return;
+  }
+}
+
+void asock__recv_ready(asock_socket *sock) {
+  asock_op *op = sock->recv_head;
+  int i;
+
+  if (op != NULL && (op->flags & ASOCK__OPF_MULTISHOT) &&
+      op->mode == ASOCK_BUFFER_NONE &&
+      (sock->flags & (ASOCK__SF_READING | ASOCK__SF_HANDLE_GONE)) ==
+          ASOCK__SF_READING) {
+    multishot_ready(sock, op);
+    return;
+  }
 
   for (i = 0; i < ASOCK__READS_PER_EVENT; i++) {
     uv_buf_t buf;

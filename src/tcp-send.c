@@ -236,39 +236,37 @@ static ASOCK__ALWAYS_INLINE int send_check(asock_socket *sock, asock_op *op) {
   return 0;
 }
 
-static ASOCK__ALWAYS_INLINE int send_start(asock_socket *sock, asock_op *op) {
+/* send_start() for everything but a window the kernel takes whole at once.
+ * When send_start() tried the kernel already (`tried`), `written` is what
+ * it wrote, or ASOCK_EAGAIN, or an error. Out of line: no message of an
+ * echo comes here. */
+ASOCK__NOINLINE static int send_start_rest(asock_socket *sock, asock_op *op,
+                                           int tried, long written) {
   size_t total = asock__op_total(op);
   size_t bytes = 0;
-  uv_buf_t one;
-  uv_buf_t *iov;
-  unsigned int n;
-  long written;
   int err;
 
   op->seq = sock->send_seq++;
   op->total = total;
   op->sent = 0;
   op->write_bytes = 0;
-  if (sock->send_error != 0) {
-    asock__op_finish_sync(op, sock->send_error, 0);
-    return 0;
-  }
-
-  if (sock->send_head == NULL) {
-    if (total == 0) {
-      asock__op_finish_sync(op, 0, 0);
+  if (!tried) {
+    if (sock->send_error != 0) {
+      asock__op_finish_sync(op, sock->send_error, 0);
       return 0;
     }
-    if (op->nbufs == 0 && total <= ASOCK__IOV_PIECE) {
-      one.base = (char *)op->mem + op->offset;
-      one.len = (unsigned int)total;
-      iov = &one;
-      n = 1;
-    } else {
-      iov = sock->loop->iov;
-      n = fill_iov(op, iov, 0, ASOCK__IOV_MAX, &bytes);
+    if (sock->send_head == NULL) {
+      unsigned int n;
+      if (total == 0) {
+        asock__op_finish_sync(op, 0, 0);
+        return 0;
+      }
+      n = fill_iov(op, sock->loop->iov, 0, ASOCK__IOV_MAX, &bytes);
+      written = asock__io_try_write(sock, sock->loop->iov, n);
+      tried = 1;
     }
-    written = asock__io_try_write(sock, iov, n);
+  }
+  if (tried) {
     if (written >= 0 && (size_t)written == total) {
       asock__op_finish_sync(op, 0, total);
       return 0;
@@ -298,6 +296,27 @@ static ASOCK__ALWAYS_INLINE int send_start(asock_socket *sock, asock_op *op) {
   asock__loop_watch(sock->loop, op);
   asock__send_check_marks(sock);
   return ASOCK_PENDING;
+}
+
+/* Synchronous first: the usual send is one window, with nothing queued
+ * before it, that the kernel takes whole. Everything else is
+ * send_start_rest()'s. */
+static ASOCK__ALWAYS_INLINE int send_start(asock_socket *sock, asock_op *op) {
+  size_t count = op->count;
+  long written;
+  uv_buf_t one;
+
+  if (op->nbufs != 0 || sock->send_head != NULL || sock->send_error != 0 ||
+      count - 1 >= ASOCK__IOV_PIECE)
+    return send_start_rest(sock, op, 0, 0);
+  one.base = (char *)op->mem + op->offset;
+  one.len = (unsigned int)count;
+  written = asock__io_try_write(sock, &one, 1);
+  if ((size_t)written != count)
+    return send_start_rest(sock, op, 1, written);
+  op->seq = sock->send_seq++;
+  asock__op_finish_sync(op, 0, count);
+  return 0;
 }
 
 /* The exported halves for asock__start(); asock_send() inlines its own. */
