@@ -203,10 +203,19 @@ static void conn_end(echo_conn *c, unsigned int close_flags) {
   conn_release(c, c->rx);
 }
 
-/* A send queued behind a waiting one completed: its slice and op go back. */
+/* Moves the slice the receive delivered into op, which sends from it and
+ * gives it back when its buffer changes or it is released. */
+static void take_delivery(asock_op *rx, asock_op *op) {
+  void *slice;
+  size_t off, len;
+  asock_op_detach_slice(rx, &slice, &off, &len);
+  asock_op_attach_slice(op, slice, off, len);
+}
+
+/* A send queued behind a waiting one completed: its op goes back, and the
+ * slice with it. */
 static void on_extra_sent(asock_op *op) {
   echo_conn *c = asock_op_user_data(op);
-  asock_pool_release(srv.pool, (char *)asock_op_data(op) - asock_op_offset(op));
   if (asock_op_status(op) != 0 && !c->ending)
     asock_socket_close(c->sock, ASOCK_CLOSE_ABORT); /* the receive ends */
   conn_release(c, op);
@@ -216,22 +225,17 @@ static void on_extra_sent(asock_op *op) {
  * takes its slice and a send op of its own, queued behind tx. */
 static int send_extra(echo_conn *c, asock_op *rx) {
   asock_op *op;
-  void *slice;
-  size_t off, len;
   int r;
 
   if (asock_op_acquire(srv.pool, &op) != 0)
     return ASOCK_ENOBUFS;
-  asock_op_detach_slice(rx, &slice, &off, &len);
-  asock_op_set_buffer(op, slice, off + len, off, len);
+  take_delivery(rx, op);
   asock_op_set_callback(op, on_extra_sent);
   asock_op_set_user_data(op, c);
   c->ops++;
   r = asock_send(c->sock, op);
-  if (r != ASOCK_PENDING) {
-    asock_pool_release(srv.pool, slice);
+  if (r != ASOCK_PENDING)
     conn_release(c, op);
-  }
   return r == ASOCK_PENDING ? 0 : r;
 }
 
@@ -269,7 +273,8 @@ static void on_delivery(asock_op *rx) {
       asock_op_set_buffer(tx, asock_op_data(rx), n, 0, n);
       r = asock_send(c->sock, tx);
       if (r == ASOCK_PENDING) {
-        /* The bytes must outlive this callback. */
+        /* The bytes must outlive this callback: their slice is kept until
+         * tx completes (tx is pending, so it cannot be given the slice). */
         c->tx_busy = 1;
         asock_op_detach_slice(rx, &c->tx_slice, NULL, NULL);
         return;
@@ -284,7 +289,9 @@ static void on_delivery(asock_op *rx) {
   status = asock_op_status(rx);
   if (asock_op_last_kind(rx) == ASOCK_OP_RECEIVE && status == ASOCK_EOF &&
       !srv.stopping) {
-    /* The sends already queued go out first. */
+    /* The sends already queued go out first. The op is idle now, and
+     * one-shot again for the disconnect. */
+    asock_op_set_multishot(rx, 0);
     r = asock_disconnect(c->sock, rx);
     if (r == ASOCK_PENDING)
       return;

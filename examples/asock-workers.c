@@ -1,25 +1,49 @@
-/* asock-workers: completions processed on a thread pool, answered in order.
+/* asock-workers: one receive per connection, the work on a thread pool, the
+ * answers in order.
  *
- * A TCP server that upper-cases what it receives and sends it back. Each
- * connection keeps several receives posted, and every completed receive is
- * handed to a small pool of worker threads, which finish in whatever order
- * they finish. Before anything goes back, the completion-ordering module
- * puts the finished chunks back in the socket's sequence order: every op
- * of a socket has a number, the workers push what they finished under its
- * number into the socket's asock_seq, and whichever thread finds the next
- * number there sends it, from that thread (asock_send() hands it to the
- * loop). A send's own number is pushed with nothing in it when it
- * completes, so that the numbers have no gaps.
+ * A TCP server that upper-cases what it receives and sends it back, written
+ * the way a .NET server on SocketAsyncEventArgs hands its receives to
+ * worker threads (the seed's pattern):
  *
- *   asock-workers [--host ADDR] [--port N] [--workers N] [--receives N]
- *                 [--stall-ms N]
+ * - Each connection has exactly one receive op, a one-shot receive posted
+ *   without a buffer of its own, so that it takes a pool slice only when
+ *   data arrives. When it completes with data, the loop thread takes the
+ *   slice out of the op (asock_op_detach_slice()), posts the receive again
+ *   at once on the same op, and only then hands the chunk (slice, offset,
+ *   length, and the receive's sequence number) to a worker thread: the
+ *   connection is read on while the workers work.
+ * - The workers finish in whatever order they finish. Each upper-cases its
+ *   chunk in place and pushes it into the connection's asock_seq under its
+ *   receive number. A socket numbers its receives 1, 2, 3... without gaps
+ *   (sends are counted apart), so whichever thread finds the next number
+ *   there takes out the chunks that are now in order and sends each from
+ *   its own thread: it acquires a send op from the pool, points it at the
+ *   slice (asock_op_set_buffer()) and calls asock_send(), which hands the op
+ *   to the loop. The send's callback gives the slice back to the pool
+ *   (asock_pool_release()) and releases the op.
+ * - The end of the stream, or an error, is the receive's last completion
+ *   and has a number too. It is pushed in its place, so that it comes out
+ *   only after every chunk before it was sent; the connection closes once
+ *   those sends have completed.
+ * - A slice taken out of a receive counts against its socket's quota of the
+ *   pool (socket_quota) until it is released, whichever thread holds it. A
+ *   connection whose chunks wait, for a worker or for a peer that does not
+ *   read, stops being read once it holds SOCKET_QUOTA slices, so that it
+ *   cannot take the whole pool from the others.
+ *
+ *   asock-workers [--host ADDR] [--port N] [--workers N] [--stall-ms N]
+ *                 [--slices N] [--slice-size BYTES] [--receives N]
  *
  * --stall-ms N makes a worker sleep N ms before it handles a chunk whose
  * number is 1 modulo 4, so that the chunks after it finish first and the
- * ordering has something to do. Prints "listening on ADDR:PORT"; on SIGINT
- * or SIGTERM stops and prints how many connections it served, how many
- * chunks were handled, how many finished before an earlier one and how
- * many bytes they held, then exits 0. */
+ * ordering has something to do. --slices and --slice-size shape the pool
+ * (default 4096 slices of 16384 bytes). --receives N is accepted for
+ * compatibility and ignored: it was how many receives a connection kept
+ * posted, and a connection now has one. Prints "listening on ADDR:PORT"; on
+ * SIGINT or SIGTERM closes every connection, prints how many connections it
+ * served, how many chunks were handled, how many of them finished before an
+ * earlier one, how many bytes they held, the most slices one connection
+ * held, and the pool's statistics, then exits 0. */
 #include <ctype.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,30 +53,62 @@
 #include "asock.h"
 
 #define ACCEPT_OPS 4
-#define MAX_RECEIVES 16
-/* Numbers in flight per socket: its receives and as many sends. */
+#define MAX_WORKERS 64
+/* Connections served at once; each holds one receive op. */
+#define MAX_CONNECTIONS 1024
+/* The most pool slices one connection may hold: its receive's, and those
+ * its chunks hold at the workers, in the order and in sends. */
+#define SOCKET_QUOTA 32
+/* How far ahead of the next number a chunk may be pushed. Every number not
+ * yet taken out of the order but the last is a chunk that holds a slice,
+ * so there are at most SOCKET_QUOTA of them and the end of the stream: a
+ * power of two above that. */
 #define ORDER_WINDOW 64
 
-/* One connection. Its lock makes taking finished chunks out of the order
- * and starting their sends one step, so that sends start in order even
- * when several threads drain; it also guards the counts. */
-typedef struct conn {
-  asock_socket *sock;
-  asock_seq *order;
-  uv_mutex_t lock;
-  int ops_live; /* ops not yet released */
-  int ending;   /* the stream ended or failed: nothing more is sent */
-  int closed;   /* the socket was closed at shutdown */
-  asock_task close_task;
-  struct conn *next; /* every connection, for the shutdown (loop thread) */
-  struct conn *prev;
-} conn;
+typedef struct conn conn;
 
-/* The work queue: completed receives waiting for a worker. */
+/* A chunk of a connection's stream, from its receive until its send
+ * completed. */
+typedef struct chunk {
+  conn *c;
+  void *slice;
+  size_t offset;
+  size_t len;
+  uint64_t seq;       /* the receive's sequence number */
+  struct chunk *next; /* in the connection's free list */
+} chunk;
+
+/* One connection. A chunk holds one of the connection's slices, so that
+ * SOCKET_QUOTA chunks are enough for every slice it may hold: the pool's
+ * quota bounds them, and no memory is allocated per chunk. */
+struct conn {
+  asock_socket *sock;
+  asock_op *recv; /* its one receive; NULL once receiving ended */
+  asock_seq *order;
+  /* The lock makes taking chunks out of the order and starting their sends
+   * one step, so that sends start in order even when several threads
+   * take; it also guards refs, failed and the free list. */
+  uv_mutex_t lock;
+  /* Who still uses the connection: its receive until the end is pushed,
+   * each chunk while a worker has it, each send until it completed. The
+   * last one to go closes it. */
+  int refs;
+  int failed; /* a send failed, or shutdown: chunks are dropped */
+  chunk *free;
+  chunk chunks[SOCKET_QUOTA];
+  chunk end;  /* the item the end of the stream is pushed as */
+  int closed; /* the socket was closed at shutdown (loop thread) */
+  asock_task close_task;
+  conn *next; /* every connection, for the shutdown (loop thread) */
+  conn *prev;
+};
+
+/* Chunks waiting for a worker. Each holds a slice, so a ring of as many
+ * entries as the pool has slices never overflows. */
 typedef struct work_queue {
   uv_mutex_t lock;
   uv_cond_t ready;
-  asock_op **ring;
+  chunk **ring;
   size_t cap;
   size_t head;
   size_t count;
@@ -65,24 +121,25 @@ typedef struct work_queue {
 static struct {
   asock_loop *loop;
   asock_pool *pool;
+  size_t slice_size;
   asock_socket *listener;
   asock_op *accepts[ACCEPT_OPS];
   uv_signal_t sigint;
   uv_signal_t sigterm;
-  unsigned int receives;
   unsigned int stall_ms;
   unsigned long connections;
+  unsigned long live; /* connections not yet closed */
+  size_t most_held;   /* the most slices one connection held */
   conn *conns;
   int stopping;
 } srv;
 
 static work_queue queue;
 
-static void handle(asock_op *op);
-
 static void usage(void) {
   fprintf(stderr, "usage: asock-workers [--host ADDR] [--port N] "
-                  "[--workers N] [--receives N] [--stall-ms N]\n");
+                  "[--workers N] [--stall-ms N] [--slices N] "
+                  "[--slice-size BYTES] [--receives N (ignored)]\n");
   exit(2);
 }
 
@@ -94,9 +151,23 @@ static unsigned long parse_number(const char *s, unsigned long max) {
   return v;
 }
 
+/* For what cannot happen while the invariants above hold: a stream that
+ * lost a number would never end, so the process stops at once instead. */
+static void fatal(const char *what, int err) {
+  fprintf(stderr, "asock-workers: %s: %s\n", what, asock_strerror(err));
+  abort();
+}
+
+static void push(conn *c, uint64_t seq, chunk *item) {
+  int r = asock_seq_push(c->order, seq, item);
+  if (r != 0)
+    fatal("pushing a chunk into its order", r);
+}
+
 /* ---- connections -------------------------------------------------------- */
 
-/* Runs on the loop's thread once every op of the connection is back. */
+/* Runs on the loop's thread once nothing uses the connection any more:
+ * every send completed and the end of the stream was taken out. */
 static void close_conn(asock_loop *loop, asock_task *task) {
   conn *c = task->data;
   (void)loop;
@@ -108,119 +179,208 @@ static void close_conn(asock_loop *loop, asock_task *task) {
     srv.conns = c->next;
   if (c->next != NULL)
     c->next->prev = c->prev;
+  srv.live--;
   asock_seq_destroy(c->order);
   uv_mutex_destroy(&c->lock);
   free(c);
 }
 
-/* Lets an op go; the last one ends the connection. The lock is held. */
-static int release_locked(conn *c, asock_op *op) {
-  asock_op_clear_buffer(op);
-  asock_op_release(srv.pool, op);
-  return --c->ops_live == 0;
-}
-
-static void release(conn *c, asock_op *op) {
+/* Drops a reference; the last one closes the connection. Any thread. */
+static void unref(conn *c) {
   int last;
   uv_mutex_lock(&c->lock);
-  c->ending = 1;
-  last = release_locked(c, op);
+  last = --c->refs == 0;
   uv_mutex_unlock(&c->lock);
   if (last)
     asock_loop_post(srv.loop, &c->close_task);
 }
 
-/* Takes out every finished chunk that is next in order and sends it. Any
- * thread. Sends that complete inside asock_send() (on the loop's thread)
- * are handled after the lock is let go. */
+/* The chunk is done with: it goes back to the free list before its slice
+ * goes back to the pool, so that the receive the slice makes room for
+ * finds a free chunk. The lock is held. */
+static void give_back_locked(conn *c, chunk *k) {
+  void *slice = k->slice;
+  int r;
+  k->slice = NULL;
+  k->next = c->free;
+  c->free = k;
+  r = asock_pool_release(srv.pool, slice);
+  if (r != 0)
+    fatal("releasing a slice", r);
+}
+
+/* A send of chunk k ended with `status`: the op and the slice go back, and
+ * the send's reference with them (never the last: the caller holds one,
+ * or it is the send's own callback, which drops it after this). The lock
+ * is held. */
+static void send_ended_locked(conn *c, chunk *k, asock_op *op, int status) {
+  asock_op_release(srv.pool, op);
+  if (status != 0)
+    c->failed = 1;
+  give_back_locked(c, k);
+}
+
+/* A send completed through its callback. Loop thread. */
+static void on_send(asock_op *op) {
+  chunk *k = asock_op_user_data(op);
+  conn *c = k->c;
+  int status = asock_op_status(op);
+
+  uv_mutex_lock(&c->lock);
+  send_ended_locked(c, k, op, status);
+  uv_mutex_unlock(&c->lock);
+  /* The peer takes no more: stop reading it, so that the connection ends
+   * (the receive's last completion, ASOCK_ECANCELED, is its end). */
+  if (status != 0 && c->recv != NULL && !c->closed)
+    asock_cancel(c->recv);
+  unref(c);
+}
+
+/* Takes out every chunk that is next in order and sends it. Any thread;
+ * the caller holds a reference. Only the loop's thread can see a send
+ * complete inside asock_send(): a send from another thread is handed to
+ * the loop and completes through on_send(). */
 static void drain(conn *c) {
-  asock_op *done[MAX_RECEIVES];
-  size_t ndone = 0;
-  size_t i;
-  int last = 0;
   void *item;
 
   uv_mutex_lock(&c->lock);
   while (asock_seq_pop(c->order, &item, NULL) == 0) {
-    asock_op *op = item;
+    chunk *k = item;
+    asock_op *op;
     int r;
-    if (op == NULL)
-      continue; /* a send's number: nothing to deliver */
-    if (asock_op_status(op) != 0 || c->ending) {
-      /* The end of the stream, or an error, in its place in the order:
-       * everything before it has been sent. */
-      c->ending = 1;
-      last |= release_locked(c, op);
+
+    if (k == &c->end)
+      break; /* the last number: every chunk before it is sent */
+    /* The pool has an op for every slice a chunk can hold (main()). */
+    if (c->failed || asock_op_acquire(srv.pool, &op) != 0) {
+      c->failed = 1;
+      give_back_locked(c, k);
       continue;
     }
+    asock_op_set_callback(op, on_send);
+    asock_op_set_user_data(op, k);
+    asock_op_set_buffer(op, k->slice, srv.slice_size, k->offset, k->len);
+    c->refs++;
     r = asock_send(c->sock, op);
-    if (r == 0)
-      done[ndone++] = op;
-    else if (r < 0)
-      last |= release_locked(c, op);
+    if (r == 0 || r < 0) {
+      send_ended_locked(c, k, op, r == 0 ? asock_op_status(op) : r);
+      c->refs--;
+    }
   }
   uv_mutex_unlock(&c->lock);
-  for (i = 0; i < ndone; i++)
-    handle(done[i]);
-  if (last)
-    asock_loop_post(srv.loop, &c->close_task);
 }
 
-static void post_receive(conn *c, asock_op *op) {
-  int r = asock_receive(c->sock, op);
-  if (r == 0)
-    handle(op);
-  else if (r < 0)
-    release(c, op);
+/* Receiving is over: the op goes back, and the end of the stream takes its
+ * number in the order. Loop thread. */
+static void end_receiving(conn *c, uint64_t seq) {
+  asock_op_release(srv.pool, c->recv);
+  c->recv = NULL;
+  c->end.seq = seq;
+  push(c, seq, &c->end);
+  drain(c);
+  unref(c);
 }
 
-static void queue_work(asock_op *op) {
+/* Takes the data of a completed receive out of the op as a chunk, or NULL
+ * when the completion ends the stream (the end, an error, a cancel, or
+ * data that arrived while the server stops). Loop thread. */
+static chunk *take_chunk(conn *c, asock_op *op) {
+  void *slice;
+  size_t offset, len, held;
+  chunk *k;
+
+  if (asock_op_status(op) != 0 || srv.stopping ||
+      asock_op_detach_slice(op, &slice, &offset, &len) != 0)
+    return NULL;
+  held = asock_socket_slices_held(c->sock);
+  if (held > srv.most_held)
+    srv.most_held = held;
+  uv_mutex_lock(&c->lock);
+  k = c->free;
+  if (k != NULL) {
+    c->free = k->next;
+    c->refs++; /* the worker's */
+  }
+  uv_mutex_unlock(&c->lock);
+  if (k == NULL) {
+    /* Only if the socket held more slices than its quota. */
+    fprintf(stderr,
+            "asock-workers: a connection holds %zu slices, above its "
+            "quota of %d; it is ended\n",
+            held, SOCKET_QUOTA);
+    asock_pool_release(srv.pool, slice);
+    return NULL;
+  }
+  k->slice = slice;
+  k->offset = offset;
+  k->len = len;
+  k->seq = asock_op_seq(op);
+  return k;
+}
+
+static void queue_work(chunk *k) {
   uv_mutex_lock(&queue.lock);
-  queue.ring[(queue.head + queue.count) % queue.cap] = op;
+  queue.ring[(queue.head + queue.count) % queue.cap] = k;
   queue.count++;
   uv_cond_signal(&queue.ready);
   uv_mutex_unlock(&queue.lock);
 }
 
-/* An op of a connection completed (through its callback, or inside the
- * call that started it). Loop thread. */
-static void handle(asock_op *op) {
+/* The connection's receive completed, through its callback or inside the
+ * asock_receive() that posted it. Loop thread. */
+static void on_receive(asock_op *op) {
   conn *c = asock_op_user_data(op);
-  int status = asock_op_status(op);
-  int again;
 
-  if (asock_op_last_kind(op) == ASOCK_OP_RECEIVE) {
-    if (status == 0 && !srv.stopping) {
-      queue_work(op);
+  for (;;) {
+    chunk *k = take_chunk(c, op);
+    int r;
+
+    if (k == NULL) {
+      end_receiving(c, asock_op_seq(op));
       return;
     }
-    asock_seq_push(c->order, asock_op_seq(op), op);
-    drain(c);
-    return;
+    /* The next receive is posted before the data is even looked at. */
+    r = asock_receive(c->sock, op);
+    queue_work(k);
+    if (r == ASOCK_PENDING)
+      return;
+    if (r < 0) {
+      /* It did not start, so it took no number: the end takes the next. */
+      end_receiving(c, k->seq + 1);
+      return;
+    }
+    /* 0: data was there already; its completion is in the op. */
   }
-  /* A send: the op receives again, and its number joins the order. */
-  uv_mutex_lock(&c->lock);
-  again = status == 0 && !c->ending && !srv.stopping;
-  uv_mutex_unlock(&c->lock);
-  asock_seq_push(c->order, asock_op_seq(op), NULL);
-  if (again)
-    post_receive(c, op);
-  else
-    release(c, op);
-  drain(c);
 }
 
 static void serve(asock_socket *sock) {
-  conn *c = calloc(1, sizeof(*c));
-  unsigned int i;
+  conn *c = NULL;
+  asock_op *op = NULL;
+  int i, r;
 
-  if (c == NULL || asock_seq_create(&c->order, ORDER_WINDOW, 1) != 0) {
-    free(c);
-    asock_socket_close(sock, ASOCK_CLOSE_ABORT);
-    return;
+  if (srv.stopping || srv.live == MAX_CONNECTIONS ||
+      (c = calloc(1, sizeof(*c))) == NULL)
+    goto refuse;
+  if (asock_seq_create(&c->order, ORDER_WINDOW, 1) != 0)
+    goto refuse;
+  if (uv_mutex_init(&c->lock) != 0) {
+    asock_seq_destroy(c->order);
+    goto refuse;
   }
-  uv_mutex_init(&c->lock);
+  if (asock_op_acquire(srv.pool, &op) != 0) {
+    uv_mutex_destroy(&c->lock);
+    asock_seq_destroy(c->order);
+    goto refuse;
+  }
   c->sock = sock;
+  c->recv = op;
+  c->refs = 1; /* the receive's */
+  for (i = 0; i < SOCKET_QUOTA; i++) {
+    c->chunks[i].c = c;
+    c->chunks[i].next = c->free;
+    c->free = &c->chunks[i];
+  }
+  c->end.c = c;
   c->close_task.fn = close_conn;
   c->close_task.data = c;
   c->next = srv.conns;
@@ -228,27 +388,20 @@ static void serve(asock_socket *sock) {
     srv.conns->prev = c;
   srv.conns = c;
   srv.connections++;
+  srv.live++;
   asock_socket_set_nodelay(sock, 1);
-  /* Count every op first, so that one finishing early cannot end the
-   * connection while the others are still being posted. */
-  c->ops_live = (int)srv.receives + 1;
-  for (i = 0; i < srv.receives; i++) {
-    asock_op *op;
-    if (asock_op_acquire(srv.pool, &op) != 0) {
-      uv_mutex_lock(&c->lock);
-      c->ops_live--;
-      uv_mutex_unlock(&c->lock);
-      continue;
-    }
-    asock_op_set_callback(op, handle);
-    asock_op_set_user_data(op, c);
-    post_receive(c, op);
-  }
-  uv_mutex_lock(&c->lock);
-  i = --c->ops_live == 0;
-  uv_mutex_unlock(&c->lock);
-  if (i)
-    asock_loop_post(srv.loop, &c->close_task);
+  asock_op_set_callback(op, on_receive);
+  asock_op_set_user_data(op, c);
+  r = asock_receive(sock, op);
+  if (r == 0)
+    on_receive(op);
+  else if (r < 0)
+    end_receiving(c, 1);
+  return;
+
+refuse:
+  free(c);
+  asock_socket_close(sock, ASOCK_CLOSE_ABORT);
 }
 
 /* ---- workers ------------------------------------------------------------ */
@@ -256,11 +409,10 @@ static void serve(asock_socket *sock) {
 static void worker_main(void *arg) {
   (void)arg;
   for (;;) {
-    asock_op *op;
+    chunk *k;
     conn *c;
     unsigned char *p;
-    size_t i, n;
-    uint64_t seq;
+    size_t i;
 
     uv_mutex_lock(&queue.lock);
     while (queue.count == 0 && !queue.stop)
@@ -269,29 +421,28 @@ static void worker_main(void *arg) {
       uv_mutex_unlock(&queue.lock);
       return;
     }
-    op = queue.ring[queue.head];
+    k = queue.ring[queue.head];
     queue.head = (queue.head + 1) % queue.cap;
     queue.count--;
     uv_mutex_unlock(&queue.lock);
 
-    c = asock_op_user_data(op);
-    seq = asock_op_seq(op);
-    if (srv.stall_ms > 0 && seq % 4 == 1)
+    c = k->c;
+    if (srv.stall_ms > 0 && k->seq % 4 == 1)
       uv_sleep(srv.stall_ms);
-    p = (unsigned char *)asock_op_data(op) + asock_op_offset(op);
-    n = asock_op_bytes(op);
-    for (i = 0; i < n; i++)
+    p = (unsigned char *)k->slice + k->offset;
+    for (i = 0; i < k->len; i++)
       p[i] = (unsigned char)toupper(p[i]);
 
     uv_mutex_lock(&queue.lock);
     queue.handled++;
-    queue.bytes += n;
+    queue.bytes += k->len;
     /* Finished before an earlier number: the order has work to do. */
-    if (seq > asock_seq_next(c->order))
+    if (k->seq > asock_seq_next(c->order))
       queue.out_of_order++;
     uv_mutex_unlock(&queue.lock);
-    asock_seq_push(c->order, seq, op);
+    push(c, k->seq, k);
     drain(c);
+    unref(c);
   }
 }
 
@@ -316,53 +467,112 @@ static void on_signal(uv_signal_t *handle, int signum) {
   asock_loop_stop(srv.loop);
 }
 
+static void print_stats(void) {
+  asock_pool_stats st;
+
+  asock_pool_stats_get(srv.pool, &st);
+  printf("connections: %lu\n", srv.connections);
+  printf("chunks: %llu, finished before an earlier one: %llu\n", queue.handled,
+         queue.out_of_order);
+  printf("bytes upper-cased: %llu\n", queue.bytes);
+  printf("most slices one connection held: %zu (quota %d)\n", srv.most_held,
+         SOCKET_QUOTA);
+  printf("slices: %zu of %zu bytes, in use %zu, high-water %zu, "
+         "acquisitions that found none: %llu\n",
+         st.slices_total, st.slice_size, st.slices_in_use, st.slices_high_water,
+         (unsigned long long)st.slices_failed);
+  printf("ops: %zu, in use %zu, high-water %zu, acquisitions that found "
+         "none: %llu\n",
+         st.ops_total, st.ops_in_use, st.ops_high_water,
+         (unsigned long long)st.ops_failed);
+  fflush(stdout);
+}
+
+/* Stops the workers once they emptied the queue (their last sends are
+ * handed to the loop), then closes every connection: each op still pending
+ * completes once, with ASOCK_ECANCELED, chunks still in an order are
+ * dropped, and each connection is let go inside asock_loop_close(). */
+static int shut_down(uv_thread_t *threads, unsigned long workers) {
+  unsigned long i;
+  conn *c;
+  int r;
+
+  srv.stopping = 1;
+  uv_mutex_lock(&queue.lock);
+  queue.stop = 1;
+  uv_cond_broadcast(&queue.ready);
+  uv_mutex_unlock(&queue.lock);
+  for (i = 0; i < workers; i++)
+    uv_thread_join(&threads[i]);
+  uv_close((uv_handle_t *)&srv.sigint, NULL);
+  uv_close((uv_handle_t *)&srv.sigterm, NULL);
+  asock_socket_close(srv.listener, 0);
+  for (c = srv.conns; c != NULL; c = c->next) {
+    uv_mutex_lock(&c->lock);
+    c->failed = 1;
+    uv_mutex_unlock(&c->lock);
+    c->closed = 1;
+    asock_socket_close(c->sock, 0);
+  }
+  r = asock_loop_close(srv.loop);
+  for (i = 0; i < ACCEPT_OPS; i++)
+    asock_op_release(srv.pool, srv.accepts[i]);
+  return r;
+}
+
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
   unsigned long port = 0;
   unsigned long workers = 4;
-  uv_thread_t threads[64];
+  uv_thread_t threads[MAX_WORKERS];
   asock_pool_config config;
   struct sockaddr_storage addr;
   char name[64];
   int len = (int)sizeof(addr);
-  unsigned long i;
-  int r;
+  int i, r;
 
-  srv.receives = 4;
-  for (i = 1; i < (unsigned long)argc; i++) {
-    if (i + 1 >= (unsigned long)argc)
+  asock_pool_config_init(&config);
+  config.slice_size = 16384;
+  config.slice_count = 4096;
+  for (i = 1; i < argc; i++) {
+    if (i + 1 >= argc)
       usage();
     if (strcmp(argv[i], "--host") == 0)
       host = argv[++i];
     else if (strcmp(argv[i], "--port") == 0)
       port = parse_number(argv[++i], 65535);
     else if (strcmp(argv[i], "--workers") == 0)
-      workers = parse_number(argv[++i], 64);
+      workers = parse_number(argv[++i], MAX_WORKERS);
     else if (strcmp(argv[i], "--receives") == 0)
-      srv.receives = (unsigned int)parse_number(argv[++i], MAX_RECEIVES);
+      (void)parse_number(argv[++i], 1UL << 16); /* ignored */
     else if (strcmp(argv[i], "--stall-ms") == 0)
       srv.stall_ms = (unsigned int)parse_number(argv[++i], 10000);
+    else if (strcmp(argv[i], "--slices") == 0)
+      config.slice_count = parse_number(argv[++i], 1UL << 24);
+    else if (strcmp(argv[i], "--slice-size") == 0)
+      config.slice_size = parse_number(argv[++i], 1UL << 30);
     else
       usage();
   }
-  if (workers == 0 || srv.receives == 0)
+  if (workers == 0 || config.slice_count == 0 || config.slice_size == 0)
     usage();
-
-  asock_pool_config_init(&config);
-  config.slice_size = 16384;
-  config.slice_count = 4096;
-  config.op_count = 4096 + ACCEPT_OPS;
+  /* An op for every receive, and one for the send of every slice a chunk
+   * can hold, so that a send never waits for an op. */
+  config.op_count = MAX_CONNECTIONS + config.slice_count + ACCEPT_OPS;
+  config.socket_quota = SOCKET_QUOTA;
+  srv.slice_size = config.slice_size;
   if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&addr) != 0 &&
       uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&addr) != 0) {
     fprintf(stderr, "asock-workers: bad address %s\n", host);
     return 2;
   }
-  /* Every op fits in the queue at once: it never grows. */
-  queue.cap = config.op_count;
+  queue.cap = config.slice_count;
   queue.ring = calloc(queue.cap, sizeof(*queue.ring));
   if (queue.ring == NULL || uv_mutex_init(&queue.lock) != 0 ||
-      uv_cond_init(&queue.ready) != 0)
+      uv_cond_init(&queue.ready) != 0) {
+    fprintf(stderr, "asock-workers: %s\n", asock_strerror(ASOCK_ENOMEM));
     return 1;
+  }
   r = asock_pool_create(&srv.pool, &config);
   if (r == 0)
     r = asock_loop_create(&srv.loop, srv.pool, NULL);
@@ -373,15 +583,16 @@ int main(int argc, char **argv) {
   if (r == 0)
     r = asock_socket_local_address(srv.listener, (struct sockaddr *)&addr,
                                    &len);
+  for (i = 0; r == 0 && i < ACCEPT_OPS; i++)
+    r = asock_op_acquire(srv.pool, &srv.accepts[i]);
   if (r != 0) {
     fprintf(stderr, "asock-workers: %s\n", asock_strerror(r));
     return 1;
   }
-  for (i = 0; i < workers; i++)
+  for (i = 0; i < (int)workers; i++)
     if (uv_thread_create(&threads[i], worker_main, NULL) != 0)
       return 1;
   for (i = 0; i < ACCEPT_OPS; i++) {
-    asock_op_acquire(srv.pool, &srv.accepts[i]);
     asock_op_set_callback(srv.accepts[i], on_accept);
     if (asock_accept(srv.listener, srv.accepts[i]) == 0)
       on_accept(srv.accepts[i]);
@@ -401,34 +612,8 @@ int main(int argc, char **argv) {
 
   asock_loop_run(srv.loop, UV_RUN_DEFAULT);
 
-  /* The workers finish what they hold (their sends are handed to the
-   * loop), then the loop closes every connection: each op completes once
-   * more, with ASOCK_ECANCELED, and each connection is let go. */
-  srv.stopping = 1;
-  uv_mutex_lock(&queue.lock);
-  queue.stop = 1;
-  uv_cond_broadcast(&queue.ready);
-  uv_mutex_unlock(&queue.lock);
-  for (i = 0; i < workers; i++)
-    uv_thread_join(&threads[i]);
-  uv_close((uv_handle_t *)&srv.sigint, NULL);
-  uv_close((uv_handle_t *)&srv.sigterm, NULL);
-  asock_socket_close(srv.listener, 0);
-  {
-    conn *c;
-    for (c = srv.conns; c != NULL; c = c->next) {
-      asock_socket_close(c->sock, 0);
-      c->closed = 1;
-    }
-  }
-  r = asock_loop_close(srv.loop);
-  for (i = 0; i < ACCEPT_OPS; i++)
-    asock_op_release(srv.pool, srv.accepts[i]);
-  printf("connections: %lu\n", srv.connections);
-  printf("chunks: %llu, finished before an earlier one: %llu\n", queue.handled,
-         queue.out_of_order);
-  printf("bytes upper-cased: %llu\n", queue.bytes);
-  fflush(stdout);
+  r = shut_down(threads, workers);
+  print_stats();
   if (r == 0)
     r = asock_pool_destroy(srv.pool);
   if (r != 0) {

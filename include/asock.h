@@ -455,7 +455,7 @@ ASOCK_EXTERN int asock_op_set_buffer_list(asock_op *op, const asock_buf *bufs,
  * ASOCK_ECANCELED (asock_cancel(), or the socket's close). Its start
  * always returns ASOCK_PENDING or an error: no delivery and no final
  * completion runs inside the starting call, even when data is already
- * there. The whole contract is in docs/guide.md, "Multishot receive".
+ * there. The whole contract is in docs/guide.md, section 5.
  *
  * Each delivery of an op without a buffer comes in a pool slice taken when
  * the data arrived, which goes back to the loop's cache when the callback
@@ -500,6 +500,22 @@ ASOCK_EXTERN int asock_op_more(const asock_op *op);
  * Owner. */
 ASOCK_EXTERN int asock_op_detach_slice(asock_op *op, void **slice_out,
                                        size_t *offset, size_t *len);
+
+/** Gives the op a slice the application holds (from asock_op_detach_slice()
+ * or asock_pool_acquire()) as its buffer, as asock_op_take_slice() would:
+ * the op holds it from then on and gives it back to the pool when its
+ * buffer changes or it is released, so that a send of received bytes needs
+ * no bookkeeping of its own. A slice taken from a receive keeps counting
+ * against its socket until then. The application must not release the
+ * slice itself afterwards, nor give one slice to two ops.
+ * \param offset, count the window inside the slice.
+ * \return 0; ASOCK_ENOTSLICE for a pointer outside the op's pool's slices,
+ *   ASOCK_EMIDSLICE for one inside a slice, ASOCK_ENOTHELD for a free
+ *   slice; ASOCK_EBOUNDS if the window does not fit the slice; ASOCK_EBUSY
+ *   while pending; ASOCK_EINVAL for NULL. On error the op is unchanged.
+ * Owner. */
+ASOCK_EXTERN int asock_op_attach_slice(asock_op *op, void *slice, size_t offset,
+                                       size_t count);
 
 /** \return how the op's buffer is held (ASOCK_BUFFER_NONE for NULL).
  * Owner. */

@@ -281,6 +281,32 @@ int asock_op_detach_slice(asock_op *op, void **slice_out, size_t *offset,
   return 0;
 }
 
+int asock_op_attach_slice(asock_op *op, void *slice, size_t offset,
+                          size_t count) {
+  uint32_t index;
+  int err = check_idle(op);
+  if (err != 0)
+    return err;
+  if (slice == NULL)
+    return ASOCK_EINVAL;
+  err = asock__pool_slice_index(op->pool, slice, &index);
+  if (err != 0)
+    return err;
+  if (!asock__stack_is_held(&op->pool->slices, index))
+    return ASOCK_ENOTHELD;
+  if (!range_fits(op->pool->slice_size, offset, count))
+    return ASOCK_EBOUNDS;
+  if (op->mode != ASOCK_BUFFER_SLICE || op->mem != slice)
+    asock__op_drop_slice(op);
+  /* Not charged to the op: a slice a receive took keeps counting against
+   * its socket through the pool's record until asock_pool_release(), which
+   * the op calls when it lets the slice go. */
+  asock__op_attach_slice(op, slice, 0);
+  op->offset = offset;
+  op->count = count;
+  return 0;
+}
+
 int asock_op_set_multishot(asock_op *op, int enable) {
   int err = check_idle(op);
   if (err != 0)

@@ -91,7 +91,7 @@ int asock_pool_create(asock_pool **pool_out, const asock_pool_config *config) {
   return 0;
 
 fail:
-  asock__free(pool->owners);
+  asock__free((void *)pool->owners);
   asock__free(pool->ops);
   asock__stack_free(&pool->free_ops);
   asock__stack_free(&pool->slices);
@@ -107,7 +107,7 @@ int asock_pool_destroy(asock_pool *pool) {
     return ASOCK_EBUSY;
   asock__unpoison(pool->region.base, pool->region.len);
   asock__region_unmap(&pool->region);
-  asock__free(pool->owners);
+  asock__free((void *)pool->owners);
   asock__free(pool->ops);
   asock__stack_free(&pool->free_ops);
   asock__stack_free(&pool->slices);

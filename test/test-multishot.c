@@ -535,6 +535,50 @@ START_TEST(detach_after_a_one_shot_receive) {
 }
 END_TEST
 
+/* A taken slice given to another op: the op holds it, sends from it, and
+ * gives it back when its buffer changes, the socket's count with it. */
+START_TEST(attach_gives_a_taken_slice_to_an_op) {
+  static ms_rec r;
+  tu_pair p;
+  asock_op *op, *tx = tu_op();
+  void *free_slice;
+  char local[8];
+  unsigned char back[40];
+  tu_pair_open(&p, "127.0.0.1");
+  op = ms_op(&r);
+  r.detach = 1;
+  ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
+  send_and_wait(p.client, &r, 40, 15, 0, 1);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 1);
+  ck_assert_asock(asock_op_attach_slice(NULL, r.slices[0], 0, 1), ASOCK_EINVAL);
+  ck_assert_asock(asock_op_attach_slice(tx, NULL, 0, 1), ASOCK_EINVAL);
+  ck_assert_asock(asock_op_attach_slice(tx, local, 0, 1), ASOCK_ENOTSLICE);
+  ck_assert_asock(asock_op_attach_slice(tx, (char *)r.slices[0] + 1, 0, 1),
+                  ASOCK_EMIDSLICE);
+  ck_assert_asock(asock_op_attach_slice(tx, r.slices[0], 1, 4096),
+                  ASOCK_EBOUNDS);
+  ck_assert_asock(asock_pool_acquire(tu_pool, &free_slice), 0);
+  ck_assert_asock(asock_pool_release(tu_pool, free_slice), 0);
+  ck_assert_asock(asock_op_attach_slice(tx, free_slice, 0, 1), ASOCK_ENOTHELD);
+  ck_assert_int_eq(asock_op_buffer_mode(tx), ASOCK_BUFFER_NONE);
+  ck_assert_asock(asock_op_attach_slice(tx, r.slices[0], r.offsets[0], 40), 0);
+  ck_assert_int_eq(asock_op_buffer_mode(tx), ASOCK_BUFFER_SLICE);
+  ck_assert_ptr_eq(asock_op_data(tx), (char *)r.slices[0] + r.offsets[0]);
+  ck_assert_uint_eq(asock_op_count(tx), 40);
+  ck_assert_asock(tu_send(p.server, tx), 0);
+  tu_recv_exact(p.client, back, sizeof(back));
+  ck_assert_uint_eq(tu_mismatch(back, sizeof(back), 15, 0), sizeof(back));
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 1);
+  ck_assert_uint_eq(stats().slices_in_use, 1);
+  ck_assert_asock(asock_op_clear_buffer(tx), 0);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
+  ck_assert_uint_eq(stats().slices_in_use, 0);
+  ck_assert_asock(tu_close(p.server, 0), 0);
+  ck_assert(tu_wait_count(&r.finals, 1));
+  ck_assert_asock(tu_close(p.client, 0), 0);
+}
+END_TEST
+
 /* Slices taken and not yet released count against the socket's quota: at
  * the quota the socket stops reading, and a release lets it go on, with
  * nothing lost. */
@@ -840,6 +884,7 @@ Suite *asock_test_suite_multishot(void) {
   tcase_add_test(tc, multishot_behind_one_shot_receives);
   tcase_add_test(tc, own_buffer_is_reused_for_each_delivery);
   tcase_add_test(tc, detach_after_a_one_shot_receive);
+  tcase_add_test(tc, attach_gives_a_taken_slice_to_an_op);
   tcase_add_test(tc, release_from_another_thread_after_close);
   tcase_add_test(tc, started_from_another_thread);
   tcase_add_test(tc, udp_delivers_every_datagram);
