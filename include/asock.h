@@ -130,15 +130,15 @@ typedef enum asock_errno {
 
 /** The symbolic name of an error code, such as "ASOCK_EBUSY".
  * \param err a value returned by asock.
- * \return a static string; "ASOCK_UNKNOWN" for a code not in the table. Never
- *   allocates.
+ * \return a static string; "OK" for 0, "ASOCK_UNKNOWN" for a code not in
+ *   the table. Never allocates.
  * Any thread. */
 ASOCK_EXTERN const char *asock_err_name(int err);
 
 /** A short English message for an error code.
  * \param err a value returned by asock.
- * \return a static string; "unknown error" for a code not in the table. Never
- *   allocates.
+ * \return a static string; "success" for 0, "unknown error" for a code not
+ *   in the table. Never allocates.
  * Any thread. */
 ASOCK_EXTERN const char *asock_strerror(int err);
 
@@ -276,7 +276,7 @@ ASOCK_EXTERN void asock_pool_config_init(asock_pool_config *config);
  * inaccessible guard page on each side) and the fixed array of ops. The pool
  * never grows and never allocates after this call. A flag the OS refuses
  * (locking without the privilege, huge pages none of which are reserved) is
- * dropped silently; asock_pool_stats() says what took effect.
+ * dropped silently; asock_pool_stats_get() says what took effect.
  * \param pool_out receives the pool; set to NULL on error.
  * \param config the shape; NULL means the defaults.
  * \return 0; ASOCK_EINVAL for a NULL pool_out, a zero size or count, unknown
@@ -418,7 +418,12 @@ ASOCK_EXTERN int asock_op_set_buffer(asock_op *op, void *mem, size_t mem_len,
 ASOCK_EXTERN int asock_op_take_slice(asock_op *op);
 
 /** Moves the window inside the op's current buffer, like SetBuffer(offset,
- * count).
+ * count). The slice a buffer-less receive left in the op becomes the op's
+ * own by this call, as if taken with asock_op_take_slice(): the next
+ * receive reads into the window, and keeps the slice while it waits. That
+ * is how a framed protocol keeps an incomplete message at the start of the
+ * slice and receives the rest after it (docs/guide.md, "Framed
+ * protocols").
  * \return 0; ASOCK_EBOUNDS if it does not fit the buffer (ASOCK_BUFFER_NONE
  *   has room for nothing); ASOCK_EBUSY while pending; ASOCK_EINVAL for NULL.
  * Owner. */
@@ -528,6 +533,11 @@ ASOCK_EXTERN void *asock_op_data(const asock_op *op);
 
 /** \return the window's offset in the op's buffer. Owner. */
 ASOCK_EXTERN size_t asock_op_offset(const asock_op *op);
+
+/** \return the first byte of the op's whole buffer (the slice, or the
+ *   caller's memory; asock_op_data() minus asock_op_offset()), or NULL when
+ *   it has none. Owner. */
+ASOCK_EXTERN void *asock_op_buffer(const asock_op *op);
 
 /** \return the window's length (Count). Owner. */
 ASOCK_EXTERN size_t asock_op_count(const asock_op *op);
@@ -715,8 +725,7 @@ struct asock_task {
  * allocated; the task must stay valid, and must not be posted again, until
  * its function has started. A task still posted when the loop closes runs
  * inside asock_loop_close().
- *
-eturn 0; ASOCK_EINVAL for NULL or a task without a function.
+ * \return 0; ASOCK_EINVAL for NULL or a task without a function.
  * Any thread. */
 ASOCK_EXTERN int asock_loop_post(asock_loop *loop, asock_task *task);
 

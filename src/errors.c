@@ -9,6 +9,8 @@ const char *asock_err_name(int err) {
     return "ASOCK_" #name;
     ASOCK_ERRNO_MAP(ASOCK__ERR_NAME_CASE)
 #undef ASOCK__ERR_NAME_CASE
+  case 0:
+    return "OK";
   default:
     return "ASOCK_UNKNOWN";
   }
@@ -21,6 +23,8 @@ const char *asock_strerror(int err) {
     return msg;
     ASOCK_ERRNO_MAP(ASOCK__STRERROR_CASE)
 #undef ASOCK__STRERROR_CASE
+  case 0:
+    return "success";
   default:
     return "unknown error";
   }

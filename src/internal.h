@@ -584,10 +584,14 @@ asock__start_here(asock_socket *sock, asock_op *op, asock_op_kind kind,
 
 /* asock__start() for the public functions: the common case, on the loop's
  * thread with nothing handed over from other threads, is inlined where
- * check and start are known, without indirect calls. */
+ * check and start are known, without indirect calls. A pending op is busy
+ * whatever the other arguments say, so that the one mistake of starting it
+ * again always gets the one answer. */
 static ASOCK__ALWAYS_INLINE int
 asock__start_fast(asock_socket *sock, asock_op *op, asock_op_kind kind,
                   asock__start_fn check, asock__start_fn start) {
+  if (op != NULL && asock__load_u32(&op->state) != ASOCK__OP_IDLE)
+    return ASOCK_EBUSY;
   if (sock != NULL && asock__loop_on_thread(sock->loop) &&
       asock__load_ptr(&sock->loop->posted) == NULL)
     return asock__start_here(sock, op, kind, check, start);

@@ -358,6 +358,8 @@ int asock__start(asock_socket *sock, asock_op *op, asock_op_kind kind,
   asock_loop *loop;
   int err;
 
+  if (op != NULL && asock__load_u32(&op->state) != ASOCK__OP_IDLE)
+    return ASOCK_EBUSY;
   if (sock == NULL || op == NULL)
     return ASOCK_EINVAL;
   loop = sock->loop;

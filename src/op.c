@@ -203,6 +203,9 @@ int asock_op_set_range(asock_op *op, size_t offset, size_t count) {
     return err;
   if (!range_fits(op->mem_len, offset, count))
     return ASOCK_EBOUNDS;
+  /* A window chosen in a receive's slice is to be read into as it is: the
+   * slice stays with the op, and the next receive does not start over. */
+  op->flags &= ~ASOCK__OPF_ON_DEMAND;
   op->offset = offset;
   op->count = count;
   return 0;
@@ -338,6 +341,10 @@ void *asock_op_data(const asock_op *op) {
 
 size_t asock_op_offset(const asock_op *op) {
   return op == NULL ? 0 : op->offset;
+}
+
+void *asock_op_buffer(const asock_op *op) {
+  return op == NULL ? NULL : op->mem;
 }
 
 size_t asock_op_count(const asock_op *op) { return op == NULL ? 0 : op->count; }

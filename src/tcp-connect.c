@@ -281,10 +281,10 @@ int asock_connect_host(asock_socket *sock, asock_op *op, const char *host,
   size_t len;
   int err;
 
+  if (op != NULL && asock_op_is_pending(op))
+    return ASOCK_EBUSY;
   if (sock == NULL || op == NULL || host == NULL)
     return ASOCK_EINVAL;
-  if (asock_op_is_pending(op))
-    return ASOCK_EBUSY;
   /* The name is copied into the op, so that a start handed to the loop from
    * another thread still has it. */
   len = strlen(host);

@@ -56,7 +56,7 @@ START_TEST(own_codes_are_clear_of_libuv) {
       ASOCK_EOF,        ASOCK_ECLOSED,   ASOCK_EKIND,       ASOCK_EFOREIGN,
       ASOCK_EBOUNDS,    ASOCK_ENOTSLICE, ASOCK_EMIDSLICE,   ASOCK_ENOTHELD,
       ASOCK_EDUPLICATE, ASOCK_EWINDOW,   ASOCK_ENOTPENDING, ASOCK_EQUOTA,
-      ASOCK_ETHREAD};
+      ASOCK_ETHREAD,    ASOCK_ENOSLICE};
   size_t i;
   for (i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
     ck_assert_int_lt(own[i], ASOCK__ERR_BASE);
@@ -74,7 +74,10 @@ START_TEST(unknown_codes_get_fixed_strings) {
   ck_assert_str_eq(msg, "unknown error");
   /* The same static string every time: nothing is allocated per call. */
   ck_assert_ptr_eq(asock_err_name(7), name);
-  ck_assert_ptr_eq(asock_strerror(0), msg);
+  ck_assert_ptr_eq(asock_strerror(1), msg);
+  /* 0 is a status too: the one of every operation that succeeded. */
+  ck_assert_str_eq(asock_err_name(0), "OK");
+  ck_assert_str_eq(asock_strerror(0), "success");
   ck_assert_ptr_eq(asock_strerror(ASOCK_EBUSY), asock_strerror(ASOCK_EBUSY));
 }
 END_TEST

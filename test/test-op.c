@@ -106,8 +106,10 @@ START_TEST(user_buffer_bounds) {
   asock_op *op;
   unsigned char mem[100];
   ck_assert_asock(asock_op_acquire(pool, &op), 0);
+  ck_assert_ptr_null(asock_op_buffer(op));
   ck_assert_asock(asock_op_set_buffer(op, mem, 100, 10, 90), 0);
   ck_assert_ptr_eq(asock_op_data(op), mem + 10);
+  ck_assert_ptr_eq(asock_op_buffer(op), mem);
   ck_assert_uint_eq(asock_op_offset(op), 10);
   ck_assert_uint_eq(asock_op_count(op), 90);
   ck_assert_uint_eq(asock_op_capacity(op), 100);
@@ -357,6 +359,7 @@ END_TEST
 
 START_TEST(null_op_accessors) {
   ck_assert_ptr_null(asock_op_data(NULL));
+  ck_assert_ptr_null(asock_op_buffer(NULL));
   ck_assert_uint_eq(asock_op_count(NULL), 0);
   ck_assert_uint_eq(asock_op_bytes(NULL), 0);
   ck_assert_int_eq(asock_op_status(NULL), ASOCK_EINVAL);

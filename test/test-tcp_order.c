@@ -142,6 +142,18 @@ START_TEST(pending_op_is_busy) {
   ck_assert_asock(tu_connect(fresh, rop), ASOCK_EBUSY);
   ck_assert_asock(tu_disconnect(p.client, rop), ASOCK_EBUSY);
   ck_assert_asock(tu_accept(p.listener, aop), ASOCK_EBUSY);
+  /* Busy is the answer whatever else is wrong with the start. */
+  ck_assert_asock(tu_receive(NULL, rop), ASOCK_EBUSY);
+  ck_assert_asock(tu_receive(p.listener, rop), ASOCK_EBUSY);
+  ck_assert_asock(tu_send(p.listener, rop), ASOCK_EBUSY);
+  ck_assert_asock(tu_send(fresh, rop), ASOCK_EBUSY);
+  ck_assert_asock(tu_disconnect(p.listener, rop), ASOCK_EBUSY);
+  ck_assert_asock(tu_send_to(p.client, rop), ASOCK_EBUSY);
+  ck_assert_asock(tu_receive_from(p.client, rop), ASOCK_EBUSY);
+  ck_assert_asock(tu_receive_message_from(NULL, rop), ASOCK_EBUSY);
+  ck_assert_asock(tu_accept(p.client, aop), ASOCK_EBUSY);
+  ck_assert_asock(tu_connect(p.client, aop), ASOCK_EBUSY);
+  ck_assert_asock(tu_connect_host(NULL, rop, NULL, 0), ASOCK_EBUSY);
   ck_assert_asock(asock_op_set_buffer(rop, buf, sizeof(buf), 0, 4),
                   ASOCK_EBUSY);
   ck_assert_asock(asock_op_set_timeout(rop, 10), ASOCK_EBUSY);
@@ -496,6 +508,43 @@ START_TEST(bufferless_receive_takes_a_slice_only_on_data) {
 }
 END_TEST
 
+/* A framed protocol keeps an incomplete message at the start of the slice
+ * a buffer-less receive gave it and receives the rest after it: the window
+ * set in that slice is honoured, and the slice stays with the op. */
+START_TEST(kept_prefix_receives_after_it) {
+  tu_pair p;
+  asock_op *op = tu_op();
+  unsigned char out[64];
+  unsigned char *slice;
+  int r;
+  tu_pair_open(&p, "127.0.0.1");
+  tu_fill(out, 10, 21, 0);
+  tu_send_all(p.client, out, 10);
+  r = tu_receive(p.server, op);
+  ck_assert_msg(r == 0 || r == ASOCK_PENDING, "%s", asock_err_name(r));
+  ck_assert(tu_wait_idle(op));
+  ck_assert_uint_eq(asock_op_bytes(op), 10);
+  slice = asock_op_buffer(op);
+  ck_assert_ptr_eq(asock_op_data(op), slice);
+  /* Keep the 10 bytes; read what follows after them. */
+  ck_assert_asock(asock_op_set_range(op, 10, asock_op_capacity(op) - 10), 0);
+  ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
+  /* Waiting, it keeps the slice and its prefix. */
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 1);
+  ck_assert_int_eq(asock_op_buffer_mode(op), ASOCK_BUFFER_SLICE);
+  tu_fill(out, 30, 21, 10);
+  tu_send_all(p.client, out, 30);
+  ck_assert(tu_wait_idle(op));
+  ck_assert_asock(asock_op_status(op), 0);
+  ck_assert_uint_eq(asock_op_bytes(op), 30);
+  ck_assert_ptr_eq(asock_op_buffer(op), slice);
+  ck_assert_uint_eq(asock_op_offset(op), 10);
+  ck_assert_uint_eq(tu_mismatch(slice, 40, 21, 0), 40);
+  ck_assert_asock(asock_op_clear_buffer(op), 0);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
+}
+END_TEST
+
 Suite *asock_test_suite_tcp_order(void) {
   Suite *s = suite_create("tcp_order");
   TCase *tc = tcase_create("tcp_order");
@@ -505,6 +554,7 @@ Suite *asock_test_suite_tcp_order(void) {
   tcase_add_test(tc, chained_restarts_do_not_recurse);
   tcase_add_test(tc, pending_op_is_busy);
   tcase_add_test(tc, sequence_numbers_follow_posting_order);
+  tcase_add_test(tc, kept_prefix_receives_after_it);
   tcase_add_test(tc, receives_complete_in_posting_order);
   tcase_add_test(tc, sends_reach_the_wire_in_posting_order);
   tcase_add_test(tc, receive_never_overtakes_a_queued_one);
