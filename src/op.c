@@ -106,7 +106,8 @@ int asock_op_release(asock_pool *pool, asock_op *op) {
     return ASOCK_EBUSY;
   asock__op_drop_slice(op);
   asock__free(op->host);
-  asock__op_reset(op);
+  op->host = NULL;
+  /* Nothing more: asock_op_acquire() resets the op it hands out. */
   asock__add_u64(&pool->ops_in_use, (uint64_t)-1);
   err = asock__stack_push(&pool->free_ops, index);
   if (err != 0)
