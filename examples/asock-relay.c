@@ -27,11 +27,11 @@
  * of its receive and releasing it a quarter of the rest.)
  *
  * Ends: when one side's stream ends, what it sent is passed on and the
- * other side is disconnected (asock_disconnect()); that ends the other
- * side's receive, whose bytes are passed on in turn before the first side
- * is disconnected too. asock has no half-close, so whatever the other side
- * still sends once it is disconnected is lost. An error on either side
- * resets both.
+ * other side's sending is shut down (asock_shutdown()), so that it sees
+ * the end of the stream too while the relay goes on reading it: a client
+ * that shuts down its sending side gets every byte of the answer. Once
+ * both streams have ended and both shutdowns completed, both sockets are
+ * closed. An error on either side resets both.
  *
  *   asock-relay --backend HOST:PORT [--host ADDR] [--port N] [--quota N]
  *               [--slice-size BYTES] [--slices N] [--max-connections N]
@@ -57,10 +57,11 @@ struct side {
   side *peer;
   asock_socket *sock; /* NULL once the relay closed it */
   /* The side's own op: its multishot receive, then, once that ended, the
-   * disconnect of the peer. NULL once released. */
+   * shutdown of the peer's sending side. NULL once released. */
   asock_op *op;
-  int ended; /* its receive ended without an error */
-  int shut;  /* a disconnect was started on it */
+  int ended;     /* its receive ended with the end of the stream */
+  int shut;      /* a shutdown was started on it */
+  int shut_done; /* and completed */
   /* The op that sends the peer's bytes on this socket; while it is
    * pending, the slices it carries and the deliveries waiting for it to
    * complete. Each list has room for the quota, which bounds the slices of
@@ -242,12 +243,13 @@ static void pair_abort(pair *p) {
 /* ---- sending ------------------------------------------------------------- */
 
 static void on_send(asock_op *op);
-static void on_disconnect(asock_op *op);
+static void on_shutdown(asock_op *op);
+static void shut_done(side *t, asock_op *op, int status);
 
-/* Starts the disconnect of t, whose peer's stream has ended and been
- * handed to t's send queue, with the peer's op, idle since its receive
- * ended. asock shuts t's sending side down once the queued sends are out,
- * then closes it, which ends t's own receive. */
+/* Shuts t's sending side down, with the peer's op, idle since the peer's
+ * receive ended: the peer's stream has ended and everything it sent is in
+ * t's send queue, which asock sends before the end of the stream. t's own
+ * receive goes on. */
 static void shut(side *t) {
   asock_op *op = t->peer->op;
   int r;
@@ -257,15 +259,39 @@ static void shut(side *t) {
   t->shut = 1;
   t->peer->op = NULL;
   asock_op_set_multishot(op, 0);
-  asock_op_set_callback(op, on_disconnect);
+  asock_op_set_callback(op, on_shutdown);
   asock_op_set_user_data(op, t);
-  r = asock_disconnect(t->sock, op);
+  r = asock_shutdown(t->sock, op);
   if (r == ASOCK_PENDING) {
     t->pair->ops++;
     return;
   }
+  shut_done(t, op, r == 0 ? asock_op_status(op) : r);
+}
+
+/* t's shutdown completed: once both streams have ended and both sides are
+ * shut down, the connection is over. */
+static void shut_done(side *t, asock_op *op, int status) {
+  pair *p = t->pair;
+  int i;
+
   asock_op_release(relay.pool, op);
-  pair_abort(t->pair);
+  t->shut_done = 1;
+  if (status != 0 && !p->aborted) {
+    pair_abort(p);
+  } else if (!p->aborted && t->peer->shut_done) {
+    for (i = 0; i < 2; i++) {
+      asock_socket_close(p->side[i].sock, 0);
+      p->side[i].sock = NULL;
+    }
+  }
+  pair_maybe_free(p);
+}
+
+static void on_shutdown(asock_op *op) {
+  side *t = asock_op_user_data(op);
+  t->pair->ops--;
+  shut_done(t, op, asock_op_status(op));
 }
 
 /* Sends what t's flight list holds on t with t's send op, as one buffer
@@ -396,11 +422,9 @@ static void on_receive(asock_op *op) {
     return;
   }
   p->ops--;
-  /* The end of the stream, or the end of the receive that our own
-   * disconnect of this side brought: what came is passed on, then the
-   * peer is disconnected. Anything else is an error. */
-  if (!p->aborted &&
-      (status == ASOCK_EOF || (status == ASOCK_ECANCELED && s->shut))) {
+  /* The end of the stream: what came is passed on, then the peer's
+   * sending side is shut down. Anything else is an error. */
+  if (!p->aborted && status == ASOCK_EOF) {
     side *t = s->peer;
     s->ended = 1;
     if (t->nwait == 0)
@@ -426,22 +450,6 @@ static int start_receive(side *s) {
 }
 
 /* ---- connecting ---------------------------------------------------------- */
-
-static void on_disconnect(asock_op *op) {
-  side *t = asock_op_user_data(op);
-  pair *p = t->pair;
-  int status = asock_op_status(op);
-
-  p->ops--;
-  asock_op_release(relay.pool, op);
-  if (t->sock != NULL) {
-    asock_socket_close(t->sock, 0); /* the disconnect closed it already */
-    t->sock = NULL;
-  }
-  if (status != 0 && !p->aborted)
-    pair_abort(p);
-  pair_maybe_free(p);
-}
 
 static void on_connect(asock_op *op) {
   side *b = asock_op_user_data(op);
@@ -638,7 +646,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "asock-relay: bad address %s\n", host);
     return 2;
   }
-  /* Each side of a pair keeps two ops: its receive (later the disconnect
+  /* Each side of a pair keeps two ops: its receive (later the shutdown
    * of its peer) and the send of its peer's bytes. */
   config.socket_quota = quota;
   config.op_count = 4 * max_conns + ACCEPT_OPS;

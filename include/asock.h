@@ -337,6 +337,7 @@ typedef enum asock_op_kind {
   ASOCK_OP_RECEIVEFROM,
   ASOCK_OP_DISCONNECT,
   ASOCK_OP_RECEIVEMESSAGEFROM,
+  ASOCK_OP_SHUTDOWN,
 } asock_op_kind;
 
 /** Where an op's buffer comes from. */
@@ -883,15 +884,39 @@ ASOCK_EXTERN int asock_receive(asock_socket *sock, asock_op *op);
 /** Shuts the sending side down once every queued send has gone out, then
  * closes the socket (DisconnectAsync). The op completes when the socket is
  * closed; pending receives complete with ASOCK_ECANCELED. The application
- * still calls asock_socket_close() to release the socket.
+ * still calls asock_socket_close() to release the socket. After
+ * asock_shutdown() has completed it only closes. To read what the peer
+ * still sends after the last bytes sent, use asock_shutdown() instead.
  * \return ASOCK_PENDING; or, without starting: ASOCK_EINVAL, ASOCK_EKIND
  *   for a listening socket, ASOCK_ENOTCONN, ASOCK_EFOREIGN, ASOCK_EBUSY,
- *   ASOCK_ECLOSED (also when a disconnect is already under way).
+ *   ASOCK_ECLOSED (also when a disconnect or a shutdown is already under
+ *   way).
  * Any thread: from another than the loop's, the op is handed to the loop
  * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
  * ASOCK_EBUSY); every other outcome, refusals included, then arrives
  * through the callback. */
 ASOCK_EXTERN int asock_disconnect(asock_socket *sock, asock_op *op);
+
+/** Shuts the sending side down (Shutdown(SocketShutdown.Send)): once every
+ * send queued before it is on the wire, the peer is sent the end of the
+ * stream (FIN). Receives go on until the peer's own end of the stream, so
+ * that the pattern "send the last bytes, shut down, read until ASOCK_EOF,
+ * close" works; sends started after it fail with ASOCK_ESHUTDOWN.
+ * asock_disconnect() may follow it, and then only closes the socket.
+ * Cancelling a shutdown that still waits for earlier sends, or its timeout,
+ * takes it back (the socket may send again); once the FIN is on its way
+ * it cannot be taken back, and the connection is reset.
+ * \return 0 if it completed in the call (nothing was queued: on Unix the
+ *   FIN is handed to the kernel at once), with the status in the op;
+ *   ASOCK_PENDING; or, without starting: ASOCK_EINVAL, ASOCK_EKIND for a
+ *   listening or UDP socket or a multishot op, ASOCK_ENOTCONN,
+ *   ASOCK_ESHUTDOWN if the sending side is already shut down (or a
+ *   disconnect is under way), ASOCK_EFOREIGN, ASOCK_EBUSY, ASOCK_ECLOSED.
+ * Any thread: from another than the loop's, the op is handed to the loop
+ * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
+ * ASOCK_EBUSY); every other outcome, refusals included, then arrives
+ * through the callback. */
+ASOCK_EXTERN int asock_shutdown(asock_socket *sock, asock_op *op);
 
 /** Cancels one pending op: it completes with ASOCK_ECANCELED, through its
  * callback, soon after. A send whose bytes are partly on the wire cannot be

@@ -232,11 +232,12 @@ struct asock_op {
 /* Where a pending op waits. */
 enum {
   ASOCK__Q_NONE = 0,
-  ASOCK__Q_RECV,      /* socket's receive (or accept) queue */
-  ASOCK__Q_SEND,      /* socket's send queue */
-  ASOCK__Q_DEFERRED,  /* loop's list of completions to deliver */
-  ASOCK__Q_LIBUV,     /* a libuv request (connect, shutdown, resolve) */
-  ASOCK__Q_DISCONNECT /* socket's disconnect slot */
+  ASOCK__Q_RECV,       /* socket's receive (or accept) queue */
+  ASOCK__Q_SEND,       /* socket's send queue */
+  ASOCK__Q_DEFERRED,   /* loop's list of completions to deliver */
+  ASOCK__Q_LIBUV,      /* a libuv request (connect, shutdown, resolve) */
+  ASOCK__Q_DISCONNECT, /* socket's disconnect slot, waiting for its sends */
+  ASOCK__Q_STARTING    /* a shutdown inside its starting call */
 };
 
 /* The bytes an op's window or buffer list covers (asock_op_set_buffer_list()
@@ -491,7 +492,8 @@ void asock__loop_run_posted(asock_loop *loop);
 #define ASOCK__SF_ABOVE_HIGH 0x0100u
 /* On the loop's notify list. */
 #define ASOCK__SF_NOTIFY 0x0200u
-/* A disconnect is under way. */
+/* The sending side is shut down, or will be once the queued sends are out
+ * (a shutdown or a disconnect): nothing more may be sent. */
 #define ASOCK__SF_SHUTDOWN 0x0400u
 /* A uv_write is in flight. */
 #define ASOCK__SF_WRITING 0x0800u
@@ -529,7 +531,7 @@ struct asock_socket {
   asock_socket *wait_link; /* the loop's slice-waiter list; a listener's
                             * paused list */
   asock_socket *kick_link; /* the loop's kicked list */
-  asock_op *disconnect;    /* the pending disconnect, if any */
+  asock_op *disconnect;    /* the pending disconnect or shutdown, if any */
   asock_op *connect;       /* the pending connect, if any */
   void *user_data;
   asock_watermark_cb watermark_cb;
@@ -869,6 +871,8 @@ int asock__send_check(asock_socket *sock, asock_op *op);
 int asock__send_start(asock_socket *sock, asock_op *op);
 int asock__disconnect_check(asock_socket *sock, asock_op *op);
 int asock__disconnect_start(asock_socket *sock, asock_op *op);
+int asock__shutdown_check(asock_socket *sock, asock_op *op);
+int asock__shutdown_start(asock_socket *sock, asock_op *op);
 int asock__recv_check(asock_socket *sock, asock_op *op);
 int asock__recv_start(asock_socket *sock, asock_op *op);
 

@@ -213,6 +213,10 @@ static int run_one(asock_socket *sock, asock_op *op) {
     check = asock__disconnect_check;
     start = asock__disconnect_start;
     break;
+  case ASOCK_OP_SHUTDOWN:
+    check = asock__shutdown_check;
+    start = asock__shutdown_start;
+    break;
   case ASOCK_OP_SENDTO:
     check = asock__sendto_check;
     start = asock__sendto_start;

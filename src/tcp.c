@@ -249,6 +249,18 @@ static void end_early(asock_socket *sock, asock_op *op, int status,
     /* libuv cannot cancel a connect except by closing the handle. */
     asock__socket_shut(sock, 0);
     return;
+  case ASOCK_OP_SHUTDOWN:
+    if (op->where == ASOCK__Q_DISCONNECT) {
+      /* Still waiting for the sends before it: taken back, the socket may
+       * send again. */
+      sock->disconnect = NULL;
+      sock->flags &= ~ASOCK__SF_SHUTDOWN;
+      op->where = ASOCK__Q_NONE;
+      break;
+    }
+    /* The FIN is on its way: it cannot be taken back. */
+    abort_for(sock, op, status);
+    return;
   case ASOCK_OP_DISCONNECT:
     abort_for(sock, op, status);
     return;

@@ -2,6 +2,7 @@
  *
  *   asock-echo-check PATH-TO-ASOCK-ECHO
  *   asock-echo-check --workers PATH-TO-ASOCK-WORKERS
+ *   asock-echo-check --relay PATH-TO-ASOCK-RELAY PATH-TO-ASOCK-ECHO
  *
  * Starts the server with a small pool and talks to it over loopback as any
  * libuv client would, checking what issue 3 asks of it: the one "listening
@@ -10,17 +11,19 @@
  * SIGTERM that prints the pool's statistics. Then the same of
  * `asock-echo --udp`, over IPv4 and IPv6 (echo-udp.c), and echo over a loop
  * group, `asock-echo --threads 2` (echo-threads.c). With --workers it
- * checks the asock-workers example instead (echo-threads.c). It uses libuv
- * alone, for the processes, the sockets and the timers, so that it runs
- * wherever the server does (CI machines may lack Python), and every wait is
- * bounded by a timer. Prints one "ok" or "not ok" line per check and exits 0
- * only when all passed. */
+ * checks the asock-workers example instead (echo-threads.c), and with
+ * --relay the asock-relay example in front of asock-echo (echo-relay.c).
+ * It uses libuv alone, for the processes, the sockets and the timers, so
+ * that it runs wherever the server does (CI machines may lack Python), and
+ * every wait is bounded by a timer. Prints one "ok" or "not ok" line per check
+ * and exits 0 only when all passed. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "echo-client.h"
+#include "echo-relay.h"
 #include "echo-server.h"
 #include "echo-threads.h"
 #include "echo-udp.h"
@@ -303,11 +306,14 @@ int main(int argc, char **argv) {
   };
   int failures = 0, number = 0, r;
   int workers = argc == 3 && strcmp(argv[1], "--workers") == 0;
+  int relay = argc == 4 && strcmp(argv[1], "--relay") == 0;
 
-  if (argc != 2 && !workers) {
+  if (argc != 2 && !workers && !relay) {
     fprintf(stderr, "usage: asock-echo-check PATH-TO-ASOCK-ECHO\n"
                     "       asock-echo-check --workers "
-                    "PATH-TO-ASOCK-WORKERS\n");
+                    "PATH-TO-ASOCK-WORKERS\n"
+                    "       asock-echo-check --relay PATH-TO-ASOCK-RELAY "
+                    "PATH-TO-ASOCK-ECHO\n");
     return 2;
   }
   ignore_sigpipe();
@@ -320,6 +326,11 @@ int main(int argc, char **argv) {
   if (workers) {
     ec_workers_path = argv[2];
     run_checks(ec_workers_checks, ec_workers_check_count, &number, &failures);
+  } else if (relay) {
+    ec_relay_path = argv[2];
+    ec_echo_path = argv[3];
+    run_checks(ec_relay_checks, ec_relay_check_count, &number, &failures);
+    ec_relay_close();
   } else {
     ec_echo_path = argv[1];
     run_checks(checks, sizeof(checks) / sizeof(checks[0]), &number, &failures);

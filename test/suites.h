@@ -22,6 +22,7 @@
   XX(tcp_basic, "tcp")                                                         \
   XX(tcp_order, "tcp")                                                         \
   XX(tcp_close, "tcp")                                                         \
+  XX(tcp_shutdown, "tcp")                                                      \
   XX(tcp_pressure, "tcp")                                                      \
   XX(tcp_timeout, "tcp")                                                       \
   XX(multishot, "tcp;threaded")                                                \

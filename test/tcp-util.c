@@ -242,6 +242,11 @@ int tu_disconnect(asock_socket *sock, asock_op *op) {
   return started(op, asock_disconnect(sock, op), prev);
 }
 
+int tu_shutdown(asock_socket *sock, asock_op *op) {
+  int prev = enter();
+  return started(op, asock_shutdown(sock, op), prev);
+}
+
 int tu_cancel(asock_op *op) {
   int prev = enter();
   int r = asock_cancel(op);

@@ -71,6 +71,7 @@ int tu_connect_host(asock_socket *sock, asock_op *op, const char *host,
 int tu_send(asock_socket *sock, asock_op *op);
 int tu_receive(asock_socket *sock, asock_op *op);
 int tu_disconnect(asock_socket *sock, asock_op *op);
+int tu_shutdown(asock_socket *sock, asock_op *op);
 int tu_send_to(asock_socket *sock, asock_op *op);
 int tu_receive_from(asock_socket *sock, asock_op *op);
 int tu_receive_message_from(asock_socket *sock, asock_op *op);
