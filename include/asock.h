@@ -700,9 +700,8 @@ ASOCK_EXTERN int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
 /** Runs the loop (uv_run()) on the calling thread, which becomes the loop's
  * thread. As libuv does, it returns once nothing keeps the loop alive: a
  * socket waiting for I/O does, but asock's own handles do not, so a loop
- * whose only work is ops handed over from other threads (or tasks) needs a
- * handle of the application's to keep it running (a loop group's loops
- * have one).
+ * whose only work is ops handed over from other threads (or tasks) is kept
+ * alive with asock_loop_keep_alive() (a loop group's loops are).
  * \param mode UV_RUN_DEFAULT, UV_RUN_ONCE or UV_RUN_NOWAIT.
  * \return what uv_run() returns (non-zero if handles are still active), or
  *   ASOCK_EINVAL for NULL.
@@ -734,6 +733,17 @@ ASOCK_EXTERN int asock_loop_post(asock_loop *loop, asock_task *task);
  * \return 0, or ASOCK_EINVAL for NULL.
  * Any thread. */
 ASOCK_EXTERN int asock_loop_stop(asock_loop *loop);
+
+/** Makes the loop stay alive by itself (enable non-zero), as an IOCP
+ * thread does: asock_loop_run() with UV_RUN_DEFAULT then returns only after
+ * asock_loop_stop(), even while nothing is pending, so that a server loop
+ * whose work is handed over from other threads (asock_loop_post(), ops
+ * started elsewhere) waits for it. Off by default, as libuv's handles are:
+ * a loop then returns once nothing keeps it alive. An embedded uv_loop_t is
+ * kept alive the same way.
+ * \return 0; ASOCK_EINVAL for NULL; ASOCK_ETHREAD off the loop's thread.
+ * The loop's thread. */
+ASOCK_EXTERN int asock_loop_keep_alive(asock_loop *loop, int enable);
 
 /** Closes every socket still open on the loop (each pending op completes with
  * ASOCK_ECANCELED, exactly once), waits until every handle asock opened is

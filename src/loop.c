@@ -473,6 +473,20 @@ int asock_loop_run(asock_loop *loop, uv_run_mode mode) {
   return uv_run(loop->uv, mode);
 }
 
+int asock_loop_keep_alive(asock_loop *loop, int enable) {
+  if (loop == NULL)
+    return ASOCK_EINVAL;
+  if (!asock__loop_on_thread(loop))
+    return ASOCK_ETHREAD;
+  /* The async handle is active for the loop's whole life: referenced, it
+   * keeps uv_run() going until a stop. */
+  if (enable)
+    uv_ref((uv_handle_t *)&loop->async);
+  else
+    uv_unref((uv_handle_t *)&loop->async);
+  return 0;
+}
+
 int asock_loop_stop(asock_loop *loop) {
   if (loop == NULL)
     return ASOCK_EINVAL;

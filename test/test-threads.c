@@ -679,6 +679,36 @@ START_TEST(stop_from_another_thread) {
 }
 END_TEST
 
+/* Kept alive, a loop with nothing pending runs until it is stopped; let go,
+ * it returns at once. */
+static asock__atomic_u32 stopper_stopped;
+
+static void stop_after_a_while(void *arg) {
+  uv_sleep(50);
+  asock__store_u32(&stopper_stopped, 1);
+  ck_assert_asock(asock_loop_stop(arg), 0);
+}
+
+START_TEST(kept_alive_loop_runs_until_stopped) {
+  uv_thread_t worker;
+
+  ck_assert_asock(asock_loop_keep_alive(NULL, 1), ASOCK_EINVAL);
+  ck_assert_asock(asock_loop_keep_alive(fx.loop, 1), 0);
+  asock__store_u32(&stopper_stopped, 0);
+  ck_assert_int_eq(uv_thread_create(&worker, stop_after_a_while, fx.loop), 0);
+  uv_timer_start(&fx.guard, on_guard, 20000, 0);
+  uv_unref((uv_handle_t *)&fx.guard);
+  asock_loop_run(fx.loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(asock__load_u32(&stopper_stopped), 1);
+  uv_timer_stop(&fx.guard);
+  ck_assert_int_eq(uv_thread_join(&worker), 0);
+  ck_assert_int_eq(fx.guard_fired, 0);
+  /* Let go, it returns with nothing to do. */
+  ck_assert_asock(asock_loop_keep_alive(fx.loop, 0), 0);
+  ck_assert_int_eq(asock_loop_run(fx.loop, UV_RUN_DEFAULT), 0);
+}
+END_TEST
+
 /* An op handed over but not yet taken by the loop when the loop closes
  * still completes, once, through its callback. */
 START_TEST(loop_close_completes_handed_over_ops) {
@@ -715,6 +745,7 @@ Suite *asock_test_suite_threads(void) {
   tcase_add_test(tc, cancel_from_another_thread);
   tcase_add_test(tc, cancel_before_the_loop_took_the_op);
   tcase_add_test(tc, stop_from_another_thread);
+  tcase_add_test(tc, kept_alive_loop_runs_until_stopped);
   tcase_add_test(tc, loop_close_completes_handed_over_ops);
   suite_add_tcase(s, tc);
   return s;
