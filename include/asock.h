@@ -826,6 +826,10 @@ ASOCK_EXTERN int asock_accept(asock_socket *listener, asock_op *op);
 #define ASOCK_ACCEPT_PAUSE_MS 100
 
 /** Connects to the address set with asock_op_set_remote() (ConnectAsync).
+ * A connect that fails (ASOCK_ECONNREFUSED, ASOCK_ENETUNREACH, ...) leaves
+ * the socket as it was made, able to connect again, to the same address or
+ * another; one that times out or is cancelled closes it (its next start
+ * returns ASOCK_ECLOSED).
  * \return ASOCK_PENDING; or, without starting: ASOCK_EINVAL for NULL or an
  *   op with no remote address, ASOCK_EKIND if the socket listens or is
  *   connected or connecting, ASOCK_EFOREIGN, ASOCK_EBUSY, ASOCK_ECLOSED, or

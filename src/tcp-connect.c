@@ -160,11 +160,16 @@ static int connect_next(asock_socket *sock, asock_op *op) {
   return err;
 }
 
-/* The current address failed with `err`: close the handle to try the next
- * one (asock__connect_reinit() continues), or give up. */
+/* The current address failed with `err`: the handle is closed and made
+ * afresh (asock__connect_reinit() continues), to try the next address, or,
+ * after the last, so that the socket can connect again. A connect that was
+ * cancelled or timed out, or whose socket closed, ends now. */
 static void connect_advance(asock_socket *sock, asock_op *op, int err) {
-  if (op->ai_next != NULL && op->forced_status == 0 &&
+  if (op->forced_status == 0 &&
       (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE)) == 0) {
+    /* The op's result until then: it completes with it if no address is
+     * left. */
+    op->status = err;
     sock->flags |= ASOCK__SF_REINIT | ASOCK__SF_HANDLE_GONE;
     asock__io_close(sock, 0);
     return;
@@ -199,6 +204,12 @@ void asock__connect_reinit(asock_socket *sock) {
     err = asock__io_init(sock);
     if (err == 0) {
       sock->flags &= ~ASOCK__SF_HANDLE_GONE;
+      if (op->ai_next == NULL) {
+        /* The last address failed: the socket, fresh again, may connect
+         * anew. */
+        connect_finish(sock, op, op->status);
+        return;
+      }
       err = connect_next(sock, op);
       if (err == 0)
         return;

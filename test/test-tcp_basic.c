@@ -410,6 +410,25 @@ START_TEST(connect_refused) {
   }
   tu_run_for(30);
   ck_assert_int_eq(tu_rec(cop)->calls, r == ASOCK_PENDING ? 1 : 0);
+  /* The socket connects again, to a listener this time, and serves. */
+  {
+    struct sockaddr_storage laddr;
+    asock_socket *listener = tu_listen("127.0.0.1", &laddr);
+    asock_op *aop = tu_op(), *sop = tu_op();
+    asock_socket *server;
+    char buf[4];
+    ck_assert_asock(asock_op_set_remote(cop, (struct sockaddr *)&laddr), 0);
+    ck_assert_asock(tu_connect(client, cop), ASOCK_PENDING);
+    server = tu_accept_done(listener, aop);
+    ck_assert(tu_wait_calls(cop, tu_rec(cop)->calls + 1));
+    ck_assert_asock(asock_op_status(cop), 0);
+    tu_set_buffer(sop, (void *)"agin", 4);
+    ck_assert_asock(tu_send(client, sop), 0);
+    tu_recv_exact(server, buf, 4);
+    ck_assert_int_eq(memcmp(buf, "agin", 4), 0);
+    ck_assert_asock(tu_close(server, 0), 0);
+    ck_assert_asock(tu_close(listener, 0), 0);
+  }
   ck_assert_asock(tu_close(client, 0), 0);
   tu_close_uv(&bound);
 }

@@ -281,7 +281,7 @@ int asock__io_connect(asock_socket *sock, asock_op *op,
 
   (void)op;
   if (sock->io.fd >= 0)
-    return ASOCK_EISCONN; /* a socket whose connect failed is not reused */
+    return ASOCK_EISCONN; /* never: a failed connect leaves no OS socket */
   if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)
     return ASOCK_EAFNOSUPPORT;
   fd = open_socket(addr->sa_family);
