@@ -856,6 +856,23 @@ ASOCK_EXTERN int asock_connect(asock_socket *sock, asock_op *op);
 ASOCK_EXTERN int asock_connect_host(asock_socket *sock, asock_op *op,
                                     const char *host, unsigned short port);
 
+/** \return how many addresses the op's last asock_connect_host() tried
+ *   (ConnectByNameError), 0 when its last operation was something else or
+ *   the name did not resolve. Owner, once the op is idle. */
+ASOCK_EXTERN size_t asock_op_connect_attempts(const asock_op *op);
+
+/** One address the op's last asock_connect_host() tried, in the order
+ * tried, and how that attempt ended: 0 for the one that connected, else
+ * its error (ASOCK_ECONNREFUSED, ASOCK_ETIMEDOUT, ASOCK_ECANCELED...).
+ * \param index from 0 to asock_op_connect_attempts() - 1.
+ * \param addr receives the address; may be NULL.
+ * \param error receives the attempt's result; may be NULL.
+ * \return 0; ASOCK_EINVAL for a NULL op or an index out of range;
+ *   ASOCK_EBUSY while pending. Owner. */
+ASOCK_EXTERN int asock_op_connect_attempt(const asock_op *op, size_t index,
+                                          struct sockaddr_storage *addr,
+                                          int *error);
+
 /** Sends the op's window, or its buffer list when one is set (SendAsync).
  * When no earlier send is queued the bytes go straight to the kernel; only
  * what it does not take at once is queued. Sends reach the wire in posting

@@ -148,6 +148,12 @@ typedef union asock__sockaddr {
   struct sockaddr_in6 in6;
 } asock__sockaddr;
 
+/* One address asock_connect_host() tried, and how it ended. */
+typedef struct asock__attempt {
+  asock__sockaddr addr;
+  int error;
+} asock__attempt;
+
 /* Op flags. */
 /* Its slice came from a buffer-less receive. */
 #define ASOCK__OPF_ON_DEMAND 0x2u
@@ -221,6 +227,9 @@ struct asock_op {
   unsigned short port;
   struct addrinfo *ai_head; /* connect_host: the resolved list */
   struct addrinfo *ai_next; /* and the next address to try */
+  asock__attempt *attempts; /* connect_host: the addresses tried, kept until
+                             * the op's next connect or its release */
+  unsigned int nattempts;
   union {
     uv_write_t write;
     uv_connect_t connect;

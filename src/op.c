@@ -50,6 +50,8 @@ void asock__op_reset(asock_op *op) {
   op->port = 0;
   op->ai_head = NULL;
   op->ai_next = NULL;
+  op->attempts = NULL;
+  op->nattempts = 0;
 }
 
 /* Finds the op p points at in the pool's array: 0 or ASOCK_EFOREIGN. The
@@ -107,6 +109,8 @@ int asock_op_release(asock_pool *pool, asock_op *op) {
   asock__op_drop_slice(op);
   asock__free(op->host);
   op->host = NULL;
+  asock__free(op->attempts);
+  op->attempts = NULL;
   /* Nothing more: asock_op_acquire() resets the op it hands out. */
   asock__add_u64(&pool->ops_in_use, (uint64_t)-1);
   err = asock__stack_push(&pool->free_ops, index);

@@ -126,7 +126,21 @@ int asock__accept_start(asock_socket *listener, asock_op *op) {
 
 /* ---- connect ----------------------------------------------------------- */
 
+/* The addresses tried are kept in the op until its next connect. */
+static void forget_attempts(asock_op *op) {
+  asock__free(op->attempts);
+  op->attempts = NULL;
+  op->nattempts = 0;
+}
+
+/* The address being tried ended with err. */
+static void attempt_ended(asock_op *op, int err) {
+  if (op->nattempts > 0)
+    op->attempts[op->nattempts - 1].error = err;
+}
+
 static void connect_finish(asock_socket *sock, asock_op *op, int status) {
+  attempt_ended(op, status);
   sock->flags &= ~(ASOCK__SF_CONNECTING | ASOCK__SF_RESOLVING);
   sock->connect = NULL;
   if (op->ai_head != NULL) {
@@ -150,9 +164,12 @@ static int connect_next(asock_socket *sock, asock_op *op) {
       continue;
     memcpy(&op->remote, ai->ai_addr, ai->ai_addrlen);
     op->flags |= ASOCK__OPF_HAS_REMOTE;
+    memcpy(&op->attempts[op->nattempts].addr, ai->ai_addr, ai->ai_addrlen);
+    op->attempts[op->nattempts++].error = 0;
     err = asock__io_connect(sock, op, ai->ai_addr);
     if (err == 0)
       return 0;
+    attempt_ended(op, err);
     /* A failed attempt may leave a socket of the wrong family in the
      * handle: the next attempt needs a fresh handle. */
     break;
@@ -170,6 +187,7 @@ static void connect_advance(asock_socket *sock, asock_op *op, int err) {
     /* The op's result until then: it completes with it if no address is
      * left. */
     op->status = err;
+    attempt_ended(op, err);
     sock->flags |= ASOCK__SF_REINIT | ASOCK__SF_HANDLE_GONE;
     asock__io_close(sock, 0);
     return;
@@ -246,6 +264,7 @@ int asock_connect(asock_socket *sock, asock_op *op) {
 int asock__connect_start(asock_socket *sock, asock_op *op) {
   int err;
 
+  forget_attempts(op);
   if (op->host != NULL)
     return asock__connect_host_start(sock, op);
   err = asock__io_connect(sock, op, (const struct sockaddr *)&op->remote);
@@ -257,6 +276,18 @@ int asock__connect_start(asock_socket *sock, asock_op *op) {
   sock->flags |= ASOCK__SF_CONNECTING;
   asock__loop_watch(sock->loop, op);
   return ASOCK_PENDING;
+}
+
+/* Room for a record of each address of res the connect may try. */
+static int keep_attempts(asock_op *op, const struct addrinfo *res) {
+  size_t n = 0;
+  for (; res != NULL; res = res->ai_next)
+    if (res->ai_family == AF_INET || res->ai_family == AF_INET6)
+      n++;
+  if (n == 0)
+    return 0;
+  op->attempts = asock__calloc(n, sizeof(*op->attempts));
+  return op->attempts == NULL ? ASOCK_ENOMEM : 0;
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status,
@@ -277,6 +308,9 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
     else
       err = ASOCK_ECANCELED;
     connect_finish(sock, op, err);
+  } else if (keep_attempts(op, res) != 0) {
+    uv_freeaddrinfo(res);
+    connect_finish(sock, op, ASOCK_ENOMEM);
   } else {
     op->ai_head = op->ai_next = res;
     err = connect_next(sock, op);
@@ -339,6 +373,29 @@ int asock__connect_host_start(asock_socket *sock, asock_op *op) {
   sock->flags |= ASOCK__SF_CONNECTING | ASOCK__SF_RESOLVING;
   asock__loop_watch(sock->loop, op);
   return ASOCK_PENDING;
+}
+
+size_t asock_op_connect_attempts(const asock_op *op) {
+  if (op == NULL || op->kind != ASOCK_OP_CONNECT || asock_op_is_pending(op))
+    return 0;
+  return op->nattempts;
+}
+
+int asock_op_connect_attempt(const asock_op *op, size_t index,
+                             struct sockaddr_storage *addr, int *error) {
+  if (op == NULL)
+    return ASOCK_EINVAL;
+  if (asock_op_is_pending(op))
+    return ASOCK_EBUSY;
+  if (index >= asock_op_connect_attempts(op))
+    return ASOCK_EINVAL;
+  if (addr != NULL) {
+    memset(addr, 0, sizeof(*addr));
+    memcpy(addr, &op->attempts[index].addr, sizeof(op->attempts[index].addr));
+  }
+  if (error != NULL)
+    *error = op->attempts[index].error;
+  return 0;
 }
 
 void asock__connect_cancel(asock_socket *sock) {
