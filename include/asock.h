@@ -789,14 +789,52 @@ typedef void (*asock_watermark_cb)(asock_socket *sock, int above);
  * The loop's thread. */
 ASOCK_EXTERN int asock_tcp_create(asock_socket **sock_out, asock_loop *loop);
 
-/** Binds a socket and starts listening.
- * \param sock a socket from asock_tcp_create() not yet used.
+/** Bind flag: an IPv6 socket takes only IPv6 (IPV6_V6ONLY); without it an
+ * IPv6 socket is dual-stack on every platform. */
+#define ASOCK_BIND_IPV6ONLY 0x1u
+/** Bind flag: SO_REUSEADDR. On Windows it lets the socket bind a port
+ * another socket holds (or take it over), so asock sets it only when asked;
+ * on Unix, where it lets a socket bind over connections left in TIME_WAIT
+ * and never lets two sockets listen on one port, every TCP socket that
+ * binds has it, as libuv's do, unless ASOCK_BIND_EXCLUSIVE says otherwise.
+ */
+#define ASOCK_BIND_REUSEADDR 0x2u
+/** Bind flag: no other socket may bind the port (ExclusiveAddressUse):
+ * SO_EXCLUSIVEADDRUSE on Windows; on Unix SO_REUSEADDR is left off (with
+ * it, Linux lets two sockets bind one port while neither listens), at the
+ * price of not binding over connections in TIME_WAIT. Not with
+ * ASOCK_BIND_REUSEADDR. */
+#define ASOCK_BIND_EXCLUSIVE 0x4u
+
+/** Binds a TCP socket to a local address before it connects or listens
+ * (Socket.Bind): it gets its OS socket now, with the options set on it
+ * before, and the option, address and OS-handle functions work on it from
+ * here on. A connect then leaves from this address; a listen
+ * (asock_tcp_listen() with a NULL address) listens on it. A connect that
+ * fails undoes the bind with the rest (asock_connect()).
  * \param addr an IPv4 or IPv6 address; port 0 picks a free port.
+ * \param flags ASOCK_BIND_* flags.
+ * \return 0; ASOCK_EINVAL for NULL, unknown flags, or REUSEADDR with
+ *   EXCLUSIVE; ASOCK_EKIND for a UDP socket, or one already bound,
+ *   listening, connected or connecting; ASOCK_ECLOSED; ASOCK_EAFNOSUPPORT; a
+ *   system error (ASOCK_EADDRINUSE, ASOCK_EACCES, ...), after which the
+ *   socket is as it was.
+ * The loop's thread. */
+ASOCK_EXTERN int asock_tcp_bind(asock_socket *sock, const struct sockaddr *addr,
+                                unsigned int flags);
+
+/** Binds a socket and starts listening.
+ * \param sock a socket from asock_tcp_create() not yet used, or bound with
+ *   asock_tcp_bind().
+ * \param addr an IPv4 or IPv6 address; port 0 picks a free port. NULL for
+ *   a socket already bound, which listens where it is bound.
  * \param backlog the kernel's accept backlog.
  * \param flags ASOCK_LISTEN_* flags.
- * \return 0; ASOCK_EINVAL for NULL or unknown flags; ASOCK_EKIND if the
- *   socket is connected or already listening; ASOCK_ECLOSED once closed; a
- *   system error (ASOCK_EADDRINUSE, ASOCK_EACCES, ...).
+ * \return 0; ASOCK_EINVAL for a NULL socket, unknown flags, or a NULL
+ *   address for a socket not bound; ASOCK_EKIND if the socket is connected,
+ *   already listening, or bound and given an address; ASOCK_ECLOSED once
+ *   closed; a system error (ASOCK_EADDRINUSE, ASOCK_EACCES, ...). A listen
+ *   that fails after the bind leaves the socket bound.
  * The loop's thread. */
 ASOCK_EXTERN int asock_tcp_listen(asock_socket *sock,
                                   const struct sockaddr *addr, int backlog,
@@ -968,27 +1006,48 @@ ASOCK_EXTERN int asock_cancel(asock_op *op);
  * The loop's thread. */
 ASOCK_EXTERN int asock_socket_close(asock_socket *sock, unsigned int flags);
 
-/** Sets TCP_NODELAY. Like every option and address function below, it
- * needs the OS socket, which exists once the socket listens or is connected
- * (accepted, or its connect completed): before, it returns ASOCK_ENOTCONN.
- * \return 0 or an error. The loop's thread. */
+/** Sets TCP_NODELAY (NoDelay). Like every TCP option below, it may be set
+ * at any time from the socket's creation on: before the socket has its OS
+ * socket (which asock makes at asock_tcp_bind(), asock_tcp_listen() or
+ * asock_connect(), when the address family is known) the option is kept,
+ * and set on the OS socket as it is made, before it binds or connects;
+ * after, it is set at once. An option the OS refuses when the OS socket is
+ * made fails that bind, listen or connect with the OS's error.
+ * \return 0; ASOCK_EINVAL; ASOCK_EKIND for a UDP socket; ASOCK_ECLOSED;
+ *   ASOCK_ENOMEM; or the OS's error. The loop's thread. */
 ASOCK_EXTERN int asock_socket_set_nodelay(asock_socket *sock, int enable);
 
-/** Sets SO_KEEPALIVE with the idle time before the first probe.
- * \return 0 or an error. The loop's thread. */
+/** Sets SO_KEEPALIVE with the idle time before the first probe (0 leaves
+ * the system's). Kept until the OS socket exists, as asock_socket_set_nodelay()
+ * says. \return as asock_socket_set_nodelay(). The loop's thread. */
 ASOCK_EXTERN int asock_socket_set_keepalive(asock_socket *sock, int enable,
                                             unsigned int delay_s);
 
-/** Reads or sets the kernel's send buffer size (SO_SNDBUF).
+/** Sets the keepalive probes: the seconds between probes (TCP_KEEPINTVL)
+ * and how many go unanswered before the connection is dropped
+ * (TCP_KEEPCNT); 0 leaves either as it is. Kept until the OS socket
+ * exists, as asock_socket_set_nodelay() says.
+ * \return as asock_socket_set_nodelay(); ASOCK_ENOTSUP where the platform
+ *   has no such options (Windows before 10 1709). The loop's thread. */
+ASOCK_EXTERN int asock_socket_set_keepalive_probes(asock_socket *sock,
+                                                   unsigned int interval_s,
+                                                   unsigned int count);
+
+/** Reads or sets the kernel's send buffer size (SO_SNDBUF). On a TCP socket
+ * without its OS socket yet the size set is kept, as
+ * asock_socket_set_nodelay() says, and read back as set; a UDP socket needs
+ * its OS socket (ASOCK_ENOTCONN before its bind).
  * \param value in: 0 to read, or the size to set; out: the size. Linux
  *   reports twice what was set, as it reserves room for bookkeeping.
- * \return 0 or an error. The loop's thread. */
+ * \return 0 or an error (ASOCK_ENOTCONN when reading a size neither set
+ *   nor yet the OS's). The loop's thread. */
 ASOCK_EXTERN int asock_socket_send_buffer_size(asock_socket *sock, int *value);
 
 /** As asock_socket_send_buffer_size(), for SO_RCVBUF. */
 ASOCK_EXTERN int asock_socket_recv_buffer_size(asock_socket *sock, int *value);
 
-/** The socket's own address.
+/** The socket's own address. It needs the OS socket: a TCP socket has one
+ * once bound, listening or connected.
  * \param addr receives it. \param len in: the room; out: the length.
  * \return 0 or an error (ASOCK_ENOTCONN, ASOCK_EINVAL...). The loop's thread.
  */
@@ -998,6 +1057,32 @@ ASOCK_EXTERN int asock_socket_local_address(asock_socket *sock,
 /** The peer's address; as asock_socket_local_address(). */
 ASOCK_EXTERN int asock_socket_remote_address(asock_socket *sock,
                                              struct sockaddr *addr, int *len);
+
+/** The socket's OS socket (Socket.Handle): a file descriptor on Unix, a
+ * SOCKET on Windows. It stays asock's: the application may set options on
+ * it, but must not close it, read or write it, or change its blocking
+ * mode; what it does with it is its own responsibility.
+ * \return 0; ASOCK_ENOTCONN before the socket has one; ASOCK_ECLOSED;
+ *   ASOCK_EINVAL for NULL. The loop's thread. */
+ASOCK_EXTERN int asock_socket_fileno(const asock_socket *sock,
+                                     uv_os_sock_t *out);
+
+/** setsockopt() on the OS socket, for the options asock does not name
+ * (SetSocketOption). asock does not check what it passes on: the option's
+ * meaning, and what it does to asock's use of the socket, are the
+ * application's responsibility.
+ * \return 0; ASOCK_ENOTCONN before the socket has its OS socket;
+ *   ASOCK_EINVAL for NULL or a zero length; ASOCK_ECLOSED; or the OS's
+ *   error. The loop's thread. */
+ASOCK_EXTERN int asock_socket_set_option(asock_socket *sock, int level,
+                                         int name, const void *value,
+                                         size_t len);
+
+/** getsockopt() on the OS socket (GetSocketOption), as
+ * asock_socket_set_option().
+ * \param len in: the room at value; out: the option's length. */
+ASOCK_EXTERN int asock_socket_get_option(asock_socket *sock, int level,
+                                         int name, void *value, size_t *len);
 
 /** Sets the send back-pressure limits of a socket.
  * \param low, high the watermarks, in queued bytes: the watermark callback

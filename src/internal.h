@@ -483,6 +483,25 @@ void asock__loop_run_posted(asock_loop *loop);
 
 /* ---- sockets (src/tcp*.c) ---------------------------------------------- */
 
+/* TCP options the application set before its socket had an OS socket:
+ * kept until one is made (bind, listen or connect), which the platform sets
+ * them on before anything else. */
+#define ASOCK__OPT_NODELAY 0x1u
+#define ASOCK__OPT_KEEPALIVE 0x2u
+#define ASOCK__OPT_KEEPPROBES 0x4u
+#define ASOCK__OPT_SNDBUF 0x8u
+#define ASOCK__OPT_RCVBUF 0x10u
+typedef struct asock__tcp_options {
+  unsigned int set; /* ASOCK__OPT_* */
+  int nodelay;
+  int keepalive;
+  unsigned int keep_idle;
+  unsigned int keep_interval;
+  unsigned int keep_count;
+  int sndbuf;
+  int rcvbuf;
+} asock__tcp_options;
+
 /* Socket flags. */
 #define ASOCK__SF_LISTENING 0x0001u
 #define ASOCK__SF_CONNECTED 0x0002u
@@ -516,7 +535,8 @@ void asock__loop_run_posted(asock_loop *loop);
 #define ASOCK__SF_HANDLE_CLOSED 0x8000u
 /* A UDP socket (struct asock__udp_socket). */
 #define ASOCK__SF_UDP 0x10000u
-/* A UDP socket has its OS socket, bound to a local address. */
+/* The socket has its OS socket, bound to a local address (a UDP socket's
+ * bind or connect, a TCP socket's asock_tcp_bind()). */
 #define ASOCK__SF_BOUND 0x20000u
 /* A multishot receive is in the receive queue: no receive may be queued
  * behind it, as it has no last delivery to complete before. */
@@ -536,12 +556,14 @@ struct asock_socket {
   asock_op *send_tail;
   asock_socket *next; /* the loop's list of sockets */
   asock_socket *prev;
-  asock_socket *link;      /* the loop's notify list */
-  asock_socket *wait_link; /* the loop's slice-waiter list; a listener's
-                            * paused list */
-  asock_socket *kick_link; /* the loop's kicked list */
-  asock_op *disconnect;    /* the pending disconnect or shutdown, if any */
-  asock_op *connect;       /* the pending connect, if any */
+  asock_socket *link;       /* the loop's notify list */
+  asock_socket *wait_link;  /* the loop's slice-waiter list; a listener's
+                             * paused list */
+  asock_socket *kick_link;  /* the loop's kicked list */
+  asock_op *disconnect;     /* the pending disconnect or shutdown, if any */
+  asock__tcp_options *opts; /* options set before the OS socket was made,
+                             * until the socket connects or listens */
+  asock_op *connect;        /* the pending connect, if any */
   void *user_data;
   asock_watermark_cb watermark_cb;
   /* The next sequence numbers, one counter per direction so that each
@@ -885,10 +907,13 @@ int asock__shutdown_start(asock_socket *sock, asock_op *op);
 int asock__recv_check(asock_socket *sock, asock_op *op);
 int asock__recv_start(asock_socket *sock, asock_op *op);
 
-/* Listens without checking the arguments; flags are ASOCK_LISTEN_* and
- * ASOCK__LISTEN_*. */
+/* Binds (unless addr is NULL: bound before) and listens, without checking
+ * the arguments; flags are ASOCK_LISTEN_* and ASOCK__LISTEN_*. */
 int asock__tcp_listen(asock_socket *sock, const struct sockaddr *addr,
                       int backlog, unsigned int flags);
+/* The options set before the socket had an OS socket are on it now, and on
+ * any it makes again: they are let go. */
+void asock__socket_options_done(asock_socket *sock);
 /* Internal listen flags. SO_REUSEPORT, for a loop group's listeners that
  * the kernel balances between (Linux). */
 #define ASOCK__LISTEN_REUSEPORT 0x100u
@@ -1056,9 +1081,13 @@ void asock__platform_init(void);
 
 /* Readies the handle storage of a new socket. */
 int asock__io_init(asock_socket *sock);
-/* Binds to addr and listens. flags are ASOCK_LISTEN_*. */
-int asock__io_listen(asock_socket *sock, const struct sockaddr *addr,
-                     int backlog, unsigned int flags);
+/* Makes the OS socket for addr's family, sets the options in opts (NULL:
+ * none) on it, and binds it; on failure the socket is left as it was.
+ * flags are ASOCK_BIND_* and ASOCK__LISTEN_*. */
+int asock__io_bind(asock_socket *sock, const struct sockaddr *addr,
+                   unsigned int flags, const asock__tcp_options *opts);
+/* Listens on the socket a bind made; on failure it stays bound. */
+int asock__io_listen(asock_socket *sock, int backlog);
 /* Takes one waiting connection off a listener: 0 with *conn set (an OS
  * socket on Unix), ASOCK_EAGAIN when none waits, or an error. */
 int asock__io_accept(asock_socket *listener, uintptr_t *conn);
@@ -1070,9 +1099,11 @@ void asock__io_drop(uintptr_t conn);
 /* Accept ops wait (1) or none does (0): Unix watches the listening socket
  * only while they wait, since libuv's epoll is level-triggered. */
 void asock__io_accept_wanted(asock_socket *listener, int wanted);
-/* Starts connecting to addr; asock__connect_done() reports the result. */
+/* Starts connecting to addr, from the OS socket a bind made, or one made
+ * now with the options in opts; asock__connect_done() reports the result. */
 int asock__io_connect(asock_socket *sock, asock_op *op,
-                      const struct sockaddr *addr);
+                      const struct sockaddr *addr,
+                      const asock__tcp_options *opts);
 /* Starts or stops the flow of asock__recv_buffer()/asock__recv_result(). */
 int asock__io_read_start(asock_socket *sock);
 void asock__io_read_stop(asock_socket *sock);
@@ -1091,6 +1122,16 @@ int asock__io_shutdown(asock_socket *sock, asock_op *op);
 void asock__io_close(asock_socket *sock, int abortive);
 int asock__io_nodelay(asock_socket *sock, int enable);
 int asock__io_keepalive(asock_socket *sock, int enable, unsigned int delay_s);
+/* The keepalive probes' interval and count (0 leaves one as it is):
+ * ASOCK_ENOTSUP where the platform has no such options. */
+int asock__io_keepalive_probes(asock_socket *sock, unsigned int interval_s,
+                               unsigned int count);
+/* The OS socket, ASOCK_ENOTCONN when there is none. */
+int asock__io_fileno(const asock_socket *sock, uv_os_sock_t *out);
+/* setsockopt (set != 0) or getsockopt on the OS socket; *len is the value's
+ * length in, and for a get also out. */
+int asock__io_sockopt(asock_socket *sock, int set, int level, int name,
+                      void *value, size_t *len);
 /* SO_SNDBUF (send != 0) or SO_RCVBUF: sets *value when it is positive, then
  * reads it back into *value. */
 int asock__io_buffer_size(asock_socket *sock, int send, int *value);

@@ -147,8 +147,10 @@ static void connect_finish(asock_socket *sock, asock_op *op, int status) {
     uv_freeaddrinfo(op->ai_head);
     op->ai_head = op->ai_next = NULL;
   }
-  if (status == 0)
+  if (status == 0) {
     sock->flags |= ASOCK__SF_CONNECTED;
+    asock__socket_options_done(sock);
+  }
   asock__op_done(op, status, 0);
 }
 
@@ -166,7 +168,7 @@ static int connect_next(asock_socket *sock, asock_op *op) {
     op->flags |= ASOCK__OPF_HAS_REMOTE;
     memcpy(&op->attempts[op->nattempts].addr, ai->ai_addr, ai->ai_addrlen);
     op->attempts[op->nattempts++].error = 0;
-    err = asock__io_connect(sock, op, ai->ai_addr);
+    err = asock__io_connect(sock, op, ai->ai_addr, sock->opts);
     if (err == 0)
       return 0;
     attempt_ended(op, err);
@@ -221,7 +223,8 @@ void asock__connect_reinit(asock_socket *sock) {
   if ((sock->flags & ASOCK__SF_CLOSED) == 0 && op->forced_status == 0) {
     err = asock__io_init(sock);
     if (err == 0) {
-      sock->flags &= ~ASOCK__SF_HANDLE_GONE;
+      /* A bind before the connect went with the handle. */
+      sock->flags &= ~(ASOCK__SF_HANDLE_GONE | ASOCK__SF_BOUND);
       if (op->ai_next == NULL) {
         /* The last address failed: the socket, fresh again, may connect
          * anew. */
@@ -267,7 +270,8 @@ int asock__connect_start(asock_socket *sock, asock_op *op) {
   forget_attempts(op);
   if (op->host != NULL)
     return asock__connect_host_start(sock, op);
-  err = asock__io_connect(sock, op, (const struct sockaddr *)&op->remote);
+  err = asock__io_connect(sock, op, (const struct sockaddr *)&op->remote,
+                          sock->opts);
   if (err != 0)
     return err;
   op->seq = sock->send_seq++;

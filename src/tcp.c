@@ -57,7 +57,10 @@ int asock_tcp_create(asock_socket **sock_out, asock_loop *loop) {
   return asock__socket_create(sock_out, loop, sizeof(asock_socket), 0);
 }
 
-void asock__socket_free(asock_socket *sock) { asock__free(sock); }
+void asock__socket_free(asock_socket *sock) {
+  asock__free(sock->opts);
+  asock__free(sock);
+}
 
 static void unlink_socket(asock_socket *sock) {
   asock_loop *loop = sock->loop;
@@ -106,30 +109,6 @@ int asock__socket_check_os(const asock_socket *sock) {
   if ((sock->flags &
        (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED | ASOCK__SF_BOUND)) == 0)
     return ASOCK_ENOTCONN;
-  return 0;
-}
-
-int asock_tcp_listen(asock_socket *sock, const struct sockaddr *addr,
-                     int backlog, unsigned int flags) {
-  if (sock == NULL || addr == NULL ||
-      (flags & ~(ASOCK_LISTEN_IPV6ONLY | ASOCK_LISTEN_REUSEADDR)) != 0)
-    return ASOCK_EINVAL;
-  if (!asock__loop_on_thread(sock->loop))
-    return ASOCK_ETHREAD;
-  if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE))
-    return ASOCK_ECLOSED;
-  if (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED |
-                     ASOCK__SF_CONNECTING | ASOCK__SF_UDP))
-    return ASOCK_EKIND;
-  return asock__tcp_listen(sock, addr, backlog, flags);
-}
-
-int asock__tcp_listen(asock_socket *sock, const struct sockaddr *addr,
-                      int backlog, unsigned int flags) {
-  int err = asock__io_listen(sock, addr, backlog, flags);
-  if (err != 0)
-    return err;
-  sock->flags |= ASOCK__SF_LISTENING;
   return 0;
 }
 
@@ -285,67 +264,6 @@ int asock__socket_cancel(asock_socket *sock, asock_op *op) {
 
 void asock__op_expired(asock_op *op) {
   end_early(op->socket, op, ASOCK_ETIMEDOUT, 1);
-}
-
-/* The TCP options: not for a UDP socket. */
-static int check_tcp_option(const asock_socket *sock) {
-  int err = asock__socket_check_os(sock);
-  if (err == 0 && (sock->flags & ASOCK__SF_UDP))
-    err = ASOCK_EKIND;
-  return err;
-}
-
-int asock_socket_set_nodelay(asock_socket *sock, int enable) {
-  int err = check_tcp_option(sock);
-  if (err != 0)
-    return err;
-  return asock__io_nodelay(sock, enable != 0);
-}
-
-int asock_socket_set_keepalive(asock_socket *sock, int enable,
-                               unsigned int delay_s) {
-  int err = check_tcp_option(sock);
-  if (err != 0)
-    return err;
-  return asock__io_keepalive(sock, enable != 0, delay_s);
-}
-
-/* SO_SNDBUF and SO_RCVBUF: set when *value is positive, then read back. */
-static int buffer_size(asock_socket *sock, int send, int *value) {
-  int err = asock__socket_check_os(sock);
-  if (err != 0)
-    return err;
-  if (value == NULL || *value < 0)
-    return ASOCK_EINVAL;
-  return asock__io_buffer_size(sock, send, value);
-}
-
-int asock_socket_send_buffer_size(asock_socket *sock, int *value) {
-  return buffer_size(sock, 1, value);
-}
-
-int asock_socket_recv_buffer_size(asock_socket *sock, int *value) {
-  return buffer_size(sock, 0, value);
-}
-
-static int address(asock_socket *sock, int peer, struct sockaddr *addr,
-                   int *len) {
-  int err = asock__socket_check_os(sock);
-  if (err != 0)
-    return err;
-  if (addr == NULL || len == NULL)
-    return ASOCK_EINVAL;
-  return asock__io_address(sock, peer, addr, len);
-}
-
-int asock_socket_local_address(asock_socket *sock, struct sockaddr *addr,
-                               int *len) {
-  return address(sock, 0, addr, len);
-}
-
-int asock_socket_remote_address(asock_socket *sock, struct sockaddr *addr,
-                                int *len) {
-  return address(sock, 1, addr, len);
 }
 
 int asock_socket_set_send_limits(asock_socket *sock, size_t low, size_t high,

@@ -21,6 +21,7 @@
   XX(group, "tcp;threaded")                                                    \
   XX(tcp_basic, "tcp")                                                         \
   XX(tcp_connect, "tcp")                                                       \
+  XX(tcp_setup, "tcp")                                                         \
   XX(tcp_order, "tcp")                                                         \
   XX(tcp_close, "tcp")                                                         \
   XX(tcp_shutdown, "tcp")                                                      \

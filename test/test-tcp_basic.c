@@ -377,32 +377,6 @@ static void unused_watermark(asock_socket *sock, int above) {
   (void)above;
 }
 
-/* Options and addresses act on the OS socket, which a socket that neither
- * listens nor is connected does not have yet. */
-START_TEST(options_need_connection) {
-  asock_socket *sock;
-  struct sockaddr_storage ss;
-  int len = (int)sizeof(ss);
-  int value = 0;
-
-  ck_assert_asock(asock_tcp_create(&sock, tu_loop), 0);
-  ck_assert_asock(asock_socket_set_nodelay(sock, 1), ASOCK_ENOTCONN);
-  ck_assert_asock(asock_socket_set_keepalive(sock, 1, 30), ASOCK_ENOTCONN);
-  ck_assert_asock(asock_socket_send_buffer_size(sock, &value), ASOCK_ENOTCONN);
-  ck_assert_asock(asock_socket_recv_buffer_size(sock, &value), ASOCK_ENOTCONN);
-  ck_assert_asock(
-      asock_socket_local_address(sock, (struct sockaddr *)&ss, &len),
-      ASOCK_ENOTCONN);
-  ck_assert_asock(
-      asock_socket_remote_address(sock, (struct sockaddr *)&ss, &len),
-      ASOCK_ENOTCONN);
-  ck_assert_int_eq(len, (int)sizeof(ss));
-  ck_assert_int_eq(value, 0);
-  ck_assert_asock(asock_socket_close(sock, 0), 0);
-  tu_run_for(10);
-}
-END_TEST
-
 START_TEST(socket_options) {
   tu_pair p;
   int value;
@@ -568,7 +542,6 @@ Suite *asock_test_suite_tcp_basic(void) {
   tcase_add_test(tc, listen_errors);
   tcase_add_test(tc, ipv6_loopback);
   tcase_add_test(tc, socket_options);
-  tcase_add_test(tc, options_need_connection);
   tcase_add_test(tc, bad_input_is_refused_without_callback);
   suite_add_tcase(s, tc);
   return s;

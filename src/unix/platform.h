@@ -38,6 +38,10 @@ typedef struct asock__io {
  * non-blocking). On failure fd is closed. (tcp-io.c) */
 struct asock_socket;
 int asock__io_adopt_fd(struct asock_socket *sock, int fd);
+/* Sets the TCP options an application set before the socket had an OS
+ * socket on fd, a socket just made: 0 or the first error. (tcp-opts.c) */
+struct asock__tcp_options;
+int asock__io_apply_options(int fd, const struct asock__tcp_options *opts);
 /* Starts (on != 0) or stops watching for ASOCK__IO_READ or ASOCK__IO_WRITE.
  * Inside the poll callback the change waits until it returns. (tcp-io.c) */
 void asock__io_want(struct asock_socket *sock, unsigned int what, int on);

@@ -16,14 +16,6 @@
 
 #include "internal.h"
 
-/* The keepalive idle time: TCP_KEEPIDLE on Linux and the BSDs, TCP_KEEPALIVE
- * on macOS. */
-#if defined(TCP_KEEPIDLE)
-#define ASOCK__KEEPIDLE TCP_KEEPIDLE
-#elif defined(TCP_KEEPALIVE)
-#define ASOCK__KEEPIDLE TCP_KEEPALIVE
-#endif
-
 static void on_poll(uv_poll_t *poll, int status, int events);
 
 static socklen_t addr_len(const struct sockaddr *addr) {
@@ -199,20 +191,30 @@ int asock__io_init(asock_socket *sock) {
   return 0;
 }
 
-int asock__io_listen(asock_socket *sock, const struct sockaddr *addr,
-                     int backlog, unsigned int flags) {
+/* Makes the socket's OS socket for family, with the options the
+ * application set before (opts, may be NULL) and the bind flags, binds it
+ * to addr (unless NULL) and watches it with the poll handle. Every step
+ * that can fail comes before the poll handle, so that a failure leaves the
+ * socket as it was. */
+static int open_os(asock_socket *sock, int family, unsigned int flags,
+                   const asock__tcp_options *opts,
+                   const struct sockaddr *addr) {
   int on = 1;
   int fd;
+  int err;
 
-  if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)
+  if (family != AF_INET && family != AF_INET6)
     return ASOCK_EAFNOSUPPORT;
-  fd = open_socket(addr->sa_family);
+  fd = open_socket(family);
   if (fd < 0)
     return asock__sys_error();
-  /* On Unix SO_REUSEADDR only lets a listener bind over connections left in
-   * TIME_WAIT (it never lets two sockets listen on one port, as it does on
-   * Windows), so every listener has it, as libuv does. */
-  if (asock__sys_setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0)
+  /* On Unix SO_REUSEADDR lets a socket bind over connections left in
+   * TIME_WAIT, and never lets two sockets listen on one port, as it does on
+   * Windows: every socket that binds has it, as libuv's do, unless it is to
+   * hold its port alone (on Linux two sockets with it may bind one port
+   * while neither listens). */
+  if ((flags & ASOCK_BIND_EXCLUSIVE) == 0 &&
+      asock__sys_setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0)
     goto fail;
 #ifdef SO_REUSEPORT
   if ((flags & ASOCK__LISTEN_REUSEPORT) &&
@@ -224,21 +226,36 @@ int asock__io_listen(asock_socket *sock, const struct sockaddr *addr,
     return ASOCK_ENOTSUP;
   }
 #endif
-  if (addr->sa_family == AF_INET6) {
-    on = (flags & ASOCK_LISTEN_IPV6ONLY) != 0;
+  if (family == AF_INET6) {
+    on = (flags & ASOCK_BIND_IPV6ONLY) != 0;
     if (asock__sys_setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) !=
         0)
       goto fail;
   }
-  if (asock__sys_bind(fd, addr, addr_len(addr)) != 0 ||
-      asock__sys_listen(fd, backlog) != 0)
+  err = asock__io_apply_options(fd, opts);
+  if (err != 0) {
+    asock__sys_close(fd);
+    return err;
+  }
+  if (addr != NULL && asock__sys_bind(fd, addr, addr_len(addr)) != 0)
     goto fail;
   return asock__io_adopt_fd(sock, fd);
 
 fail:
-  on = asock__sys_error();
+  err = asock__sys_error();
   asock__sys_close(fd);
-  return on;
+  return err;
+}
+
+int asock__io_bind(asock_socket *sock, const struct sockaddr *addr,
+                   unsigned int flags, const asock__tcp_options *opts) {
+  return open_os(sock, addr->sa_family, flags, opts, addr);
+}
+
+int asock__io_listen(asock_socket *sock, int backlog) {
+  if (asock__sys_listen(sock->io.fd, backlog) != 0)
+    return asock__sys_error();
+  return 0;
 }
 
 int asock__io_accept(asock_socket *listener, uintptr_t *conn) {
@@ -274,24 +291,21 @@ void asock__io_accept_wanted(asock_socket *listener, int wanted) {
 }
 
 int asock__io_connect(asock_socket *sock, asock_op *op,
-                      const struct sockaddr *addr) {
-  int fd;
-  int err;
+                      const struct sockaddr *addr,
+                      const asock__tcp_options *opts) {
   int r;
 
   (void)op;
-  if (sock->io.fd >= 0)
-    return ASOCK_EISCONN; /* never: a failed connect leaves no OS socket */
-  if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)
-    return ASOCK_EAFNOSUPPORT;
-  fd = open_socket(addr->sa_family);
-  if (fd < 0)
-    return asock__sys_error();
-  err = asock__io_adopt_fd(sock, fd);
-  if (err != 0)
-    return err;
+  /* A socket bound before connects from there; any other is made now. */
+  if (sock->io.fd < 0) {
+    if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)
+      return ASOCK_EAFNOSUPPORT;
+    r = open_os(sock, addr->sa_family, 0, opts, NULL);
+    if (r != 0)
+      return r;
+  }
   do
-    r = asock__sys_connect(fd, addr, addr_len(addr));
+    r = asock__sys_connect(sock->io.fd, addr, addr_len(addr));
   while (r != 0 && errno == EINTR);
   /* A connect that fails at once still reports through the poll handle
    * (the socket reads as closed), so that the result never comes inside
@@ -350,51 +364,4 @@ void asock__io_close(asock_socket *sock, int abortive) {
   sock->io.fd = -1;
   sock->io.want = 0;
   sock->io.armed = 0;
-}
-
-int asock__io_nodelay(asock_socket *sock, int enable) {
-  if (asock__sys_setsockopt(sock->io.fd, IPPROTO_TCP, TCP_NODELAY, &enable,
-                            sizeof(enable)) != 0)
-    return asock__sys_error();
-  return 0;
-}
-
-int asock__io_keepalive(asock_socket *sock, int enable, unsigned int delay_s) {
-  int delay = delay_s > 0x7fffffffu ? 0x7fffffff : (int)delay_s;
-
-  if (asock__sys_setsockopt(sock->io.fd, SOL_SOCKET, SO_KEEPALIVE, &enable,
-                            sizeof(enable)) != 0)
-    return asock__sys_error();
-#ifdef ASOCK__KEEPIDLE
-  if (enable && delay > 0 &&
-      asock__sys_setsockopt(sock->io.fd, IPPROTO_TCP, ASOCK__KEEPIDLE, &delay,
-                            sizeof(delay)) != 0)
-    return asock__sys_error();
-#else
-  (void)delay;
-#endif
-  return 0;
-}
-
-int asock__io_buffer_size(asock_socket *sock, int send, int *value) {
-  int opt = send ? SO_SNDBUF : SO_RCVBUF;
-  socklen_t len = sizeof(*value);
-
-  if (*value > 0 && asock__sys_setsockopt(sock->io.fd, SOL_SOCKET, opt, value,
-                                          sizeof(*value)) != 0)
-    return asock__sys_error();
-  if (asock__sys_getsockopt(sock->io.fd, SOL_SOCKET, opt, value, &len) != 0)
-    return asock__sys_error();
-  return 0;
-}
-
-int asock__io_address(asock_socket *sock, int peer, struct sockaddr *addr,
-                      int *len) {
-  socklen_t n = (socklen_t)*len;
-  int r = peer ? asock__sys_getpeername(sock->io.fd, addr, &n)
-               : asock__sys_getsockname(sock->io.fd, addr, &n);
-  if (r != 0)
-    return asock__sys_error();
-  *len = (int)n;
-  return 0;
 }

@@ -33,16 +33,17 @@ uv_os_sock_t asock__win_handoff_socket(const asock_socket *sock) {
   return h != NULL ? h->p.socket : INVALID_SOCKET;
 }
 
-/* A listening socket set up as libuv's listener would be, with what asock's
- * adds (tcp-io.c): SO_REUSEADDR only when asked (on Windows it lets
- * another socket take the port over), IPV6_V6ONLY on or off as asked, and
- * a bind failure reported as libuv reports it. */
-static int open_listener(const struct sockaddr *addr, int backlog,
-                         unsigned int flags, SOCKET *out) {
+/* A socket set up as libuv's listener would be, with what asock's adds
+ * (tcp-io.c): SO_REUSEADDR or SO_EXCLUSIVEADDRUSE only when asked (on
+ * Windows SO_REUSEADDR lets another socket take the port over),
+ * IPV6_V6ONLY on or off as asked, the application's options, bound to
+ * addr. */
+static int open_listener(const struct sockaddr *addr, unsigned int flags,
+                         const asock__tcp_options *opts, SOCKET *out) {
   int len = addr->sa_family == AF_INET6 ? (int)sizeof(struct sockaddr_in6)
                                         : (int)sizeof(struct sockaddr_in);
   SOCKET s;
-  int err;
+  int err = 0;
 
   *out = INVALID_SOCKET;
   /* uv_tcp_bind() refuses it too. */
@@ -56,23 +57,23 @@ static int open_listener(const struct sockaddr *addr, int backlog,
     err = asock__from_uv(uv_translate_sys_error((int)GetLastError()));
     goto fail;
   }
-  if (flags & ASOCK_LISTEN_REUSEADDR) {
-    BOOL yes = TRUE;
-    if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, (const char *)&yes,
-                   sizeof(yes)) != 0) {
-      err = wsa_error();
-      goto fail;
-    }
-  }
+  if (flags & ASOCK_BIND_REUSEADDR)
+    err = asock__win_set_int(s, SOL_SOCKET, SO_REUSEADDR, 1);
+  else if (flags & ASOCK_BIND_EXCLUSIVE)
+    err = asock__win_set_int(s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 1);
+  if (err != 0)
+    goto fail;
   if (addr->sa_family == AF_INET6) {
     /* Windows makes IPv6 sockets IPv6-only unless told otherwise. libuv
      * ignores a failure (a host without IPv4): so does this. */
-    DWORD on = (flags & ASOCK_LISTEN_IPV6ONLY) != 0;
-    (void)setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&on,
-                     sizeof(on));
+    (void)asock__win_set_int(s, IPPROTO_IPV6, IPV6_V6ONLY,
+                             (flags & ASOCK_LISTEN_IPV6ONLY) != 0);
   }
-  if (bind(s, addr, len) != 0 || listen(s, backlog) != 0) {
-    err = wsa_error();
+  err = asock__win_apply_options(s, opts);
+  if (err != 0)
+    goto fail;
+  if (bind(s, addr, len) != 0) {
+    err = WSAGetLastError() == WSAEACCES ? ASOCK_EADDRINUSE : wsa_error();
     goto fail;
   }
   *out = s;
@@ -91,8 +92,9 @@ static void on_ready(asock__win_poll *p, int readable, int writable) {
     asock__on_connection(p->sock, 0);
 }
 
-int asock__win_handoff_listen(asock_socket *sock, const struct sockaddr *addr,
-                              int backlog, unsigned int flags) {
+int asock__win_handoff_bind(asock_socket *sock, const struct sockaddr *addr,
+                            unsigned int flags,
+                            const asock__tcp_options *opts) {
   asock__handoff *h;
   SOCKET s;
   int err;
@@ -102,7 +104,7 @@ int asock__win_handoff_listen(asock_socket *sock, const struct sockaddr *addr,
   h = asock__malloc(sizeof(*h));
   if (h == NULL)
     return ASOCK_ENOMEM;
-  err = open_listener(addr, backlog, flags, &s);
+  err = open_listener(addr, flags, opts, &s);
   /* The poll handle makes the socket non-blocking; accept() then gives
    * non-blocking sockets too. */
   if (err == 0)
@@ -112,6 +114,12 @@ int asock__win_handoff_listen(asock_socket *sock, const struct sockaddr *addr,
     return err;
   }
   sock->io.handle.tcp.data = h;
+  return 0;
+}
+
+int asock__win_handoff_listen(asock_socket *sock, int backlog) {
+  if (listen(asock__win_handoff(sock)->p.socket, backlog) != 0)
+    return wsa_error();
   return 0;
 }
 

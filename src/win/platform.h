@@ -83,11 +83,15 @@ uv_os_sock_t asock__win_udp_socket(const struct asock_socket *sock);
 /* The socket's hand-off listener, NULL for every other socket (a UDP
  * socket's handle.udp shares the bytes of handle.tcp.data). */
 asock__handoff *asock__win_handoff(const struct asock_socket *sock);
-/* Binds and listens on an OS socket of its own, with the semantics of the
- * uv_tcp_t listener; the TCP handle stays unopened. */
-int asock__win_handoff_listen(struct asock_socket *sock,
-                              const struct sockaddr *addr, int backlog,
-                              unsigned int flags);
+/* Binds an OS socket of its own, with the semantics of the uv_tcp_t
+ * listener and the application's options (opts, may be NULL); the TCP
+ * handle stays unopened. */
+struct asock__tcp_options;
+int asock__win_handoff_bind(struct asock_socket *sock,
+                            const struct sockaddr *addr, unsigned int flags,
+                            const struct asock__tcp_options *opts);
+/* Listens on the socket asock__win_handoff_bind() bound. */
+int asock__win_handoff_listen(struct asock_socket *sock, int backlog);
 /* Accepts one connection: 0 with *conn the SOCKET, associated with no
  * completion port yet, or ASOCK_EAGAIN, or an error. */
 int asock__win_handoff_accept(struct asock_socket *listener, uintptr_t *conn);
@@ -113,5 +117,11 @@ static inline uintptr_t asock__thread_token(void) {
 
 /* A Winsock error as the asock code the application sees. */
 int asock__win_error(int wsa_error);
+/* setsockopt() of an int: 0 or the error. (tcp-opts.c) */
+int asock__win_set_int(uv_os_sock_t s, int level, int name, int value);
+/* Sets the TCP options an application set before the socket had an OS
+ * socket on s, a socket just made: 0 or the first error. (tcp-opts.c) */
+int asock__win_apply_options(uv_os_sock_t s,
+                             const struct asock__tcp_options *opts);
 
 #endif /* ASOCK_PLATFORM_H */

@@ -33,28 +33,58 @@ int asock__io_init(asock_socket *sock) {
   return asock__from_uv(err);
 }
 
-/* SO_REUSEADDR must be set before the bind, on a socket libuv then adopts.
- */
-static int reuseaddr(asock_socket *sock, int family) {
+/* Makes the TCP handle's OS socket for family, with SO_REUSEADDR or
+ * SO_EXCLUSIVEADDRUSE and IPV6_V6ONLY as the flags ask, the application's
+ * options (opts, may be NULL), and bound to addr unless it is NULL. Every
+ * step that can fail comes before uv_tcp_open(), so that a failure leaves
+ * the handle as it was; a bind failure is reported at once (uv_tcp_bind()
+ * would report EADDRINUSE only at the listen or connect). */
+static int open_os(asock_socket *sock, int family, unsigned int flags,
+                   const asock__tcp_options *opts,
+                   const struct sockaddr *addr) {
   SOCKET s;
-  BOOL yes = TRUE;
-  int err;
+  int err = 0;
 
+  if (family != AF_INET && family != AF_INET6)
+    return ASOCK_EAFNOSUPPORT;
   s = socket(family, SOCK_STREAM, IPPROTO_TCP);
   if (s == INVALID_SOCKET)
     return asock__win_error(WSAGetLastError());
-  if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, (const char *)&yes,
-                 sizeof(yes)) != 0) {
-    err = asock__win_error(WSAGetLastError());
-    closesocket(s);
-    return err;
+  if (flags & ASOCK_BIND_REUSEADDR)
+    err = asock__win_set_int(s, SOL_SOCKET, SO_REUSEADDR, 1);
+  else if (flags & ASOCK_BIND_EXCLUSIVE)
+    err = asock__win_set_int(s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 1);
+  /* Windows makes IPv6 sockets IPv6-only unless told otherwise. libuv
+   * ignores a failure (a host without IPv4): so does this. */
+  if (err == 0 && family == AF_INET6)
+    (void)asock__win_set_int(s, IPPROTO_IPV6, IPV6_V6ONLY,
+                             (flags & ASOCK_BIND_IPV6ONLY) != 0);
+  if (err == 0)
+    err = asock__win_apply_options(s, opts);
+  if (err == 0 && addr != NULL &&
+      bind(s, addr,
+           family == AF_INET6 ? (int)sizeof(struct sockaddr_in6)
+                              : (int)sizeof(struct sockaddr_in)) != 0) {
+    /* A port another socket holds exclusively is refused with WSAEACCES. */
+    err = WSAGetLastError() == WSAEACCES ? ASOCK_EADDRINUSE
+                                         : asock__win_error(WSAGetLastError());
   }
-  err = uv_tcp_open(&sock->io.handle.tcp, (uv_os_sock_t)s);
-  if (err != 0) {
+  if (err == 0)
+    err = asock__from_uv(uv_tcp_open(&sock->io.handle.tcp, (uv_os_sock_t)s));
+  if (err != 0)
     closesocket(s);
-    return asock__from_uv(err);
-  }
-  return 0;
+  return err;
+}
+
+int asock__io_bind(asock_socket *sock, const struct sockaddr *addr,
+                   unsigned int flags, const asock__tcp_options *opts) {
+  /* Nothing balances connections between listeners of one port
+   * (ASOCK__REUSEPORT_BALANCES): a loop group never asks. */
+  if (flags & ASOCK__LISTEN_REUSEPORT)
+    return ASOCK_ENOTSUP;
+  if (flags & ASOCK__LISTEN_HANDOFF)
+    return asock__win_handoff_bind(sock, addr, flags, opts);
+  return open_os(sock, addr->sa_family, flags, opts, addr);
 }
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -67,29 +97,11 @@ static void on_connection(uv_stream_t *server, int status) {
   asock__on_connection(listener, 0);
 }
 
-int asock__io_listen(asock_socket *sock, const struct sockaddr *addr,
-                     int backlog, unsigned int flags) {
-  unsigned int uv_flags = 0;
-  int err;
-
-  /* Nothing balances connections between listeners of one port
-   * (ASOCK__REUSEPORT_BALANCES): a loop group never asks. */
-  if (flags & ASOCK__LISTEN_REUSEPORT)
-    return ASOCK_ENOTSUP;
-  if (flags & ASOCK__LISTEN_HANDOFF)
-    return asock__win_handoff_listen(sock, addr, backlog, flags);
-  if (flags & ASOCK_LISTEN_IPV6ONLY)
-    uv_flags |= UV_TCP_IPV6ONLY;
-  if (flags & ASOCK_LISTEN_REUSEADDR) {
-    err = reuseaddr(sock, addr->sa_family);
-    if (err != 0)
-      return err;
-  }
-  err = uv_tcp_bind(&sock->io.handle.tcp, addr, uv_flags);
-  if (err == 0)
-    err =
-        uv_listen((uv_stream_t *)&sock->io.handle.tcp, backlog, on_connection);
-  return asock__from_uv(err);
+int asock__io_listen(asock_socket *sock, int backlog) {
+  if (asock__win_handoff(sock) != NULL)
+    return asock__win_handoff_listen(sock, backlog);
+  return asock__from_uv(
+      uv_listen((uv_stream_t *)&sock->io.handle.tcp, backlog, on_connection));
 }
 
 /* libuv keeps AcceptEx posted and counts what it has; uv_accept() in
@@ -149,7 +161,18 @@ static void on_connect(uv_connect_t *req, int status) {
 }
 
 int asock__io_connect(asock_socket *sock, asock_op *op,
-                      const struct sockaddr *addr) {
+                      const struct sockaddr *addr,
+                      const asock__tcp_options *opts) {
+  uv_os_fd_t fd;
+
+  /* libuv makes the OS socket inside uv_tcp_connect(), too late for the
+   * options: with some to set, it is made here. */
+  if (opts != NULL &&
+      uv_fileno((const uv_handle_t *)&sock->io.handle.tcp, &fd) != 0) {
+    int err = open_os(sock, addr->sa_family, 0, opts, NULL);
+    if (err != 0)
+      return err;
+  }
   return asock__from_uv(
       uv_tcp_connect(&op->req.connect, &sock->io.handle.tcp, addr, on_connect));
 }
@@ -221,64 +244,4 @@ void asock__io_close(asock_socket *sock, int abortive) {
   if (abortive && uv_tcp_close_reset(&sock->io.handle.tcp, on_close) == 0)
     return;
   uv_close((uv_handle_t *)&sock->io.handle.tcp, on_close);
-}
-
-/* The OS socket of either kind, INVALID_SOCKET if it has none. */
-static SOCKET os_socket(const asock_socket *sock) {
-  uv_os_fd_t fd;
-
-  if (is_udp(sock))
-    return (SOCKET)asock__win_udp_socket(sock);
-  if (asock__win_handoff(sock) != NULL)
-    return (SOCKET)asock__win_handoff_socket(sock);
-  if (uv_fileno((const uv_handle_t *)&sock->io.handle.tcp, &fd) != 0)
-    return INVALID_SOCKET;
-  return (SOCKET)fd;
-}
-
-static int set_int(SOCKET s, int level, int name, int value) {
-  if (setsockopt(s, level, name, (const char *)&value, sizeof(value)) != 0)
-    return asock__win_error(WSAGetLastError());
-  return 0;
-}
-
-/* TCP only: the shared code refuses them on a UDP socket. */
-int asock__io_nodelay(asock_socket *sock, int enable) {
-  return asock__from_uv(uv_tcp_nodelay(&sock->io.handle.tcp, enable));
-}
-
-int asock__io_keepalive(asock_socket *sock, int enable, unsigned int delay_s) {
-  return asock__from_uv(
-      uv_tcp_keepalive(&sock->io.handle.tcp, enable, delay_s));
-}
-
-int asock__io_buffer_size(asock_socket *sock, int send, int *value) {
-  SOCKET s = os_socket(sock);
-  int opt = send ? SO_SNDBUF : SO_RCVBUF;
-  int len = (int)sizeof(*value);
-  int err;
-
-  if (s == INVALID_SOCKET)
-    return ASOCK_EBADF;
-  if (*value > 0) {
-    err = set_int(s, SOL_SOCKET, opt, *value);
-    if (err != 0)
-      return err;
-  }
-  if (getsockopt(s, SOL_SOCKET, opt, (char *)value, &len) != 0)
-    return asock__win_error(WSAGetLastError());
-  return 0;
-}
-
-int asock__io_address(asock_socket *sock, int peer, struct sockaddr *addr,
-                      int *len) {
-  SOCKET s = os_socket(sock);
-  int r;
-
-  if (s == INVALID_SOCKET)
-    return ASOCK_EBADF;
-  r = peer ? getpeername(s, addr, len) : getsockname(s, addr, len);
-  if (r != 0)
-    return asock__win_error(WSAGetLastError());
-  return 0;
 }
