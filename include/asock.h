@@ -1006,6 +1006,21 @@ ASOCK_EXTERN int asock_cancel(asock_op *op);
  * The loop's thread. */
 ASOCK_EXTERN int asock_socket_close(asock_socket *sock, unsigned int flags);
 
+/** Sets what a graceful asock_socket_close() does with sends still queued
+ * (LingerState). Off (the default), they complete with ASOCK_ECANCELED
+ * and what the kernel has goes out before the FIN. On with a time of 0,
+ * the close resets the connection, as ASOCK_CLOSE_ABORT does. On with a
+ * time, the close ends the socket's receives but lets its queued sends go
+ * out, each completing as usual, for up to timeout_s seconds; then the
+ * FIN follows, or, when the time is up first, the connection is reset and
+ * the sends still queued complete with ASOCK_ECANCELED. asock lingers
+ * itself, counting on its loop's timer: the OS's SO_LINGER would make the
+ * close block the loop's thread. The socket's memory stays until then.
+ * \return 0; ASOCK_EINVAL for NULL; ASOCK_EKIND for a UDP socket;
+ *   ASOCK_ECLOSED. The loop's thread. */
+ASOCK_EXTERN int asock_socket_set_linger(asock_socket *sock, int enable,
+                                         unsigned int timeout_s);
+
 /** Sets TCP_NODELAY (NoDelay). Like every TCP option below, it may be set
  * at any time from the socket's creation on: before the socket has its OS
  * socket (which asock makes at asock_tcp_bind(), asock_tcp_listen() or

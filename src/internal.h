@@ -364,13 +364,14 @@ struct asock_loop {
   asock__wheel wheel;
   asock_op *deferred_head; /* completions to deliver from the idle handle */
   asock_op *deferred_tail;
-  asock_socket *notify;  /* sockets with a watermark change to report */
-  asock_socket *waiters; /* sockets waiting for a free slice */
-  asock_socket *kicked;  /* sockets with datagrams read ahead for a
-                          * multishot receive that just started */
-  asock_socket *paused;  /* listeners out of descriptors, until a tick */
-  asock_socket *sockets; /* every socket not yet freed */
-  uintptr_t thread;      /* asock__thread_token() of the loop's thread */
+  asock_socket *notify;    /* sockets with a watermark change to report */
+  asock_socket *waiters;   /* sockets waiting for a free slice */
+  asock_socket *kicked;    /* sockets with datagrams read ahead for a
+                            * multishot receive that just started */
+  asock_socket *paused;    /* listeners out of descriptors, until a tick */
+  asock_socket *lingering; /* sockets closed with sends queued, lingering */
+  asock_socket *sockets;   /* every socket not yet freed */
+  uintptr_t thread;        /* asock__thread_token() of the loop's thread */
   asock__atomic_u32 stop_requested;
   asock__atomic_ptr posted;  /* ops started on other threads, newest first */
   asock__atomic_ptr cancels; /* ops cancelled on other threads */
@@ -449,6 +450,10 @@ void asock__loop_wait_slice(asock_loop *loop, asock_socket *sock);
 /* Has the loop run a UDP socket's receives soon, from its idle handle: for
  * datagrams read ahead that no readiness report will name. */
 void asock__loop_kick(asock_loop *loop, asock_socket *sock);
+/* Puts a socket closed with sends queued on the lingering list, until its
+ * linger time is up: 0, or -1 when no tick would end it (libuv refused the
+ * timer), so that it must not linger. */
+int asock__loop_linger(asock_loop *loop, asock_socket *sock);
 static ASOCK__ALWAYS_INLINE int asock__loop_on_thread(const asock_loop *loop) {
   return asock__thread_token() == loop->thread;
 }
@@ -543,9 +548,14 @@ typedef struct asock__tcp_options {
 #define ASOCK__SF_MULTISHOT 0x40000u
 /* On the loop's kicked list. */
 #define ASOCK__SF_KICKED 0x80000u
+/* asock_socket_set_linger() turned lingering on. */
+#define ASOCK__SF_LINGER 0x100000u
 /* A listener that ran out of descriptors or memory, on the loop's paused
  * list until its resume tick. */
 #define ASOCK__SF_PAUSED 0x200000u
+/* Closed by the application while sends were queued, lingering: on the
+ * loop's lingering list until they are out or its linger time is up. */
+#define ASOCK__SF_LINGERING 0x400000u
 
 struct asock_socket {
   asock__io io; /* first, so that a handle pointer is the socket */
@@ -556,14 +566,15 @@ struct asock_socket {
   asock_op *send_tail;
   asock_socket *next; /* the loop's list of sockets */
   asock_socket *prev;
-  asock_socket *link;       /* the loop's notify list */
-  asock_socket *wait_link;  /* the loop's slice-waiter list; a listener's
-                             * paused list */
-  asock_socket *kick_link;  /* the loop's kicked list */
-  asock_op *disconnect;     /* the pending disconnect or shutdown, if any */
-  asock__tcp_options *opts; /* options set before the OS socket was made,
-                             * until the socket connects or listens */
-  asock_op *connect;        /* the pending connect, if any */
+  asock_socket *link;        /* the loop's notify list */
+  asock_socket *wait_link;   /* the loop's slice-waiter list; a listener's
+                              * paused list */
+  asock_socket *kick_link;   /* the loop's kicked list */
+  asock_socket *linger_link; /* the loop's lingering list */
+  asock_op *disconnect;      /* the pending disconnect or shutdown, if any */
+  asock__tcp_options *opts;  /* options set before the OS socket was made,
+                              * until the socket connects or listens */
+  asock_op *connect;         /* the pending connect, if any */
   void *user_data;
   asock_watermark_cb watermark_cb;
   /* The next sequence numbers, one counter per direction so that each
@@ -584,6 +595,9 @@ struct asock_socket {
   int send_error;       /* sticky: the error that ended sending */
   uint32_t resume_tick; /* a paused listener's: the loop's tick to resume
                          * accepting at */
+  uint32_t linger_s;    /* asock_socket_set_linger()'s time */
+  uint32_t linger_tick; /* a lingering socket's: the loop's tick to give up
+                         * and reset the connection at */
   uint32_t flags;
 };
 

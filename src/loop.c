@@ -133,6 +133,46 @@ void asock__loop_pause_accepts(asock_loop *loop, asock_socket *listener) {
   asock__io_accept_wanted(listener, 0);
 }
 
+/* Lingering sockets whose time is up are reset; those whose sends went out
+ * (or that closed otherwise) are let go. `all`: every one, at loop close. */
+static void linger_sweep(asock_loop *loop, int all) {
+  asock_socket **link = &loop->lingering;
+
+  while (*link != NULL) {
+    asock_socket *sock = *link;
+    int gone = (sock->flags & ASOCK__SF_HANDLE_GONE) != 0;
+    if (!gone && !all && (int32_t)(loop->ticks - sock->linger_tick) < 0) {
+      link = &sock->linger_link;
+      continue;
+    }
+    *link = sock->linger_link;
+    sock->linger_link = NULL;
+    sock->flags &= ~ASOCK__SF_LINGERING;
+    if (!gone)
+      asock__socket_shut(sock, 1);
+    asock__socket_unref(sock);
+  }
+}
+
+int asock__loop_linger(asock_loop *loop, asock_socket *sock) {
+  uint64_t ticks =
+      ((uint64_t)sock->linger_s * 1000 + ASOCK__WHEEL_TICK_MS - 1) /
+      ASOCK__WHEEL_TICK_MS;
+  sock->linger_link = loop->lingering;
+  loop->lingering = sock;
+  asock__loop_update_timer(loop);
+  if (!loop->timer_running) {
+    loop->lingering = sock->linger_link;
+    sock->linger_link = NULL;
+    return -1;
+  }
+  sock->flags |= ASOCK__SF_LINGERING;
+  sock->linger_tick =
+      loop->ticks + (uint32_t)(ticks < 0x7fffffffu ? ticks : 0x7fffffffu);
+  asock__socket_ref(sock);
+  return 0;
+}
+
 static void on_timer(uv_timer_t *timer) {
   asock_loop *loop = timer->data;
   asock_op *due;
@@ -148,13 +188,14 @@ static void on_timer(uv_timer_t *timer) {
   }
   retry_waiters(loop);
   resume_accepts(loop, 0);
+  linger_sweep(loop, 0);
   loop->callbacks--;
   asock__loop_update_timer(loop);
 }
 
 void asock__loop_update_timer(asock_loop *loop) {
-  int needed =
-      loop->wheel.count > 0 || loop->waiters != NULL || loop->paused != NULL;
+  int needed = loop->wheel.count > 0 || loop->waiters != NULL ||
+               loop->paused != NULL || loop->lingering != NULL;
   if (needed && !loop->timer_running) {
     /* The wheel counts ticks from the time it was last swept; catch it up
      * so that a long idle spell does not make the first sweep walk it. */
@@ -524,8 +565,10 @@ int asock_loop_close(asock_loop *loop) {
       sock = next;
     }
   }
-  /* The paused list holds a reference to each socket on it. */
+  /* The paused and lingering lists hold a reference to each socket on
+   * them; a socket still lingering is reset. */
   resume_accepts(loop, 1);
+  linger_sweep(loop, 1);
   /* Deliver every cancellation and let libuv close the handles. */
   for (spins = 0; loop->sockets != NULL || loop->deferred_head != NULL ||
                   loop->notify != NULL || loop->kicked != NULL;

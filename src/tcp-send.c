@@ -371,10 +371,14 @@ static void start_shutdown(asock_socket *sock) {
 }
 
 void asock__send_drained(asock_socket *sock) {
-  if (sock->disconnect != NULL && (sock->flags & ASOCK__SF_HANDLE_GONE) == 0 &&
-      sock->disconnect->where == ASOCK__Q_DISCONNECT &&
-      !(sock->flags & ASOCK__SF_WRITING))
+  if ((sock->flags & (ASOCK__SF_HANDLE_GONE | ASOCK__SF_WRITING)) != 0)
+    return;
+  if (sock->disconnect != NULL &&
+      sock->disconnect->where == ASOCK__Q_DISCONNECT)
     start_shutdown(sock);
+  else if (sock->flags & ASOCK__SF_LINGERING)
+    /* Closed while its sends were queued: they are out, the FIN follows. */
+    asock__socket_shut(sock, 0);
 }
 
 int asock__disconnect_check(asock_socket *sock, asock_op *op) {

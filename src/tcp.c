@@ -146,7 +146,24 @@ void asock__socket_shut(asock_socket *sock, int abortive) {
   asock__io_close(sock, abortive && (sock->flags & ASOCK__SF_CONNECTED));
 }
 
+/* A graceful close with sends queued on a socket that lingers: its
+ * receives end, and it closes once the sends are out
+ * (asock__send_drained()) or, when its linger time is up, resets.
+ * Returns 0, or -1 when it cannot linger and is to close now. */
+static int linger_close(asock_socket *sock) {
+  asock_op *op;
+
+  if (asock__loop_linger(sock->loop, sock) != 0)
+    return -1;
+  while ((op = sock->recv_head) != NULL)
+    asock__op_defer(sock->loop, op, ASOCK_ECANCELED);
+  sock->flags |= ASOCK__SF_SHUTDOWN;
+  return 0;
+}
+
 int asock_socket_close(asock_socket *sock, unsigned int flags) {
+  int abortive;
+
   if (sock == NULL || (flags & ~ASOCK_CLOSE_ABORT) != 0)
     return ASOCK_EINVAL;
   if (!asock__loop_on_thread(sock->loop))
@@ -156,8 +173,38 @@ int asock_socket_close(asock_socket *sock, unsigned int flags) {
   sock->flags |= ASOCK__SF_CLOSED;
   if (sock->flags & ASOCK__SF_HANDLE_CLOSED)
     unlink_socket(sock);
-  asock__socket_shut(sock, (flags & ASOCK_CLOSE_ABORT) != 0);
+  abortive = (flags & ASOCK_CLOSE_ABORT) != 0;
+  if (!abortive && (sock->flags & ASOCK__SF_LINGER)) {
+    if (sock->linger_s == 0)
+      abortive = 1;
+    else if (sock->send_head != NULL &&
+             (sock->flags & (ASOCK__SF_CONNECTED | ASOCK__SF_HANDLE_GONE)) ==
+                 ASOCK__SF_CONNECTED &&
+             linger_close(sock) == 0) {
+      asock__socket_unref(sock);
+      return 0;
+    }
+  }
+  asock__socket_shut(sock, abortive);
   asock__socket_unref(sock);
+  return 0;
+}
+
+int asock_socket_set_linger(asock_socket *sock, int enable,
+                            unsigned int timeout_s) {
+  if (sock == NULL)
+    return ASOCK_EINVAL;
+  if (!asock__loop_on_thread(sock->loop))
+    return ASOCK_ETHREAD;
+  if (sock->flags & ASOCK__SF_UDP)
+    return ASOCK_EKIND;
+  if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE))
+    return ASOCK_ECLOSED;
+  if (enable)
+    sock->flags |= ASOCK__SF_LINGER;
+  else
+    sock->flags &= ~ASOCK__SF_LINGER;
+  sock->linger_s = timeout_s;
   return 0;
 }
 

@@ -1,8 +1,10 @@
-/* TCP over loopback, half-close (asock_shutdown()): the queued sends go out
- * first, then the end of the stream; the socket goes on receiving until the
- * peer's own end; later sends are refused; a disconnect after it only
- * closes; a shutdown still waiting can be taken back, one under way cannot;
- * and the refusals of every wrong start. */
+/* TCP over loopback, the graceful endings. Half-close (asock_shutdown()):
+ * the queued sends go out first, then the end of the stream; the socket
+ * goes on receiving until the peer's own end; later sends are refused; a
+ * disconnect after it only closes; a shutdown still waiting can be taken
+ * back, one under way cannot; the refusals of every wrong start. And a
+ * lingering close (asock_socket_set_linger()): the queued sends go out
+ * before the FIN, or the connection is reset when the time is up. */
 #include <string.h>
 
 #include "tcp-util.h"
@@ -177,6 +179,91 @@ START_TEST(shutdown_refuses_what_it_cannot_do) {
 }
 END_TEST
 
+/* ---- lingering close ---------------------------------------------------- */
+
+START_TEST(linger_lets_queued_sends_finish) {
+  static unsigned char a[512 << 10];
+  static char rb[8];
+  tu_pair p;
+  asock_op *s = tu_op(), *r = tu_op();
+  asock_socket *u;
+  size_t got;
+  tu_pair_open(&p, "127.0.0.1");
+  ck_assert_asock(asock_socket_set_linger(NULL, 1, 1), ASOCK_EINVAL);
+  ck_assert_asock(asock_udp_create(&u, tu_loop), 0);
+  ck_assert_asock(asock_socket_set_linger(u, 1, 1), ASOCK_EKIND);
+  ck_assert_asock(tu_close(u, 0), 0);
+  tu_shrink_buffers(p.client, p.server);
+  tu_fill(a, sizeof(a), 36, 0);
+  tu_set_buffer(s, a, sizeof(a));
+  tu_set_buffer(r, rb, sizeof(rb));
+  ck_assert_asock(asock_socket_set_linger(p.client, 1, 60), 0);
+  ck_assert_asock(tu_send(p.client, s), ASOCK_PENDING);
+  ck_assert_asock(tu_receive(p.client, r), ASOCK_PENDING);
+  ck_assert_asock(tu_close(p.client, 0), 0);
+  /* The receive ends at once; the send goes on. */
+  ck_assert(tu_wait_calls(r, 1));
+  ck_assert_asock(tu_rec(r)->status, ASOCK_ECANCELED);
+  ck_assert_int_eq(tu_rec(s)->calls, 0);
+  ck_assert_asock(tu_recv_to_end(p.server, 36, 0, sizeof(a), &got), ASOCK_EOF);
+  ck_assert_uint_eq(got, sizeof(a));
+  ck_assert(tu_wait_calls(s, 1));
+  ck_assert_asock(tu_rec(s)->status, 0);
+  ck_assert_uint_eq(tu_rec(s)->bytes, sizeof(a));
+  ck_assert_asock(tu_close(p.server, 0), 0);
+}
+END_TEST
+
+/* When the linger time is up first, the connection is reset and the send
+ * still queued is cancelled. */
+START_TEST(linger_time_up_resets) {
+  static unsigned char a[4 << 20];
+  tu_pair p;
+  asock_op *s = tu_op();
+  size_t got;
+  int end;
+  tu_pair_open(&p, "127.0.0.1");
+  tu_shrink_buffers(p.client, p.server);
+  tu_fill(a, sizeof(a), 37, 0);
+  tu_set_buffer(s, a, sizeof(a));
+  ck_assert_asock(asock_socket_set_linger(p.client, 1, 1), 0);
+  ck_assert_asock(tu_send(p.client, s), ASOCK_PENDING);
+  ck_assert_asock(tu_close(p.client, 0), 0);
+  ck_assert(tu_wait_calls(s, 1));
+  ck_assert_asock(tu_rec(s)->status, ASOCK_ECANCELED);
+  ck_assert_uint_lt(tu_rec(s)->bytes, sizeof(a));
+  end = tu_recv_to_end(p.server, 37, 0, sizeof(a), &got);
+  ck_assert_msg(end == ASOCK_ECONNRESET || end == ASOCK_EOF, "%s",
+                asock_err_name(end));
+  ck_assert_uint_lt(got, sizeof(a));
+  ck_assert_asock(tu_close(p.server, 0), 0);
+}
+END_TEST
+
+/* Lingering for no time is a reset; and a socket still lingering when the
+ * loop closes is reset with it, each op completing once. */
+START_TEST(linger_zero_resets_and_loop_close_ends_lingering) {
+  static unsigned char a[4 << 20];
+  tu_pair p, q;
+  asock_op *s = tu_op();
+  size_t got;
+  tu_pair_open(&p, "127.0.0.1");
+  tu_pair_connect(&q, p.listener, &p.addr);
+  ck_assert_asock(asock_socket_set_linger(p.client, 1, 0), 0);
+  ck_assert_asock(tu_close(p.client, 0), 0);
+  ck_assert_asock(tu_recv_to_end(p.server, 38, 0, 0, &got), ASOCK_ECONNRESET);
+  ck_assert_asock(tu_close(p.server, 0), 0);
+  tu_shrink_buffers(q.client, q.server);
+  tu_set_buffer(s, a, sizeof(a));
+  ck_assert_asock(asock_socket_set_linger(q.client, 1, 3600), 0);
+  ck_assert_asock(tu_send(q.client, s), ASOCK_PENDING);
+  ck_assert_asock(tu_close(q.client, 0), 0);
+  ck_assert_asock(tu_close_loop(), 0);
+  ck_assert_int_eq(tu_rec(s)->calls, 1);
+  ck_assert_asock(tu_rec(s)->status, ASOCK_ECANCELED);
+}
+END_TEST
+
 Suite *asock_test_suite_tcp_shutdown(void) {
   Suite *s = suite_create("tcp_shutdown");
   TCase *tc = tcase_create("tcp_shutdown");
@@ -187,6 +274,9 @@ Suite *asock_test_suite_tcp_shutdown(void) {
   tcase_add_test(tc, cancel_a_waiting_shutdown);
   tcase_add_test(tc, close_or_timeout_ends_a_waiting_shutdown);
   tcase_add_test(tc, shutdown_refuses_what_it_cannot_do);
+  tcase_add_test(tc, linger_lets_queued_sends_finish);
+  tcase_add_test(tc, linger_time_up_resets);
+  tcase_add_test(tc, linger_zero_resets_and_loop_close_ends_lingering);
   suite_add_tcase(s, tc);
   return s;
 }

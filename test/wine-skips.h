@@ -11,6 +11,9 @@
   XX(cancel_partial_send_resets_the_connection,                                \
      "Wine 8.0 ends a socket closed with SO_LINGER {1, 0} with a FIN, not "    \
      "a RST: the peer reads EOF instead of ECONNRESET")                        \
+  XX(linger_zero_resets_and_loop_close_ends_lingering,                         \
+     "Wine 8.0 ends a socket closed with SO_LINGER {1, 0} with a FIN, not "    \
+     "a RST: the peer reads EOF instead of ECONNRESET")                        \
   XX(udp_default_peer,                                                         \
      "Wine 8.0 dissolves a UDP association with Linux's connect(AF_UNSPEC), "  \
      "which unbinds a socket bound to port 0; the wineserver then reports "    \
