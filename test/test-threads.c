@@ -703,9 +703,11 @@ START_TEST(kept_alive_loop_runs_until_stopped) {
   uv_timer_stop(&fx.guard);
   ck_assert_int_eq(uv_thread_join(&worker), 0);
   ck_assert_int_eq(fx.guard_fired, 0);
-  /* Let go, it returns with nothing to do. */
+  /* Let go, its own handles keep it alive no longer (on Windows the
+   * fixture's listener, whose AcceptEx requests stay posted, still does). */
+  ck_assert_int_ne(uv_has_ref((uv_handle_t *)&fx.loop->async), 0);
   ck_assert_asock(asock_loop_keep_alive(fx.loop, 0), 0);
-  ck_assert_int_eq(asock_loop_run(fx.loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_has_ref((uv_handle_t *)&fx.loop->async), 0);
 }
 END_TEST
 
