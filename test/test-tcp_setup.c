@@ -15,12 +15,14 @@
 
 #include "tcp-util.h"
 
-/* An int option read through asock_socket_get_option(). */
+/* An int option read through asock_socket_get_option(). Some systems give
+ * a boolean option back in one byte (Wine): the rest stays 0. */
 static int get_int(asock_socket *sock, int level, int name) {
-  int value = -12345;
+  int value = 0;
   size_t len = sizeof(value);
   ck_assert_asock(asock_socket_get_option(sock, level, name, &value, &len), 0);
-  ck_assert_uint_eq(len, sizeof(value));
+  ck_assert_uint_ge(len, 1);
+  ck_assert_uint_le(len, sizeof(value));
   return value;
 }
 

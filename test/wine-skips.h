@@ -8,6 +8,9 @@
   XX(socket_options,                                                           \
      "Wine 8.0 fails setsockopt(IPPROTO_TCP, TCP_KEEPALIVE) with "             \
      "WSAENOPROTOOPT; libuv sets the keep-alive delay with it")                \
+  XX(options_before_connect_reach_the_os_socket,                               \
+     "Wine 8.0 fails setsockopt(IPPROTO_TCP, TCP_KEEPALIVE) with "             \
+     "WSAENOPROTOOPT, and the keep-alive probes' options too")                 \
   XX(cancel_partial_send_resets_the_connection,                                \
      "Wine 8.0 ends a socket closed with SO_LINGER {1, 0} with a FIN, not "    \
      "a RST: the peer reads EOF instead of ECONNRESET")                        \
