@@ -771,6 +771,17 @@ ASOCK_EXTERN asock_pool *asock_loop_pool(const asock_loop *loop);
  * Unix; on Windows asock leaves it off unless asked, because there it lets
  * another process steal the port. */
 #define ASOCK_LISTEN_REUSEADDR 0x2u
+/** Listen flag: the kernel holds a new connection until it has sent
+ * something, so that an idle connection costs no socket and wakes nobody
+ * (Linux TCP_DEFER_ACCEPT, for up to ASOCK_DEFER_ACCEPT_S seconds, after
+ * which the connection is accepted anyway). For listeners served by
+ * asock_accept_receive(), which keeps its contract with or without it; a
+ * plain asock_accept() on such a listener gets only connections that have
+ * sent something, or waited that long. No effect on other platforms. */
+#define ASOCK_LISTEN_DEFER_ACCEPT 0x8u
+/** How long ASOCK_LISTEN_DEFER_ACCEPT lets the kernel hold a connection
+ * that sends nothing. */
+#define ASOCK_DEFER_ACCEPT_S 30
 
 /** Close flag: reset the connection (RST, through SO_LINGER 0) instead of
  * closing it gracefully. */
@@ -859,6 +870,28 @@ ASOCK_EXTERN int asock_tcp_listen(asock_socket *sock,
  * ASOCK_EBUSY); every other outcome, refusals included, then arrives
  * through the callback. */
 ASOCK_EXTERN int asock_accept(asock_socket *listener, asock_op *op);
+
+/** Accepts a connection and receives its first bytes (AcceptAsync with a
+ * buffer): the op completes only once a new connection has sent something,
+ * with asock_op_accepted() the new socket (the application's, to close),
+ * the bytes in the op's window as a receive would have them (an op
+ * without a buffer takes a pool slice when they arrive), and
+ * asock_op_bytes() their count. A connection that ends before it sends
+ * anything is closed by asock and never reported: the op waits for the
+ * next one, so that idle connections never reach the application. As
+ * for asock_accept(), asock_op_socket() is the listener. The op's timeout
+ * counts from the start: when it passes first, the op completes with
+ * ASOCK_ETIMEDOUT, and asock_op_accepted() is the connection taken that has
+ * sent nothing yet (the application's, to close) or NULL when none came.
+ * asock_cancel() ends it the same way, with ASOCK_ECANCELED; when the listener
+ * or the loop closes, the connection taken is closed with it and
+ * asock_op_accepted() is NULL. Listening with ASOCK_LISTEN_DEFER_ACCEPT lets
+ * the kernel hold the connections until they send, where it can. \return 0 if a
+ * connection with bytes was already there (both taken now, no callback);
+ * ASOCK_PENDING; or, without starting, what asock_accept() returns, and what
+ * asock_receive() returns for the op's buffer (ASOCK_EINVAL for an empty
+ * window, ASOCK_EKIND for a buffer list). Any thread, as asock_accept(). */
+ASOCK_EXTERN int asock_accept_receive(asock_socket *listener, asock_op *op);
 /** How long a listener that ran out of descriptors or memory waits before
  * it takes connections again; see asock_accept(). */
 #define ASOCK_ACCEPT_PAUSE_MS 100

@@ -170,6 +170,9 @@ typedef struct asock__attempt {
 #define ASOCK__OPF_DELIVERING 0x20u
 /* The op ended during its delivery callback. */
 #define ASOCK__OPF_ENDED 0x40u
+/* An accept that also receives the new connection's first bytes
+ * (asock_accept_receive()). */
+#define ASOCK__OPF_ACCEPT_RECV 0x80u
 
 struct asock_op {
   asock_pool *pool;
@@ -194,6 +197,9 @@ struct asock_op {
   asock_op_cb cb;
   asock_socket *socket;
   asock_socket *accepted;
+  asock_socket *listener; /* an accept-receive waiting for the first bytes
+                           * in the queue of the socket it took: its
+                           * listener, referenced */
   uint64_t seq;
   uint64_t timeout_ms;
   struct sockaddr_storage remote;
@@ -789,6 +795,10 @@ static inline void asock__multishot_leaves(asock_socket *sock, asock_op *op) {
   }
 }
 
+/* An accept-receive leaves the queue of the socket it took (it completes):
+ * it is the listener's op again, and lets the listener go. */
+void asock__accept_leaves(asock_socket *client, asock_op *op);
+
 /* Unlinks an op from the socket queue it waits in, if it waits in one. */
 static inline void asock__socket_unqueue(asock_socket *sock, asock_op *op) {
   asock_op **head;
@@ -799,6 +809,8 @@ static inline void asock__socket_unqueue(asock_socket *sock, asock_op *op) {
     tail = &sock->recv_tail;
     if (op->flags & ASOCK__OPF_MULTISHOT)
       asock__multishot_leaves(sock, op);
+    else if (op->listener != NULL)
+      asock__accept_leaves(sock, op);
   } else if (op->where == ASOCK__Q_SEND) {
     head = &sock->send_head;
     tail = &sock->send_tail;
@@ -909,6 +921,16 @@ static ASOCK__ALWAYS_INLINE void asock__socket_enqueue(asock_op **head,
 
 int asock__accept_check(asock_socket *sock, asock_op *op);
 int asock__accept_start(asock_socket *sock, asock_op *op);
+/* The connection an accept-receive took ended before sending anything: it
+ * is closed, and the op waits on its listener again. */
+void asock__accept_no_data(asock_op *op);
+/* An accept-receive's first read on the socket it took: 1 when bytes came
+ * (*bytes, and the window of an op without a buffer covers them), 0 when
+ * it must wait (the op then holds no slice it took), or ASOCK_EOF or the
+ * error that ended the connection first. */
+int asock__recv_first(asock_socket *sock, asock_op *op, size_t *bytes);
+/* Puts an op in a socket's receive queue as a receive that waits. */
+void asock__recv_wait(asock_socket *sock, asock_op *op);
 int asock__connect_check(asock_socket *sock, asock_op *op);
 int asock__connect_start(asock_socket *sock, asock_op *op);
 int asock__connect_host_start(asock_socket *sock, asock_op *op);
@@ -1102,6 +1124,9 @@ int asock__io_bind(asock_socket *sock, const struct sockaddr *addr,
                    unsigned int flags, const asock__tcp_options *opts);
 /* Listens on the socket a bind made; on failure it stays bound. */
 int asock__io_listen(asock_socket *sock, int backlog);
+/* Has the kernel hold connections of a listener until they send something,
+ * for up to seconds, where it can (Linux); 0 elsewhere, doing nothing. */
+int asock__io_defer_accept(asock_socket *listener, unsigned int seconds);
 /* Takes one waiting connection off a listener: 0 with *conn set (an OS
  * socket on Unix), ASOCK_EAGAIN when none waits, or an error. */
 int asock__io_accept(asock_socket *listener, uintptr_t *conn);

@@ -324,9 +324,10 @@ static void run_cancels(asock_loop *loop) {
     asock__store_u32(&op->cancel_req, 0);
     /* The op may have completed, and even started again on another socket,
      * since the cancel was asked: it applies only to that socket's op. */
-    if (asock_op_is_pending(op) && op->socket == sock &&
+    if (asock_op_is_pending(op) &&
+        (op->socket == sock || op->listener == sock) &&
         op->where != ASOCK__Q_DEFERRED)
-      asock__socket_cancel(sock, op);
+      asock__socket_cancel(op->socket, op);
     asock__socket_unref(sock);
     op = next;
   }

@@ -21,6 +21,7 @@ void asock__op_reset(asock_op *op) {
   op->cb = NULL;
   op->socket = NULL;
   op->accepted = NULL;
+  op->listener = NULL;
   op->seq = 0;
   op->timeout_ms = 0;
   memset(&op->remote, 0, sizeof(op->remote));

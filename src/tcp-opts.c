@@ -46,7 +46,8 @@ int asock_tcp_listen(asock_socket *sock, const struct sockaddr *addr,
   int err;
 
   if (sock == NULL ||
-      (flags & ~(ASOCK_LISTEN_IPV6ONLY | ASOCK_LISTEN_REUSEADDR)) != 0)
+      (flags & ~(ASOCK_LISTEN_IPV6ONLY | ASOCK_LISTEN_REUSEADDR |
+                 ASOCK_LISTEN_DEFER_ACCEPT)) != 0)
     return ASOCK_EINVAL;
   err = check_setup(sock);
   if (err != 0)
@@ -69,6 +70,8 @@ int asock__tcp_listen(asock_socket *sock, const struct sockaddr *addr,
   }
   /* A listen that fails leaves the socket bound: it may listen again. */
   err = asock__io_listen(sock, backlog);
+  if (err == 0 && (flags & ASOCK_LISTEN_DEFER_ACCEPT))
+    err = asock__io_defer_accept(sock, ASOCK_DEFER_ACCEPT_S);
   if (err != 0)
     return err;
   sock->flags |= ASOCK__SF_LISTENING;

@@ -83,6 +83,12 @@ ASOCK__NOINLINE static void recv_ended(asock_socket *sock, long nread) {
   stop_reading(sock);
   if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
     asock__op_park_slice(sock, op);
+  /* An accept-receive's connection that sent nothing is never reported:
+   * it is closed (and its other receives, there are none, with it). */
+  if (op != NULL && op->listener != NULL) {
+    asock__accept_no_data(op);
+    return;
+  }
   while ((op = sock->recv_head) != NULL &&
          (sock->flags & ASOCK__SF_HANDLE_GONE) == 0)
     asock__op_done(op, (int)nread, 0);
@@ -110,8 +116,11 @@ static ASOCK__ALWAYS_INLINE void recv_result(asock_socket *sock, long nread,
       op->offset = 0;
       op->count = (size_t)nread;
     }
-    if (op->flags & ASOCK__OPF_MULTISHOT) {
-      (void)asock__op_deliver(sock, op, (size_t)nread);
+    if (op->flags & (ASOCK__OPF_MULTISHOT | ASOCK__OPF_ACCEPT_RECV)) {
+      if (op->flags & ASOCK__OPF_MULTISHOT)
+        (void)asock__op_deliver(sock, op, (size_t)nread);
+      else
+        asock__op_done(op, 0, (size_t)nread);
       return;
     }
     /* asock__op_done() for the head of the receive queue. */
@@ -301,6 +310,39 @@ static int recv_try_now(asock_socket *sock, asock_op *op, int on_demand) {
    * back. */
   sock->flags |= ASOCK__SF_DRAINED;
   return ASOCK_PENDING;
+}
+
+int asock__recv_first(asock_socket *sock, asock_op *op, size_t *bytes) {
+  int on_demand = asock__op_wants_slice(op);
+  long got;
+
+  if (on_demand) {
+    if (op->mode == ASOCK_BUFFER_SLICE) {
+      op->offset = 0;
+      op->count = op->mem_len;
+    } else if (asock__op_take_slice(sock, op) != 0) {
+      return 0; /* the read that data brings takes one, or waits for one */
+    }
+  }
+  got = asock__try_recv(sock, (char *)op->mem + op->offset, op->count);
+  if (got > 0) {
+    if (on_demand)
+      op->count = (size_t)got;
+    *bytes = (size_t)got;
+    return 1;
+  }
+  if (on_demand)
+    asock__op_park_slice(sock, op);
+  if (got == ASOCK_EAGAIN) {
+    sock->flags |= ASOCK__SF_DRAINED;
+    return 0;
+  }
+  return (int)got;
+}
+
+void asock__recv_wait(asock_socket *sock, asock_op *op) {
+  asock__socket_enqueue(&sock->recv_head, &sock->recv_tail, op, ASOCK__Q_RECV);
+  start_reading(sock);
 }
 
 /* A multishot receive: it waits from the start, whatever is already there,

@@ -118,8 +118,12 @@ void asock__socket_shut(asock_socket *sock, int abortive) {
   asock_loop *loop = sock->loop;
   asock_op *op;
 
-  while ((op = sock->recv_head) != NULL)
+  while ((op = sock->recv_head) != NULL) {
+    /* An accept-receive waiting here took this socket: it goes with it. */
+    if (op->listener != NULL)
+      op->accepted = NULL;
     asock__op_defer(loop, op, ASOCK_ECANCELED);
+  }
   /* Queued sends behind one libuv is writing wait for that write's
    * cancellation, so that they complete after it, in order. */
   if ((sock->flags & ASOCK__SF_WRITING) == 0)

@@ -20,6 +20,7 @@
   XX(threads, "tcp;threaded")                                                  \
   XX(group, "tcp;threaded")                                                    \
   XX(tcp_basic, "tcp")                                                         \
+  XX(tcp_accept, "tcp;threaded")                                               \
   XX(tcp_connect, "tcp")                                                       \
   XX(tcp_setup, "tcp")                                                         \
   XX(tcp_order, "tcp")                                                         \

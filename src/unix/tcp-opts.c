@@ -126,6 +126,17 @@ int asock__io_address(asock_socket *sock, int peer, struct sockaddr *addr,
   return 0;
 }
 
+int asock__io_defer_accept(asock_socket *listener, unsigned int wait_s) {
+#if defined(TCP_DEFER_ACCEPT)
+  return set_int(listener->io.fd, IPPROTO_TCP, TCP_DEFER_ACCEPT,
+                 seconds(wait_s));
+#else
+  (void)listener;
+  (void)wait_s;
+  return 0;
+#endif
+}
+
 int asock__io_fileno(const asock_socket *sock, uv_os_sock_t *out) {
   if (sock->io.fd < 0)
     return ASOCK_ENOTCONN;

@@ -141,6 +141,14 @@ int asock__io_address(asock_socket *sock, int peer, struct sockaddr *addr,
   return 0;
 }
 
+/* AcceptEx waits for a connection, not for its first bytes, as libuv
+ * posts it: the accept-receive waits for them itself. */
+int asock__io_defer_accept(asock_socket *listener, unsigned int wait_s) {
+  (void)listener;
+  (void)wait_s;
+  return 0;
+}
+
 int asock__io_fileno(const asock_socket *sock, uv_os_sock_t *out) {
   SOCKET s = os_socket(sock);
   if (s == INVALID_SOCKET)
