@@ -338,6 +338,7 @@ typedef enum asock_op_kind {
   ASOCK_OP_DISCONNECT,
   ASOCK_OP_RECEIVEMESSAGEFROM,
   ASOCK_OP_SHUTDOWN,
+  ASOCK_OP_SENDPACKETS,
 } asock_op_kind;
 
 /** Where an op's buffer comes from. */
@@ -449,6 +450,31 @@ ASOCK_EXTERN int asock_op_set_buffer_list(asock_op *op, const asock_buf *bufs,
 
 /** The most entries a gather list may have. */
 #define ASOCK_MAX_BUFS 1024
+
+/** One piece of a send of packets (SendPacketsElement): `len` bytes in
+ * memory at `base`, or, with `base` NULL, `len` bytes of the open file
+ * `file` (a descriptor from open(), or uv_fs_open()) from byte `offset`.
+ * The file's position is not used or moved. */
+typedef struct asock_packet {
+  const void *base;
+  size_t len;
+  uv_file file;
+  int64_t offset;
+} asock_packet;
+
+/** Sets the list of pieces asock_send_packets() sends, in order, as one
+ * stream. The array, the memory its pieces point at and the files must
+ * stay valid (and open) until the send completes; asock keeps the pointer,
+ * not a copy. The list stays set for the op's next sends of packets.
+ * \param packets the list (non-NULL; count 0 sends nothing), or NULL with
+ *   count 0 to remove it.
+ * \return 0; ASOCK_EINVAL for a NULL op, NULL packets with count > 0, a
+ *   file piece with a negative descriptor or offset, or more than
+ *   ASOCK_MAX_BUFS pieces; ASOCK_EBOUNDS if the lengths add up to more
+ *   than SIZE_MAX; ASOCK_EBUSY while pending.
+ * Owner. */
+ASOCK_EXTERN int asock_op_set_packets(asock_op *op, const asock_packet *packets,
+                                      size_t count);
 
 /** Makes the op's receives multishot (enable non-zero) or one-shot (0, the
  * default). A multishot receive (asock_receive(), asock_receive_from(),
@@ -961,6 +987,30 @@ ASOCK_EXTERN int asock_op_connect_attempt(const asock_op *op, size_t index,
  * ASOCK_EBUSY); every other outcome, refusals included, then arrives
  * through the callback. */
 ASOCK_EXTERN int asock_send(asock_socket *sock, asock_op *op);
+
+/** Sends the op's list of pieces (asock_op_set_packets()), memory and file
+ * ranges, as one stream (SendPacketsAsync): a file (a header, a file, a
+ * trailer) goes out without the application reading it. The send takes
+ * its place among the socket's sends in posting order, and completes like
+ * asock_send(): asock_op_bytes() is the list's bytes, or on an error how
+ * many of them went. File ranges go from the file to the socket in the
+ * kernel where the platform can (sendfile() on Linux); elsewhere, and for
+ * files sendfile() does not take, each range is read a pool slice at a
+ * time on libuv's thread pool and sent from the slice: such a send waits
+ * while the pool has no free slice, or fails with ASOCK_ENOBUFS if the
+ * pool fails fast. Memory pieces and the sends around it are never
+ * copied.
+ * \return as asock_send(), and: ASOCK_EINVAL if no list is set;
+ *   completion ASOCK_EOF if a file ends before its range does (the bytes
+ *   before it went); the file's read error. A send of packets that fails
+ *   after some of its bytes went ends the socket's sending (the peer has
+ *   part of the list): later sends fail with ASOCK_ECANCELED. One that
+ *   fails before any went (a bad descriptor, a file shorter than its
+ *   offset) fails alone. A cancel or timeout ends it as for asock_send():
+ *   while it waits behind other sends, or for its file read or a slice,
+ *   the connection stays; once its bytes are going, it is reset.
+ * Any thread, as asock_send(). */
+ASOCK_EXTERN int asock_send_packets(asock_socket *sock, asock_op *op);
 
 /** Receives into the op's window (ReceiveAsync). An op with no buffer (or
  * holding the slice a previous buffer-less receive gave it) takes a pool

@@ -39,6 +39,7 @@
   XX(GETSOCKOPT, "getsockopt")                                                 \
   XX(GETSOCKNAME, "getsockname")                                               \
   XX(GETPEERNAME, "getpeername")                                               \
+  XX(SENDFILE, "sendfile")                                                     \
   XX(POLL_INIT, "uv_poll_init_socket")                                         \
   XX(POLL_START, "uv_poll_start")                                              \
   XX(TIMER_START, "uv_timer_start")                                            \
@@ -46,6 +47,7 @@
   XX(ASYNC_INIT, "uv_async_init")                                              \
   XX(ASYNC_SEND, "uv_async_send")                                              \
   XX(GETADDRINFO, "uv_getaddrinfo")                                            \
+  XX(FS_READ, "uv_fs_read")                                                    \
   XX(LOOP_INIT, "uv_loop_init")                                                \
   XX(THREAD_CREATE, "uv_thread_create")                                        \
   XX(MUTEX_INIT, "uv_mutex_init")                                              \
@@ -133,6 +135,13 @@ static inline int asock__uv_getaddrinfo(uv_loop_t *loop, uv_getaddrinfo_t *req,
                                         const struct addrinfo *hints) {
   int err = asock__fault(ASOCK__FAULT_GETADDRINFO);
   return err != 0 ? err : uv_getaddrinfo(loop, req, cb, node, service, hints);
+}
+
+static inline int asock__uv_fs_read(uv_loop_t *loop, uv_fs_t *req, uv_file file,
+                                    const uv_buf_t bufs[], unsigned int nbufs,
+                                    int64_t offset, uv_fs_cb cb) {
+  int err = asock__fault(ASOCK__FAULT_FS_READ);
+  return err != 0 ? err : uv_fs_read(loop, req, file, bufs, nbufs, offset, cb);
 }
 
 static inline int asock__uv_thread_create(uv_thread_t *tid, uv_thread_cb entry,

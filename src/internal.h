@@ -173,6 +173,9 @@ typedef struct asock__attempt {
 /* An accept that also receives the new connection's first bytes
  * (asock_accept_receive()). */
 #define ASOCK__OPF_ACCEPT_RECV 0x80u
+/* A send of packets found that sendfile() does not take its file: the
+ * file's bytes are read into slices. */
+#define ASOCK__OPF_NO_SENDFILE 0x100u
 
 struct asock_op {
   asock_pool *pool;
@@ -231,10 +234,19 @@ struct asock_op {
   asock_socket *cancel_sock;    /* the socket that cancel holds a ref on */
   char *host;                   /* connect_host: the name to resolve, a copy */
   unsigned short port;
-  struct addrinfo *ai_head; /* connect_host: the resolved list */
-  struct addrinfo *ai_next; /* and the next address to try */
-  asock__attempt *attempts; /* connect_host: the addresses tried, kept until
-                             * the op's next connect or its release */
+  const asock_packet *packets; /* asock_op_set_packets(): the list */
+  size_t npackets;
+  size_t packets_total; /* and its bytes */
+  size_t pk_index;      /* a send of packets: the piece op->sent is in */
+  uint64_t pk_start;    /* and where it starts in the send's stream */
+  void *chunk;          /* a slice holding file bytes of the current piece */
+  uint64_t chunk_at;    /* where they start in the send's stream */
+  size_t chunk_len;     /* how many */
+  struct asock__file_read *fs; /* the file read, made for the op's first */
+  struct addrinfo *ai_head;    /* connect_host: the resolved list */
+  struct addrinfo *ai_next;    /* and the next address to try */
+  asock__attempt *attempts;    /* connect_host: the addresses tried, kept until
+                                * the op's next connect or its release */
   unsigned int nattempts;
   union {
     uv_write_t write;
@@ -373,7 +385,9 @@ struct asock_loop {
   asock_socket *notify;    /* sockets with a watermark change to report */
   asock_socket *waiters;   /* sockets waiting for a free slice */
   asock_socket *kicked;    /* sockets with datagrams read ahead for a
-                            * multishot receive that just started */
+                            * multishot receive that just started, or a
+                            * cancelled send of packets to end in order */
+  size_t file_reads;       /* reads of sends of packets on the thread pool */
   asock_socket *paused;    /* listeners out of descriptors, until a tick */
   asock_socket *lingering; /* sockets closed with sends queued, lingering */
   asock_socket *sockets;   /* every socket not yet freed */
@@ -453,6 +467,9 @@ void asock__loop_update_timer(asock_loop *loop);
 void asock__loop_notify(asock_loop *loop, asock_socket *sock);
 /* Adds a socket to the list retried when slices may be free again. */
 void asock__loop_wait_slice(asock_loop *loop, asock_socket *sock);
+/* The same for the head send of packets, which needs a slice to read its
+ * file into. */
+void asock__loop_wait_slice_send(asock_loop *loop, asock_socket *sock);
 /* Has the loop run a UDP socket's receives soon, from its idle handle: for
  * datagrams read ahead that no readiness report will name. */
 void asock__loop_kick(asock_loop *loop, asock_socket *sock);
@@ -562,6 +579,12 @@ typedef struct asock__tcp_options {
 /* Closed by the application while sends were queued, lingering: on the
  * loop's lingering list until they are out or its linger time is up. */
 #define ASOCK__SF_LINGERING 0x400000u
+/* The thread pool reads a file into a slice for the head send of packets:
+ * its sends go on when the read is done, unless it is given up. */
+#define ASOCK__SF_FILE_READ 0x800000u
+/* The head send of packets waits for a free slice (on the loop's waiters
+ * list, which ASOCK__SF_WAIT_SLICE alone means a receive waits on). */
+#define ASOCK__SF_SEND_WAITS 0x1000000u
 
 struct asock_socket {
   asock__io io; /* first, so that a handle pointer is the socket */
@@ -973,6 +996,52 @@ void asock__connect_reinit(asock_socket *sock);
 void asock__connect_cancel(asock_socket *sock);
 /* Send side: unlinks a send that has not started and uncounts its bytes. */
 void asock__send_unqueue(asock_socket *sock, asock_op *op);
+
+/* The bytes an op ended early reports: a stream send's progress, else 0. */
+static inline size_t asock__op_sent(const asock_op *op) {
+  return op->kind == ASOCK_OP_SEND || op->kind == ASOCK_OP_SENDPACKETS
+             ? op->sent
+             : 0;
+}
+
+/* Sends of packets (src/tcp-packets.c). A file range's read on libuv's
+ * thread pool: it fills `slice` for `op`, or, once the op gave it up (its
+ * socket closed, or it was cancelled), ends on its own, giving the slice
+ * back and freeing itself. */
+typedef struct asock__file_read {
+  uv_fs_t req;
+  asock_op *op; /* NULL once given up */
+  asock_loop *loop;
+  void *slice;
+} asock__file_read;
+/* What packets_step() found: */
+#define ASOCK__PK_DONE 0  /* every byte is on the wire */
+#define ASOCK__PK_WRITE 2 /* the kernel is full: wait for writability */
+#define ASOCK__PK_READ 3  /* a file range's bytes are to be read first */
+/* Sends what can go now of the head send of packets: ASOCK__PK_* or the
+ * error that ended it (ASOCK_EOF for a file shorter than its range). */
+int asock__packets_step(asock_socket *sock, asock_op *op);
+/* Starts reading the current file range into a slice (0, also when it
+ * waits for a free slice), or the error. */
+int asock__packets_read(asock_socket *sock, asock_op *op);
+/* The read finished with status (0, ASOCK_EOF, an error). (tcp-send.c) */
+void asock__packets_read_done(asock_socket *sock, asock_op *op, int status);
+/* Appends the bytes of a send of packets that are in memory now (its
+ * memory pieces, and a file range's slice) to iov[n..max): the new n. */
+unsigned int asock__packets_iov(asock_op *op, uv_buf_t *iov, unsigned int n,
+                                unsigned int max, size_t *bytes);
+/* The bytes the kernel took are counted in op->sent: a slice whose bytes
+ * are all sent goes back. */
+void asock__packets_took(asock_op *op);
+/* A send of packets ends: its slice goes back. */
+void asock__packets_end(asock_op *op);
+/* The head send of packets gives up the read it has on the thread pool. */
+void asock__packets_abandon(asock_socket *sock);
+/* Sends the socket's queue on after a send of packets got a slice, or was
+ * cancelled while it waited (loop thread, inside a libuv callback). */
+void asock__send_resume(asock_socket *sock);
+int asock__packets_check(asock_socket *sock, asock_op *op);
+int asock__packets_start(asock_socket *sock, asock_op *op);
 /* Send side: reports a crossing of the watermarks. */
 void asock__send_check_marks(asock_socket *sock);
 
@@ -1155,6 +1224,12 @@ int asock__io_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
 /* Shuts the sending side down once what was written is out;
  * asock__shutdown_done() reports, possibly inside this call. */
 int asock__io_shutdown(asock_socket *sock, asock_op *op);
+/* Sends up to len bytes of `file` from offset in the kernel (sendfile()):
+ * the bytes sent, 0 at the file's end, ASOCK_EAGAIN when the socket is
+ * full, ASOCK_ENOTSUP where the platform or the file cannot (the bytes are
+ * read and sent then), or the error. */
+long asock__io_sendfile(asock_socket *sock, uv_file file, int64_t offset,
+                        size_t len);
 /* Closes the handle (with a reset when abortive). A write or connect still
  * handed over reports ASOCK_ECANCELED, then asock__socket_closed() runs,
  * from a libuv callback; at once if the socket never had an OS socket. */

@@ -42,7 +42,9 @@ static void run_kicked(asock_loop *loop) {
     loop->kicked = sock->kick_link;
     sock->kick_link = NULL;
     sock->flags &= ~ASOCK__SF_KICKED;
-    if ((sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE)) == 0)
+    if ((sock->flags & ASOCK__SF_UDP) == 0)
+      asock__send_resume(sock);
+    else if ((sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE)) == 0)
       asock__udp_recv_ready(sock);
     asock__socket_unref(sock);
   }
@@ -82,9 +84,13 @@ static void retry_waiters(asock_loop *loop) {
   while (list != NULL) {
     asock_socket *sock = list;
     list = sock->wait_link;
+    uint32_t flags = sock->flags;
     sock->wait_link = NULL;
-    sock->flags &= ~ASOCK__SF_WAIT_SLICE;
-    asock__recv_retry(sock);
+    sock->flags &= ~(ASOCK__SF_WAIT_SLICE | ASOCK__SF_SEND_WAITS);
+    if (flags & ASOCK__SF_SEND_WAITS)
+      asock__send_resume(sock);
+    if (flags & ASOCK__SF_WAIT_SLICE)
+      asock__recv_retry(sock);
     asock__socket_unref(sock);
   }
 }
@@ -257,6 +263,10 @@ static int run_one(asock_socket *sock, asock_op *op) {
   case ASOCK_OP_SHUTDOWN:
     check = asock__shutdown_check;
     start = asock__shutdown_start;
+    break;
+  case ASOCK_OP_SENDPACKETS:
+    check = asock__packets_check;
+    start = asock__packets_start;
     break;
   case ASOCK_OP_SENDTO:
     check = asock__sendto_check;
@@ -578,12 +588,16 @@ int asock_loop_close(asock_loop *loop) {
     if (spins > 100000)
       return ASOCK_EBUSY;
   }
+  /* File reads that sends of packets gave up end on the thread pool, however
+   * long the disk takes: their completions wake the loop. */
+  while (loop->file_reads > 0)
+    uv_run(loop->uv, UV_RUN_ONCE);
   /* Sockets still waiting for a slice hold a reference each. */
   while (loop->waiters != NULL) {
     asock_socket *sock = loop->waiters;
     loop->waiters = sock->wait_link;
     sock->wait_link = NULL;
-    sock->flags &= ~ASOCK__SF_WAIT_SLICE;
+    sock->flags &= ~(ASOCK__SF_WAIT_SLICE | ASOCK__SF_SEND_WAITS);
     asock__socket_unref(sock);
   }
   flush_slice_cache(loop);
@@ -682,12 +696,23 @@ void asock__loop_kick(asock_loop *loop, asock_socket *sock) {
   schedule_delivery(loop);
 }
 
-void asock__loop_wait_slice(asock_loop *loop, asock_socket *sock) {
-  if (sock->flags & ASOCK__SF_WAIT_SLICE)
+/* Puts sock on the waiters list, once, with `flag` saying which side
+ * waits. */
+static void wait_slice(asock_loop *loop, asock_socket *sock, uint32_t flag) {
+  uint32_t listed = sock->flags & (ASOCK__SF_WAIT_SLICE | ASOCK__SF_SEND_WAITS);
+  sock->flags |= flag;
+  if (listed != 0)
     return;
-  sock->flags |= ASOCK__SF_WAIT_SLICE;
   asock__socket_ref(sock);
   sock->wait_link = loop->waiters;
   loop->waiters = sock;
   asock__loop_update_timer(loop);
+}
+
+void asock__loop_wait_slice(asock_loop *loop, asock_socket *sock) {
+  wait_slice(loop, sock, ASOCK__SF_WAIT_SLICE);
+}
+
+void asock__loop_wait_slice_send(asock_loop *loop, asock_socket *sock) {
+  wait_slice(loop, sock, ASOCK__SF_SEND_WAITS);
 }

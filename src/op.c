@@ -53,6 +53,15 @@ void asock__op_reset(asock_op *op) {
   op->ai_next = NULL;
   op->attempts = NULL;
   op->nattempts = 0;
+  op->packets = NULL;
+  op->npackets = 0;
+  op->packets_total = 0;
+  op->pk_index = 0;
+  op->pk_start = 0;
+  op->chunk = NULL;
+  op->chunk_at = 0;
+  op->chunk_len = 0;
+  op->fs = NULL;
 }
 
 /* Finds the op p points at in the pool's array: 0 or ASOCK_EFOREIGN. The
@@ -112,6 +121,8 @@ int asock_op_release(asock_pool *pool, asock_op *op) {
   op->host = NULL;
   asock__free(op->attempts);
   op->attempts = NULL;
+  asock__free(op->fs);
+  op->fs = NULL;
   /* Nothing more: asock_op_acquire() resets the op it hands out. */
   asock__add_u64(&pool->ops_in_use, (uint64_t)-1);
   err = asock__stack_push(&pool->free_ops, index);

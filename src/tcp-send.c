@@ -26,11 +26,13 @@ static unsigned int push_piece(uv_buf_t *iov, unsigned int n, unsigned int max,
 }
 
 /* Appends the unsent part of op to iov[n..max): returns the new n. */
-static unsigned int fill_iov(const asock_op *op, uv_buf_t *iov, unsigned int n,
+static unsigned int fill_iov(asock_op *op, uv_buf_t *iov, unsigned int n,
                              unsigned int max, size_t *bytes) {
   size_t skip = op->sent;
   size_t i;
 
+  if (op->kind == ASOCK_OP_SENDPACKETS)
+    return asock__packets_iov(op, iov, n, max, bytes);
   if (op->nbufs == 0)
     return push_piece(iov, n, max, (char *)op->mem + op->offset + skip,
                       op->count - skip, bytes);
@@ -62,6 +64,8 @@ void asock__send_check_marks(asock_socket *sock) {
 
 void asock__send_unqueue(asock_socket *sock, asock_op *op) {
   asock__socket_unqueue(sock, op);
+  if (op->kind == ASOCK_OP_SENDPACKETS)
+    asock__packets_end(op);
   sock->send_queued -= op->total - op->sent;
   asock__send_check_marks(sock);
 }
@@ -71,7 +75,9 @@ void asock__send_fail_all(asock_socket *sock, int status) {
   while ((op = sock->send_head) != NULL) {
     asock__send_unqueue(sock, op);
     op->bytes = op->sent;
-    asock__op_defer(sock->loop, op, status);
+    /* A send of packets reset for its own timeout or cancel says so. */
+    asock__op_defer(sock->loop, op,
+                    op->forced_status != 0 ? op->forced_status : status);
   }
 }
 
@@ -103,10 +109,47 @@ static void collect_done(asock_socket *sock, asock_op ***done_tail) {
   asock_op *op;
   while ((op = sock->send_head) != NULL && op->sent == op->total) {
     asock__socket_unqueue(sock, op);
+    if (op->kind == ASOCK_OP_SENDPACKETS)
+      asock__packets_end(op);
     op->qnext = NULL;
     **done_tail = op;
     *done_tail = &op->qnext;
   }
+}
+
+/* The head send of packets moves on: 0 when it is done or waits (for
+ * writability, its file read or a slice), else the error that ended it,
+ * which has it out of the queue and on the done list, its status in
+ * op->forced_status. An error after some of its bytes went ends the
+ * socket's sending (the peer has part of the list): returned as
+ * ASOCK_ECANCELED for the sends behind it. */
+static int packets_flush(asock_socket *sock, asock_op ***done_tail,
+                         int *waits) {
+  asock_op *op = sock->send_head;
+  int r = op->forced_status;
+
+  *waits = 1;
+  if (r == 0) {
+    r = asock__packets_step(sock, op);
+    if (r == ASOCK__PK_DONE) {
+      *waits = 0;
+      return 0;
+    }
+    if (r == ASOCK__PK_WRITE)
+      return start_write(sock);
+    if (r == ASOCK__PK_READ) {
+      r = asock__packets_read(sock, op);
+      if (r == 0)
+        return 0;
+    }
+  }
+  *waits = 0;
+  asock__send_unqueue(sock, op);
+  op->forced_status = r;
+  op->qnext = NULL;
+  **done_tail = op;
+  *done_tail = &op->qnext;
+  return op->sent > 0 ? ASOCK_ECANCELED : 0;
 }
 
 /* After a write completed: complete every send that is done, try the rest
@@ -133,7 +176,18 @@ static void flush(asock_socket *sock) {
     size_t left;
     long written;
 
-    for (op = sock->send_head; op != NULL && n < ASOCK__IOV_MAX; op = op->qnext)
+    if (sock->send_head->kind == ASOCK_OP_SENDPACKETS) {
+      int waits;
+      err = packets_flush(sock, &done_tail, &waits);
+      if (err != 0 || waits)
+        break;
+      collect_done(sock, &done_tail);
+      continue;
+    }
+    /* A send of packets is sent on its own, at the head. */
+    for (op = sock->send_head;
+         op != NULL && n < ASOCK__IOV_MAX && op->kind != ASOCK_OP_SENDPACKETS;
+         op = op->qnext)
       n = fill_iov(op, loop->iov, n, ASOCK__IOV_MAX, &bytes);
     written = asock__io_try_write(sock, loop->iov, n);
     if (written == ASOCK_EAGAIN)
@@ -164,12 +218,26 @@ static void flush(asock_socket *sock) {
     send_failed(sock, err);
   while (done != NULL) {
     asock_op *op = done;
+    int status = op->forced_status;
     done = op->qnext;
     op->qnext = NULL;
-    asock__op_done(op, 0, op->total);
+    asock__op_done(op, status, status != 0 ? op->sent : op->total);
   }
   if (sock->send_head == NULL)
     asock__send_drained(sock);
+}
+
+void asock__send_resume(asock_socket *sock) {
+  if (sock->send_head != NULL &&
+      (sock->flags &
+       (ASOCK__SF_WRITING | ASOCK__SF_FILE_READ | ASOCK__SF_HANDLE_GONE)) == 0)
+    flush(sock);
+}
+
+void asock__packets_read_done(asock_socket *sock, asock_op *op, int status) {
+  if (status != 0 && op->forced_status == 0)
+    op->forced_status = status;
+  flush(sock);
 }
 
 void asock__send_written(asock_op *op, int status) {
@@ -193,6 +261,8 @@ void asock__send_written(asock_op *op, int status) {
   op->sent += op->write_bytes;
   sock->send_queued -= op->write_bytes;
   op->write_bytes = 0;
+  if (op->kind == ASOCK_OP_SENDPACKETS)
+    asock__packets_took(op);
   flush(sock);
 }
 
@@ -330,6 +400,64 @@ int asock__send_start(asock_socket *sock, asock_op *op) {
 
 int asock_send(asock_socket *sock, asock_op *op) {
   return asock__start_fast(sock, op, ASOCK_OP_SEND, send_check, send_start);
+}
+
+/* ---- sends of packets ---------------------------------------------------
+ * Queued and completed like any send (src/tcp-packets.c has the pieces). */
+
+int asock__packets_start(asock_socket *sock, asock_op *op) {
+  int r = ASOCK__PK_WRITE;
+
+  op->seq = sock->send_seq++;
+  op->total = op->packets_total;
+  op->sent = 0;
+  op->write_bytes = 0;
+  op->pk_index = 0;
+  op->pk_start = 0;
+  op->chunk = NULL;
+  op->chunk_at = 0;
+  op->chunk_len = 0;
+  op->flags &= ~ASOCK__OPF_NO_SENDFILE;
+  if (sock->send_error != 0) {
+    asock__op_finish_sync(op, sock->send_error, 0);
+    return 0;
+  }
+  if (sock->send_head == NULL) {
+    /* Synchronous first, as for a send. */
+    r = asock__packets_step(sock, op);
+    if (r == ASOCK__PK_DONE) {
+      asock__op_finish_sync(op, 0, op->total);
+      return 0;
+    }
+    if (r < 0)
+      goto failed;
+  }
+  asock__socket_enqueue(&sock->send_head, &sock->send_tail, op, ASOCK__Q_SEND);
+  sock->send_queued += op->total - op->sent;
+  if (sock->send_head == op) {
+    r = r == ASOCK__PK_READ ? asock__packets_read(sock, op) : start_write(sock);
+    if (r != 0) {
+      asock__send_unqueue(sock, op);
+      goto failed;
+    }
+  }
+  asock__loop_watch(sock->loop, op);
+  asock__send_check_marks(sock);
+  return ASOCK_PENDING;
+
+failed:
+  /* Nothing sent, and the stream goes on without it; part of it sent, and
+   * the socket's sending is over. */
+  asock__packets_end(op);
+  if (op->sent > 0 && sock->send_error == 0)
+    sock->send_error = ASOCK_ECANCELED;
+  asock__op_finish_sync(op, r, op->sent);
+  return 0;
+}
+
+int asock_send_packets(asock_socket *sock, asock_op *op) {
+  return asock__start_fast(sock, op, ASOCK_OP_SENDPACKETS, asock__packets_check,
+                           asock__packets_start);
 }
 
 /* ---- shutdown and disconnect ------------------------------------------ */

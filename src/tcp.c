@@ -124,6 +124,9 @@ void asock__socket_shut(asock_socket *sock, int abortive) {
       op->accepted = NULL;
     asock__op_defer(loop, op, ASOCK_ECANCELED);
   }
+  /* A send of packets gives up its file read: it ends with the others. */
+  if (sock->flags & ASOCK__SF_FILE_READ)
+    asock__packets_abandon(sock);
   /* Queued sends behind one libuv is writing wait for that write's
    * cancellation, so that they complete after it, in order. */
   if ((sock->flags & ASOCK__SF_WRITING) == 0)
@@ -269,6 +272,27 @@ static void end_early(asock_socket *sock, asock_op *op, int status,
     }
     asock__send_unqueue(sock, op);
     break;
+  case ASOCK_OP_SENDPACKETS:
+    if (op->where != ASOCK__Q_SEND)
+      return;
+    if (op->sent > 0 ||
+        (op == sock->send_head && (sock->flags & ASOCK__SF_WRITING))) {
+      abort_for(sock, op, status);
+      return;
+    }
+    if (op == sock->send_head) {
+      /* Nothing of it sent, but its file read or its wait for a slice
+       * drives the queue: it ends from the queue's flush, before the sends
+       * behind it go on. */
+      if (op->forced_status == 0)
+        op->forced_status = status;
+      if (sock->flags & ASOCK__SF_FILE_READ)
+        asock__packets_abandon(sock);
+      asock__loop_kick(loop, sock);
+      return;
+    }
+    asock__send_unqueue(sock, op);
+    break;
   case ASOCK_OP_CONNECT:
     if (op->forced_status == 0)
       op->forced_status = status;
@@ -298,12 +322,12 @@ static void end_early(asock_socket *sock, asock_op *op, int status,
     return;
   }
   if (direct) {
-    asock__op_done(op, status, op->kind == ASOCK_OP_SEND ? op->sent : 0);
+    asock__op_done(op, status, asock__op_sent(op));
   } else {
     /* A multishot receive cancelled from its own delivery callback keeps
      * the delivery's results until the callback returns. */
     if ((op->flags & ASOCK__OPF_DELIVERING) == 0)
-      op->bytes = op->kind == ASOCK_OP_SEND ? op->sent : 0;
+      op->bytes = asock__op_sent(op);
     asock__op_defer(loop, op, status);
   }
 }

@@ -26,6 +26,7 @@
   XX(tcp_order, "tcp")                                                         \
   XX(tcp_close, "tcp")                                                         \
   XX(tcp_shutdown, "tcp")                                                      \
+  XX(tcp_packets, "tcp;threaded")                                              \
   XX(tcp_pressure, "tcp")                                                      \
   XX(tcp_timeout, "tcp")                                                       \
   XX(multishot, "tcp;threaded")                                                \

@@ -247,6 +247,11 @@ int tu_shutdown(asock_socket *sock, asock_op *op) {
   return started(op, asock_shutdown(sock, op), prev);
 }
 
+int tu_send_packets(asock_socket *sock, asock_op *op) {
+  int prev = enter();
+  return started(op, asock_send_packets(sock, op), prev);
+}
+
 int tu_cancel(asock_op *op) {
   int prev = enter();
   int r = asock_cancel(op);

@@ -72,6 +72,7 @@ int tu_send(asock_socket *sock, asock_op *op);
 int tu_receive(asock_socket *sock, asock_op *op);
 int tu_disconnect(asock_socket *sock, asock_op *op);
 int tu_shutdown(asock_socket *sock, asock_op *op);
+int tu_send_packets(asock_socket *sock, asock_op *op);
 int tu_send_to(asock_socket *sock, asock_op *op);
 int tu_receive_from(asock_socket *sock, asock_op *op);
 int tu_receive_message_from(asock_socket *sock, asock_op *op);

@@ -8,6 +8,9 @@
 #include <errno.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#ifdef __linux__
+#include <sys/sendfile.h>
+#endif
 #include <unistd.h>
 
 #include "fault.h"
@@ -124,6 +127,15 @@ static inline ssize_t asock__sys_sendmsg(int fd, const struct msghdr *msg,
     return -1;
   return sendmsg(fd, msg, flags);
 }
+
+#ifdef __linux__
+static inline ssize_t asock__sys_sendfile(int out_fd, int in_fd, off_t *offset,
+                                          size_t count) {
+  if (asock__sys_fault(ASOCK__FAULT_SENDFILE))
+    return -1;
+  return sendfile(out_fd, in_fd, offset, count);
+}
+#endif
 
 static inline int asock__sys_shutdown(int fd, int how) {
   if (asock__sys_fault(ASOCK__FAULT_SHUTDOWN))

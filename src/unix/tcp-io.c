@@ -336,6 +336,34 @@ int asock__io_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
   return 0;
 }
 
+long asock__io_sendfile(asock_socket *sock, uv_file file, int64_t offset,
+                        size_t len) {
+#ifdef __linux__
+  off_t at = (off_t)offset;
+  ssize_t n;
+
+  if (len > ((size_t)1 << 30))
+    len = (size_t)1 << 30;
+  do
+    n = asock__sys_sendfile(sock->io.fd, file, &at, len);
+  while (n < 0 && errno == EINTR);
+  if (n >= 0)
+    return (long)n;
+  if (errno == EAGAIN || errno == EWOULDBLOCK)
+    return ASOCK_EAGAIN;
+  /* A file sendfile() cannot take (a pipe, some file systems): read it. */
+  if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)
+    return ASOCK_ENOTSUP;
+  return asock__sys_error();
+#else
+  (void)sock;
+  (void)file;
+  (void)offset;
+  (void)len;
+  return ASOCK_ENOTSUP;
+#endif
+}
+
 int asock__io_shutdown(asock_socket *sock, asock_op *op) {
   /* Everything written is in the kernel already: the FIN follows it. */
   int err =

@@ -227,6 +227,17 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
   asock__shutdown_done(op_of(req), asock__from_uv(status));
 }
 
+/* TransmitFile() would need the socket's own overlapped I/O, which libuv
+ * keeps: file ranges are read and sent from slices. */
+long asock__io_sendfile(asock_socket *sock, uv_file file, int64_t offset,
+                        size_t len) {
+  (void)sock;
+  (void)file;
+  (void)offset;
+  (void)len;
+  return ASOCK_ENOTSUP;
+}
+
 int asock__io_shutdown(asock_socket *sock, asock_op *op) {
   return asock__from_uv(uv_shutdown(
       &op->req.shutdown, (uv_stream_t *)&sock->io.handle.tcp, on_shutdown));
