@@ -114,6 +114,17 @@ static void wait_started(asock_op *op, int r) {
 
 /* ---- the stream ---------------------------------------------------------- */
 
+/* The watermark reports of the stream test's sender: 1 above, 0 below. */
+static int marks[8];
+static int nmarks;
+
+static void on_mark(asock_socket *sock, int above) {
+  (void)sock;
+  if (nmarks < 8)
+    marks[nmarks] = above;
+  nmarks++;
+}
+
 #define HEAD_LEN 100
 #define RANGE_AT 1000
 #define RANGE_LEN ((size_t)(2 << 20) + 17)
@@ -139,6 +150,10 @@ static void stream_in_order(int reading) {
   file_make(&f, 50, 3 << 20);
   tu_pair_open(&p, "127.0.0.1");
   tu_shrink_buffers(p.client, p.server);
+  /* The file's bytes count in the queue the watermarks watch. */
+  nmarks = 0;
+  ck_assert_asock(asock_socket_set_watermark_cb(p.client, on_mark), 0);
+  ck_assert_asock(asock_socket_set_send_limits(p.client, 1000, 1 << 20, 0), 0);
   tu_fill(before, sizeof(before), 51, 0);
   tu_fill(head, sizeof(head), 52, 0);
   tu_fill(tail, sizeof(tail), 53, 0);
@@ -185,6 +200,10 @@ static void stream_in_order(int reading) {
   ck_assert_uint_eq(tu_rec(pk)->seq, tu_rec(s1)->seq + 1);
   ck_assert_uint_eq(tu_rec(s2)->seq, tu_rec(pk)->seq + 1);
   ck_assert_uint_eq(asock_socket_send_queued(p.client), 0);
+  tu_run_for(10);
+  ck_assert_int_eq(nmarks, 2);
+  ck_assert_int_eq(marks[0], 1);
+  ck_assert_int_eq(marks[1], 0);
   assert_read(reading);
   /* Every slice a read took went back. */
   ck_assert_uint_eq(stats().slices_in_use, 0);
