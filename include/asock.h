@@ -594,14 +594,18 @@ ASOCK_EXTERN int asock_op_completed_synchronously(const asock_op *op);
  *   operation was posted: at the call on the loop's thread, or when the loop
  *   took it over from another thread. A socket counts each direction apart:
  *   receives, receive-froms and accepts draw from its receive counter;
- *   sends, send-tos, connects and disconnects from its send counter. Each
+ *   sends, sends of packets, send-tos, shutdowns, connects and
+ *   disconnects from its send counter. Each
  *   counter starts at 1 and has no gaps among ops that started (returned 0
  *   or ASOCK_PENDING). A multishot receive takes no number when it starts:
  *   each delivery takes one, and its final completion one more, when they
  *   happen. 0 means never posted. Owner. */
 ASOCK_EXTERN uint64_t asock_op_seq(const asock_op *op);
 
-/** \return the socket of the last operation, or NULL. Owner. */
+/** \return the socket of the op's operation, once it started (returned 0
+ *   or ASOCK_PENDING), or NULL before any. After a start that returned a
+ *   negative code the value means nothing: the application knows the
+ *   socket it passed. Owner. */
 ASOCK_EXTERN asock_socket *asock_op_socket(const asock_op *op);
 
 /** \return the socket an accept produced (AcceptSocket), or NULL. The
@@ -750,7 +754,9 @@ struct asock_task {
  * state it may not touch itself. Tasks run in posting order. Nothing is
  * allocated; the task must stay valid, and must not be posted again, until
  * its function has started. A task still posted when the loop closes runs
- * inside asock_loop_close().
+ * inside asock_loop_close(). "Soon" needs the loop running: one with
+ * nothing active returns from asock_loop_run() (see there), so a loop that
+ * serves other threads' tasks keeps running with asock_loop_keep_alive().
  * \return 0; ASOCK_EINVAL for NULL or a task without a function.
  * Any thread. */
 ASOCK_EXTERN int asock_loop_post(asock_loop *loop, asock_task *task);
@@ -815,7 +821,10 @@ ASOCK_EXTERN asock_pool *asock_loop_pool(const asock_loop *loop);
 
 /** Told when the bytes queued for sending on a socket rise to the high
  * watermark (above = 1) or fall back to the low one (above = 0). Runs on the
- * loop thread, never inside an asock call. */
+ * loop thread, never inside an asock call. Whether a fall to the low mark is
+ * told before or after the completions of the sends that drained the queue
+ * depends on the platform: an application that waits for both must not
+ * count on their order. */
 typedef void (*asock_watermark_cb)(asock_socket *sock, int above);
 
 /** Creates a TCP socket on a loop, to listen or to connect with. Sockets
