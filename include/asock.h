@@ -347,7 +347,13 @@ typedef enum asock_buffer_mode {
    * receive that waits holds none, so that an idle connection holds none. */
   ASOCK_BUFFER_NONE = 0,
   /** A pool slice the op holds; it goes back to the pool when the op's
-   * buffer changes or the op is released. */
+   * buffer changes or the op is released. Two cases report it: a slice
+   * that is the op's own (asock_op_take_slice(), asock_op_attach_slice(),
+   * or asock_op_set_range() on a received slice), which the op keeps; and
+   * the slice a receive without a buffer left in the op with its data,
+   * which is lent: the op's next receive gives it back while it waits for
+   * data, unless the application made it the op's own or took it
+   * (asock_op_detach_slice()) first. */
   ASOCK_BUFFER_SLICE,
   /** The caller's memory, which must outlive any pending operation. */
   ASOCK_BUFFER_USER,
@@ -1025,10 +1031,13 @@ ASOCK_EXTERN int asock_send_packets(asock_socket *sock, asock_op *op);
  * holding the slice a previous buffer-less receive gave it) takes a pool
  * slice only when data is there, and holds none while it waits; the
  * completed op then holds that slice, with the window covering exactly the
- * bytes received (asock_op_detach_slice() takes it out). Receives complete
- * in posting order. End of stream completes with ASOCK_EOF (and so does
- * every later receive). On a multishot op (asock_op_set_multishot()) the
- * receive stays posted and delivers every chunk as it is read.
+ * bytes received (asock_op_detach_slice() takes it out). A receive into a
+ * window of the op's own (memory the application set, or a slice the op
+ * holds) leaves the window as it was: the bytes are at its start, and
+ * asock_op_bytes() says how many. Receives complete in posting order. End
+ * of stream completes with ASOCK_EOF (and so does every later receive). On
+ * a multishot op (asock_op_set_multishot()) the receive stays posted and
+ * delivers every chunk as it is read.
  * \return 0 if data (or the end of the stream, or an error) was already
  *   there: the status is in the op (never for a multishot receive);
  *   ASOCK_PENDING; or, without starting: ASOCK_EINVAL for NULL or an empty
