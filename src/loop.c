@@ -57,12 +57,16 @@ static void on_idle(uv_idle_t *idle) {
   run_kicked(loop);
   while (loop->deferred_head != NULL) {
     asock_op *op = loop->deferred_head;
+    asock_socket *sock = op->socket;
     loop->deferred_head = op->qnext;
     if (loop->deferred_head == NULL)
       loop->deferred_tail = NULL;
     op->qnext = NULL;
     op->where = ASOCK__Q_NONE;
     asock__op_finish_async(op, op->status, op->bytes);
+    /* The reference asock__op_defer() took: the socket outlived the op's
+     * pending time, its callback included. */
+    asock__socket_unref(sock);
   }
   deliver_notify(loop);
   loop->callbacks--;
@@ -628,7 +632,19 @@ asock_pool *asock_loop_pool(const asock_loop *loop) {
 }
 
 void asock__op_defer(asock_loop *loop, asock_op *op, int status) {
+  /* An accept-receive waiting on the socket it took becomes its listener's
+   * op again as it leaves that queue, which lets the listener go. */
+  asock_socket *listener = op->listener;
+
+  if (listener != NULL)
+    asock__socket_ref(listener);
   asock__op_leave(loop, op);
+  /* The op stays pending until its completion is delivered, and so
+   * asock_cancel() and asock_op_socket() may still reach its socket, which
+   * may close meanwhile: the socket stays allocated until then. */
+  asock__socket_ref(op->socket);
+  if (listener != NULL)
+    asock__socket_unref(listener);
   /* Inside its delivery callback a multishot receive keeps the delivery's
    * results until the callback returns (asock__op_deliver()). */
   if (op->flags & ASOCK__OPF_DELIVERING)

@@ -183,6 +183,54 @@ START_TEST(close_from_a_callback_cancels_the_rest_once) {
 }
 END_TEST
 
+/* A completion on its way after its socket closed leaves its op pending:
+ * a cancel of it still finds the socket (kept until the completion is
+ * delivered), returns 0 and changes nothing. The close comes from a
+ * callback (the handle closes in the same turn of the loop), and from
+ * outside any with a write in flight (libuv reports the write as the
+ * handle closes). */
+START_TEST(cancel_between_the_close_and_the_completion) {
+  static unsigned char big[3][1 << 20];
+  static char buf[3][8];
+  tu_pair p, q;
+  asock_op *r[4] = {NULL, NULL, NULL, NULL};
+  asock_op *s[4] = {NULL, NULL, NULL, NULL};
+  int i;
+  tu_pair_open(&p, "127.0.0.1");
+  for (i = 0; i < 3; i++) {
+    r[i] = tu_op();
+    tu_set_buffer(r[i], buf[i], sizeof(buf[i]));
+  }
+  ck_assert_asock(asock_op_set_callback(r[0], close_in_callback), 0);
+  for (i = 0; i < 3; i++)
+    ck_assert_asock(tu_receive(p.server, r[i]), ASOCK_PENDING);
+  tu_send_all(p.client, "x", 1);
+  ck_assert(tu_wait_calls(r[0], 1));
+  for (i = 1; i < 3; i++)
+    if (asock_op_is_pending(r[i]))
+      ck_assert_asock(tu_cancel(r[i]), 0);
+  wait_all(r + 1);
+  assert_each_once(r + 1, ASOCK_ECANCELED);
+
+  tu_pair_connect(&q, p.listener, &p.addr);
+  tu_shrink_buffers(q.client, q.server);
+  for (i = 0; i < 3; i++) {
+    s[i] = tu_op();
+    tu_set_buffer(s[i], big[i], sizeof(big[i]));
+    ck_assert_asock(tu_send(q.client, s[i]), ASOCK_PENDING);
+  }
+  ck_assert_asock(tu_close(q.client, 0), 0);
+  ck_assert(tu_wait_calls(s[0], 1));
+  for (i = 1; i < 3; i++)
+    if (asock_op_is_pending(s[i]))
+      ck_assert_asock(tu_cancel(s[i]), 0);
+  wait_all(s);
+  assert_each_once(s, ASOCK_ECANCELED);
+  ck_assert_asock(tu_close(q.server, 0), 0);
+  ck_assert_asock(tu_close(p.client, 0), 0);
+}
+END_TEST
+
 START_TEST(cancel_receive_keeps_the_socket_usable) {
   tu_pair p;
   asock_op *r[3], *again = tu_op();
@@ -622,6 +670,7 @@ Suite *asock_test_suite_tcp_close(void) {
   tcase_add_test(tc, graceful_close_gives_peer_data_then_eof);
   tcase_add_test(tc, abortive_close_resets_peer);
   tcase_add_test(tc, close_from_a_callback_cancels_the_rest_once);
+  tcase_add_test(tc, cancel_between_the_close_and_the_completion);
   tcase_add_test(tc, cancel_receive_keeps_the_socket_usable);
   tcase_add_test(tc, cancel_then_close_completes_once);
   tcase_add_test(tc, cancel_accept);
