@@ -2,33 +2,62 @@
  * sets up one loop, a connected TCP pair and two bound UDP sockets, and is
  * then a program of API calls chosen by its bytes: start a send, receive,
  * send-to, receive-from or disconnect on any socket (listener included) with
- * random sizes, windows and buffers, cancel, set a timeout of a few ms, close
- * a socket, reopen the pair, run the loop once or for a few ms, release and
- * re-acquire ops, restart an op from its own callback. After every step the
- * contract is checked (design.md):
+ * random sizes, windows and buffers, receives one-shot or multishot, cancel,
+ * set a timeout of a few ms, close a socket, reopen the pair, run the loop
+ * once or for a few ms, release and re-acquire ops, restart an op from its
+ * own callback, take an idle op's slice, give taken slices back. An op's
+ * callbacks follow a plan the input gives (op-deliver.c): take the slice of
+ * a completion or delivery, and inside a delivery cancel the receive, close
+ * its socket or its peer, or start another receive on the socket. After
+ * every step the contract is checked (design.md):
  *
  *   - a start returns ASOCK_PENDING, 0 or a negative code; a pending op
  *     started again is refused, with ASOCK_EBUSY when nothing else is wrong;
- *   - an op that returned ASOCK_PENDING gets exactly one callback, never
- *     inside an asock call the application made (a flag is set around every
- *     call), and an op that did not is never called back;
- *   - asock_op_is_pending() agrees with that bookkeeping at every step;
- *   - a socket's ops that start get sequence numbers 1, 2, 3... and receives
- *     that succeed complete in that order;
- *   - the bytes received on a TCP connection are exactly the bytes sent, in
- *     order (every send has a pattern of its own), and while the connection
- *     was never cut short, all of them arrive; a datagram arrives whole (or
- *     truncated, and flagged so), once, and in order;
+ *     a multishot receive never completes inside its start, while it is
+ *     pending every other receive on its socket is refused with ASOCK_EBUSY,
+ *     and a multishot op is refused by every other kind with ASOCK_EKIND;
+ *   - an op that returned ASOCK_PENDING gets exactly one final callback,
+ *     never inside an asock call the application made (a flag is set around
+ *     every call), and an op that did not is never called back; a multishot
+ *     receive's deliveries come only while it is pending, with
+ *     asock_op_more() 1, status 0 and data, and none after it was cancelled
+ *     or its socket closed; its final completion is an error (ASOCK_EOF, a
+ *     connection error, ASOCK_ETIMEDOUT, ASOCK_ECANCELED, ASOCK_ENOBUFS),
+ *     and ASOCK_ECANCELED when the receive was ended inside a delivery,
+ *     whose results stay the delivery's until the callback returns;
+ *   - asock_op_is_pending() agrees with that bookkeeping at every step, and
+ *     asock_op_more() is 0 outside callbacks;
+ *   - each socket's send counter (sends, send-tos, connects, disconnects)
+ *     gives 1, 2, 3... at the starts; its receive counter (receives,
+ *     receive-froms, accepts, and a multishot receive's deliveries and
+ *     final completion) gives every number once, a number taken at a start
+ *     or delivery is above every number given before, and once no
+ *     multishot receive is pending the numbers given are exactly 1..n;
+ *     receives that succeed, and deliveries, come in that order;
+ *   - the bytes received on a TCP connection, by one-shot receives and
+ *     deliveries alike, are exactly the bytes sent, in order (every send has
+ *     a pattern of its own), and while the connection was never cut short,
+ *     all of them arrive; a datagram arrives whole (or truncated, and
+ *     flagged so), once, and in order;
+ *   - a slice taken out of an op (asock_op_detach_slice()) holds the data
+ *     the op said, the op has no buffer after, a slice a receive took counts
+ *     against its socket from then on (the count stays, or rises by one for
+ *     a TCP delivery's, charged only when taken) and stops counting when it
+ *     is given back, and its bytes are untouched until asock_pool_release()
+ *     takes it; every taken slice is given back by the end, some after the
+ *     loop closed;
  *   - at the end, with everything closed and the loop closed, every pending
  *     op has completed exactly once and the pool has no slice or op in use.
  *
  * Every loop run has a deadline, so that an input cannot hang the fuzzer: a
- * deadline missed where the contract promises progress is a finding. */
+ * deadline missed where the contract promises progress is a finding.
+ *
+ * Among the seeds, cancel-after-close-in-delivery cancels an op whose
+ * socket a delivery closed, while its ECANCELED is still on its way: the
+ * socket must still be there for the cancel (it once was freed first). */
 #include <string.h>
 
 #include "op-harness.h"
-
-static void op_done(asock_op *op);
 
 /* ---- starting ----------------------------------------------------------- */
 
@@ -81,13 +110,21 @@ static int receivable(const fop *f) {
                           asock_op_count(f->op) > 0);
 }
 
-/* Whether the op's kind fits the socket (and the socket can take it), so
- * that a pending op can only be refused for being busy. */
-static int fits(const fop *f, asock_op_kind kind, int sock) {
+/* Whether the socket is as the harness thinks it is: open, and not shut
+ * by asock itself. */
+static int socket_sound(int sock) {
   const fsock *fs = &h.socks[sock];
   if (fs->s == NULL || fs->disconnecting || sock == S_LISTENER)
     return 0;
-  if (!fo_is_udp(sock) && pair_at_risk())
+  return fo_is_udp(sock) || !pair_at_risk();
+}
+
+/* Whether the op's kind fits the socket (and the socket can take it), so
+ * that a pending op can only be refused for being busy. */
+static int fits(const fop *f, asock_op_kind kind, int sock) {
+  if (!socket_sound(sock))
+    return 0;
+  if (!fo_is_receive(kind) && asock_op_multishot(f->op))
     return 0;
   switch (kind) {
   case ASOCK_OP_SEND:
@@ -108,9 +145,19 @@ static int fits(const fop *f, asock_op_kind kind, int sock) {
   }
 }
 
+int fo_set_multishot(fop *f, int enable) {
+  int r = asock_op_set_multishot(f->op, enable);
+  FZ_CHECK_CODE(r, f->pending ? ASOCK_EBUSY : 0, "set_multishot");
+  if (r == 0)
+    FZ_CHECK(asock_op_multishot(f->op) == (enable != 0),
+             "asock_op_multishot() says %d after set_multishot(%d)",
+             asock_op_multishot(f->op), enable);
+  return asock_op_multishot(f->op) == (enable != 0);
+}
+
 /* Prepares the idle op's buffer for an operation of this kind; the bytes
  * say how. */
-static void prepare(fop *f, asock_op_kind kind, int sock, fz_input *in) {
+void fo_prepare(fop *f, asock_op_kind kind, int sock, fz_input *in) {
   uint8_t how = fz_u8(in);
   uint16_t size = fz_u16(in);
   size_t len;
@@ -175,10 +222,41 @@ static void prepare(fop *f, asock_op_kind kind, int sock, fz_input *in) {
   (void)sock;
 }
 
-static void start_op(fop *f, asock_op_kind kind, int sock) {
+/* The numbers a start took, and what the op's callbacks will check. */
+static void started(fop *f, asock_op_kind kind, int sock, int multishot) {
+  fsock *fs = &h.socks[sock];
+  uint64_t seq = asock_op_seq(f->op);
+
+  f->multishot = 0;
+  f->ms_live = 0;
+  if (!fo_is_receive(kind)) {
+    FZ_CHECK(seq == fs->tx->max + 1,
+             "an op started with send number %llu after %llu",
+             (unsigned long long)seq, (unsigned long long)fs->tx->max);
+    fo_seq_taken_now(fs->tx, seq, "a start");
+    return;
+  }
+  f->rx = fs->rx;
+  f->multishot = multishot;
+  f->cancelled = 0;
+  f->ended_in_delivery = 0;
+  f->deliveries = 0;
+  /* A multishot receive takes its numbers as it delivers and ends; on a
+   * socket whose stream has ended it ends at once, holding nothing. */
+  f->ms_live = multishot && !fs->read_ended;
+  if (!multishot) {
+    f->start_seq = seq;
+    fo_seq_taken_now(fs->rx, seq, "a receive's start");
+  }
+}
+
+void fo_start_op(fop *f, asock_op_kind kind, int sock) {
   fsock *fs = &h.socks[sock];
   int was_pending = f->pending;
   int fit = fits(f, kind, sock);
+  int multishot = asock_op_multishot(f->op);
+  /* A multishot receive holds the socket's receive side. */
+  int held = fo_is_receive(kind) && fo_multishot_on(sock);
   stream *st = NULL;
   int r;
 
@@ -212,7 +290,21 @@ static void start_op(fop *f, asock_op_kind kind, int sock) {
     FZ_CHECK(asock_op_is_pending(f->op), "a refused start ended the op");
     return;
   }
-  FZ_CHECK(r != ASOCK_EBUSY, "an idle op was refused as busy");
+  if (!fo_is_receive(kind) && multishot) {
+    FZ_CHECK(r < 0, "a multishot op started an op of kind %d", (int)kind);
+    FZ_CHECK(r == ASOCK_EKIND || !socket_sound(sock),
+             "a multishot op started as kind %d was refused with %s, not "
+             "ASOCK_EKIND",
+             (int)kind, asock_err_name(r));
+  } else if (held) {
+    FZ_CHECK(r == ASOCK_EBUSY || (!fit && r < 0),
+             "a receive on a socket a multishot receive holds got %s",
+             asock_err_name(r));
+  } else {
+    FZ_CHECK(r != ASOCK_EBUSY, "an idle op was refused as busy");
+  }
+  if (fo_is_receive(kind) && multishot)
+    FZ_CHECK(r != 0, "a multishot receive completed inside its start");
   FZ_CHECK(asock_op_is_pending(f->op) == (r == ASOCK_PENDING),
            "start returned %s, op pending %d", asock_err_name(r),
            asock_op_is_pending(f->op));
@@ -224,11 +316,7 @@ static void start_op(fop *f, asock_op_kind kind, int sock) {
   h.serial++;
   if (st != NULL)
     h.tcp_bytes += f->want_len;
-  FZ_CHECK(asock_op_seq(f->op) == fs->last_seq + 1,
-           "an op started with sequence number %llu after %llu",
-           (unsigned long long)asock_op_seq(f->op),
-           (unsigned long long)fs->last_seq);
-  fs->last_seq = asock_op_seq(f->op);
+  started(f, kind, sock, multishot);
   f->kind = kind;
   f->sock = sock;
   f->gen = fs->gen;
@@ -244,41 +332,7 @@ static void start_op(fop *f, asock_op_kind kind, int sock) {
   FZ_CHECK(asock_op_completed_synchronously(f->op),
            "returned 0, not marked synchronous");
   fo_finished(f, asock_op_status(f->op), asock_op_bytes(f->op));
-}
-
-static void op_done(asock_op *op) {
-  fop *f = asock_op_user_data(op);
-
-  FZ_CHECK(!in_call, "a callback (kind %d, %s) ran inside an asock call",
-           (int)asock_op_last_kind(op), asock_err_name(asock_op_status(op)));
-  FZ_CHECK(f != NULL && f->op == op, "a callback for an op not in use");
-  FZ_CHECK(f->pending,
-           "a second callback, or one for an op that did not "
-           "return ASOCK_PENDING (kind %d, %s)",
-           (int)asock_op_last_kind(op), asock_err_name(asock_op_status(op)));
-  FZ_CHECK(!asock_op_is_pending(op), "op pending in its callback");
-  FZ_CHECK(!asock_op_completed_synchronously(op),
-           "op marked synchronous in its callback");
-  FZ_CHECK(asock_op_last_kind(op) == f->kind, "callback of kind %d for %d",
-           (int)asock_op_last_kind(op), (int)f->kind);
-  f->pending = 0;
-  if (trace)
-    fprintf(stderr, "op %d: callback, kind %d, status %s, %zu bytes\n",
-            (int)(f - h.ops), (int)f->kind, fo_result_name(asock_op_status(op)),
-            asock_op_bytes(op));
-  fo_finished(f, asock_op_status(op), asock_op_bytes(op));
-  /* The op is idle in its callback: it may start again at once. */
-  if (f->rearm > 0 && h.socks[f->sock].s != NULL &&
-      h.socks[f->sock].gen == f->gen) {
-    uint8_t prep[3];
-    fz_input again;
-    memcpy(prep, f->prep, sizeof(prep));
-    again.p = prep;
-    again.n = sizeof(prep);
-    f->rearm--;
-    prepare(f, f->kind, f->sock, &again);
-    start_op(f, f->kind, f->sock);
-  }
+  fo_after_sync(f);
 }
 
 static void helper_done(asock_op *op) {
@@ -309,6 +363,10 @@ static int natural_socket(asock_op_kind kind, uint8_t pick) {
   }
 }
 
+/* Starts an op: `what` picks the kind (its low three bits), and for a
+ * receive whether it is multishot (0x40) and whether a plan byte follows
+ * (0x80); any other kind leaves a multishot op multishot when both bits are
+ * set, to be refused. */
 static void step_start(fop *f, fz_input *in) {
   uint8_t what = fz_u8(in);
   uint8_t where = fz_u8(in);
@@ -319,13 +377,24 @@ static void step_start(fop *f, fz_input *in) {
   if (kind == ASOCK_OP_DISCONNECT && (what & 0x30) != 0x30)
     kind = ASOCK_OP_RECEIVE; /* disconnects end the pair: rarer */
   if (h.socks[sock].s == NULL) {
+    /* A pending op may be refused as busy before the socket is looked
+     * at. */
     int r = start_call(kind, NULL, f->op);
-    FZ_CHECK_CODE(r, ASOCK_EINVAL, "a start on no socket");
+    FZ_CHECK(r == ASOCK_EINVAL || (f->pending && r == ASOCK_EBUSY),
+             "a start on no socket got %s", asock_err_name(r));
     return;
   }
-  if (!f->pending)
-    prepare(f, kind, sock, in);
-  start_op(f, kind, sock);
+  if (!f->pending) {
+    if (fo_is_receive(kind))
+      (void)fo_set_multishot(f, (what & 0x40) != 0);
+    else
+      (void)fo_set_multishot(f, (what & 0xc0) == 0xc0);
+    fo_prepare(f, kind, sock, in);
+    f->plan = (what & 0x80) && fo_is_receive(kind) ? fz_u8(in) : 0;
+  } else if (what & 0x40) {
+    (void)fo_set_multishot(f, 0); /* refused: it is pending */
+  }
+  fo_start_op(f, kind, sock);
 }
 
 static void step_cancel(fop *f) {
@@ -338,6 +407,10 @@ static void step_cancel(fop *f) {
   FZ_CHECK_CODE(r, f->pending ? 0 : ASOCK_ENOTPENDING, "cancel");
   FZ_CHECK(asock_op_is_pending(f->op) == f->pending,
            "cancel changed whether the op is pending");
+  if (f->pending && f->multishot) {
+    f->cancelled = 1;
+    f->ms_live = 0;
+  }
   /* Cancelling a send or a disconnect may reset the connection. */
   if (f->pending &&
       (f->kind == ASOCK_OP_SEND || f->kind == ASOCK_OP_DISCONNECT))
@@ -376,11 +449,14 @@ static void step_acquire(fop *f) {
   if (f->op != NULL)
     return;
   FZ_CHECK_CODE(asock_op_acquire(h.pool, &f->op), 0, "op_acquire");
-  FZ_CHECK_CODE(asock_op_set_callback(f->op, op_done), 0, "set_callback");
+  FZ_CHECK_CODE(asock_op_set_callback(f->op, fo_op_done), 0, "set_callback");
   FZ_CHECK_CODE(asock_op_set_user_data(f->op, f), 0, "set_user_data");
   f->pending = 0;
   f->rearm = 0;
   f->has_list = 0;
+  f->multishot = 0;
+  f->ms_live = 0;
+  f->plan = 0;
 }
 
 static void step_buffer(fop *f, uint8_t how) {
@@ -439,11 +515,29 @@ static void step_run(uint8_t how) {
     fo_run_until(NULL, ms);
 }
 
+/* Gives back one slice the application took (arg's low bits pick it), or
+ * all of them (arg & 0x80). */
+static void step_give_back(uint8_t arg) {
+  if (h.ntaken == 0)
+    return;
+  if (arg & 0x80)
+    fo_release_all_taken();
+  else
+    fo_release_taken(arg % h.ntaken);
+}
+
+/* One step: `what % 16` picks it; for steps 13 and 15 the bit 0x80 picks a
+ * second one (taking an op's slice, giving taken slices back). */
 static void step(fz_input *in) {
   uint8_t what = fz_u8(in);
   uint8_t arg = fz_u8(in);
   fop *f = &h.ops[arg % NOPS];
 
+  if (what % 16 == 15 && (what & 0x80)) {
+    step_give_back(arg);
+    fo_check_pending();
+    return;
+  }
   if (f->op == NULL && what % 16 != 10 && what % 16 != 11)
     return;
   switch (what % 16) {
@@ -480,7 +574,10 @@ static void step(fz_input *in) {
     f->rearm = (arg >> 4) % 4;
     break;
   case 13:
-    step_buffer(f, arg >> 4);
+    if (what & 0x80)
+      (void)fo_detach(f, 0);
+    else
+      step_buffer(f, arg >> 4);
     break;
   case 14:
     step_limits(in);
@@ -499,20 +596,27 @@ static void setup(fz_input *in) {
   static const size_t sizes[] = {64, 256, 1024, 4096, 16384};
   asock_pool_config cfg;
   uint8_t shape = fz_u8(in);
+  uint8_t count = fz_u8(in);
   size_t i;
 
   memset(&h.socks, 0, sizeof(h.socks));
   h.serial = 1;
   h.tcp_bytes = 0;
   h.run_ms = 0;
+  h.tearing = 0;
+  h.ntaken = 0;
+  h.rng = 0x9e3779b9u ^ ((uint32_t)shape << 8 | count);
   asock_pool_config_init(&cfg);
   cfg.slice_size = sizes[shape % 5];
-  cfg.slice_count = 1 + fz_u8(in) % 40;
+  cfg.slice_count = 1 + count % 40;
   cfg.op_count = NOPS + 3;
-  cfg.socket_quota = (shape >> 3) % 4;
+  /* A quota of a few slices, none, or about half the pool: with slices
+   * taken and not given back, a socket then stops reading before the pool
+   * runs dry. */
+  cfg.socket_quota =
+      (shape & 0x80) ? cfg.slice_count / 2 + 1 : (size_t)(shape >> 3) % 4;
   cfg.flags = ((shape & 0x20) ? ASOCK_POOL_FAIL_FAST : 0) |
-              ((shape & 0x40) ? ASOCK_POOL_ZERO_ON_RELEASE : 0) |
-              0;
+              ((shape & 0x40) ? ASOCK_POOL_ZERO_ON_RELEASE : 0);
   FZ_CHECK_CODE(asock_pool_create(&h.pool, &cfg), 0, "pool_create");
   FZ_CHECK_CODE(asock_loop_create(&h.loop, h.pool, NULL), 0, "loop_create");
   FZ_CHECK(uv_timer_init(asock_loop_uv(h.loop), &h.tick) == 0, "timer");
@@ -527,7 +631,7 @@ static void setup(fz_input *in) {
     step_acquire(&h.ops[i]);
   }
   fo_open_listener();
-  fo_open_pair(shape & 0x80);
+  fo_open_pair(count & 0x80);
   fo_open_udp(S_UDP0);
   fo_open_udp(S_UDP1);
 }
@@ -539,14 +643,24 @@ static void teardown(uint8_t how) {
   int closed = 0;
   size_t i;
 
+  int drain = h.pair_intact && h.socks[S_CLIENT].s != NULL &&
+              h.socks[S_SERVER].s != NULL;
+
+  /* From here on the callbacks only check: no restarts, no slices taken,
+   * nothing cancelled or closed from inside them. */
+  h.tearing = 1;
   for (i = 0; i < NOPS; i++)
     h.ops[i].rearm = 0;
+  /* Slices the application took hold a socket that reaches its quota:
+   * given back before a drain, which needs it reading. Otherwise some stay
+   * taken until after the loop closed, which their sockets outlive. */
+  if (drain || !(how & 4))
+    fo_release_all_taken();
   /* What was sent on a connection nothing cut short all arrives. The UDP
    * sockets go first: datagrams they keep hold slices a receive may need. */
   fo_close_socket(S_UDP0, 0);
   fo_close_socket(S_UDP1, 0);
-  if (h.pair_intact && h.socks[S_CLIENT].s != NULL &&
-      h.socks[S_SERVER].s != NULL) {
+  if (drain) {
     fo_drain(0);
     fo_drain(1);
   }
@@ -574,6 +688,8 @@ static void teardown(uint8_t how) {
   }
   for (i = 0; i < 3; i++)
     FZ_CHECK_CODE(asock_op_release(h.pool, h.helper[i]), 0, "helper release");
+  fo_release_all_taken();
+  fo_ledger_end();
   FZ_CHECK_CODE(asock_pool_stats_get(h.pool, &st), 0, "stats");
   FZ_CHECK(st.slices_in_use == 0 && st.ops_in_use == 0,
            "after closing: %zu slices and %zu ops in use", st.slices_in_use,
@@ -588,11 +704,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   in.p = data;
   in.n = size;
-  if (trace < 0)
+  if (trace < 0) {
     trace = getenv("ASOCK_FUZZ_TRACE") != NULL;
+  }
   setup(&in);
   while (!fz_done(&in) && steps++ < MAX_STEPS)
     step(&in);
-  teardown(fz_u8(&in));
+  /* The last byte says how the input ends, as the steps rarely leave one
+   * unread. */
+  teardown(size > 0 ? data[size - 1] : 0);
   return 0;
 }

@@ -37,6 +37,22 @@ static uint32_t get32(const unsigned char *p) {
 
 int fo_is_udp(int sock) { return sock == S_UDP0 || sock == S_UDP1; }
 
+int fo_is_receive(asock_op_kind kind) {
+  return kind == ASOCK_OP_RECEIVE || kind == ASOCK_OP_RECEIVEFROM ||
+         kind == ASOCK_OP_RECEIVEMESSAGEFROM;
+}
+
+/* xorshift32: the same choices for the same input, as long as the
+ * callbacks come in the same order. */
+uint32_t fo_rand(void) {
+  uint32_t x = h.rng != 0 ? h.rng : 0x9e3779b9u;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  h.rng = x;
+  return x;
+}
+
 /* ---- the loop ----------------------------------------------------------- */
 
 static void on_tick(uv_timer_t *t) { (void)t; }
@@ -161,10 +177,10 @@ static void check_datagram(fop *f, int sock, size_t bytes) {
   h.socks[sock].last_serial[src] = serial;
 }
 
-/* What an operation's end, synchronous or through the callback, must look
- * like, and what it means for the streams. */
+/* What an operation's end, synchronous or through the callback, or a
+ * multishot receive's delivery, must look like, and what it means for the
+ * streams. */
 void fo_finished(fop *f, int status, size_t bytes) {
-  fsock *fs = &h.socks[f->sock];
   int d;
 
   /* Closing cancels what is pending; an op whose end was decided before
@@ -194,19 +210,24 @@ void fo_finished(fop *f, int status, size_t bytes) {
       FZ_CHECK(bytes > 0, "a receive succeeded with no bytes");
       FZ_CHECK(f->window == 0 || bytes <= f->window,
                "a receive into %zu bytes got %zu", f->window, bytes);
-      FZ_CHECK(asock_op_seq(f->op) > fs->last_recv_seq,
+      FZ_CHECK(asock_op_seq(f->op) > f->rx->last_ok,
                "receive %llu completed after receive %llu",
                (unsigned long long)asock_op_seq(f->op),
-               (unsigned long long)fs->last_recv_seq);
-      fs->last_recv_seq = asock_op_seq(f->op);
+               (unsigned long long)f->rx->last_ok);
+      f->rx->last_ok = asock_op_seq(f->op);
       if (f->window == 0)
         FZ_CHECK(asock_op_buffer_mode(f->op) == ASOCK_BUFFER_SLICE &&
                      asock_op_count(f->op) == bytes,
                  "an on-demand receive does not cover its bytes");
       received(&h.dirs[d], asock_op_data(f->op), bytes);
     } else if (status != ASOCK_ECANCELED && status != ASOCK_ETIMEDOUT &&
-               status != ASOCK_ENOBUFS && status != ASOCK_EOF) {
-      h.pair_intact = 0;
+               status != ASOCK_ENOBUFS) {
+      /* The end of the stream, or an error: every later receive of the
+       * socket ends so too, at once. */
+      if (fo_same_socket(f))
+        h.socks[f->sock].read_ended = 1;
+      if (status != ASOCK_EOF)
+        h.pair_intact = 0;
     }
     break;
   case ASOCK_OP_SENDTO:
@@ -215,8 +236,18 @@ void fo_finished(fop *f, int status, size_t bytes) {
     break;
   case ASOCK_OP_RECEIVEFROM:
   case ASOCK_OP_RECEIVEMESSAGEFROM:
-    if (status == 0)
+    if (status == 0) {
+      FZ_CHECK(asock_op_seq(f->op) > f->rx->last_ok,
+               "datagram receive %llu completed after receive %llu",
+               (unsigned long long)asock_op_seq(f->op),
+               (unsigned long long)f->rx->last_ok);
+      f->rx->last_ok = asock_op_seq(f->op);
+      if (f->window == 0)
+        FZ_CHECK(asock_op_buffer_mode(f->op) == ASOCK_BUFFER_SLICE &&
+                     asock_op_count(f->op) == bytes,
+                 "an on-demand receive-from does not cover its datagram");
       check_datagram(f, f->sock, bytes);
+    }
     break;
   case ASOCK_OP_DISCONNECT:
     break;
@@ -233,8 +264,14 @@ static void socket_closed(int sock) {
   h.socks[sock].disconnecting = 0;
   h.socks[sock].gen++;
   for (i = 0; i < NOPS; i++)
-    if (h.ops[i].pending && h.ops[i].sock == sock)
+    if (h.ops[i].pending && h.ops[i].sock == sock) {
       h.ops[i].canceled_by_close = 1;
+      h.ops[i].ms_live = 0;
+    }
+}
+
+int fo_same_socket(const fop *f) {
+  return h.socks[f->sock].s != NULL && h.socks[f->sock].gen == f->gen;
 }
 
 void fo_close_socket(int sock, int abortive) {
@@ -270,8 +307,9 @@ static void new_socket_state(int sock, asock_socket *s) {
   fsock *fs = &h.socks[sock];
   fs->s = s;
   fs->disconnecting = 0;
-  fs->last_seq = 0;
-  fs->last_recv_seq = 0;
+  fs->read_ended = 0;
+  fs->rx = fo_seq_new(sock, 1);
+  fs->tx = fo_seq_new(sock, 0);
   fs->last_serial[0] = fs->last_serial[1] = 0;
 }
 
@@ -292,14 +330,19 @@ void fo_open_pair(int shrink) {
   h.helper_calls[0] = 0;
   h.helper_calls[1] = r == 0 ? 1 : 0;
   FZ_CHECK(r == 0 || r == ASOCK_PENDING, "accept: %s", asock_err_name(r));
+  /* Accepts draw from the listener's receive counter. */
+  fo_seq_taken_now(h.socks[S_LISTENER].rx, asock_op_seq(h.helper[1]),
+                   "an accept");
   FZ_CHECK(fo_run_until(connected, DEADLINE_MS),
            "a loopback connection was not made in %d ms", DEADLINE_MS);
   FZ_CHECK_CODE(asock_op_status(h.helper[0]), 0, "connect status");
   FZ_CHECK_CODE(asock_op_status(h.helper[1]), 0, "accept status");
   new_socket_state(S_CLIENT, client);
   new_socket_state(S_SERVER, asock_op_accepted(h.helper[1]));
-  /* The connect was the client's first op. */
-  h.socks[S_CLIENT].last_seq = asock_op_seq(h.helper[0]);
+  /* The connect was the client's first send-side op; the accepted socket
+   * starts both counters afresh. */
+  fo_seq_taken_now(h.socks[S_CLIENT].tx, asock_op_seq(h.helper[0]),
+                   "the connect");
   if (shrink) {
     int v = 4096;
     asock_socket_send_buffer_size(client, &v);
@@ -347,13 +390,38 @@ void fo_open_listener(void) {
 
 /* ---- checks between steps ----------------------------------------------- */
 
+/* 1 while a multishot receive of the counter's socket is pending: the
+ * number of its final completion may be taken and not yet seen. */
+static int numbers_outstanding(const seqset *set) {
+  size_t i;
+  for (i = 0; i < NOPS; i++)
+    if (h.ops[i].pending && h.ops[i].multishot && h.ops[i].rx == set)
+      return 1;
+  return 0;
+}
+
 void fo_check_pending(void) {
   size_t i;
   for (i = 0; i < NOPS; i++)
-    if (h.ops[i].op != NULL)
+    if (h.ops[i].op != NULL) {
       FZ_CHECK(asock_op_is_pending(h.ops[i].op) == h.ops[i].pending,
                "op %zu: asock says pending %d, its start and callbacks say %d",
                i, asock_op_is_pending(h.ops[i].op), h.ops[i].pending);
+      FZ_CHECK(asock_op_more(h.ops[i].op) == 0,
+               "op %zu: asock_op_more() is 1 outside its callback", i);
+    }
+  for (i = 0; i < h.nsets; i++)
+    if (!numbers_outstanding(h.sets[i]))
+      fo_seq_check_whole(h.sets[i]);
+}
+
+int fo_multishot_on(int sock) {
+  size_t i;
+  for (i = 0; i < NOPS; i++)
+    if (h.ops[i].pending && h.ops[i].ms_live && h.ops[i].sock == sock &&
+        h.ops[i].gen == h.socks[sock].gen)
+      return 1;
+  return 0;
 }
 
 int fo_none_pending(void) {
@@ -369,14 +437,30 @@ int fo_none_pending(void) {
 static int drain_dir;
 static int drain_status;
 static int drain_busy;
+static uint64_t drain_seq;
 static unsigned char drain_buf[BUF_MAX];
+
+/* A drain receive ended: in order with the others of its socket. */
+static void drain_end(asock_op *op) {
+  seqset *rx = h.socks[drain_dir == 0 ? S_SERVER : S_CLIENT].rx;
+
+  drain_status = asock_op_status(op);
+  FZ_CHECK(asock_op_seq(op) == drain_seq,
+           "the drain's receive started as number %llu, ended as %llu",
+           (unsigned long long)drain_seq, (unsigned long long)asock_op_seq(op));
+  if (drain_status != 0)
+    return;
+  FZ_CHECK(drain_seq > rx->last_ok, "receive %llu completed after receive %llu",
+           (unsigned long long)drain_seq, (unsigned long long)rx->last_ok);
+  rx->last_ok = drain_seq;
+  received(&h.dirs[drain_dir], asock_op_data(op), asock_op_bytes(op));
+}
 
 static void drain_done(asock_op *op) {
   FZ_CHECK(!in_call, "a callback ran inside an asock call");
+  FZ_CHECK(drain_busy, "a second callback for the drain's receive");
   drain_busy = 0;
-  drain_status = asock_op_status(op);
-  if (drain_status == 0)
-    received(&h.dirs[drain_dir], asock_op_data(op), asock_op_bytes(op));
+  drain_end(op);
 }
 
 static int drain_sender;
@@ -406,7 +490,8 @@ static int drained(void) {
 }
 
 /* While nothing cut the connection short, every byte of every send must
- * arrive: reads on the receiving end until the streams match. */
+ * arrive: reads on the receiving end until the streams match. A multishot
+ * receive still pending there reads for the drain. */
 void fo_drain(int dir) {
   int to = dir == 0 ? S_SERVER : S_CLIENT;
   asock_op *op = h.helper[2];
@@ -421,7 +506,7 @@ void fo_drain(int dir) {
     /* A receive that completes on demand keeps its slice: given back, so
      * that a receive waiting for one is not held up by back-pressure. */
     drop_idle_slices();
-    if (!drain_busy) {
+    if (!drain_busy && !fo_multishot_on(to)) {
       int r;
       asock_op_set_buffer(op, drain_buf, sizeof(drain_buf), 0,
                           sizeof(drain_buf));
@@ -430,10 +515,10 @@ void fo_drain(int dir) {
       in_call = 0;
       FZ_CHECK(r == 0 || r == ASOCK_PENDING, "fo_drain receive: %s",
                asock_err_name(r));
+      drain_seq = asock_op_seq(op);
+      fo_seq_taken_now(h.socks[to].rx, drain_seq, "the drain's receive");
       if (r == 0) {
-        drain_status = asock_op_status(op);
-        if (drain_status == 0)
-          received(&h.dirs[dir], asock_op_data(op), asock_op_bytes(op));
+        drain_end(op);
         continue;
       }
       drain_busy = 1;

@@ -29,17 +29,35 @@ void fx_check_code(int code, const char *what, const char *where) {
     fx_fail("%s: %s gave an error asock does not name (%d)", what, where, code);
 }
 
+/* A multishot receive's delivery: while the receive is pending, before
+ * its one final completion, with data. */
+static void fx_delivery(fx_rec *rec, asock_op *op) {
+  rec->deliveries++;
+  if (rec->calls >= rec->pending)
+    fx_fail("%s: a delivery after its final completion", rec->what);
+  if (!asock_op_is_pending(op))
+    fx_fail("%s: idle inside a delivery", rec->what);
+  if (asock_op_status(op) != 0 || asock_op_bytes(op) == 0)
+    fx_fail("%s: a delivery with %s and %llu bytes", rec->what,
+            asock_err_name(asock_op_status(op)),
+            (unsigned long long)asock_op_bytes(op));
+}
+
 static void fx_cb(asock_op *op) {
   fx_rec *rec = asock_op_user_data(op);
 
   asock__add_u64(&fx.progress, 1);
-  rec->calls++;
-  if (rec->calls > rec->pending)
-    fx_fail("%s: callback %d for %d pending start(s)", rec->what, rec->calls,
-            rec->pending);
-  if (asock_op_is_pending(op))
-    fx_fail("%s: pending inside its callback", rec->what);
-  fx_check_code(asock_op_status(op), rec->what, "the callback's status");
+  if (asock_op_more(op)) {
+    fx_delivery(rec, op);
+  } else {
+    rec->calls++;
+    if (rec->calls > rec->pending)
+      fx_fail("%s: callback %d for %d pending start(s)", rec->what, rec->calls,
+              rec->pending);
+    if (asock_op_is_pending(op))
+      fx_fail("%s: pending inside its callback", rec->what);
+    fx_check_code(asock_op_status(op), rec->what, "the callback's status");
+  }
   if (rec->done != NULL)
     rec->done(rec);
 }
@@ -51,8 +69,21 @@ fx_rec *fx_op(const char *what, fx_done_fn done, void *ctx) {
   fx_rec *rec = NULL;
 
   uv_mutex_lock(&fx.lock);
-  if (fx.nrecs < FX_OPS && asock_op_acquire(fx.pool, &op) == 0) {
-    rec = &fx.recs[fx.nrecs++];
+  if (asock_op_acquire(fx.pool, &op) == 0) {
+    int i;
+    /* A record whose op the scenario released is used again. */
+    for (i = 0; i < fx.nrecs && rec == NULL; i++)
+      if (fx.recs[i].op == NULL)
+        rec = &fx.recs[i];
+    if (rec == NULL && fx.nrecs < FX_OPS)
+      rec = &fx.recs[fx.nrecs++];
+    if (rec == NULL) {
+      (void)asock_op_release(fx.pool, op);
+      uv_mutex_unlock(&fx.lock);
+      fx_fail("%s: more than %d ops at once", what, FX_OPS);
+      return NULL;
+    }
+    memset(rec, 0, sizeof(*rec));
     rec->op = op;
     rec->what = what;
     rec->done = done;
@@ -64,6 +95,51 @@ fx_rec *fx_op(const char *what, fx_done_fn done, void *ctx) {
   if (rec == NULL)
     fx_fail("%s: no op left in the pool", what);
   return rec;
+}
+
+void fx_op_release(fx_rec *rec) {
+  int r;
+  if (rec->calls != rec->pending)
+    fx_fail("%s: released after %d callback(s) for %d pending start(s)",
+            rec->what, rec->calls, rec->pending);
+  r = asock_op_release(fx.pool, rec->op);
+  if (r != 0)
+    fx_fail("%s: asock_op_release: %s", rec->what, asock_err_name(r));
+  uv_mutex_lock(&fx.lock);
+  rec->op = NULL;
+  uv_mutex_unlock(&fx.lock);
+}
+
+void *fx_take(fx_rec *rec, size_t *off, size_t *len) {
+  void *slice;
+  int r = asock_op_detach_slice(rec->op, &slice, off, len);
+  if (r != 0) {
+    fx_fail("%s: asock_op_detach_slice: %s", rec->what, asock_err_name(r));
+    return NULL;
+  }
+  if (fx.ntaken == FX_TAKEN) {
+    fx_fail("%s: more than %d slices taken", rec->what, FX_TAKEN);
+    (void)asock_pool_release(fx.pool, slice);
+    return NULL;
+  }
+  fx.taken[fx.ntaken++] = slice;
+  return slice;
+}
+
+void fx_give_back(void *slice) {
+  int i;
+  int r;
+  for (i = 0; i < fx.ntaken; i++)
+    if (fx.taken[i] == slice)
+      break;
+  if (i == fx.ntaken) {
+    fx_fail("a slice given back that was not taken");
+    return;
+  }
+  fx.taken[i] = fx.taken[--fx.ntaken];
+  r = asock_pool_release(fx.pool, slice);
+  if (r != 0)
+    fx_fail("asock_pool_release of a taken slice: %s", asock_err_name(r));
 }
 
 /* Records what starting an op returned. */
@@ -98,6 +174,16 @@ void fx_close(asock_socket *sock) {
         fx_fail("asock_socket_close: %s", asock_err_name(r));
     }
   }
+}
+
+/* 1 if a tracked socket was closed (the pointer must not be used then).
+ * The latest entry counts: a socket may be made where a freed one was. */
+int fx_closed(const asock_socket *sock) {
+  int i;
+  for (i = fx.nsocks - 1; i >= 0; i--)
+    if (fx.socks[i] == sock)
+      return fx.closed[i];
+  return 0;
 }
 
 /* Allocations asock holds, counted atomically: a loop group allocates on
@@ -175,7 +261,7 @@ int fx_all_completed(void) {
   int done = 1;
   uv_mutex_lock(&fx.lock);
   for (i = 0; i < fx.nrecs; i++)
-    if (fx.recs[i].calls < fx.recs[i].pending)
+    if (fx.recs[i].op != NULL && fx.recs[i].calls < fx.recs[i].pending)
       done = 0;
   uv_mutex_unlock(&fx.lock);
   return done;
@@ -191,6 +277,7 @@ int fx_begin(void) {
   cfg.slice_size = 4096;
   cfg.slice_count = 64;
   cfg.op_count = FX_OPS + 16;
+  cfg.socket_quota = fx.quota;
   r = asock_pool_create(&fx.pool, &cfg);
   fx_check_code(r, "asock_pool_create", "its return");
   if (r != 0)
@@ -226,15 +313,24 @@ void fx_end(void) {
     fx_close(fx.socks[i]);
   if (!fx_run(fx_all_completed)) {
     for (i = 0; i < fx.nrecs; i++)
-      if (fx.recs[i].calls < fx.recs[i].pending)
+      if (fx.recs[i].op != NULL && fx.recs[i].calls < fx.recs[i].pending)
         fx_fail("%s: %d pending start(s), %d callback(s), its socket "
                 "closed",
                 fx.recs[i].what, fx.recs[i].pending, fx.recs[i].calls);
   }
   for (i = 0; i < fx.nrecs; i++) {
+    if (fx.recs[i].op == NULL)
+      continue;
     r = asock_op_release(fx.pool, fx.recs[i].op);
     if (r != 0)
       fx_fail("%s: asock_op_release: %s", fx.recs[i].what, asock_err_name(r));
+  }
+  /* Every op has completed: a slice the scenario still holds is its own
+   * mistake, given back here so that the pool's count below is asock's. */
+  if (fx.ntaken != 0) {
+    fx_fail("%d taken slice(s) never given back", fx.ntaken);
+    while (fx.ntaken > 0)
+      (void)asock_pool_release(fx.pool, fx.taken[--fx.ntaken]);
   }
   asock_pool_stats_get(fx.pool, &st);
   if (st.slices_in_use != 0 || st.ops_in_use != 0)
@@ -250,7 +346,7 @@ void fx_end(void) {
     fx_fail("asock_loop_close: %s", asock_err_name(r));
   fx.loop = NULL;
   for (i = 0; i < fx.nrecs; i++)
-    if (fx.recs[i].calls != fx.recs[i].pending)
+    if (fx.recs[i].op != NULL && fx.recs[i].calls != fx.recs[i].pending)
       fx_fail("%s: %d pending start(s), %d callback(s) once the loop closed",
               fx.recs[i].what, fx.recs[i].pending, fx.recs[i].calls);
 

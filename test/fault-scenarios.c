@@ -1,13 +1,14 @@
 /* The fault injection sweep's scenarios: an echo over several TCP
  * connections, a connect by host name, bulk transfers, a UDP exchange and
- * loop groups. Each runs on the loop fault-run.c made, counts every op it
- * starts, and must end, or stall, whatever call the sweep fails. */
+ * loop groups (the multishot ones are in fault-multishot.c and
+ * fault-relay.c). Each runs on the loop fault-run.c made, counts every op
+ * it starts, and must end, or stall, whatever call the sweep fails. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "fault-run.h"
 
-static unsigned char fx_byte(int conn, size_t pos) {
+unsigned char fx_byte(int conn, size_t pos) {
   return (unsigned char)(conn * 31 + pos * 7 + (pos >> 8));
 }
 
@@ -85,10 +86,18 @@ static void server_start(asock_socket *sock, int cancel_only) {
       s, fx_started(s->rec, asock_receive(sock, s->rec->op), "asock_receive"));
 }
 
-/* The accepts a listener keeps posted. */
-static asock_socket *listener;
+/* A listener, what serves its connections, and the accepts it keeps
+ * posted. */
+typedef struct fx_acceptor {
+  asock_socket *listener;
+  void (*serve)(asock_socket *sock);
+} fx_acceptor;
+
+static fx_acceptor acceptors[2];
+static int nacceptors;
 
 static void accept_next(fx_rec *rec, int r) {
+  fx_acceptor *a = rec->ctx;
   asock_op *op = rec->op;
   for (;;) {
     if (r == ASOCK_PENDING)
@@ -96,39 +105,53 @@ static void accept_next(fx_rec *rec, int r) {
     if (r < 0 || asock_op_status(op) == ASOCK_ECANCELED)
       return;
     if (asock_op_status(op) == 0)
-      server_start(asock_op_accepted(op), 0);
+      a->serve(asock_op_accepted(op));
     /* An accept that failed (EMFILE...) is the listener's: post again. */
-    r = fx_started(rec, asock_accept(listener, op), "asock_accept");
+    r = fx_started(rec, asock_accept(a->listener, op), "asock_accept");
   }
 }
 
 static void accept_done(fx_rec *rec) { accept_next(rec, 0); }
 
-static int fx_listen(struct sockaddr_storage *addr) {
+static void echo_serve(asock_socket *sock) { server_start(sock, 0); }
+
+int fx_listen_with(struct sockaddr_storage *addr,
+                   void (*serve)(asock_socket *sock)) {
+  fx_acceptor *a;
   int len = (int)sizeof(*addr);
   int r;
   int i;
 
-  r = asock_tcp_create(&listener, fx.loop);
+  if (nacceptors == 2) {
+    fx_fail("more than two listeners");
+    return ASOCK_EINVAL;
+  }
+  a = &acceptors[nacceptors++];
+  a->serve = serve;
+  r = asock_tcp_create(&a->listener, fx.loop);
   fx_check_code(r, "listener", "asock_tcp_create");
   if (r != 0)
     return r;
-  fx_track(listener);
+  fx_track(a->listener);
   tu_addr("127.0.0.1", 0, addr);
-  r = asock_tcp_listen(listener, (struct sockaddr *)addr, 16, 0);
+  r = asock_tcp_listen(a->listener, (struct sockaddr *)addr, 16, 0);
   fx_check_code(r, "listener", "asock_tcp_listen");
   if (r == 0) {
-    r = asock_socket_local_address(listener, (struct sockaddr *)addr, &len);
+    r = asock_socket_local_address(a->listener, (struct sockaddr *)addr, &len);
     fx_check_code(r, "listener", "asock_socket_local_address");
   }
   for (i = 0; r == 0 && i < 2; i++) {
-    fx_rec *rec = fx_op("accept", accept_done, NULL);
+    fx_rec *rec = fx_op("accept", accept_done, a);
     if (rec == NULL)
       return ASOCK_ENOBUFS;
-    accept_next(
-        rec, fx_started(rec, asock_accept(listener, rec->op), "asock_accept"));
+    accept_next(rec, fx_started(rec, asock_accept(a->listener, rec->op),
+                                "asock_accept"));
   }
   return r;
+}
+
+static int fx_listen(struct sockaddr_storage *addr) {
+  return fx_listen_with(addr, echo_serve);
 }
 
 /* A client: connect (to an address or a host name), FX_ROUNDS messages
@@ -537,7 +560,7 @@ static int udp_intact(const unsigned char *p, size_t len) {
   return 1;
 }
 
-static void fx_cancel(fx_rec *rec) {
+void fx_cancel(fx_rec *rec) {
   if (rec != NULL && asock_op_is_pending(rec->op)) {
     int r = asock_cancel(rec->op);
     if (r != 0)
@@ -767,7 +790,9 @@ void fx_scenarios_reset(void) {
   memset(servers, 0, sizeof(servers));
   memset(clients, 0, sizeof(clients));
   nclients = 0;
-  listener = NULL;
+  memset(acceptors, 0, sizeof(acceptors));
+  nacceptors = 0;
+  fm_reset();
   asock__store_u32(&nservers, 0);
   asock__store_u32(&servers_ended, 0);
 }
