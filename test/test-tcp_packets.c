@@ -589,6 +589,56 @@ END_TEST
 
 /* ---- slices (the reading path) ------------------------------------------- */
 
+#ifdef ASOCK_FAULT_INJECTION
+
+/* A file read that fails: the first, before any byte of the send went,
+ * fails the send alone; a later one ends it with the bytes that went, and
+ * the socket's sending with it. (Fault injection fails the read's start;
+ * a read that fails on the thread pool takes the same way.) */
+START_TEST(failed_file_read) {
+  static unsigned char more[40], in[4096 + 40];
+  asock_packet piece;
+  tp_file f;
+  tu_pair p;
+  asock_op *pk = tu_op(), *s = tu_op(), *late = tu_op();
+
+  file_make(&f, 71, 10000);
+  tu_pair_open(&p, "127.0.0.1");
+  piece = file_piece(&f, 0, 10000);
+  ck_assert_asock(asock_op_set_packets(pk, &piece, 1), 0);
+  (void)read_files();
+  asock__fault_arm(ASOCK__FAULT_FS_READ, 1, UV_EIO);
+  ck_assert_asock(tu_send_packets(p.client, pk), 0);
+  ck_assert_asock(asock_op_status(pk), ASOCK_EIO);
+  ck_assert_uint_eq(asock_op_bytes(pk), 0);
+  tu_fill(more, sizeof(more), 72, 0);
+  tu_set_buffer(s, more, sizeof(more));
+  wait_started(s, tu_send(p.client, s));
+  ck_assert_asock(asock_op_status(s), 0);
+  tu_recv_exact(p.server, in, sizeof(more));
+  ck_assert_uint_eq(tu_mismatch(in, sizeof(more), 72, 0), sizeof(more));
+
+  /* The second read of the range (4096-byte slices) fails. */
+  (void)read_files();
+  asock__fault_arm(ASOCK__FAULT_FS_READ, 2, UV_EIO);
+  ck_assert_asock(tu_send_packets(p.client, pk), ASOCK_PENDING);
+  ck_assert(tu_wait_calls(pk, 1));
+  ck_assert_asock(tu_rec(pk)->status, ASOCK_EIO);
+  ck_assert_uint_eq(tu_rec(pk)->bytes, 4096);
+  tu_recv_exact(p.server, in, 4096);
+  ck_assert_uint_eq(tu_mismatch(in, 4096, 71, 0), 4096);
+  tu_set_buffer(late, more, sizeof(more));
+  ck_assert_asock(tu_send(p.client, late), 0);
+  ck_assert_asock(asock_op_status(late), ASOCK_ECANCELED);
+  ck_assert_uint_eq(stats().slices_in_use, 0);
+  ck_assert_asock(tu_close(p.client, 0), 0);
+  ck_assert_asock(tu_close(p.server, 0), 0);
+  file_drop(&f);
+}
+END_TEST
+
+#endif
+
 #if defined(ASOCK_FAULT_INJECTION) || defined(_WIN32)
 
 /* With every slice held elsewhere a read waits: a cancel then ends the
@@ -698,6 +748,9 @@ Suite *asock_test_suite_tcp_packets(void) {
   tcase_add_test(tc, loop_close_ends_a_pending_send);
   tcase_add_test(tc, refusals);
   tcase_add_test(tc, started_from_another_thread);
+#ifdef ASOCK_FAULT_INJECTION
+  tcase_add_test(tc, failed_file_read);
+#endif
   suite_add_tcase(s, tc);
 #if defined(ASOCK_FAULT_INJECTION) || defined(_WIN32)
   suite_add_tcase(s, shaped("slices", setup_two_slices, waits_for_a_slice));
