@@ -217,8 +217,14 @@ typedef struct asock_buf {
 #define ASOCK_POOL_FAIL_FAST 0x8u
 
 /** How a pool is cut. Fill it with asock_pool_config_init() first, then set
- * what differs. */
+ * what differs. The struct carries its own size, so that a later asock with
+ * more fields still reads a program built against this header: fields are
+ * only ever appended, each after the previous version's last byte, and the
+ * fields a program's struct does not have take their defaults. */
 typedef struct asock_pool_config {
+  /** sizeof(asock_pool_config) as the program was compiled; set by
+   * asock_pool_config_init(). */
+  size_t struct_size;
   /** Bytes in one slice; at least 1. A multiple of 64 keeps slices on their
    * own cache lines; a multiple of the page size puts them on their own
    * pages. Default 16384. */
@@ -267,10 +273,21 @@ typedef struct asock_pool_stats {
   asock_huge_pages huge_pages;
 } asock_pool_stats;
 
-/** Fills a config with the defaults.
+/** Fills the first struct_size bytes of a config with the defaults, and
+ * config->struct_size with struct_size; asock_pool_config_init() passes
+ * the size the program knows. A struct_size too small to hold
+ * struct_size itself, or larger than this asock's struct, writes nothing.
  * \param config where to write; NULL is ignored.
  * Any thread. */
-ASOCK_EXTERN void asock_pool_config_init(asock_pool_config *config);
+ASOCK_EXTERN void asock_pool_config_init_size(asock_pool_config *config,
+                                              size_t struct_size);
+
+/** Fills a config with the defaults (and its struct_size).
+ * \param config where to write; NULL is ignored.
+ * Any thread. */
+static inline void asock_pool_config_init(asock_pool_config *config) {
+  asock_pool_config_init_size(config, sizeof(*config));
+}
 
 /** Creates a pool: one page-aligned region for every slice (with an
  * inaccessible guard page on each side) and the fixed array of ops. The pool
@@ -280,8 +297,10 @@ ASOCK_EXTERN void asock_pool_config_init(asock_pool_config *config);
  * \param pool_out receives the pool; set to NULL on error.
  * \param config the shape; NULL means the defaults.
  * \return 0; ASOCK_EINVAL for a NULL pool_out, a zero size or count, unknown
- *   flags, or a size whose product overflows; ASOCK_ENOMEM if memory could
- *   not be had.
+ *   flags, a size whose product overflows, or a struct_size that cannot be
+ *   a config's (smaller than struct_size itself, or larger than this
+ *   asock's struct with non-zero bytes beyond it: fields this asock does
+ *   not know); ASOCK_ENOMEM if memory could not be had.
  * Any thread. */
 ASOCK_EXTERN int asock_pool_create(asock_pool **pool_out,
                                    const asock_pool_config *config);
@@ -314,13 +333,28 @@ ASOCK_EXTERN int asock_pool_release(asock_pool *pool, void *slice);
  * Any thread. */
 ASOCK_EXTERN size_t asock_pool_slice_size(const asock_pool *pool);
 
+/** Reads the pool's counters into the first struct_size bytes of stats;
+ * asock_pool_stats_get() passes the size the program knows, so that a
+ * later asock with more counters writes only those the program's struct
+ * has (counters are only ever appended).
+ * \param pool the pool.
+ * \param stats where to write.
+ * \param struct_size sizeof(asock_pool_stats) as the program knows it.
+ * \return 0, or ASOCK_EINVAL for NULL or a zero struct_size.
+ * Any thread. */
+ASOCK_EXTERN int asock_pool_stats_get_size(const asock_pool *pool,
+                                           asock_pool_stats *stats,
+                                           size_t struct_size);
+
 /** Reads the pool's counters.
  * \param pool the pool.
  * \param stats where to write.
  * \return 0, or ASOCK_EINVAL for NULL.
  * Any thread. */
-ASOCK_EXTERN int asock_pool_stats_get(const asock_pool *pool,
-                                      asock_pool_stats *stats);
+static inline int asock_pool_stats_get(const asock_pool *pool,
+                                       asock_pool_stats *stats) {
+  return asock_pool_stats_get_size(pool, stats, sizeof(*stats));
+}
 
 /* ------------------------------------------------------------------------ */
 /* Operation objects                                                         */

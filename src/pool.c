@@ -10,14 +10,51 @@
   (ASOCK_POOL_LOCK | ASOCK_POOL_HUGE_PAGES | ASOCK_POOL_ZERO_ON_RELEASE |      \
    ASOCK_POOL_FAIL_FAST)
 
-void asock_pool_config_init(asock_pool_config *config) {
-  if (config == NULL)
-    return;
+/* The defaults, in this asock's whole struct. */
+static void config_defaults(asock_pool_config *config) {
+  memset(config, 0, sizeof(*config));
+  config->struct_size = sizeof(*config);
   config->slice_size = 16384;
   config->slice_count = 1024;
   config->op_count = 1024;
   config->socket_quota = 0;
   config->flags = 0;
+}
+
+void asock_pool_config_init_size(asock_pool_config *config,
+                                 size_t struct_size) {
+  asock_pool_config defaults;
+
+  if (config == NULL || struct_size < sizeof(config->struct_size) ||
+      struct_size > sizeof(defaults))
+    return;
+  config_defaults(&defaults);
+  defaults.struct_size = struct_size;
+  memcpy(config, &defaults, struct_size);
+}
+
+/* The program's config over the defaults: the fields its struct has are
+ * its own, the rest keep their defaults. 0, or ASOCK_EINVAL for a size no
+ * config has. */
+static int config_read(const asock_pool_config *in, asock_pool_config *out) {
+  size_t size = in->struct_size;
+
+  config_defaults(out);
+  if (size < sizeof(in->struct_size))
+    return ASOCK_EINVAL;
+  if (size > sizeof(*out)) {
+    /* A newer program's struct: what this asock does not know must be
+     * unset. */
+    const unsigned char *extra = (const unsigned char *)in + sizeof(*out);
+    size_t i;
+    for (i = 0; i < size - sizeof(*out); i++)
+      if (extra[i] != 0)
+        return ASOCK_EINVAL;
+    size = sizeof(*out);
+  }
+  memcpy(out, in, size);
+  out->struct_size = sizeof(*out);
+  return 0;
 }
 
 static int check_config(const asock_pool_config *c) {
@@ -35,8 +72,10 @@ static int check_config(const asock_pool_config *c) {
   return 0;
 }
 
-int asock_pool_create(asock_pool **pool_out, const asock_pool_config *config) {
-  asock_pool_config defaults;
+int asock_pool_create(asock_pool **pool_out,
+                      const asock_pool_config *program_config) {
+  asock_pool_config shape;
+  const asock_pool_config *config = &shape;
   asock_pool *pool;
   size_t i;
   int err;
@@ -44,10 +83,10 @@ int asock_pool_create(asock_pool **pool_out, const asock_pool_config *config) {
   if (pool_out == NULL)
     return ASOCK_EINVAL;
   *pool_out = NULL;
-  if (config == NULL) {
-    asock_pool_config_init(&defaults);
-    config = &defaults;
-  }
+  if (program_config == NULL)
+    config_defaults(&shape);
+  else if (config_read(program_config, &shape) != 0)
+    return ASOCK_EINVAL;
   err = check_config(config);
   if (err != 0)
     return err;
@@ -195,8 +234,12 @@ size_t asock_pool_slice_size(const asock_pool *pool) {
   return pool == NULL ? 0 : pool->slice_size;
 }
 
-int asock_pool_stats_get(const asock_pool *pool, asock_pool_stats *stats) {
-  if (pool == NULL || stats == NULL)
+int asock_pool_stats_get_size(const asock_pool *pool, asock_pool_stats *out,
+                              size_t struct_size) {
+  asock_pool_stats whole;
+  asock_pool_stats *stats = &whole;
+
+  if (pool == NULL || out == NULL || struct_size == 0)
     return ASOCK_EINVAL;
   memset(stats, 0, sizeof(*stats));
   stats->slice_size = pool->slice_size;
@@ -213,5 +256,8 @@ int asock_pool_stats_get(const asock_pool *pool, asock_pool_stats *stats) {
   stats->region_bytes = pool->region.len;
   stats->locked = pool->region.locked;
   stats->huge_pages = pool->region.huge_pages;
+  /* A program built with fewer counters gets those it knows. */
+  memcpy(out, stats,
+         struct_size < sizeof(*stats) ? struct_size : sizeof(*stats));
   return 0;
 }

@@ -1,5 +1,6 @@
 /* The buffer pool: shape, exhaustion, misuse, flags, guard pages, poisoning
  * and thread safety. */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +82,107 @@ START_TEST(bad_configs_are_refused) {
   c.flags = 0x100;
   ck_assert_asock(asock_pool_create(&pool, &c), ASOCK_EINVAL);
   ck_assert_ptr_null(pool);
+}
+END_TEST
+
+/* A program built against an older asock_pool_config, one that ended
+ * before socket_quota: its struct is shorter, and whatever lies beyond it
+ * is not the program's. The fields it lacks take their defaults. */
+typedef struct older_config {
+  size_t struct_size;
+  size_t slice_size;
+  size_t slice_count;
+  size_t op_count;
+} older_config;
+
+START_TEST(an_older_config_gets_defaults_for_the_rest) {
+  union {
+    asock_pool_config now;
+    older_config old;
+    unsigned char bytes[sizeof(asock_pool_config) + 16];
+  } u;
+  asock_pool *pool = NULL;
+  asock_pool_stats st;
+  void *slice[3];
+  int i;
+
+  /* What lies past the older struct is garbage the library must not read:
+   * read as flags, it would be refused. */
+  memset(&u, 0xA5, sizeof(u));
+  u.old.struct_size = sizeof(older_config);
+  u.old.slice_size = 512;
+  u.old.slice_count = 3;
+  u.old.op_count = 2;
+  ck_assert_asock(asock_pool_create(&pool, &u.now), 0);
+  ck_assert_asock(asock_pool_stats_get(pool, &st), 0);
+  ck_assert_uint_eq(st.slice_size, 512);
+  ck_assert_uint_eq(st.slices_total, 3);
+  ck_assert_uint_eq(st.ops_total, 2);
+  ck_assert_int_eq(st.locked, 0);
+  for (i = 0; i < 3; i++)
+    ck_assert_asock(asock_pool_acquire(pool, &slice[i]), 0);
+  for (i = 0; i < 3; i++)
+    ck_assert_asock(asock_pool_release(pool, slice[i]), 0);
+  ck_assert_asock(asock_pool_destroy(pool), 0);
+
+  /* init fills only the size it is given. */
+  memset(&u, 0xA5, sizeof(u));
+  asock_pool_config_init_size(&u.now, sizeof(older_config));
+  ck_assert_uint_eq(u.old.struct_size, sizeof(older_config));
+  ck_assert_uint_eq(u.old.slice_size, 16384);
+  ck_assert_uint_eq(u.old.op_count, 1024);
+  ck_assert_uint_eq(u.bytes[sizeof(older_config)], 0xA5);
+  ck_assert_uint_eq(u.bytes[sizeof(u) - 1], 0xA5);
+}
+END_TEST
+
+/* A newer program's struct is longer: what this asock does not know must be
+ * unset; a size no config has is refused. Counters go only as far as the
+ * program's struct. */
+START_TEST(struct_sizes_are_checked) {
+  union {
+    asock_pool_config now;
+    unsigned char bytes[sizeof(asock_pool_config) + 16];
+  } u;
+  unsigned char st[sizeof(asock_pool_stats) + 8];
+  asock_pool *pool = NULL;
+
+  memset(&u, 0, sizeof(u));
+  asock_pool_config_init(&u.now);
+  ck_assert_uint_eq(u.now.struct_size, sizeof(asock_pool_config));
+  u.now.slice_size = 1024;
+  u.now.slice_count = 4;
+  u.now.op_count = 4;
+  u.now.struct_size = sizeof(u);
+  ck_assert_asock(asock_pool_create(&pool, &u.now), 0);
+  ck_assert_asock(asock_pool_destroy(pool), 0);
+  u.bytes[sizeof(asock_pool_config) + 3] = 1;
+  ck_assert_asock(asock_pool_create(&pool, &u.now), ASOCK_EINVAL);
+  ck_assert_ptr_null(pool);
+  u.now.struct_size = sizeof(size_t) - 1;
+  ck_assert_asock(asock_pool_create(&pool, &u.now), ASOCK_EINVAL);
+  u.now.struct_size = 0;
+  ck_assert_asock(asock_pool_create(&pool, &u.now), ASOCK_EINVAL);
+  /* init refuses what it cannot fill. */
+  memset(&u, 0xA5, sizeof(u));
+  asock_pool_config_init_size(&u.now, sizeof(u));
+  ck_assert_uint_eq(u.bytes[0], 0xA5);
+  asock_pool_config_init_size(&u.now, 1);
+  ck_assert_uint_eq(u.bytes[0], 0xA5);
+  asock_pool_config_init_size(NULL, sizeof(u.now));
+
+  ck_assert_asock(asock_pool_create(&pool, NULL), 0);
+  memset(st, 0xA5, sizeof(st));
+  ck_assert_asock(
+      asock_pool_stats_get_size(pool, (asock_pool_stats *)(void *)st,
+                                offsetof(asock_pool_stats, slices_in_use)),
+      0);
+  ck_assert_uint_eq(((asock_pool_stats *)(void *)st)->slices_total, 1024);
+  ck_assert_uint_eq(st[offsetof(asock_pool_stats, slices_in_use)], 0xA5);
+  ck_assert_asock(
+      asock_pool_stats_get_size(pool, (asock_pool_stats *)(void *)st, 0),
+      ASOCK_EINVAL);
+  ck_assert_asock(asock_pool_destroy(pool), 0);
 }
 END_TEST
 
@@ -456,6 +558,8 @@ Suite *asock_test_suite_pool(void) {
   tcase_add_checked_fixture(tc, NULL, teardown);
   tcase_add_test(tc, defaults);
   tcase_add_test(tc, bad_configs_are_refused);
+  tcase_add_test(tc, an_older_config_gets_defaults_for_the_rest);
+  tcase_add_test(tc, struct_sizes_are_checked);
   tcase_add_test(tc, slices_are_contiguous_and_page_aligned);
   tcase_add_test(tc, release_misuse_is_an_error);
   tcase_add_test(tc, destroy_refuses_while_held);
