@@ -5,11 +5,34 @@
  * per-operation timeouts and back-pressure, on Windows (IOCP), Linux (epoll)
  * and macOS/BSD (kqueue).
  *
- * Every function documents which threads may call it. "Any thread" means the
- * function is safe to call concurrently from several threads on the same
- * object. "Owner" means the thread that currently holds the object (for an
- * op: the thread that acquired it, or the thread its completion ran on) with
- * no concurrent use of the same object.
+ * Threads. This is the one statement of which thread may call what; every
+ * function's comment ends with its tag:
+ *
+ * - "Any thread": safe to call concurrently from several threads on the same
+ *   object.
+ * - "Owner": the thread that currently holds the object (for an op: the
+ *   thread that acquired it, or the thread its completion ran on), with no
+ *   concurrent use of the same object.
+ * - "The loop's thread": the thread that created the loop, or the one that
+ *   last called asock_loop_run() on it; for a socket, its loop's. An
+ *   application that runs an embedded uv_loop_t with uv_run() creates the
+ *   asock loop on the thread that runs it. Creating, listening, closing,
+ *   the socket options and the send limits are for the loop's thread:
+ *   called from another they return ASOCK_ETHREAD and change nothing.
+ *   Another thread reaches the loop through asock_loop_post().
+ * - "Any thread (an operation start)": asock_accept(), asock_connect(),
+ *   asock_send(), asock_receive() and every other call that starts an op.
+ *   On the loop's thread it returns ASOCK_PENDING, 0 or an error. From
+ *   another thread the op becomes pending there (so ASOCK_EINVAL,
+ *   ASOCK_EFOREIGN and ASOCK_EBUSY are still returned at once), is handed to
+ *   the loop through a lock-free list and the loop's uv_async_t, and the
+ *   call returns ASOCK_PENDING; every other outcome, a refusal such as
+ *   ASOCK_ECLOSED included, then arrives through the op's callback.
+ *   asock_cancel() from another thread is handed over the same way and
+ *   takes effect on the loop's thread.
+ *
+ * Callbacks run on the loop's thread, and never inside the call that
+ * started their operation.
  */
 #ifndef ASOCK_H
 #define ASOCK_H
@@ -940,10 +963,7 @@ ASOCK_EXTERN int asock_tcp_listen(asock_socket *sock,
  *   callback); ASOCK_PENDING; or, without starting: ASOCK_EINVAL for NULL,
  *   ASOCK_EKIND if the socket is not listening, ASOCK_EFOREIGN for an op of
  *   another pool, ASOCK_EBUSY if the op is pending, ASOCK_ECLOSED.
- * Any thread: from another than the loop's, the op is handed to the loop
- * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
- * ASOCK_EBUSY); every other outcome, refusals included, then arrives
- * through the callback. */
+ * Any thread (an operation start). */
 ASOCK_EXTERN int asock_accept(asock_socket *listener, asock_op *op);
 
 /** Accepts a connection and receives its first bytes (AcceptAsync with a
@@ -965,7 +985,7 @@ ASOCK_EXTERN int asock_accept(asock_socket *listener, asock_op *op);
  * connection with bytes was already there (both taken now, no callback);
  * ASOCK_PENDING; or, without starting, what asock_accept() returns, and what
  * asock_receive() returns for the op's buffer (ASOCK_EINVAL for an empty
- * window, ASOCK_EKIND for a buffer list). Any thread, as asock_accept(). */
+ * window, ASOCK_EKIND for a buffer list). Any thread (an operation start). */
 ASOCK_EXTERN int asock_accept_receive(asock_socket *listener, asock_op *op);
 /** How long a listener that ran out of descriptors or memory waits before
  * it takes connections again; see asock_accept(). */
@@ -981,10 +1001,7 @@ ASOCK_EXTERN int asock_accept_receive(asock_socket *listener, asock_op *op);
  *   connected or connecting, ASOCK_EFOREIGN, ASOCK_EBUSY, ASOCK_ECLOSED, or
  *   a system error libuv reports at once. The op's status on completion is
  *   0 or the error (ASOCK_ECONNREFUSED, ASOCK_ETIMEDOUT, ...).
- * Any thread: from another than the loop's, the op is handed to the loop
- * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
- * ASOCK_EBUSY); every other outcome, refusals included, then arrives
- * through the callback. */
+ * Any thread (an operation start). */
 ASOCK_EXTERN int asock_connect(asock_socket *sock, asock_op *op);
 
 /** Resolves a host name (uv_getaddrinfo) and connects to each address it
@@ -995,10 +1012,7 @@ ASOCK_EXTERN int asock_connect(asock_socket *sock, asock_op *op);
  * \param port the TCP port.
  * \return as asock_connect(); a name that does not resolve completes with
  *   ASOCK_EAI_NONAME (or another ASOCK_EAI_* code).
- * Any thread: from another than the loop's, the op is handed to the loop
- * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
- * ASOCK_EBUSY); every other outcome, refusals included, then arrives
- * through the callback. */
+ * Any thread (an operation start). */
 ASOCK_EXTERN int asock_connect_host(asock_socket *sock, asock_op *op,
                                     const char *host, unsigned short port);
 
@@ -1031,10 +1045,7 @@ ASOCK_EXTERN int asock_op_connect_attempt(const asock_op *op, size_t index,
  *   ASOCK_EFOREIGN, ASOCK_EBUSY, ASOCK_ECLOSED, ASOCK_ENOTCONN before a
  *   connection, ASOCK_ENOBUFS if the bytes would take the socket's queue past
  *   its hard cap.
- * Any thread: from another than the loop's, the op is handed to the loop
- * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
- * ASOCK_EBUSY); every other outcome, refusals included, then arrives
- * through the callback. */
+ * Any thread (an operation start). */
 ASOCK_EXTERN int asock_send(asock_socket *sock, asock_op *op);
 
 /** Sends the op's list of pieces (asock_op_set_packets()), memory and file
@@ -1058,7 +1069,7 @@ ASOCK_EXTERN int asock_send(asock_socket *sock, asock_op *op);
  *   offset) fails alone. A cancel or timeout ends it as for asock_send():
  *   while it waits behind other sends, or for its file read or a slice,
  *   the connection stays; once its bytes are going, it is reset.
- * Any thread, as asock_send(). */
+ * Any thread (an operation start). */
 ASOCK_EXTERN int asock_send_packets(asock_socket *sock, asock_op *op);
 
 /** Receives into the op's window (ReceiveAsync). An op with no buffer (or
@@ -1079,10 +1090,7 @@ ASOCK_EXTERN int asock_send_packets(asock_socket *sock, asock_op *op);
  *   list, ASOCK_EFOREIGN, ASOCK_EBUSY (the op is pending, or a multishot
  *   receive is pending on the socket), ASOCK_ECLOSED, ASOCK_ENOTCONN, and
  *   with ASOCK_POOL_FAIL_FAST, ASOCK_ENOBUFS when no slice is free.
- * Any thread: from another than the loop's, the op is handed to the loop
- * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
- * ASOCK_EBUSY); every other outcome, refusals included, then arrives
- * through the callback. */
+ * Any thread (an operation start). */
 ASOCK_EXTERN int asock_receive(asock_socket *sock, asock_op *op);
 
 /** Shuts the sending side down once every queued send has gone out, then
@@ -1095,10 +1103,7 @@ ASOCK_EXTERN int asock_receive(asock_socket *sock, asock_op *op);
  *   for a listening socket, ASOCK_ENOTCONN, ASOCK_EFOREIGN, ASOCK_EBUSY,
  *   ASOCK_ECLOSED (also when a disconnect or a shutdown is already under
  *   way).
- * Any thread: from another than the loop's, the op is handed to the loop
- * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
- * ASOCK_EBUSY); every other outcome, refusals included, then arrives
- * through the callback. */
+ * Any thread (an operation start). */
 ASOCK_EXTERN int asock_disconnect(asock_socket *sock, asock_op *op);
 
 /** Shuts the sending side down (Shutdown(SocketShutdown.Send)): once every
@@ -1116,10 +1121,7 @@ ASOCK_EXTERN int asock_disconnect(asock_socket *sock, asock_op *op);
  *   listening or UDP socket or a multishot op, ASOCK_ENOTCONN,
  *   ASOCK_ESHUTDOWN if the sending side is already shut down (or a
  *   disconnect is under way), ASOCK_EFOREIGN, ASOCK_EBUSY, ASOCK_ECLOSED.
- * Any thread: from another than the loop's, the op is handed to the loop
- * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
- * ASOCK_EBUSY); every other outcome, refusals included, then arrives
- * through the callback. */
+ * Any thread (an operation start). */
 ASOCK_EXTERN int asock_shutdown(asock_socket *sock, asock_op *op);
 
 /** Cancels one pending op: it completes with ASOCK_ECANCELED, through its
@@ -1127,8 +1129,7 @@ ASOCK_EXTERN int asock_shutdown(asock_socket *sock, asock_op *op);
  * taken back: cancelling it resets the connection (the stream could not go
  * on), and every other op of the socket completes with ASOCK_ECANCELED.
  * \return 0; ASOCK_ENOTPENDING if the op is idle; ASOCK_EINVAL for NULL.
- * Any thread: from another than the loop's, the cancel is handed to the
- * loop and takes effect there. */
+ * Any thread (handed to the loop from another, as an operation start). */
 ASOCK_EXTERN int asock_cancel(asock_op *op);
 
 /** Closes a socket. Every pending op completes with ASOCK_ECANCELED, exactly
@@ -1460,10 +1461,7 @@ ASOCK_EXTERN int asock_udp_set_membership(asock_socket *sock,
  *   ASOCK_EMSGSIZE above 65507 bytes (IPv4) or 65527 (IPv6), ASOCK_EFOREIGN,
  *   ASOCK_EBUSY, ASOCK_ECLOSED, ASOCK_ENOBUFS if the datagram would take the
  *   socket's send queue past its hard cap.
- * Any thread: from another than the loop's, the op is handed to the loop
- * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
- * ASOCK_EBUSY); every other outcome, refusals included, then arrives
- * through the callback. */
+ * Any thread (an operation start). */
 ASOCK_EXTERN int asock_send_to(asock_socket *sock, asock_op *op);
 
 /** Receives one datagram (ReceiveFromAsync) into the op's window; an op
@@ -1486,14 +1484,12 @@ ASOCK_EXTERN int asock_send_to(asock_socket *sock, asock_op *op);
  *   pending, or a multishot receive is pending on the socket),
  *   ASOCK_ECLOSED, and with ASOCK_POOL_FAIL_FAST, ASOCK_ENOBUFS when no
  *   slice is free.
- * Any thread: from another than the loop's, the op is handed to the loop
- * and the call returns ASOCK_PENDING (or ASOCK_EINVAL, ASOCK_EFOREIGN,
- * ASOCK_EBUSY); every other outcome, refusals included, then arrives
- * through the callback. */
+ * Any thread (an operation start). */
 ASOCK_EXTERN int asock_receive_from(asock_socket *sock, asock_op *op);
 
 /** As asock_receive_from(), and the op also gets the datagram's packet
- * information (ReceiveMessageFromAsync): see asock_op_packet_info(). */
+ * information (ReceiveMessageFromAsync): see asock_op_packet_info().
+ * Any thread (an operation start). */
 ASOCK_EXTERN int asock_receive_message_from(asock_socket *sock, asock_op *op);
 
 #ifdef __cplusplus

@@ -2,8 +2,9 @@
  * of Wine itself, not of asock. They are left out of their suite only when
  * the Windows test executable runs under Wine (helpers.c asks ntdll for
  * wine_get_version); on real Windows, and everywhere else, they run. Each
- * entry names the test function and the exact limitation it hits. The
- * README's Windows section shows this list to readers: change both. */
+ * entry names the test function and the exact limitation it hits.
+ * docs/testing.md shows this list to readers in a table generated from it:
+ * after a change, run scripts/gen-wine-skips --write docs/testing.md. */
 #define ASOCK_WINE_SKIPS(XX)                                                   \
   XX(socket_options,                                                           \
      "Wine 8.0 fails setsockopt(IPPROTO_TCP, TCP_KEEPALIVE) with "             \
