@@ -1,4 +1,5 @@
-/* asock: the SocketAsyncEventArgs model of .NET for C, on top of libuv.
+/** \file
+ * asock: the SocketAsyncEventArgs model of .NET for C, on top of libuv.
  *
  * One buffer pool allocated at start-up, reusable operation objects,
  * per-socket completion ordering, synchronous-first sends and receives,
@@ -155,6 +156,7 @@ typedef enum asock_errno {
  * \param err a value returned by asock.
  * \return a static string; "OK" for 0, "ASOCK_UNKNOWN" for a code not in
  *   the table. Never allocates.
+ *
  * Any thread. */
 ASOCK_EXTERN const char *asock_err_name(int err);
 
@@ -162,6 +164,7 @@ ASOCK_EXTERN const char *asock_err_name(int err);
  * \param err a value returned by asock.
  * \return a static string; "success" for 0, "unknown error" for a code not
  *   in the table. Never allocates.
+ *
  * Any thread. */
 ASOCK_EXTERN const char *asock_strerror(int err);
 
@@ -171,10 +174,12 @@ ASOCK_EXTERN const char *asock_strerror(int err);
 
 /** \return the library's version as ASOCK_VERSION_HEX; it may differ from
  *   the header's when a shared library of another minor version is loaded.
+ *
  * Any thread. */
 ASOCK_EXTERN unsigned int asock_version(void);
 
 /** \return the library's version as "MAJOR.MINOR.PATCH", static.
+ *
  * Any thread. */
 ASOCK_EXTERN const char *asock_version_string(void);
 
@@ -194,6 +199,7 @@ typedef void (*asock_free_func)(void *ptr);
  * \param malloc_func, realloc_func, calloc_func, free_func the replacements;
  *   none may be NULL.
  * \return 0, or ASOCK_EINVAL if any is NULL (nothing is replaced then).
+ *
  * Any thread, but not while other threads use asock. */
 ASOCK_EXTERN int asock_replace_allocator(asock_malloc_func malloc_func,
                                          asock_realloc_func realloc_func,
@@ -220,8 +226,8 @@ typedef struct asock_seq asock_seq;
 /** One piece of a gather list. Not uv_buf_t, whose field order differs
  * between Windows and Unix. */
 typedef struct asock_buf {
-  void *base;
-  size_t len;
+  void *base; /**< the piece's first byte */
+  size_t len; /**< its length in bytes */
 } asock_buf;
 
 /* ------------------------------------------------------------------------ */
@@ -276,8 +282,8 @@ typedef enum asock_huge_pages {
  * threads may change them, so they agree with each other only when the pool
  * is quiet. */
 typedef struct asock_pool_stats {
-  size_t slice_size;
-  size_t slices_total;
+  size_t slice_size;   /**< bytes in one slice */
+  size_t slices_total; /**< slices in the region */
   /** Slices held by ops or the application. Each loop keeps up to 16 free
    * slices (at most a sixteenth of the pool) for its next receives, so that
    * a connection's receive cycle needs no atomic operation; those count as
@@ -287,13 +293,13 @@ typedef struct asock_pool_stats {
    * slices included. */
   size_t slices_high_water;
   uint64_t slices_failed; /**< acquisitions that found the pool empty */
-  size_t ops_total;
-  size_t ops_in_use;
-  size_t ops_high_water;
-  uint64_t ops_failed;
-  size_t region_bytes; /**< bytes mapped for slices, without guard pages */
-  int locked;          /**< 1 if the region is locked in memory */
-  asock_huge_pages huge_pages;
+  size_t ops_total;       /**< ops in the pool's fixed array */
+  size_t ops_in_use;      /**< ops acquired and not released */
+  size_t ops_high_water;  /**< the most ops acquired at once */
+  uint64_t ops_failed;    /**< acquisitions that found every op held */
+  size_t region_bytes;    /**< bytes mapped for slices, without guard pages */
+  int locked;             /**< 1 if the region is locked in memory */
+  asock_huge_pages huge_pages; /**< what the huge-page request achieved */
 } asock_pool_stats;
 
 /** Fills the first struct_size bytes of a config with the defaults, and
@@ -301,12 +307,15 @@ typedef struct asock_pool_stats {
  * the size the program knows. A struct_size too small to hold
  * struct_size itself, or larger than this asock's struct, writes nothing.
  * \param config where to write; NULL is ignored.
+ * \param struct_size sizeof(asock_pool_config) as the program knows it.
+ *
  * Any thread. */
 ASOCK_EXTERN void asock_pool_config_init_size(asock_pool_config *config,
                                               size_t struct_size);
 
 /** Fills a config with the defaults (and its struct_size).
  * \param config where to write; NULL is ignored.
+ *
  * Any thread. */
 static inline void asock_pool_config_init(asock_pool_config *config) {
   asock_pool_config_init_size(config, sizeof(*config));
@@ -324,6 +333,7 @@ static inline void asock_pool_config_init(asock_pool_config *config) {
  *   a config's (smaller than struct_size itself, or larger than this
  *   asock's struct with non-zero bytes beyond it: fields this asock does
  *   not know); ASOCK_ENOMEM if memory could not be had.
+ *
  * Any thread. */
 ASOCK_EXTERN int asock_pool_create(asock_pool **pool_out,
                                    const asock_pool_config *config);
@@ -332,6 +342,7 @@ ASOCK_EXTERN int asock_pool_create(asock_pool **pool_out,
  * \param pool the pool; NULL is ASOCK_EINVAL.
  * \return 0; ASOCK_EBUSY if any slice or op is still held (the pool is left
  *   intact so that nothing still in use is unmapped).
+ *
  * Any thread, once no other thread uses the pool. */
 ASOCK_EXTERN int asock_pool_destroy(asock_pool *pool);
 
@@ -339,6 +350,7 @@ ASOCK_EXTERN int asock_pool_destroy(asock_pool *pool);
  * \param pool the pool.
  * \param slice_out receives the slice's first byte; set to NULL on error.
  * \return 0; ASOCK_ENOBUFS if every slice is held; ASOCK_EINVAL for NULL.
+ *
  * Any thread. */
 ASOCK_EXTERN int asock_pool_acquire(asock_pool *pool, void **slice_out);
 
@@ -349,10 +361,13 @@ ASOCK_EXTERN int asock_pool_acquire(asock_pool *pool, void **slice_out);
  *   ASOCK_EMIDSLICE for one inside a slice but not at its start,
  *   ASOCK_ENOTHELD for a slice that is already free; ASOCK_EINVAL for NULL.
  *   On error the pool is unchanged.
+ *
  * Any thread. */
 ASOCK_EXTERN int asock_pool_release(asock_pool *pool, void *slice);
 
-/** \return the size of one slice in bytes, or 0 for NULL.
+/** \param pool the pool.
+ * \return the size of one slice in bytes, or 0 for NULL.
+ *
  * Any thread. */
 ASOCK_EXTERN size_t asock_pool_slice_size(const asock_pool *pool);
 
@@ -364,6 +379,7 @@ ASOCK_EXTERN size_t asock_pool_slice_size(const asock_pool *pool);
  * \param stats where to write.
  * \param struct_size sizeof(asock_pool_stats) as the program knows it.
  * \return 0, or ASOCK_EINVAL for NULL or a zero struct_size.
+ *
  * Any thread. */
 ASOCK_EXTERN int asock_pool_stats_get_size(const asock_pool *pool,
                                            asock_pool_stats *stats,
@@ -373,6 +389,7 @@ ASOCK_EXTERN int asock_pool_stats_get_size(const asock_pool *pool,
  * \param pool the pool.
  * \param stats where to write.
  * \return 0, or ASOCK_EINVAL for NULL.
+ *
  * Any thread. */
 static inline int asock_pool_stats_get(const asock_pool *pool,
                                        asock_pool_stats *stats) {
@@ -435,6 +452,7 @@ typedef void (*asock_op_cb)(asock_op *op);
  * \param pool the pool.
  * \param op_out receives the op; set to NULL on error.
  * \return 0; ASOCK_ENOBUFS when every op is held; ASOCK_EINVAL for NULL.
+ *
  * Any thread. */
 ASOCK_EXTERN int asock_op_acquire(asock_pool *pool, asock_op **op_out);
 
@@ -444,21 +462,30 @@ ASOCK_EXTERN int asock_op_acquire(asock_pool *pool, asock_op **op_out);
  * \return 0; ASOCK_EBUSY while the op is pending (nothing changes);
  *   ASOCK_EFOREIGN for an op of another pool or a pointer that is no op;
  *   ASOCK_ENOTHELD for an op already released; ASOCK_EINVAL for NULL.
+ *
  * Owner. */
 ASOCK_EXTERN int asock_op_release(asock_pool *pool, asock_op *op);
 
 /** Sets the completion callback (SocketAsyncEventArgs.Completed).
+ * \param op the op.
+ * \param cb runs each completion (see asock_op_cb).
  * \return 0; ASOCK_EBUSY while pending; ASOCK_EINVAL for a NULL op.
+ *
  * Owner. */
 ASOCK_EXTERN int asock_op_set_callback(asock_op *op, asock_op_cb cb);
 
 /** Sets the pointer the application keeps in the op (UserToken).
+ * \param op the op.
+ * \param user_data the pointer.
  * \return 0; ASOCK_EINVAL for a NULL op. The user data may be changed while
  *   the op is pending; asock never reads it.
+ *
  * Owner. */
 ASOCK_EXTERN int asock_op_set_user_data(asock_op *op, void *user_data);
 
-/** \return the op's user data, or NULL for a NULL op.
+/** \param op the op.
+ * \return the op's user data, or NULL for a NULL op.
+ *
  * Owner. */
 ASOCK_EXTERN void *asock_op_user_data(const asock_op *op);
 
@@ -467,18 +494,22 @@ ASOCK_EXTERN void *asock_op_user_data(const asock_op *op);
  * sizes 0 clears the buffer (ASOCK_BUFFER_NONE).
  * \param op the op.
  * \param mem the memory, mem_len bytes long.
+ * \param mem_len the memory's length in bytes.
  * \param offset, count the window the next operation uses.
  * \return 0; ASOCK_EBOUNDS if offset + count exceeds mem_len;
  *   ASOCK_EINVAL for a NULL op, or NULL mem with a non-zero size;
  *   ASOCK_EBUSY while pending. On error the op is unchanged.
+ *
  * Owner. */
 ASOCK_EXTERN int asock_op_set_buffer(asock_op *op, void *mem, size_t mem_len,
                                      size_t offset, size_t count);
 
 /** Gives the op a pool slice as its buffer now, with the window covering the
  * whole slice. If it already holds a slice, that slice is kept.
+ * \param op the op.
  * \return 0; ASOCK_ENOBUFS if the pool is empty (the op is unchanged);
  *   ASOCK_EBUSY while pending; ASOCK_EINVAL for NULL.
+ *
  * Owner. */
 ASOCK_EXTERN int asock_op_take_slice(asock_op *op);
 
@@ -489,24 +520,32 @@ ASOCK_EXTERN int asock_op_take_slice(asock_op *op);
  * is how a framed protocol keeps an incomplete message at the start of the
  * slice and receives the rest after it (docs/guide.md, "Framed
  * protocols").
+ * \param op the op.
+ * \param offset, count the window, inside the op's buffer.
  * \return 0; ASOCK_EBOUNDS if it does not fit the buffer (ASOCK_BUFFER_NONE
  *   has room for nothing); ASOCK_EBUSY while pending; ASOCK_EINVAL for NULL.
+ *
  * Owner. */
 ASOCK_EXTERN int asock_op_set_range(asock_op *op, size_t offset, size_t count);
 
 /** Drops the op's buffer and buffer list; a held slice goes back to the pool.
+ * \param op the op.
  * \return 0; ASOCK_EBUSY while pending; ASOCK_EINVAL for NULL.
+ *
  * Owner. */
 ASOCK_EXTERN int asock_op_clear_buffer(asock_op *op);
 
 /** Sets a gather list for a send (BufferList). The array and the memory it
  * points at must stay valid until the send completes; asock keeps the
  * pointer, not a copy. While a list is set it is used instead of the buffer.
+ * \param op the op.
  * \param bufs the list, or NULL with nbufs 0 to remove it.
+ * \param nbufs the number of entries.
  * \return 0; ASOCK_EINVAL for a NULL op, NULL bufs with nbufs > 0, an entry
  *   with NULL base and non-zero length, or more than ASOCK_MAX_BUFS entries;
  *   ASOCK_EBOUNDS if the lengths add up to more than SIZE_MAX;
  *   ASOCK_EBUSY while pending.
+ *
  * Owner. */
 ASOCK_EXTERN int asock_op_set_buffer_list(asock_op *op, const asock_buf *bufs,
                                           size_t nbufs);
@@ -519,22 +558,25 @@ ASOCK_EXTERN int asock_op_set_buffer_list(asock_op *op, const asock_buf *bufs,
  * `file` (a descriptor from open(), or uv_fs_open()) from byte `offset`.
  * The file's position is not used or moved. */
 typedef struct asock_packet {
-  const void *base;
-  size_t len;
-  uv_file file;
-  int64_t offset;
+  const void *base; /**< the memory, or NULL for a piece of a file */
+  size_t len;       /**< the bytes to send, from memory or from the file */
+  uv_file file;     /**< the open file, when base is NULL */
+  int64_t offset;   /**< where in the file the piece starts */
 } asock_packet;
 
 /** Sets the list of pieces asock_send_packets() sends, in order, as one
  * stream. The array, the memory its pieces point at and the files must
  * stay valid (and open) until the send completes; asock keeps the pointer,
  * not a copy. The list stays set for the op's next sends of packets.
+ * \param op the op.
  * \param packets the list (non-NULL; count 0 sends nothing), or NULL with
  *   count 0 to remove it.
+ * \param count the number of pieces.
  * \return 0; ASOCK_EINVAL for a NULL op, NULL packets with count > 0, a
  *   file piece with a negative descriptor or offset, or more than
  *   ASOCK_MAX_BUFS pieces; ASOCK_EBOUNDS if the lengths add up to more
  *   than SIZE_MAX; ASOCK_EBUSY while pending.
+ *
  * Owner. */
 ASOCK_EXTERN int asock_op_set_packets(asock_op *op, const asock_packet *packets,
                                       size_t count);
@@ -562,16 +604,25 @@ ASOCK_EXTERN int asock_op_set_packets(asock_op *op, const asock_packet *packets,
  * receive may be started on the socket while a multishot receive is
  * pending there (ASOCK_EBUSY), and other operations refuse a multishot op
  * (ASOCK_EKIND).
+ * \param op the op.
+ * \param enable non-zero for multishot, 0 for one-shot.
  * \return 0; ASOCK_EBUSY while pending; ASOCK_EINVAL for NULL.
+ *
  * Owner. */
 ASOCK_EXTERN int asock_op_set_multishot(asock_op *op, int enable);
 
-/** \return 1 if the op's receives are multishot, else 0. Owner. */
+/** \param op the op.
+ * \return 1 if the op's receives are multishot, else 0.
+ *
+ * Owner. */
 ASOCK_EXTERN int asock_op_multishot(const asock_op *op);
 
-/** \return 1 inside a delivery callback of a multishot receive (another
+/** \param op the op.
+ * \return 1 inside a delivery callback of a multishot receive (another
  *   delivery or the final completion will follow), 0 in a final completion
- *   and everywhere else. Owner. */
+ *   and everywhere else.
+ *
+ * Owner. */
 ASOCK_EXTERN int asock_op_more(const asock_op *op);
 
 /** Takes the pool slice holding the op's data out of the op, so that the
@@ -582,6 +633,7 @@ ASOCK_EXTERN int asock_op_more(const asock_op *op);
  * (even after the socket is closed), so that a socket whose slices are
  * not given back stops reading. The op has no buffer afterwards, and its
  * next receive takes a fresh slice when data arrives.
+ * \param op the op.
  * \param slice_out receives the slice's first byte (what
  *   asock_pool_release() takes); NULL on error.
  * \param offset receives where the data starts in the slice (the window's
@@ -592,6 +644,7 @@ ASOCK_EXTERN int asock_op_more(const asock_op *op);
  *   caller's memory); ASOCK_EBUSY while pending, except inside a delivery
  *   callback of a multishot receive, where it may be called; ASOCK_EINVAL
  *   for NULL op or slice_out.
+ *
  * Owner. */
 ASOCK_EXTERN int asock_op_detach_slice(asock_op *op, void **slice_out,
                                        size_t *offset, size_t *len);
@@ -603,57 +656,92 @@ ASOCK_EXTERN int asock_op_detach_slice(asock_op *op, void **slice_out,
  * no bookkeeping of its own. A slice taken from a receive keeps counting
  * against its socket until then. The application must not release the
  * slice itself afterwards, nor give one slice to two ops.
+ * \param op the op.
+ * \param slice the slice's first byte.
  * \param offset, count the window inside the slice.
  * \return 0; ASOCK_ENOTSLICE for a pointer outside the op's pool's slices,
  *   ASOCK_EMIDSLICE for one inside a slice, ASOCK_ENOTHELD for a free
  *   slice; ASOCK_EBOUNDS if the window does not fit the slice; ASOCK_EBUSY
  *   while pending; ASOCK_EINVAL for NULL. On error the op is unchanged.
+ *
  * Owner. */
 ASOCK_EXTERN int asock_op_attach_slice(asock_op *op, void *slice, size_t offset,
                                        size_t count);
 
-/** \return how the op's buffer is held (ASOCK_BUFFER_NONE for NULL).
+/** \param op the op.
+ * \return how the op's buffer is held (ASOCK_BUFFER_NONE for NULL).
+ *
  * Owner. */
 ASOCK_EXTERN asock_buffer_mode asock_op_buffer_mode(const asock_op *op);
 
-/** \return the first byte of the op's window (memory + offset), or NULL when
+/** \param op the op.
+ * \return the first byte of the op's window (memory + offset), or NULL when
  *   it has no buffer.
+ *
  * Owner. */
 ASOCK_EXTERN void *asock_op_data(const asock_op *op);
 
-/** \return the window's offset in the op's buffer. Owner. */
+/** \param op the op.
+ * \return the window's offset in the op's buffer.
+ *
+ * Owner. */
 ASOCK_EXTERN size_t asock_op_offset(const asock_op *op);
 
-/** \return the first byte of the op's whole buffer (the slice, or the
+/** \param op the op.
+ * \return the first byte of the op's whole buffer (the slice, or the
  *   caller's memory; asock_op_data() minus asock_op_offset()), or NULL when
- *   it has none. Owner. */
+ *   it has none.
+ *
+ * Owner. */
 ASOCK_EXTERN void *asock_op_buffer(const asock_op *op);
 
-/** \return the window's length (Count). Owner. */
+/** \param op the op.
+ * \return the window's length (Count).
+ *
+ * Owner. */
 ASOCK_EXTERN size_t asock_op_count(const asock_op *op);
 
-/** \return the length of the op's whole buffer memory. Owner. */
+/** \param op the op.
+ * \return the length of the op's whole buffer memory.
+ *
+ * Owner. */
 ASOCK_EXTERN size_t asock_op_capacity(const asock_op *op);
 
-/** \return bytes moved by the last operation (BytesTransferred). Owner. */
+/** \param op the op.
+ * \return bytes moved by the last operation (BytesTransferred).
+ *
+ * Owner. */
 ASOCK_EXTERN size_t asock_op_bytes(const asock_op *op);
 
-/** \return the last operation's result: 0 or a negative error code (the
- *   SocketError). ASOCK_EINVAL for a NULL op. Owner. */
+/** \param op the op.
+ * \return the last operation's result: 0 or a negative error code (the
+ *   SocketError). ASOCK_EINVAL for a NULL op.
+ *
+ * Owner. */
 ASOCK_EXTERN int asock_op_status(const asock_op *op);
 
-/** \return what the op did last (LastOperation). Owner. */
+/** \param op the op.
+ * \return what the op did last (LastOperation).
+ *
+ * Owner. */
 ASOCK_EXTERN asock_op_kind asock_op_last_kind(const asock_op *op);
 
-/** \return 1 if the op is pending (a multishot receive is, between and
- *   during its deliveries), 0 if it is idle. Any thread. */
+/** \param op the op.
+ * \return 1 if the op is pending (a multishot receive is, between and
+ *   during its deliveries), 0 if it is idle.
+ *
+ * Any thread. */
 ASOCK_EXTERN int asock_op_is_pending(const asock_op *op);
 
-/** \return 1 if the last operation completed inside the call that started
- *   it (the call returned 0), 0 otherwise. Owner. */
+/** \param op the op.
+ * \return 1 if the last operation completed inside the call that started
+ *   it (the call returned 0), 0 otherwise.
+ *
+ * Owner. */
 ASOCK_EXTERN int asock_op_completed_synchronously(const asock_op *op);
 
-/** \return the op's per-socket sequence number, assigned when the last
+/** \param op the op.
+ * \return the op's per-socket sequence number, assigned when the last
  *   operation was posted: at the call on the loop's thread, or when the loop
  *   took it over from another thread. A socket counts each direction apart:
  *   receives, receive-froms and accepts draw from its receive counter;
@@ -662,64 +750,91 @@ ASOCK_EXTERN int asock_op_completed_synchronously(const asock_op *op);
  *   counter starts at 1 and has no gaps among ops that started (returned 0
  *   or ASOCK_PENDING). A multishot receive takes no number when it starts:
  *   each delivery takes one, and its final completion one more, when they
- *   happen. 0 means never posted. Owner. */
+ *   happen. 0 means never posted.
+ *
+ * Owner. */
 ASOCK_EXTERN uint64_t asock_op_seq(const asock_op *op);
 
-/** \return the socket of the op's operation, once it started (returned 0
+/** \param op the op.
+ * \return the socket of the op's operation, once it started (returned 0
  *   or ASOCK_PENDING), or NULL before any. After a start that returned a
  *   negative code the value means nothing: the application knows the
- *   socket it passed. Owner. */
+ *   socket it passed.
+ *
+ * Owner. */
 ASOCK_EXTERN asock_socket *asock_op_socket(const asock_op *op);
 
-/** \return the socket an accept produced (AcceptSocket), or NULL. The
- *   application owns it from the completion on. Owner. */
+/** \param op the op.
+ * \return the socket an accept produced (AcceptSocket), or NULL. The
+ *   application owns it from the completion on.
+ *
+ * Owner. */
 ASOCK_EXTERN asock_socket *asock_op_accepted(const asock_op *op);
 
 /** Sets the peer address a connect or send-to uses.
+ * \param op the op.
  * \param addr an AF_INET or AF_INET6 address.
  * \return 0; ASOCK_EAFNOSUPPORT for another family; ASOCK_EINVAL for NULL;
  *   ASOCK_EBUSY while pending.
+ *
  * Owner. */
 ASOCK_EXTERN int asock_op_set_remote(asock_op *op, const struct sockaddr *addr);
 
-/** \return the op's peer address (what a receive-from or accept filled in,
- *   or what asock_op_set_remote() set), or NULL if it has none. Owner. */
+/** \param op the op.
+ * \return the op's peer address (what a receive-from or accept filled in,
+ *   or what asock_op_set_remote() set), or NULL if it has none.
+ *
+ * Owner. */
 ASOCK_EXTERN const struct sockaddr *asock_op_remote(const asock_op *op);
 
 /** Sets a deadline for the op's next operations, counted from each start.
+ * \param op the op.
  * \param timeout_ms milliseconds; 0 means none.
  * \return 0; ASOCK_EBUSY while pending; ASOCK_EINVAL for NULL.
+ *
  * Owner. */
 ASOCK_EXTERN int asock_op_set_timeout(asock_op *op, uint64_t timeout_ms);
 
-/** \return the op's timeout in milliseconds, 0 for none. Owner. */
+/** \param op the op.
+ * \return the op's timeout in milliseconds, 0 for none.
+ *
+ * Owner. */
 ASOCK_EXTERN uint64_t asock_op_timeout(const asock_op *op);
 
-/** \return the pool the op belongs to, or NULL. Any thread. */
+/** \param op the op.
+ * \return the pool the op belongs to, or NULL.
+ *
+ * Any thread. */
 ASOCK_EXTERN asock_pool *asock_op_pool(const asock_op *op);
 
 /** A flag of asock_op_msg_flags(): the datagram was longer than the
  * receive's buffer. The op holds the bytes that fit; the rest is lost. */
 #define ASOCK_MSG_TRUNCATED 0x1u
 
-/** \return the flags (ASOCK_MSG_*) of the datagram the op's last
+/** \param op the op.
+ * \return the flags (ASOCK_MSG_*) of the datagram the op's last
  *   receive-from or receive-message-from completed with; 0 after any other
- *   operation. Owner. */
+ *   operation.
+ *
+ * Owner. */
 ASOCK_EXTERN unsigned int asock_op_msg_flags(const asock_op *op);
 
 /** The packet information of the datagram a receive-message-from completed
  * with (IPPacketInformation): the address it was sent to, which tells a
  * socket bound to a wildcard address which of the host's addresses the peer
  * used, and the index of the interface it came in on.
+ * \param op the op.
  * \param addr receives the destination address (its port is the socket's);
  *   may be NULL. On a dual-stack IPv6 socket an IPv4 datagram's destination
- *   is IPv4-mapped (::ffff:a.b.c.d), as its sender is, on every platform.
+ *   is IPv4-mapped (\::ffff:a.b.c.d), as its sender is, on every platform.
  * \param ifindex receives the interface index; may be NULL.
+ *
  * A datagram that arrived before the socket asked for packet information
  * (see ASOCK_UDP_PKTINFO) has none: the address has family AF_UNSPEC and
  * the index is 0.
  * \return 0; ASOCK_EKIND if the op's last operation was not a
  *   receive-message-from that succeeded; ASOCK_EINVAL for a NULL op.
+ *
  * Owner. */
 ASOCK_EXTERN int asock_op_packet_info(const asock_op *op,
                                       struct sockaddr_storage *addr,
@@ -737,12 +852,15 @@ ASOCK_EXTERN int asock_op_packet_info(const asock_op *op,
  *   power of two from 2 to 2^20. Memory is fixed: window slots.
  * \param first the first sequence number expected.
  * \return 0; ASOCK_EINVAL for a NULL out or a bad window; ASOCK_ENOMEM.
+ *
  * Any thread. */
 ASOCK_EXTERN int asock_seq_create(asock_seq **seq_out, uint32_t window,
                                   uint64_t first);
 
 /** Destroys a stream. Items still in it are dropped (they are the caller's).
+ * \param seq the stream.
  * \return 0, or ASOCK_EINVAL for NULL.
+ *
  * Any thread, once no other uses the stream. */
 ASOCK_EXTERN int asock_seq_destroy(asock_seq *seq);
 
@@ -754,6 +872,7 @@ ASOCK_EXTERN int asock_seq_destroy(asock_seq *seq);
  *   taken; ASOCK_EWINDOW if it is window or more ahead of the next expected
  *   number (push it again once the consumer has caught up); ASOCK_EINVAL for
  *   NULL or a number beyond 2^62. Nothing is stored on error.
+ *
  * Any thread. */
 ASOCK_EXTERN int asock_seq_push(asock_seq *seq, uint64_t number, void *item);
 
@@ -764,11 +883,15 @@ ASOCK_EXTERN int asock_seq_push(asock_seq *seq, uint64_t number, void *item);
  * \return 0; ASOCK_EAGAIN if the next item has not arrived (a gap waits);
  *   ASOCK_EBUSY if another thread is taking from the stream at this moment;
  *   ASOCK_EINVAL for NULL.
+ *
  * Any thread, one consumer at a time (a second gets ASOCK_EBUSY). */
 ASOCK_EXTERN int asock_seq_pop(asock_seq *seq, void **item_out,
                                uint64_t *number_out);
 
-/** \return the next number asock_seq_pop() will hand out. Any thread. */
+/** \param seq the stream.
+ * \return the next number asock_seq_pop() will hand out.
+ *
+ * Any thread. */
 ASOCK_EXTERN uint64_t asock_seq_next(const asock_seq *seq);
 
 /* ------------------------------------------------------------------------ */
@@ -785,8 +908,9 @@ ASOCK_EXTERN uint64_t asock_seq_next(const asock_seq *seq);
  *   creates and owns.
  * \return 0; ASOCK_EINVAL for NULL loop_out or pool; ASOCK_ENOMEM; or a
  *   libuv error initialising the loop's handles.
- * The thread that calls this becomes the loop's thread, until
- * asock_loop_run() is called on another. */
+ *
+ * The thread that calls this becomes the loop's thread, until asock_loop_run()
+ * is called on another. */
 ASOCK_EXTERN int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
                                    uv_loop_t *uv_loop);
 
@@ -795,9 +919,11 @@ ASOCK_EXTERN int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
  * socket waiting for I/O does, but asock's own handles do not, so a loop
  * whose only work is ops handed over from other threads (or tasks) is kept
  * alive with asock_loop_keep_alive() (a loop group's loops are).
+ * \param loop the loop.
  * \param mode UV_RUN_DEFAULT, UV_RUN_ONCE or UV_RUN_NOWAIT.
  * \return what uv_run() returns (non-zero if handles are still active), or
  *   ASOCK_EINVAL for NULL.
+ *
  * The loop's thread; not while the loop is already running. */
 ASOCK_EXTERN int asock_loop_run(asock_loop *loop, uv_run_mode mode);
 
@@ -806,9 +932,10 @@ ASOCK_EXTERN int asock_loop_run(asock_loop *loop, uv_run_mode mode);
 typedef struct asock_task asock_task;
 /** Runs on the loop's thread, with the task that was posted. */
 typedef void (*asock_task_fn)(asock_loop *loop, asock_task *task);
+/** What a task holds: the application sets fn and data. */
 struct asock_task {
-  asock_task_fn fn;
-  void *data;
+  asock_task_fn fn; /**< runs the task; asock_loop_post() needs one */
+  void *data;       /**< the application's, for fn; asock never reads it */
   asock_task *next; /**< asock's while the task is posted */
 };
 
@@ -820,12 +947,17 @@ struct asock_task {
  * inside asock_loop_close(). "Soon" needs the loop running: one with
  * nothing active returns from asock_loop_run() (see there), so a loop that
  * serves other threads' tasks keeps running with asock_loop_keep_alive().
+ * \param loop the loop.
+ * \param task the task; its fn must be set.
  * \return 0; ASOCK_EINVAL for NULL or a task without a function.
+ *
  * Any thread. */
 ASOCK_EXTERN int asock_loop_post(asock_loop *loop, asock_task *task);
 
 /** Makes a running asock_loop_run() return soon.
+ * \param loop the loop.
  * \return 0, or ASOCK_EINVAL for NULL.
+ *
  * Any thread. */
 ASOCK_EXTERN int asock_loop_stop(asock_loop *loop);
 
@@ -836,7 +968,10 @@ ASOCK_EXTERN int asock_loop_stop(asock_loop *loop);
  * started elsewhere) waits for it. Off by default, as libuv's handles are:
  * a loop then returns once nothing keeps it alive. An embedded uv_loop_t is
  * kept alive the same way.
+ * \param loop the loop.
+ * \param enable non-zero to keep it alive, 0 not to.
  * \return 0; ASOCK_EINVAL for NULL; ASOCK_ETHREAD off the loop's thread.
+ *
  * The loop's thread. */
 ASOCK_EXTERN int asock_loop_keep_alive(asock_loop *loop, int enable);
 
@@ -845,15 +980,23 @@ ASOCK_EXTERN int asock_loop_keep_alive(asock_loop *loop, int enable);
  * closed, and frees the loop. An embedded libuv loop is run with
  * UV_RUN_NOWAIT for that (so application callbacks may run) and is left
  * open; an owned one is closed.
+ * \param loop the loop.
  * \return 0; ASOCK_EINVAL for NULL; ASOCK_EBUSY if called from inside one of
  *   the loop's own callbacks.
+ *
  * The loop's thread, while asock_loop_run() is not running. */
 ASOCK_EXTERN int asock_loop_close(asock_loop *loop);
 
-/** \return the libuv loop under the asock loop, or NULL. Any thread. */
+/** \param loop the loop.
+ * \return the libuv loop under the asock loop, or NULL.
+ *
+ * Any thread. */
 ASOCK_EXTERN uv_loop_t *asock_loop_uv(const asock_loop *loop);
 
-/** \return the loop's pool, or NULL. Any thread. */
+/** \param loop the loop.
+ * \return the loop's pool, or NULL.
+ *
+ * Any thread. */
 ASOCK_EXTERN asock_pool *asock_loop_pool(const asock_loop *loop);
 
 /* ------------------------------------------------------------------------ */
@@ -895,6 +1038,7 @@ typedef void (*asock_watermark_cb)(asock_socket *sock, int above);
  * \param sock_out receives the socket; NULL on error.
  * \param loop the loop; the socket belongs to it for its whole life.
  * \return 0; ASOCK_EINVAL for NULL; ASOCK_ENOMEM.
+ *
  * The loop's thread. */
 ASOCK_EXTERN int asock_tcp_create(asock_socket **sock_out, asock_loop *loop);
 
@@ -921,6 +1065,7 @@ ASOCK_EXTERN int asock_tcp_create(asock_socket **sock_out, asock_loop *loop);
  * here on. A connect then leaves from this address; a listen
  * (asock_tcp_listen() with a NULL address) listens on it. A connect that
  * fails undoes the bind with the rest (asock_connect()).
+ * \param sock a TCP socket from asock_tcp_create(), not yet used.
  * \param addr an IPv4 or IPv6 address; port 0 picks a free port.
  * \param flags ASOCK_BIND_* flags.
  * \return 0; ASOCK_EINVAL for NULL, unknown flags, or REUSEADDR with
@@ -928,6 +1073,7 @@ ASOCK_EXTERN int asock_tcp_create(asock_socket **sock_out, asock_loop *loop);
  *   listening, connected or connecting; ASOCK_ECLOSED; ASOCK_EAFNOSUPPORT; a
  *   system error (ASOCK_EADDRINUSE, ASOCK_EACCES, ...), after which the
  *   socket is as it was.
+ *
  * The loop's thread. */
 ASOCK_EXTERN int asock_tcp_bind(asock_socket *sock, const struct sockaddr *addr,
                                 unsigned int flags);
@@ -944,6 +1090,7 @@ ASOCK_EXTERN int asock_tcp_bind(asock_socket *sock, const struct sockaddr *addr,
  *   already listening, or bound and given an address; ASOCK_ECLOSED once
  *   closed; a system error (ASOCK_EADDRINUSE, ASOCK_EACCES, ...). A listen
  *   that fails after the bind leaves the socket bound.
+ *
  * The loop's thread. */
 ASOCK_EXTERN int asock_tcp_listen(asock_socket *sock,
                                   const struct sockaddr *addr, int backlog,
@@ -959,10 +1106,13 @@ ASOCK_EXTERN int asock_tcp_listen(asock_socket *sock,
  * ASOCK_ACCEPT_PAUSE_MS: they wait in the kernel's backlog, and an accept
  * posted meanwhile waits too (or completes at once if the connection can
  * be taken now), so that posting again from the callback does not spin.
+ * \param listener a listening TCP socket.
+ * \param op an idle op of the loop's pool.
  * \return 0 if a connection was already waiting (accepted now, no
  *   callback); ASOCK_PENDING; or, without starting: ASOCK_EINVAL for NULL,
  *   ASOCK_EKIND if the socket is not listening, ASOCK_EFOREIGN for an op of
  *   another pool, ASOCK_EBUSY if the op is pending, ASOCK_ECLOSED.
+ *
  * Any thread (an operation start). */
 ASOCK_EXTERN int asock_accept(asock_socket *listener, asock_op *op);
 
@@ -981,11 +1131,16 @@ ASOCK_EXTERN int asock_accept(asock_socket *listener, asock_op *op);
  * asock_cancel() ends it the same way, with ASOCK_ECANCELED; when the listener
  * or the loop closes, the connection taken is closed with it and
  * asock_op_accepted() is NULL. Listening with ASOCK_LISTEN_DEFER_ACCEPT lets
- * the kernel hold the connections until they send, where it can. \return 0 if a
- * connection with bytes was already there (both taken now, no callback);
- * ASOCK_PENDING; or, without starting, what asock_accept() returns, and what
- * asock_receive() returns for the op's buffer (ASOCK_EINVAL for an empty
- * window, ASOCK_EKIND for a buffer list). Any thread (an operation start). */
+ * the kernel hold the connections until they send, where it can.
+ * \param listener a listening TCP socket.
+ * \param op an idle op of the loop's pool, with a window for the first bytes or
+ *   no buffer.
+ * \return 0 if a connection with bytes was already there (both taken now, no
+ *   callback); ASOCK_PENDING; or, without starting, what asock_accept()
+ *   returns, and what asock_receive() returns for the op's buffer
+ *   (ASOCK_EINVAL for an empty window, ASOCK_EKIND for a buffer list).
+ *
+ * Any thread (an operation start). */
 ASOCK_EXTERN int asock_accept_receive(asock_socket *listener, asock_op *op);
 /** How long a listener that ran out of descriptors or memory waits before
  * it takes connections again; see asock_accept(). */
@@ -996,39 +1151,51 @@ ASOCK_EXTERN int asock_accept_receive(asock_socket *listener, asock_op *op);
  * the socket as it was made, able to connect again, to the same address or
  * another; one that times out or is cancelled closes it (its next start
  * returns ASOCK_ECLOSED).
+ * \param sock a TCP socket that neither listens nor is connected.
+ * \param op an idle op of the loop's pool, with the peer's address set.
  * \return ASOCK_PENDING; or, without starting: ASOCK_EINVAL for NULL or an
  *   op with no remote address, ASOCK_EKIND if the socket listens or is
  *   connected or connecting, ASOCK_EFOREIGN, ASOCK_EBUSY, ASOCK_ECLOSED, or
  *   a system error libuv reports at once. The op's status on completion is
  *   0 or the error (ASOCK_ECONNREFUSED, ASOCK_ETIMEDOUT, ...).
+ *
  * Any thread (an operation start). */
 ASOCK_EXTERN int asock_connect(asock_socket *sock, asock_op *op);
 
 /** Resolves a host name (uv_getaddrinfo) and connects to each address it
  * yields in turn until one accepts. The address connected to is left in the
  * op (asock_op_remote()).
+ * \param sock a TCP socket that neither listens nor is connected.
+ * \param op an idle op of the loop's pool.
  * \param host a host name or numeric address; copied, need not outlive the
  *   call.
  * \param port the TCP port.
  * \return as asock_connect(); a name that does not resolve completes with
  *   ASOCK_EAI_NONAME (or another ASOCK_EAI_* code).
+ *
  * Any thread (an operation start). */
 ASOCK_EXTERN int asock_connect_host(asock_socket *sock, asock_op *op,
                                     const char *host, unsigned short port);
 
-/** \return how many addresses the op's last asock_connect_host() tried
+/** \param op the op.
+ * \return how many addresses the op's last asock_connect_host() tried
  *   (ConnectByNameError), 0 when its last operation was something else or
- *   the name did not resolve. Owner, once the op is idle. */
+ *   the name did not resolve.
+ *
+ * Owner, once the op is idle. */
 ASOCK_EXTERN size_t asock_op_connect_attempts(const asock_op *op);
 
 /** One address the op's last asock_connect_host() tried, in the order
  * tried, and how that attempt ended: 0 for the one that connected, else
  * its error (ASOCK_ECONNREFUSED, ASOCK_ETIMEDOUT, ASOCK_ECANCELED...).
+ * \param op the op.
  * \param index from 0 to asock_op_connect_attempts() - 1.
  * \param addr receives the address; may be NULL.
  * \param error receives the attempt's result; may be NULL.
  * \return 0; ASOCK_EINVAL for a NULL op or an index out of range;
- *   ASOCK_EBUSY while pending. Owner. */
+ *   ASOCK_EBUSY while pending.
+ *
+ * Owner. */
 ASOCK_EXTERN int asock_op_connect_attempt(const asock_op *op, size_t index,
                                           struct sockaddr_storage *addr,
                                           int *error);
@@ -1038,6 +1205,9 @@ ASOCK_EXTERN int asock_op_connect_attempt(const asock_op *op, size_t index,
  * what it does not take at once is queued. Sends reach the wire in posting
  * order; sends queued behind a blocked one leave together in one vectored
  * write when the socket drains.
+ * \param sock a connected TCP socket.
+ * \param op an idle op of the loop's pool, with the bytes in its window or
+ *   buffer list.
  * \return 0 if it completed in the call: the status is in the op, 0 with
  *   asock_op_bytes() = every byte, or a connection error (ASOCK_EPIPE,
  *   ASOCK_ECONNRESET, ...) found by the attempt; ASOCK_PENDING; or, without
@@ -1045,6 +1215,7 @@ ASOCK_EXTERN int asock_op_connect_attempt(const asock_op *op, size_t index,
  *   ASOCK_EFOREIGN, ASOCK_EBUSY, ASOCK_ECLOSED, ASOCK_ENOTCONN before a
  *   connection, ASOCK_ENOBUFS if the bytes would take the socket's queue past
  *   its hard cap.
+ *
  * Any thread (an operation start). */
 ASOCK_EXTERN int asock_send(asock_socket *sock, asock_op *op);
 
@@ -1060,6 +1231,8 @@ ASOCK_EXTERN int asock_send(asock_socket *sock, asock_op *op);
  * while the pool has no free slice, or fails with ASOCK_ENOBUFS if the
  * pool fails fast. Memory pieces and the sends around it are never
  * copied.
+ * \param sock a connected TCP socket.
+ * \param op an idle op of the loop's pool, with its list of pieces set.
  * \return as asock_send(), and: ASOCK_EINVAL if no list is set;
  *   completion ASOCK_EOF if a file ends before its range does (the bytes
  *   before it went); the file's read error. A send of packets that fails
@@ -1069,6 +1242,7 @@ ASOCK_EXTERN int asock_send(asock_socket *sock, asock_op *op);
  *   offset) fails alone. A cancel or timeout ends it as for asock_send():
  *   while it waits behind other sends, or for its file read or a slice,
  *   the connection stays; once its bytes are going, it is reset.
+ *
  * Any thread (an operation start). */
 ASOCK_EXTERN int asock_send_packets(asock_socket *sock, asock_op *op);
 
@@ -1083,6 +1257,9 @@ ASOCK_EXTERN int asock_send_packets(asock_socket *sock, asock_op *op);
  * of stream completes with ASOCK_EOF (and so does every later receive). On
  * a multishot op (asock_op_set_multishot()) the receive stays posted and
  * delivers every chunk as it is read.
+ * \param sock a connected TCP socket.
+ * \param op an idle op of the loop's pool, with a window to receive into or no
+ *   buffer.
  * \return 0 if data (or the end of the stream, or an error) was already
  *   there: the status is in the op (never for a multishot receive);
  *   ASOCK_PENDING; or, without starting: ASOCK_EINVAL for NULL or an empty
@@ -1090,6 +1267,7 @@ ASOCK_EXTERN int asock_send_packets(asock_socket *sock, asock_op *op);
  *   list, ASOCK_EFOREIGN, ASOCK_EBUSY (the op is pending, or a multishot
  *   receive is pending on the socket), ASOCK_ECLOSED, ASOCK_ENOTCONN, and
  *   with ASOCK_POOL_FAIL_FAST, ASOCK_ENOBUFS when no slice is free.
+ *
  * Any thread (an operation start). */
 ASOCK_EXTERN int asock_receive(asock_socket *sock, asock_op *op);
 
@@ -1099,10 +1277,13 @@ ASOCK_EXTERN int asock_receive(asock_socket *sock, asock_op *op);
  * still calls asock_socket_close() to release the socket. After
  * asock_shutdown() has completed it only closes. To read what the peer
  * still sends after the last bytes sent, use asock_shutdown() instead.
+ * \param sock a connected TCP socket.
+ * \param op an idle op of the loop's pool.
  * \return ASOCK_PENDING; or, without starting: ASOCK_EINVAL, ASOCK_EKIND
  *   for a listening socket, ASOCK_ENOTCONN, ASOCK_EFOREIGN, ASOCK_EBUSY,
  *   ASOCK_ECLOSED (also when a disconnect or a shutdown is already under
  *   way).
+ *
  * Any thread (an operation start). */
 ASOCK_EXTERN int asock_disconnect(asock_socket *sock, asock_op *op);
 
@@ -1115,12 +1296,15 @@ ASOCK_EXTERN int asock_disconnect(asock_socket *sock, asock_op *op);
  * Cancelling a shutdown that still waits for earlier sends, or its timeout,
  * takes it back (the socket may send again); once the FIN is on its way
  * it cannot be taken back, and the connection is reset.
+ * \param sock a connected TCP socket.
+ * \param op an idle op of the loop's pool, not multishot.
  * \return 0 if it completed in the call (nothing was queued: on Unix the
  *   FIN is handed to the kernel at once), with the status in the op;
  *   ASOCK_PENDING; or, without starting: ASOCK_EINVAL, ASOCK_EKIND for a
  *   listening or UDP socket or a multishot op, ASOCK_ENOTCONN,
  *   ASOCK_ESHUTDOWN if the sending side is already shut down (or a
  *   disconnect is under way), ASOCK_EFOREIGN, ASOCK_EBUSY, ASOCK_ECLOSED.
+ *
  * Any thread (an operation start). */
 ASOCK_EXTERN int asock_shutdown(asock_socket *sock, asock_op *op);
 
@@ -1128,7 +1312,9 @@ ASOCK_EXTERN int asock_shutdown(asock_socket *sock, asock_op *op);
  * callback, soon after. A send whose bytes are partly on the wire cannot be
  * taken back: cancelling it resets the connection (the stream could not go
  * on), and every other op of the socket completes with ASOCK_ECANCELED.
+ * \param op a pending op.
  * \return 0; ASOCK_ENOTPENDING if the op is idle; ASOCK_EINVAL for NULL.
+ *
  * Any thread (handed to the loop from another, as an operation start). */
 ASOCK_EXTERN int asock_cancel(asock_op *op);
 
@@ -1136,9 +1322,11 @@ ASOCK_EXTERN int asock_cancel(asock_op *op);
  * once, through its callback, after this call returns. The socket's memory
  * goes back once libuv has closed the handle; the pointer must not be used
  * after this call.
+ * \param sock a TCP or UDP socket.
  * \param flags 0 for a graceful close (FIN), ASOCK_CLOSE_ABORT for a reset.
  * \return 0; ASOCK_EINVAL for NULL or unknown flags; ASOCK_ECLOSED if the
  *   socket was already closed.
+ *
  * The loop's thread. */
 ASOCK_EXTERN int asock_socket_close(asock_socket *sock, unsigned int flags);
 
@@ -1152,8 +1340,14 @@ ASOCK_EXTERN int asock_socket_close(asock_socket *sock, unsigned int flags);
  * the sends still queued complete with ASOCK_ECANCELED. asock lingers
  * itself, counting on its loop's timer: the OS's SO_LINGER would make the
  * close block the loop's thread. The socket's memory stays until then.
+ * \param sock a TCP socket.
+ * \param enable non-zero for on, 0 for off.
+ * \param timeout_s when on, how long the queued sends may take, in seconds; 0
+ *   resets the connection at the close.
  * \return 0; ASOCK_EINVAL for NULL; ASOCK_EKIND for a UDP socket;
- *   ASOCK_ECLOSED. The loop's thread. */
+ *   ASOCK_ECLOSED.
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_socket_set_linger(asock_socket *sock, int enable,
                                          unsigned int timeout_s);
 
@@ -1164,13 +1358,24 @@ ASOCK_EXTERN int asock_socket_set_linger(asock_socket *sock, int enable,
  * and set on the OS socket as it is made, before it binds or connects;
  * after, it is set at once. An option the OS refuses when the OS socket is
  * made fails that bind, listen or connect with the OS's error.
+ * \param sock a TCP socket.
+ * \param enable non-zero to set the option, 0 to clear it.
  * \return 0; ASOCK_EINVAL; ASOCK_EKIND for a UDP socket; ASOCK_ECLOSED;
- *   ASOCK_ENOMEM; or the OS's error. The loop's thread. */
+ *   ASOCK_ENOMEM; or the OS's error.
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_socket_set_nodelay(asock_socket *sock, int enable);
 
 /** Sets SO_KEEPALIVE with the idle time before the first probe (0 leaves
  * the system's). Kept until the OS socket exists, as asock_socket_set_nodelay()
- * says. \return as asock_socket_set_nodelay(). The loop's thread. */
+ * says.
+ * \param sock a TCP socket.
+ * \param enable non-zero to set SO_KEEPALIVE, 0 to clear it.
+ * \param delay_s the idle seconds before the first probe; 0 leaves the
+ *   system's.
+ * \return as asock_socket_set_nodelay().
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_socket_set_keepalive(asock_socket *sock, int enable,
                                             unsigned int delay_s);
 
@@ -1178,8 +1383,14 @@ ASOCK_EXTERN int asock_socket_set_keepalive(asock_socket *sock, int enable,
  * and how many go unanswered before the connection is dropped
  * (TCP_KEEPCNT); 0 leaves either as it is. Kept until the OS socket
  * exists, as asock_socket_set_nodelay() says.
+ * \param sock a TCP socket.
+ * \param interval_s the seconds between probes; 0 leaves it as it is.
+ * \param count the probes that go unanswered before the connection is dropped;
+ *   0 leaves it as it is.
  * \return as asock_socket_set_nodelay(); ASOCK_ENOTSUP where the platform
- *   has no such options (Windows before 10 1709). The loop's thread. */
+ *   has no such options (Windows before 10 1709).
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_socket_set_keepalive_probes(asock_socket *sock,
                                                    unsigned int interval_s,
                                                    unsigned int count);
@@ -1188,24 +1399,41 @@ ASOCK_EXTERN int asock_socket_set_keepalive_probes(asock_socket *sock,
  * without its OS socket yet the size set is kept, as
  * asock_socket_set_nodelay() says, and read back as set; a UDP socket needs
  * its OS socket (ASOCK_ENOTCONN before its bind).
+ * \param sock a TCP or UDP socket.
  * \param value in: 0 to read, or the size to set; out: the size. Linux
  *   reports twice what was set, as it reserves room for bookkeeping.
  * \return 0 or an error (ASOCK_ENOTCONN when reading a size neither set
- *   nor yet the OS's). The loop's thread. */
+ *   nor yet the OS's).
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_socket_send_buffer_size(asock_socket *sock, int *value);
 
-/** As asock_socket_send_buffer_size(), for SO_RCVBUF. */
+/** As asock_socket_send_buffer_size(), for SO_RCVBUF.
+ * \param sock a TCP or UDP socket.
+ * \param value as for asock_socket_send_buffer_size().
+ * \return as asock_socket_send_buffer_size().
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_socket_recv_buffer_size(asock_socket *sock, int *value);
 
 /** The socket's own address. It needs the OS socket: a TCP socket has one
  * once bound, listening or connected.
- * \param addr receives it. \param len in: the room; out: the length.
- * \return 0 or an error (ASOCK_ENOTCONN, ASOCK_EINVAL...). The loop's thread.
- */
+ * \param sock the socket.
+ * \param addr receives it.
+ * \param len in: the room; out: the length.
+ * \return 0 or an error (ASOCK_ENOTCONN, ASOCK_EINVAL...).
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_socket_local_address(asock_socket *sock,
                                             struct sockaddr *addr, int *len);
 
-/** The peer's address; as asock_socket_local_address(). */
+/** The peer's address; as asock_socket_local_address().
+ * \param sock a connected socket.
+ * \param addr receives it.
+ * \param len in: the room; out: the length.
+ * \return as asock_socket_local_address().
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_socket_remote_address(asock_socket *sock,
                                              struct sockaddr *addr, int *len);
 
@@ -1213,8 +1441,12 @@ ASOCK_EXTERN int asock_socket_remote_address(asock_socket *sock,
  * SOCKET on Windows. It stays asock's: the application may set options on
  * it, but must not close it, read or write it, or change its blocking
  * mode; what it does with it is its own responsibility.
+ * \param sock the socket.
+ * \param out receives the OS socket.
  * \return 0; ASOCK_ENOTCONN before the socket has one; ASOCK_ECLOSED;
- *   ASOCK_EINVAL for NULL. The loop's thread. */
+ *   ASOCK_EINVAL for NULL.
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_socket_fileno(const asock_socket *sock,
                                      uv_os_sock_t *out);
 
@@ -1222,53 +1454,87 @@ ASOCK_EXTERN int asock_socket_fileno(const asock_socket *sock,
  * (SetSocketOption). asock does not check what it passes on: the option's
  * meaning, and what it does to asock's use of the socket, are the
  * application's responsibility.
+ * \param sock the socket.
+ * \param level, name the option, as setsockopt() takes them.
+ * \param value, len its value and the value's length in bytes.
  * \return 0; ASOCK_ENOTCONN before the socket has its OS socket;
  *   ASOCK_EINVAL for NULL or a zero length; ASOCK_ECLOSED; or the OS's
- *   error. The loop's thread. */
+ *   error.
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_socket_set_option(asock_socket *sock, int level,
                                          int name, const void *value,
                                          size_t len);
 
 /** getsockopt() on the OS socket (GetSocketOption), as
  * asock_socket_set_option().
- * \param len in: the room at value; out: the option's length. */
+ * \param sock the socket.
+ * \param level, name the option, as getsockopt() takes them.
+ * \param value receives its value.
+ * \param len in: the room at value; out: the option's length.
+ * \return as asock_socket_set_option().
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_socket_get_option(asock_socket *sock, int level,
                                          int name, void *value, size_t *len);
 
-/** Sets the send back-pressure limits of a socket.
+/** Sets the send back-pressure limits of a socket. Defaults: low 16 KiB,
+ * high 64 KiB, cap 0.
+ * \param sock the socket.
  * \param low, high the watermarks, in queued bytes: the watermark callback
  *   is told when the queue reaches high, and again when it falls to low.
  * \param cap the hard cap: a send that would take the queue beyond it fails
  *   with ASOCK_ENOBUFS (a send into an empty queue is always allowed). 0
  *   means no cap.
  * \return 0; ASOCK_EINVAL if low > high, or cap is non-zero and below high.
- * The loop's thread. Defaults: low 16 KiB, high 64 KiB, cap 0. */
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_socket_set_send_limits(asock_socket *sock, size_t low,
                                               size_t high, size_t cap);
 
 /** Sets the callback asock_socket_set_send_limits() describes.
- * \return 0 or ASOCK_EINVAL. The loop's thread. */
+ * \param sock the socket.
+ * \param cb the callback; NULL for none.
+ * \return 0 or ASOCK_EINVAL.
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_socket_set_watermark_cb(asock_socket *sock,
                                                asock_watermark_cb cb);
 
-/** \return the bytes accepted by asock_send() and not yet taken by the
- *   kernel. The loop's thread. */
+/** \param sock the socket.
+ * \return the bytes accepted by asock_send() and not yet taken by the
+ *   kernel.
+ *
+ * The loop's thread. */
 ASOCK_EXTERN size_t asock_socket_send_queued(const asock_socket *sock);
 
 /** Sets the pointer the application keeps in the socket.
- * \return 0 or ASOCK_EINVAL. The loop's thread. */
+ * \param sock the socket.
+ * \param user_data the pointer.
+ * \return 0 or ASOCK_EINVAL.
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_socket_set_user_data(asock_socket *sock,
                                             void *user_data);
 
-/** \return the socket's user data, or NULL. The loop's thread. */
+/** \param sock the socket.
+ * \return the socket's user data, or NULL.
+ *
+ * The loop's thread. */
 ASOCK_EXTERN void *asock_socket_user_data(const asock_socket *sock);
 
-/** \return the socket's loop, or NULL. Any thread. */
+/** \param sock the socket.
+ * \return the socket's loop, or NULL.
+ *
+ * Any thread. */
 ASOCK_EXTERN asock_loop *asock_socket_loop(const asock_socket *sock);
 
-/** \return the number of slices counted against the socket now (what the
+/** \param sock the socket.
+ * \return the number of slices counted against the socket now (what the
  *   pool's socket_quota limits): those its receives hold, and those the
- *   application took from them and has not released. Any thread. */
+ *   application took from them and has not released.
+ *
+ * Any thread. */
 ASOCK_EXTERN size_t asock_socket_slices_held(const asock_socket *sock);
 
 /* ------------------------------------------------------------------------ */
@@ -1295,18 +1561,27 @@ typedef void (*asock_group_accept_cb)(asock_group *group, asock_socket *conn,
 
 /** Creates a group: `loops` asock loops, each created and run on a thread
  * of its own, all over `pool`. Returns when every loop runs.
+ * \param group_out receives the group; NULL on error.
+ * \param pool the pool the loops share.
  * \param loops 1 to 256.
  * \return 0; ASOCK_EINVAL for NULL or a count out of range; ASOCK_ENOMEM;
  *   a system error starting a thread or a loop.
+ *
  * Any thread but a group's own. */
 ASOCK_EXTERN int asock_group_create(asock_group **group_out, asock_pool *pool,
                                     unsigned int loops);
 
-/** \return the number of loops of the group, 0 for NULL. Any thread. */
+/** \param group the group.
+ * \return the number of loops of the group, 0 for NULL.
+ *
+ * Any thread. */
 ASOCK_EXTERN unsigned int asock_group_size(const asock_group *group);
 
-/** \return loop `index` of the group, or NULL. Its thread is the group's:
+/** \param group the group.
+ * \param index from 0 to asock_group_size() - 1.
+ * \return loop `index` of the group, or NULL. Its thread is the group's:
  * other threads reach it through asock_loop_post() or by starting ops.
+ *
  * Any thread. */
 ASOCK_EXTERN asock_loop *asock_group_loop(const asock_group *group,
                                           unsigned int index);
@@ -1316,12 +1591,18 @@ ASOCK_EXTERN asock_loop *asock_group_loop(const asock_group *group,
  * or with ASOCK_GROUP_HANDOFF, the first loop accepts and hands each
  * connection to the loops in turn (itself included). Either way cb hears of
  * every connection on the connection's loop. One listener per group.
+ * \param group the group.
+ * \param addr an IPv4 or IPv6 address; port 0 picks a free port.
+ * \param backlog the kernel's accept backlog, of each listener.
  * \param flags ASOCK_LISTEN_IPV6ONLY, ASOCK_LISTEN_REUSEADDR,
  *   ASOCK_GROUP_HANDOFF.
+ * \param cb told of each connection.
+ * \param arg passed to cb.
  * \return 0; ASOCK_EINVAL for NULL or unknown flags; ASOCK_EKIND if the
  *   group listens already; ASOCK_ECLOSED once stopping; ASOCK_ENOBUFS when
  *   the pool has too few ops for the listeners' accepts (four per
  *   listener); a system error (ASOCK_EADDRINUSE, ...).
+ *
  * Any thread but a group's own (the call waits for the loops). */
 ASOCK_EXTERN int asock_group_listen(asock_group *group,
                                     const struct sockaddr *addr, int backlog,
@@ -1329,13 +1610,20 @@ ASOCK_EXTERN int asock_group_listen(asock_group *group,
                                     asock_group_accept_cb cb, void *arg);
 
 /** The address the group listens on (its port, when it asked for 0).
- * \return 0; ASOCK_ENOTCONN when not listening; ASOCK_EINVAL. Any thread.
- */
+ * \param group the group.
+ * \param addr receives the address.
+ * \return 0; ASOCK_ENOTCONN when not listening; ASOCK_EINVAL.
+ *
+ * Any thread. */
 ASOCK_EXTERN int asock_group_local_address(const asock_group *group,
                                            struct sockaddr_storage *addr);
 
-/** \return the connections loop `index` was given by the group listener so
- * far. Any thread. */
+/** \param group the group.
+ * \param index from 0 to asock_group_size() - 1.
+ * \return the connections loop `index` was given by the group listener so
+ *   far.
+ *
+ * Any thread. */
 ASOCK_EXTERN uint64_t asock_group_accepted(const asock_group *group,
                                            unsigned int index);
 
@@ -1344,13 +1632,18 @@ ASOCK_EXTERN uint64_t asock_group_accepted(const asock_group *group,
  * connections can finish; then every socket still open is closed (each
  * pending op completes with ASOCK_ECANCELED, exactly once, on its loop's
  * thread), the loops are closed and their threads joined.
+ * \param group the group.
+ * \param grace_ms how long the loops run on, in milliseconds.
  * \return 0; ASOCK_EINVAL for NULL; ASOCK_ECLOSED if already stopped;
  *   ASOCK_ETHREAD on a group thread.
+ *
  * Any thread but a group's own. */
 ASOCK_EXTERN int asock_group_stop(asock_group *group, uint64_t grace_ms);
 
 /** Frees a group, stopping it first (grace 0) if it still runs.
+ * \param group the group.
  * \return 0; ASOCK_EINVAL; ASOCK_ETHREAD on a group thread.
+ *
  * Any thread but a group's own. */
 ASOCK_EXTERN int asock_group_destroy(asock_group *group);
 
@@ -1380,16 +1673,22 @@ ASOCK_EXTERN int asock_group_destroy(asock_group *group);
  * asock_udp_bind(), or from asock_udp_connect() (bound to a port the kernel
  * picks).
  * \param sock_out receives the socket; NULL on error.
+ * \param loop the loop; the socket belongs to it for its whole life.
  * \return 0; ASOCK_EINVAL for NULL; ASOCK_ENOMEM; ASOCK_ECLOSED while the
- *   loop closes. The loop's thread. */
+ *   loop closes.
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_udp_create(asock_socket **sock_out, asock_loop *loop);
 
 /** Binds a UDP socket to a local address.
+ * \param sock a UDP socket not yet bound.
  * \param addr an IPv4 or IPv6 address; port 0 picks a free port.
  * \param flags ASOCK_UDP_* flags.
  * \return 0; ASOCK_EINVAL for NULL or unknown flags; ASOCK_EKIND for a TCP
  *   socket or one already bound; ASOCK_EAFNOSUPPORT; ASOCK_ECLOSED; a system
- *   error (ASOCK_EADDRINUSE, ASOCK_EACCES, ...). The loop's thread. */
+ *   error (ASOCK_EADDRINUSE, ASOCK_EACCES, ...).
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_udp_bind(asock_socket *sock, const struct sockaddr *addr,
                                 unsigned int flags);
 
@@ -1397,47 +1696,73 @@ ASOCK_EXTERN int asock_udp_bind(asock_socket *sock, const struct sockaddr *addr,
  * goes there, and only its datagrams are received. An unbound socket is
  * bound to the wildcard address of the peer's family first. NULL removes
  * the association.
+ * \param sock a UDP socket.
+ * \param addr the peer, an IPv4 or IPv6 address; NULL removes the association.
  * \return 0; ASOCK_EINVAL; ASOCK_EKIND for a TCP socket; ASOCK_ENOTCONN
  *   when removing an association there is not; ASOCK_EAFNOSUPPORT;
- *   ASOCK_ECLOSED; a system error. The loop's thread. */
+ *   ASOCK_ECLOSED; a system error.
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_udp_connect(asock_socket *sock,
                                    const struct sockaddr *addr);
 
 /** Sets SO_BROADCAST. Like every UDP option below, it needs the OS socket:
  * before asock_udp_bind() or asock_udp_connect() it returns ASOCK_ENOTCONN.
- * \return 0 or an error. The loop's thread. */
+ * \param sock a UDP socket.
+ * \param enable non-zero to set the option, 0 to clear it.
+ * \return 0 or an error.
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_udp_set_broadcast(asock_socket *sock, int enable);
 
 /** Sets the unicast hop limit (IP_TTL, or IPV6_UNICAST_HOPS on an IPv6
- * socket). \param ttl 1 to 255. \return 0 or an error. The loop's thread. */
+ * socket).
+ * \param sock a UDP socket.
+ * \param ttl 1 to 255.
+ * \return 0 or an error.
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_udp_set_ttl(asock_socket *sock, int ttl);
 
 /** Sets the multicast hop limit (IP_MULTICAST_TTL, IPV6_MULTICAST_HOPS).
- * \param ttl 0 to 255. \return 0 or an error. The loop's thread. */
+ * \param sock a UDP socket.
+ * \param ttl 0 to 255.
+ * \return 0 or an error.
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_udp_set_multicast_ttl(asock_socket *sock, int ttl);
 
 /** Sets whether the socket's own multicast datagrams loop back to the host
- * (IP_MULTICAST_LOOP, IPV6_MULTICAST_LOOP). \return 0 or an error. The
- * loop's thread. */
+ * (IP_MULTICAST_LOOP, IPV6_MULTICAST_LOOP).
+ * \param sock a UDP socket.
+ * \param enable non-zero to loop them back, 0 not to.
+ * \return 0 or an error.
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int asock_udp_set_multicast_loop(asock_socket *sock, int enable);
 
 /** Chooses the interface multicast datagrams leave by.
+ * \param sock a UDP socket.
  * \param iface for an IPv4 socket, an AF_INET address of the interface;
  *   for an IPv6 socket, an AF_INET6 address whose sin6_scope_id is the
  *   interface index. NULL goes back to the system's choice.
- * \return 0 or an error (ASOCK_EAFNOSUPPORT for the other family). The
- *   loop's thread. */
+ * \return 0 or an error (ASOCK_EAFNOSUPPORT for the other family).
+ *
+ * The loop's thread. */
 ASOCK_EXTERN int
 asock_udp_set_multicast_interface(asock_socket *sock,
                                   const struct sockaddr *iface);
 
 /** Joins (join = 1) or leaves (join = 0) a multicast group.
+ * \param sock a UDP socket.
  * \param group the group's address, of the socket's family (an IPv6 socket
  *   also takes IPv4 groups unless it is IPv6-only).
  * \param iface the interface, as for asock_udp_set_multicast_interface();
  *   NULL lets the system choose.
+ * \param join 1 to join, 0 to leave.
  * \return 0 or an error (ASOCK_EINVAL for an address that is not
  *   multicast, ASOCK_EADDRNOTAVAIL when leaving a group not joined, ...).
+ *
  * The loop's thread. */
 ASOCK_EXTERN int asock_udp_set_membership(asock_socket *sock,
                                           const struct sockaddr *group,
@@ -1452,6 +1777,9 @@ ASOCK_EXTERN int asock_udp_set_membership(asock_socket *sock,
  * send-to is queued the kernel is tried at once; a datagram the kernel
  * cannot take now waits, and datagrams leave in posting order. A socket not
  * yet bound is bound to the wildcard address first.
+ * \param sock a UDP socket.
+ * \param op an idle op of the loop's pool, with the datagram in its window or
+ *   buffer list.
  * \return 0 if it completed in the call: the status is in the op (0 with
  *   asock_op_bytes() = the datagram's length, or the error the kernel
  *   reported, such as ASOCK_ECONNREFUSED after an ICMP port unreachable on
@@ -1461,6 +1789,7 @@ ASOCK_EXTERN int asock_udp_set_membership(asock_socket *sock,
  *   ASOCK_EMSGSIZE above 65507 bytes (IPv4) or 65527 (IPv6), ASOCK_EFOREIGN,
  *   ASOCK_EBUSY, ASOCK_ECLOSED, ASOCK_ENOBUFS if the datagram would take the
  *   socket's send queue past its hard cap.
+ *
  * Any thread (an operation start). */
 ASOCK_EXTERN int asock_send_to(asock_socket *sock, asock_op *op);
 
@@ -1476,6 +1805,9 @@ ASOCK_EXTERN int asock_send_to(asock_socket *sock, asock_op *op);
  * (asock_op_set_multishot()) the receive stays posted and delivers every
  * datagram; an error the kernel reports for one (such as
  * ASOCK_ECONNREFUSED) is its final completion.
+ * \param sock a bound or connected UDP socket.
+ * \param op an idle op of the loop's pool, with a window to receive into or no
+ *   buffer.
  * \return 0 if a datagram (or an error) was already there: the status is
  *   in the op (never for a multishot receive); ASOCK_PENDING; or, without
  *   starting: ASOCK_EINVAL for NULL or an empty window, ASOCK_EKIND for a
@@ -1484,11 +1816,15 @@ ASOCK_EXTERN int asock_send_to(asock_socket *sock, asock_op *op);
  *   pending, or a multishot receive is pending on the socket),
  *   ASOCK_ECLOSED, and with ASOCK_POOL_FAIL_FAST, ASOCK_ENOBUFS when no
  *   slice is free.
+ *
  * Any thread (an operation start). */
 ASOCK_EXTERN int asock_receive_from(asock_socket *sock, asock_op *op);
 
 /** As asock_receive_from(), and the op also gets the datagram's packet
  * information (ReceiveMessageFromAsync): see asock_op_packet_info().
+ * \param sock, op as for asock_receive_from().
+ * \return as asock_receive_from().
+ *
  * Any thread (an operation start). */
 ASOCK_EXTERN int asock_receive_message_from(asock_socket *sock, asock_op *op);
 
