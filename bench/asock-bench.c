@@ -35,6 +35,9 @@ static void usage(FILE *out) {
           "  --churn             connect, echo one message, close, repeat\n"
           "  --reset             churn: close with RST instead of FIN\n"
           "  --json              print one JSON object instead of text\n"
+          "  --histogram FILE    write the latency distribution to FILE\n"
+          "                      (HdrHistogram's .hgrm format; - for "
+          "stdout)\n"
           "  --progress          a progress line each second (default: "
           "when\n"
           "                      stderr is a terminal)\n"
@@ -76,6 +79,8 @@ static void parse(int argc, char **argv, bench_config *cfg) {
       cfg->mode = BENCH_CHURN;
     } else if (strcmp(argv[i], "--reset") == 0) {
       cfg->reset = 1;
+    } else if (bench_opt_value(argc, argv, &i, "--histogram", &v)) {
+      cfg->histogram = v;
     } else if (strcmp(argv[i], "--json") == 0) {
       cfg->json = 1;
     } else if (strcmp(argv[i], "--progress") == 0) {
@@ -217,9 +222,28 @@ static void report(const bench_run *r, const bench_config *cfg) {
   printf("\n");
 }
 
+/* The latency distribution, to a file or (for "-") after the report. */
+static int write_histogram(const bench_run *r, const char *path) {
+  FILE *out = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
+  int err;
+
+  if (out == NULL) {
+    fprintf(stderr, "asock-bench: cannot write %s\n", path);
+    return -1;
+  }
+  err = bench_hist_write(&r->hist, out);
+  if (out == stdout)
+    err |= fflush(out);
+  else
+    err |= fclose(out);
+  if (err != 0)
+    fprintf(stderr, "asock-bench: writing %s failed\n", path);
+  return err != 0 ? -1 : 0;
+}
+
 int main(int argc, char **argv) {
-  bench_config cfg = {"127.0.0.1", 0,   1,         64, 1, 10.0,
-                      0.0,         1.0, BENCH_TCP, 0,  0, 0};
+  bench_config cfg = {"127.0.0.1", 0,         1, 64, 1, 10.0, 0.0,
+                      1.0,         BENCH_TCP, 0, 0,  0, NULL};
   static bench_run run; /* holds the histogram: too big for some stacks */
   uint64_t limit;
 
@@ -238,5 +262,7 @@ int main(int argc, char **argv) {
     return 1;
   report(&run, &cfg);
   fflush(stdout);
+  if (cfg.histogram != NULL && write_histogram(&run, cfg.histogram) != 0)
+    return 1;
   return bench_run_errors(&run) == 0 && run.messages > 0 ? 0 : 1;
 }

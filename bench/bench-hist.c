@@ -87,3 +87,34 @@ uint64_t bench_hist_percentile(const bench_hist *h, double percent) {
 double bench_hist_mean(const bench_hist *h) {
   return h->count == 0 ? 0.0 : (double)h->sum / (double)h->count;
 }
+
+int bench_hist_write(const bench_hist *h, FILE *out) {
+  uint64_t seen = 0;
+  unsigned int b;
+
+  fprintf(out, "%12s %14s %10s %14s\n\n", "Value", "Percentile", "TotalCount",
+          "1/(1-Percentile)");
+  for (b = 0; b < BENCH_HIST_BUCKETS && seen < h->count; b++) {
+    uint64_t top;
+    double fraction;
+
+    if (h->buckets[b] == 0)
+      continue;
+    seen += h->buckets[b];
+    top = bucket_top(b);
+    if (top > h->max)
+      top = h->max;
+    fraction = (double)seen / (double)h->count;
+    if (seen == h->count)
+      fprintf(out, "%12.3f %14.12f %10llu %14s\n", (double)top / 1e3, fraction,
+              (unsigned long long)seen, "inf");
+    else
+      fprintf(out, "%12.3f %14.12f %10llu %14.2f\n", (double)top / 1e3,
+              fraction, (unsigned long long)seen, 1.0 / (1.0 - fraction));
+  }
+  fprintf(out, "#[Mean    = %12.3f, Max            = %12.3f]\n",
+          bench_hist_mean(h) / 1e3, (double)h->max / 1e3);
+  fprintf(out, "#[Total count    = %12llu, Buckets        = %12u]\n",
+          (unsigned long long)h->count, (unsigned int)BENCH_HIST_BUCKETS);
+  return ferror(out) ? -1 : 0;
+}

@@ -6,6 +6,7 @@
 #define ASOCK_BENCH_HIST_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #define BENCH_HIST_BITS 7
 #define BENCH_HIST_SUB (1u << BENCH_HIST_BITS)
@@ -29,5 +30,12 @@ void bench_hist_record(bench_hist *h, uint64_t value);
 uint64_t bench_hist_percentile(const bench_hist *h, double percent);
 
 double bench_hist_mean(const bench_hist *h);
+
+/* Writes the distribution in HdrHistogram's percentile format (.hgrm),
+ * which its plotter and gnuplot read: one row per non-empty bucket, the
+ * bucket's top value in microseconds (never above the maximum), the
+ * fraction of values at or below it, their count and 1/(1-fraction), then
+ * the mean, maximum and total count. \return 0, or -1 if writing failed. */
+int bench_hist_write(const bench_hist *h, FILE *out);
 
 #endif

@@ -37,7 +37,8 @@ typedef struct bench_config {
   bench_mode mode;
   int json;
   int progress;
-  int reset; /* churn: close with RST instead of FIN */
+  int reset;             /* churn: close with RST instead of FIN */
+  const char *histogram; /* where to write the latency distribution */
 } bench_config;
 
 typedef enum {
