@@ -1313,7 +1313,8 @@ void asock__shutdown_done(asock_op *op, int status);
  *     if nothing is there, or an error;
  *   asock__io_try_write(sock, iov, n): writes what the kernel takes now,
  *     without waiting: the bytes written, ASOCK_EAGAIN when it takes none,
- *     or an error. */
+ *     or an error;
+ *   asock__io_try_send(sock, buf, len): the same for one buffer. */
 #include "io-inline.h"
 
 #endif /* ASOCK_INTERNAL_H */

@@ -398,7 +398,65 @@ int asock__send_start(asock_socket *sock, asock_op *op) {
   return send_start(sock, op);
 }
 
+/* The fast path found the kernel took less than the window, or nothing, or
+ * failed: the op, moved to pending already, goes on as send_start() would
+ * have it after its attempt. Out of line: no message of an echo comes
+ * here. */
+ASOCK__NOINLINE static int send_fast_rest(asock_socket *sock, asock_op *op,
+                                          long written) {
+  op->status = 0;
+  op->bytes = 0;
+  op->sync = 0;
+  return send_start_rest(sock, op, 1, written);
+}
+
+/* The usual send in one pass: on the loop's thread with nothing handed
+ * over from others, one window of 1 byte to ASOCK__IOV_PIECE on a
+ * connected socket with nothing queued and no error, which the kernel
+ * takes whole. Each condition is what send_check() and send_start() would
+ * find, tested once; anything else, a pending op included, takes the
+ * general path, which answers as it always has. An idle op without a
+ * buffer has an empty window (asock__op_detach_slice() and
+ * asock__op_clear_window() see to it), so the count's test also refuses
+ * it to the general path, which says ASOCK_EINVAL. */
 int asock_send(asock_socket *sock, asock_op *op) {
+  asock_loop *loop;
+  size_t count;
+  long written;
+  uint32_t idle = ASOCK__OP_IDLE;
+
+  if (sock == NULL || op == NULL)
+    goto general;
+  loop = sock->loop;
+  if (!asock__loop_on_thread(loop) || asock__load_ptr(&loop->posted) != NULL)
+    goto general;
+  count = op->count;
+  if ((sock->flags &
+       (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE | ASOCK__SF_LISTENING |
+        ASOCK__SF_CONNECTED | ASOCK__SF_SHUTDOWN | ASOCK__SF_UDP)) !=
+          ASOCK__SF_CONNECTED ||
+      sock->send_head != NULL || sock->send_error != 0 ||
+      op->pool != loop->pool ||
+      (op->nbufs | (op->flags & ASOCK__OPF_MULTISHOT)) != 0 ||
+      count - 1 >= ASOCK__IOV_PIECE)
+    goto general;
+  if (!asock__cas_u32(&op->state, &idle, ASOCK__OP_PENDING))
+    return ASOCK_EBUSY;
+  op->kind = ASOCK_OP_SEND;
+  op->socket = sock;
+  written = asock__io_try_send(sock, (char *)op->mem + op->offset, count);
+  if ((size_t)written != count)
+    return send_fast_rest(sock, op, written);
+  op->seq = sock->send_seq++;
+  op->status = 0;
+  op->bytes = count;
+  op->sync = 1;
+  /* Started here, not handed over by another thread (asock__op_finish_sync()
+   * would ask): idle again at once. */
+  asock__store_u32(&op->state, ASOCK__OP_IDLE);
+  return 0;
+
+general:
   return asock__start_fast(sock, op, ASOCK_OP_SEND, send_check, send_start);
 }
 

@@ -1,4 +1,4 @@
-/* The two system calls of the per-message path on Unix, inline: a receive
+/* The system calls of the per-message path on Unix, inline: a receive
  * and a send straight on the socket. Included at the end of internal.h. */
 #ifndef ASOCK_IO_INLINE_H
 #define ASOCK_IO_INLINE_H
@@ -33,6 +33,22 @@ static inline long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
     return (long)n;
   if (n == 0)
     return ASOCK_EOF;
+  if (errno == EAGAIN || errno == EWOULDBLOCK)
+    return ASOCK_EAGAIN;
+  return asock__sys_error();
+}
+
+/* One buffer, the usual send: the bytes sent, ASOCK_EAGAIN when the kernel
+ * takes none, or an error. */
+static inline long asock__io_try_send(asock_socket *sock, const void *buf,
+                                      size_t len) {
+  ssize_t r;
+
+  do
+    r = asock__sys_send(sock->io.fd, buf, len, ASOCK__SEND_FLAGS);
+  while (r < 0 && errno == EINTR);
+  if (r >= 0)
+    return (long)r;
   if (errno == EAGAIN || errno == EWOULDBLOCK)
     return ASOCK_EAGAIN;
   return asock__sys_error();
