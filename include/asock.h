@@ -340,8 +340,9 @@ ASOCK_EXTERN int asock_pool_create(asock_pool **pool_out,
 
 /** Destroys a pool and unmaps its region.
  * \param pool the pool; NULL is ASOCK_EINVAL.
- * \return 0; ASOCK_EBUSY if any slice or op is still held (the pool is left
- *   intact so that nothing still in use is unmapped).
+ * \return 0; ASOCK_EBUSY if any slice or op is still held, or a loop over
+ *   the pool is still open (the pool is left intact so that nothing still
+ *   in use is unmapped).
  *
  * Any thread, once no other thread uses the pool. */
 ASOCK_EXTERN int asock_pool_destroy(asock_pool *pool);

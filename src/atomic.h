@@ -54,6 +54,14 @@ static inline void asock__store_u32(asock__atomic_u32 *p, uint32_t v) {
   *p = (LONG)v;
   asock__interlocked_fence();
 }
+/* For a counter one thread writes and others only read, ordering nothing:
+ * plain loads and stores on every platform asock runs on. */
+static inline uint32_t asock__load_u32_relaxed(const asock__atomic_u32 *p) {
+  return (uint32_t)*p;
+}
+static inline void asock__store_u32_relaxed(asock__atomic_u32 *p, uint32_t v) {
+  *p = (LONG)v;
+}
 static inline int asock__cas_u32(asock__atomic_u32 *p, uint32_t *expected,
                                  uint32_t desired) {
   LONG old = InterlockedCompareExchange(p, (LONG)desired, (LONG)*expected);
@@ -130,6 +138,14 @@ static inline uint32_t asock__load_u32(const asock__atomic_u32 *p) {
 }
 static inline void asock__store_u32(asock__atomic_u32 *p, uint32_t v) {
   atomic_store_explicit(p, v, memory_order_release);
+}
+/* For a counter one thread writes and others only read, ordering nothing:
+ * plain loads and stores on every platform asock runs on. */
+static inline uint32_t asock__load_u32_relaxed(const asock__atomic_u32 *p) {
+  return atomic_load_explicit((asock__atomic_u32 *)p, memory_order_relaxed);
+}
+static inline void asock__store_u32_relaxed(asock__atomic_u32 *p, uint32_t v) {
+  atomic_store_explicit(p, v, memory_order_relaxed);
 }
 static inline int asock__cas_u32(asock__atomic_u32 *p, uint32_t *expected,
                                  uint32_t desired) {

@@ -117,7 +117,6 @@ struct asock_pool {
   asock__atomic_u64 ops_in_use;
   asock__atomic_u64 ops_high_water;
   asock__atomic_u64 ops_failed;
-  asock__atomic_u64 slices_cached; /* acquired, but kept free by loops */
   asock__region region;
   size_t slice_size;
   size_t slice_count;
@@ -129,6 +128,13 @@ struct asock_pool {
    * against (asock_op_detach_slice()), until asock_pool_release(); NULL
    * for every other slice. */
   asock__atomic_ptr *owners;
+  /* The loops over the pool, linked through pool_next and pool_prev. Each
+   * keeps a few free slices of its own (asock_loop.slices_cached), which
+   * the statistics count as free: they are summed over the loops when
+   * asked for, so that a loop takes and gives them without an atomic
+   * operation. */
+  uv_mutex_t loops_lock;
+  struct asock_loop *loops;
 };
 
 /* Finds the index of the slice that starts at p: 0, ASOCK_ENOTSLICE or
@@ -403,10 +409,20 @@ struct asock_loop {
   int closing;
   uint32_t ticks; /* timer ticks so far, while the timer runs */
   uv_loop_t owned_uv;
-  unsigned int slices_cached; /* free slices kept by the loop */
+  /* Free slices kept by the loop: written by its thread only, read by
+   * asock_pool_stats_get() from any. */
+  asock__atomic_u32 slices_cached;
   unsigned int slice_cache_max;
+  /* slice_cache_max, or 0 when the pool erases what slices held
+   * (ASOCK_POOL_ZERO_ON_RELEASE): asock__loop_give_slice() then leaves
+   * every slice to its slow path, which erases it. */
+  unsigned int slice_give_max;
+  size_t read_len;    /* the most one read into a slice asks for */
+  size_t slice_quota; /* the pool's socket_quota, SIZE_MAX for none */
   void *slice_cache[ASOCK__SLICE_CACHE];
   uv_buf_t iov[ASOCK__IOV_MAX]; /* scratch for one batched write */
+  asock_loop *pool_next;        /* the pool's list of loops */
+  asock_loop *pool_prev;
 };
 
 /* asock_pool_acquire() without its checks, and without counting a
@@ -420,13 +436,15 @@ int asock__loop_take_slice_slow(asock_loop *loop, void **slice);
 void asock__loop_pause_accepts(asock_loop *loop, asock_socket *listener);
 
 /* A slice for a receive on this loop: from the loop's own few free slices
- * when it has one (no atomic operation), else from the pool. 0 or
- * ASOCK_ENOBUFS. Loop thread; inline, as every message takes one. */
+ * when it has one (no atomic operation: see asock_pool.loops), else from
+ * the pool. 0 or ASOCK_ENOBUFS. Loop thread; inline, as every message
+ * takes one. */
 static ASOCK__ALWAYS_INLINE int asock__loop_take_slice(asock_loop *loop,
                                                        void **slice) {
-  if (loop->slices_cached > 0) {
-    *slice = loop->slice_cache[--loop->slices_cached];
-    asock__add_u64_relaxed(&loop->pool->slices_cached, (uint64_t)-1);
+  uint32_t n = asock__load_u32_relaxed(&loop->slices_cached);
+  if (n > 0) {
+    *slice = loop->slice_cache[n - 1];
+    asock__store_u32_relaxed(&loop->slices_cached, n - 1);
     asock__unpoison(*slice, loop->pool->slice_size);
     return 0;
   }
@@ -435,18 +453,17 @@ static ASOCK__ALWAYS_INLINE int asock__loop_take_slice(asock_loop *loop,
 
 /* Gives a slice back: kept by the loop while it has room, else returned to
  * the pool. Loop thread. */
+void asock__loop_give_slice_slow(asock_loop *loop, void *slice);
 static ASOCK__ALWAYS_INLINE void asock__loop_give_slice(asock_loop *loop,
                                                         void *slice) {
-  asock_pool *pool = loop->pool;
-  if (loop->slices_cached < loop->slice_cache_max) {
-    if (pool->flags & ASOCK_POOL_ZERO_ON_RELEASE)
-      memset(slice, 0, pool->slice_size);
-    asock__poison(slice, pool->slice_size);
-    loop->slice_cache[loop->slices_cached++] = slice;
-    asock__add_u64_relaxed(&pool->slices_cached, 1);
+  uint32_t n = asock__load_u32_relaxed(&loop->slices_cached);
+  if (n < loop->slice_give_max) {
+    asock__poison(slice, loop->pool->slice_size);
+    loop->slice_cache[n] = slice;
+    asock__store_u32_relaxed(&loop->slices_cached, n + 1);
     return;
   }
-  (void)asock_pool_release(pool, slice);
+  asock__loop_give_slice_slow(loop, slice);
 }
 
 /* Completes a pending op later, from the loop's idle handle: for completions
@@ -873,6 +890,18 @@ static inline void asock__op_done(asock_op *op, int status, size_t bytes) {
   loop->callbacks--;
 }
 
+/* A multishot receive ended during its delivery callback (ASOCK__OPF_ENDED):
+ * the op's results become those of its final completion, which is
+ * deferred. */
+static inline void asock__op_deliver_ended(asock_op *op) {
+  op->flags &= ~ASOCK__OPF_ENDED;
+  op->status = op->forced_status;
+  op->forced_status = 0;
+  op->bytes = 0;
+  op->seq = op->end_seq;
+  asock__op_clear_window(op);
+}
+
 /* Delivers one arrival of a multishot receive, which stays pending at the
  * head of its socket's receive queue: the callback runs with the
  * delivery's results (its own sequence number, asock_op_more() 1). The
@@ -916,12 +945,7 @@ static ASOCK__ALWAYS_INLINE int asock__op_deliver(asock_socket *sock,
     }
   }
   if (op->flags & ASOCK__OPF_ENDED) {
-    op->flags &= ~ASOCK__OPF_ENDED;
-    op->status = op->forced_status;
-    op->forced_status = 0;
-    op->bytes = 0;
-    op->seq = op->end_seq;
-    asock__op_clear_window(op);
+    asock__op_deliver_ended(op);
     return 0;
   }
   return 1;

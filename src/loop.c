@@ -477,6 +477,12 @@ int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
   loop->slice_cache_max = (unsigned int)(pool->slice_count / 16);
   if (loop->slice_cache_max > ASOCK__SLICE_CACHE)
     loop->slice_cache_max = ASOCK__SLICE_CACHE;
+  loop->slice_give_max =
+      (pool->flags & ASOCK_POOL_ZERO_ON_RELEASE) ? 0 : loop->slice_cache_max;
+  loop->slice_quota = pool->socket_quota != 0 ? pool->socket_quota : SIZE_MAX;
+  /* Within what one system call reads on every platform. */
+  loop->read_len =
+      pool->slice_size < 0x7fffffffu ? pool->slice_size : 0x7fffffffu;
   if (uv_loop == NULL) {
     err = asock__uv_loop_init(&loop->owned_uv);
     if (err != 0) {
@@ -515,6 +521,15 @@ int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
   uv_unref((uv_handle_t *)&loop->timer);
   loop->handles = 3;
   asock__wheel_init(&loop->wheel, asock__now_ms());
+  asock__store_u32_relaxed(&loop->slices_cached, 0);
+  /* On the pool's list, for its statistics. */
+  uv_mutex_lock(&pool->loops_lock);
+  loop->pool_prev = NULL;
+  loop->pool_next = pool->loops;
+  if (pool->loops != NULL)
+    pool->loops->pool_prev = loop;
+  pool->loops = loop;
+  uv_mutex_unlock(&pool->loops_lock);
   *loop_out = loop;
   return 0;
 }
@@ -553,6 +568,21 @@ int asock_loop_stop(asock_loop *loop) {
   asock__store_u32(&loop->stop_requested, 1);
   asock__wake(&loop->async);
   return 0;
+}
+
+/* Takes a closed loop off its pool's list: the statistics read it no more.
+ * Its kept slices went back to the pool already (flush_slice_cache()). */
+static void unlist(asock_loop *loop) {
+  asock_pool *pool = loop->pool;
+
+  uv_mutex_lock(&pool->loops_lock);
+  if (loop->pool_prev != NULL)
+    loop->pool_prev->pool_next = loop->pool_next;
+  else
+    pool->loops = loop->pool_next;
+  if (loop->pool_next != NULL)
+    loop->pool_next->pool_prev = loop->pool_prev;
+  uv_mutex_unlock(&pool->loops_lock);
 }
 
 int asock_loop_close(asock_loop *loop) {
@@ -619,6 +649,7 @@ int asock_loop_close(asock_loop *loop) {
     if (err != 0)
       return asock__from_uv(err);
   }
+  unlist(loop);
   asock__free(loop);
   return 0;
 }
@@ -664,9 +695,10 @@ void asock__op_defer(asock_loop *loop, asock_op *op, int status) {
 
 /* Returns the loop's kept slices to the pool. */
 static void flush_slice_cache(asock_loop *loop) {
-  while (loop->slices_cached > 0) {
-    void *slice = loop->slice_cache[--loop->slices_cached];
-    asock__add_u64_relaxed(&loop->pool->slices_cached, (uint64_t)-1);
+  uint32_t n = asock__load_u32_relaxed(&loop->slices_cached);
+  while (n > 0) {
+    void *slice = loop->slice_cache[--n];
+    asock__store_u32_relaxed(&loop->slices_cached, n);
     asock__unpoison(slice, loop->pool->slice_size);
     (void)asock_pool_release(loop->pool, slice);
   }
@@ -700,6 +732,20 @@ void asock__loop_notify(asock_loop *loop, asock_socket *sock) {
 
 int asock__loop_take_slice_slow(asock_loop *loop, void **slice) {
   return asock_pool_acquire(loop->pool, slice);
+}
+
+void asock__loop_give_slice_slow(asock_loop *loop, void *slice) {
+  asock_pool *pool = loop->pool;
+  uint32_t n = asock__load_u32_relaxed(&loop->slices_cached);
+  if (n < loop->slice_cache_max) {
+    /* ASOCK_POOL_ZERO_ON_RELEASE: what a kept slice held is erased. */
+    memset(slice, 0, pool->slice_size);
+    asock__poison(slice, pool->slice_size);
+    loop->slice_cache[n] = slice;
+    asock__store_u32_relaxed(&loop->slices_cached, n + 1);
+    return;
+  }
+  (void)asock_pool_release(pool, slice);
 }
 
 void asock__loop_kick(asock_loop *loop, asock_socket *sock) {

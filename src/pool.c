@@ -94,6 +94,10 @@ int asock_pool_create(asock_pool **pool_out,
   pool = asock__calloc(1, sizeof(*pool));
   if (pool == NULL)
     return ASOCK_ENOMEM;
+  if (uv_mutex_init(&pool->loops_lock) != 0) {
+    asock__free(pool);
+    return ASOCK_ENOMEM;
+  }
   pool->slice_size = config->slice_size;
   pool->slice_count = config->slice_count;
   pool->op_count = config->op_count;
@@ -134,14 +138,21 @@ fail:
   asock__free(pool->ops);
   asock__stack_free(&pool->free_ops);
   asock__stack_free(&pool->slices);
+  uv_mutex_destroy(&pool->loops_lock);
   asock__free(pool);
   return err;
 }
 
 int asock_pool_destroy(asock_pool *pool) {
+  int loops;
+
   if (pool == NULL)
     return ASOCK_EINVAL;
-  if (asock__load_u64(&pool->slices_in_use) != 0 ||
+  uv_mutex_lock(&pool->loops_lock);
+  loops = pool->loops != NULL;
+  uv_mutex_unlock(&pool->loops_lock);
+  /* A loop still open over the pool uses it, even when it holds nothing. */
+  if (loops || asock__load_u64(&pool->slices_in_use) != 0 ||
       asock__load_u64(&pool->ops_in_use) != 0)
     return ASOCK_EBUSY;
   asock__unpoison(pool->region.base, pool->region.len);
@@ -150,6 +161,7 @@ int asock_pool_destroy(asock_pool *pool) {
   asock__free(pool->ops);
   asock__stack_free(&pool->free_ops);
   asock__stack_free(&pool->slices);
+  uv_mutex_destroy(&pool->loops_lock);
   asock__free(pool);
   return 0;
 }
@@ -244,9 +256,20 @@ int asock_pool_stats_get_size(const asock_pool *pool, asock_pool_stats *out,
   memset(stats, 0, sizeof(*stats));
   stats->slice_size = pool->slice_size;
   stats->slices_total = pool->slice_count;
-  /* Slices loops keep free for their next receives are not in use. */
-  stats->slices_in_use = (size_t)(asock__load_u64(&pool->slices_in_use) -
-                                  asock__load_u64(&pool->slices_cached));
+  /* Slices loops keep free for their next receives are not in use. The
+   * pool is not changed: its lock is taken through a cast. */
+  {
+    uv_mutex_t *lock = (uv_mutex_t *)&pool->loops_lock;
+    const asock_loop *loop;
+    uint64_t cached = 0;
+
+    uv_mutex_lock(lock);
+    for (loop = pool->loops; loop != NULL; loop = loop->pool_next)
+      cached += asock__load_u32_relaxed(&loop->slices_cached);
+    uv_mutex_unlock(lock);
+    stats->slices_in_use =
+        (size_t)(asock__load_u64(&pool->slices_in_use) - cached);
+  }
   stats->slices_high_water = (size_t)asock__load_u64(&pool->slices_high_water);
   stats->slices_failed = asock__load_u64(&pool->slices_failed);
   stats->ops_total = pool->op_count;

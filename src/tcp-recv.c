@@ -155,60 +155,94 @@ void asock__recv_result(asock_socket *sock, long nread, const uv_buf_t *buf) {
  * turn; a read that does not fill its buffer ends the turn sooner. */
 #define ASOCK__READS_PER_EVENT 16
 
-/* The readable socket's head receive is multishot and has no buffer of its
- * own: each read goes into a slice from the loop's cache, delivered, and
+/* One read of a readable socket whose head receive is multishot and has no
+ * buffer of its own: into a slice from the loop's cache, delivered, and
  * given back unless the callback took it. The slice is not charged to the
- * socket while the delivery lasts (see asock__op_deliver()), so the quota
- * is checked against the slices the application took. The path of every
- * message of a stream, kept short. */
-static void multishot_ready(asock_socket *sock, asock_op *op) {
+ * socket while the
+ * delivery lasts (asock_op_detach_slice() charges it if the application
+ * takes it), so the quota is checked against the slices the application
+ * took. This is asock__op_deliver() for that slice, which the callback can
+ * only take or leave, written out for the path of every message of a
+ * stream: what it needs after the callback is read again from the op and
+ * the socket, so that little lives across the call. Returns 1 when the read
+ * filled the slice and the receive goes on: more may be waiting. */
+static ASOCK__ALWAYS_INLINE int multishot_read(asock_socket *sock,
+                                               asock_op *op) {
   asock_loop *loop = sock->loop;
-  asock_pool *pool = loop->pool;
-  size_t size = pool->slice_size;
-  size_t len = size < 0x7fffffffu ? size : 0x7fffffffu;
-  int i;
+  asock_op_cb cb;
+  unsigned int flags;
+  void *slice;
+  long n;
 
-  for (i = 0; i < ASOCK__READS_PER_EVENT; i++) {
-    void *slice;
-    long n;
-
-    if ((pool->socket_quota != 0 &&
-         asock__socket_slices(sock) >= pool->socket_quota) ||
-        asock__loop_take_slice(loop, &slice) != 0) {
-      sock->flags |= ASOCK__SF_WAIT_SLICE;
-      asock__recv_unbuffered(sock);
-      return;
-    }
-    n = asock__try_recv(sock, slice, len);
-    if (n <= 0) {
-      asock__loop_give_slice(loop, slice);
-      if (n != ASOCK_EAGAIN)
-        recv_ended(sock, n);
-      return;
-    }
-    op->mode = ASOCK_BUFFER_SLICE;
-    op->mem = (unsigned char *)slice;
-    op->mem_len = size;
-    op->offset = 0;
-    op->count = (size_t)n;
-    op->flags |= ASOCK__OPF_ON_DEMAND;
-    if (!asock__op_deliver(sock, op, (size_t)n) || (size_t)n < len ||
-        (sock->flags & ASOCK__SF_HANDLE_GONE))
-      return;
+  if (asock__socket_slices(sock) >= loop->slice_quota ||
+      asock__loop_take_slice(loop, &slice) != 0)
+    goto no_slice;
+  n = asock__try_recv(sock, slice, loop->read_len);
+  if (n <= 0) {
+    asock__loop_give_slice(loop, slice);
+    if (n != ASOCK_EAGAIN)
+      recv_ended(sock, n);
+    return 0;
   }
+  op->mode = ASOCK_BUFFER_SLICE;
+  op->mem = (unsigned char *)slice;
+  op->mem_len = loop->pool->slice_size;
+  op->offset = 0;
+  op->count = (size_t)n;
+  op->seq = sock->recv_seq++;
+  op->status = 0;
+  op->bytes = (size_t)n;
+  op->flags |= ASOCK__OPF_ON_DEMAND | ASOCK__OPF_DELIVERING;
+  /* The timeout of a multishot receive is an idle timeout: it counts from
+   * the last arrival. */
+  if (op->wslot != 0)
+    asock__loop_rewatch(loop, op);
+  cb = op->cb;
+  loop->callbacks++;
+  if (cb != NULL)
+    cb(op);
+  loop = sock->loop;
+  loop->callbacks--;
+  flags = op->flags & ~(unsigned int)ASOCK__OPF_DELIVERING;
+  if (flags & ASOCK__OPF_ON_DEMAND) {
+    /* Not taken: back to the loop. Only what says "no buffer"; the rest is
+     * written again by the next delivery, or cleared by the final
+     * completion. */
+    slice = op->mem;
+    op->mode = ASOCK_BUFFER_NONE;
+    op->mem = NULL;
+    flags &= ~(unsigned int)ASOCK__OPF_ON_DEMAND;
+    asock__loop_give_slice(loop, slice);
+  }
+  op->flags = flags;
+  if (flags & ASOCK__OPF_ENDED) {
+    asock__op_deliver_ended(op);
+    return 0;
+  }
+  /* A short read found the socket drained. */
+  return op->bytes == loop->read_len &&
+         (sock->flags & ASOCK__SF_HANDLE_GONE) == 0;
+
+no_slice:
+  sock->flags |= ASOCK__SF_WAIT_SLICE;
+  asock__recv_unbuffered(sock);
+  return 0;
 }
 
-void asock__recv_ready(asock_socket *sock) {
-  asock_op *op = sock->recv_head;
+/* The reads after a first one that filled its slice, up to
+ * ASOCK__READS_PER_EVENT in all. Out of line: a message of an echo, shorter
+ * than a slice, never comes here. */
+ASOCK__NOINLINE static void multishot_more(asock_socket *sock, asock_op *op) {
   int i;
+  for (i = 1; i < ASOCK__READS_PER_EVENT; i++)
+    if (!multishot_read(sock, op))
+      return;
+}
 
-  if (op != NULL && (op->flags & ASOCK__OPF_MULTISHOT) &&
-      op->mode == ASOCK_BUFFER_NONE &&
-      (sock->flags & (ASOCK__SF_READING | ASOCK__SF_HANDLE_GONE)) ==
-          ASOCK__SF_READING) {
-    multishot_ready(sock, op);
-    return;
-  }
+/* asock__recv_ready() for every head receive but a buffer-less multishot
+ * one. */
+ASOCK__NOINLINE static void recv_ready_each(asock_socket *sock) {
+  int i;
 
   for (i = 0; i < ASOCK__READS_PER_EVENT; i++) {
     uv_buf_t buf;
@@ -228,6 +262,23 @@ void asock__recv_ready(asock_socket *sock) {
     recv_result(sock, n, &buf);
     if (n <= 0 || (size_t)n < buf.len)
       return;
+  }
+}
+
+void asock__recv_ready(asock_socket *sock) {
+  asock_op *op;
+
+  /* A multishot receive queued (so that the queue has a head), reading on:
+   * one test. One-shot receives queued before it may still be ahead. */
+  if ((sock->flags &
+       (ASOCK__SF_MULTISHOT | ASOCK__SF_READING | ASOCK__SF_HANDLE_GONE)) ==
+          (ASOCK__SF_MULTISHOT | ASOCK__SF_READING) &&
+      ((op = sock->recv_head)->flags & ASOCK__OPF_MULTISHOT) &&
+      op->mode == ASOCK_BUFFER_NONE) {
+    if (multishot_read(sock, op))
+      multishot_more(sock, op);
+  } else {
+    recv_ready_each(sock);
   }
 }
 

@@ -293,6 +293,50 @@ START_TEST(destroy_refuses_while_held) {
 }
 END_TEST
 
+/* Each loop keeps a few free slices for its next receives: the statistics
+ * count them as free, summed over the pool's loops, and a pool is not
+ * destroyed while a loop over it is open, even one that holds nothing. */
+START_TEST(loops_keep_free_slices) {
+  /* 64 slices: each loop keeps up to a sixteenth of them, 4. */
+  asock_pool *pool = make_pool(64, 64, 2, 0);
+  asock_pool_stats st;
+  asock_loop *a;
+  asock_loop *b;
+  void *s[3];
+  void *again;
+
+  ck_assert_asock(asock_loop_create(&a, pool, NULL), 0);
+  ck_assert_asock(asock_loop_create(&b, pool, NULL), 0);
+  ck_assert_asock(asock__loop_take_slice(a, &s[0]), 0);
+  ck_assert_asock(asock__loop_take_slice(a, &s[1]), 0);
+  ck_assert_asock(asock__loop_take_slice(b, &s[2]), 0);
+  ck_assert_asock(asock_pool_stats_get(pool, &st), 0);
+  ck_assert_uint_eq(st.slices_in_use, 3);
+  asock__loop_give_slice(a, s[0]);
+  asock__loop_give_slice(b, s[2]);
+  ck_assert_asock(asock_pool_stats_get(pool, &st), 0);
+  ck_assert_uint_eq(st.slices_in_use, 1);
+  ck_assert_uint_eq(st.slices_high_water, 3);
+  /* A loop's next taker gets the slice it kept last. */
+  ck_assert_asock(asock__loop_take_slice(a, &again), 0);
+  ck_assert_ptr_eq(again, s[0]);
+  ck_assert_asock(asock_pool_stats_get(pool, &st), 0);
+  ck_assert_uint_eq(st.slices_in_use, 2);
+  asock__loop_give_slice(a, again);
+  /* Closed, a loop gives its kept slices back and is counted no more. */
+  ck_assert_asock(asock_loop_close(a), 0);
+  ck_assert_asock(asock_pool_stats_get(pool, &st), 0);
+  ck_assert_uint_eq(st.slices_in_use, 1);
+  ck_assert_asock(asock_pool_destroy(pool), ASOCK_EBUSY);
+  ck_assert_asock(asock_pool_release(pool, s[1]), 0);
+  ck_assert_asock(asock_pool_stats_get(pool, &st), 0);
+  ck_assert_uint_eq(st.slices_in_use, 0);
+  ck_assert_asock(asock_pool_destroy(pool), ASOCK_EBUSY);
+  ck_assert_asock(asock_loop_close(b), 0);
+  ck_assert_asock(asock_pool_destroy(pool), 0);
+}
+END_TEST
+
 START_TEST(zero_on_release) {
   asock_pool *pool = make_pool(256, 1, 1, ASOCK_POOL_ZERO_ON_RELEASE);
   unsigned char *slice;
@@ -563,6 +607,7 @@ Suite *asock_test_suite_pool(void) {
   tcase_add_test(tc, slices_are_contiguous_and_page_aligned);
   tcase_add_test(tc, release_misuse_is_an_error);
   tcase_add_test(tc, destroy_refuses_while_held);
+  tcase_add_test(tc, loops_keep_free_slices);
   tcase_add_test(tc, zero_on_release);
   tcase_add_test(tc, refused_flags_fall_back);
   tcase_add_test(tc, threads_hammer_one_pool);

@@ -24,8 +24,8 @@ static inline long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
   int fd = sock->io.fd;
   ssize_t n;
 
-  if (fd < 0)
-    return ASOCK_EBADF;
+  /* A socket without its OS socket has fd -1, which the kernel answers
+   * with EBADF, ASOCK_EBADF here: no test of its own on every read. */
   do
     n = asock__sys_read(fd, buf, len);
   while (n < 0 && errno == EINTR);

@@ -111,29 +111,31 @@ static void connect_ready(asock_socket *sock) {
   asock__connect_done(sock->connect, err);
 }
 
-static void on_poll_other(asock_socket *sock, int status, int events);
+static int on_poll_other(asock_socket *sock, int status, int events);
 
 static void on_poll(uv_poll_t *poll, int status, int events) {
   asock_socket *sock = (asock_socket *)poll;
 
   /* The usual report first: a connected socket has data for a receive.
    * Everything else is on_poll_other()'s, out of line, so that this path
-   * saves few registers. */
-  if (events == UV_READABLE && status == 0 &&
-      (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_UDP)) == 0) {
-    sock->io.busy = 1;
-    asock__recv_ready(sock);
-    sock->io.busy = 0;
-    /* In the echo loop what is watched does not change: no call. */
-    if (sock->io.want != sock->io.armed)
-      update(sock);
+   * saves few registers; it leaves the receives to this one call of
+   * asock__recv_ready(), which the compiler can then inline here. */
+  if ((events != UV_READABLE || status != 0 ||
+       (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_UDP)) != 0) &&
+      !on_poll_other(sock, status, events))
     return;
-  }
-  on_poll_other(sock, status, events);
+  sock->io.busy = 1;
+  asock__recv_ready(sock);
+  sock->io.busy = 0;
+  /* In the echo loop what is watched does not change: no call. */
+  if (sock->io.want != sock->io.armed)
+    update(sock);
 }
 
-ASOCK__NOINLINE static void on_poll_other(asock_socket *sock, int status,
-                                          int events) {
+/* Everything but the usual report. Returns 1 when the socket's receives
+ * are to read now: on_poll() has them read, and updates the watch. */
+ASOCK__NOINLINE static int on_poll_other(asock_socket *sock, int status,
+                                         int events) {
   if (status < 0) {
     /* libuv met POLLERR and stopped watching: what waits tries the socket
      * and meets the error itself. */
@@ -147,7 +149,7 @@ ASOCK__NOINLINE static void on_poll_other(asock_socket *sock, int status,
         (events & UV_WRITABLE) && (sock->io.want & ASOCK__IO_WRITE));
     sock->io.busy = 0;
     update(sock);
-    return;
+    return 0;
   }
   if ((events & UV_WRITABLE) && (sock->io.want & ASOCK__IO_WRITE)) {
     sock->io.want &= (unsigned char)~ASOCK__IO_WRITE;
@@ -158,13 +160,13 @@ ASOCK__NOINLINE static void on_poll_other(asock_socket *sock, int status,
   }
   if ((events & UV_READABLE) && (sock->io.want & ASOCK__IO_READ) &&
       (sock->flags & ASOCK__SF_HANDLE_GONE) == 0) {
-    if (sock->flags & ASOCK__SF_LISTENING)
-      asock__on_connection(sock, 0);
-    else
-      asock__recv_ready(sock);
+    if ((sock->flags & ASOCK__SF_LISTENING) == 0)
+      return 1;
+    asock__on_connection(sock, 0);
   }
   sock->io.busy = 0;
   update(sock);
+  return 0;
 }
 
 /* The poll handle is closed: what was handed over hears it was cancelled,
