@@ -69,12 +69,23 @@
 #else
 #define ECHO_COLD
 #endif
+/* For the rare turns of the per-message callbacks: kept out of line, so
+ * that the usual path saves and restores few registers. */
+#if defined(__GNUC__)
+#define ECHO_RARE __attribute__((cold, noinline))
+#elif defined(_MSC_VER)
+#define ECHO_RARE __declspec(noinline)
+#else
+#define ECHO_RARE
+#endif
 
-/* What one loop counts; only that loop's thread writes it. */
+/* What one loop counts; only that loop's thread writes it. The two counted
+ * per message are not side by side: GCC's vectoriser would add them
+ * together in SSE registers, in six more instructions than two adds. */
 typedef struct echo_counts {
+  unsigned long long messages;
   unsigned long connections;
   unsigned long refused;
-  unsigned long long messages;
   unsigned long long bytes;
 } echo_counts;
 
@@ -254,51 +265,68 @@ static void on_sent(asock_op *tx) {
     asock_socket_close(c->sock, ASOCK_CLOSE_ABORT); /* the receive ends */
 }
 
-/* Each delivery is sent back from its slice; the final completion ends the
- * connection, through a disconnect after the end of the stream. */
-static void on_delivery(asock_op *rx) {
-  echo_conn *c = asock_op_user_data(rx);
-  int status;
-  int r;
-
-  if (asock_op_more(rx)) {
-    asock_op *tx = c->tx;
-    echo_counts *counts = c->n;
-    size_t n = asock_op_bytes(rx);
-    counts->messages++;
-    counts->bytes += n;
-    if (c->tx_busy) {
-      r = send_extra(c, rx);
-    } else {
-      asock_op_set_buffer(tx, asock_op_data(rx), n, 0, n);
-      r = asock_send(c->sock, tx);
-      if (r == ASOCK_PENDING) {
-        /* The bytes must outlive this callback: their slice is kept until
-         * tx completes (tx is pending, so it cannot be given the slice). */
-        c->tx_busy = 1;
-        asock_op_detach_slice(rx, &c->tx_slice, NULL, NULL);
-        return;
-      }
-      if (r == 0)
-        r = asock_op_status(tx);
-    }
-    if (r != 0)
-      asock_cancel(rx); /* its final completion ends the connection */
+/* A chunk that tx did not send at once (r is asock_send()'s result, or
+ * the status of its synchronous completion), or that came while tx waits
+ * (r is ASOCK_EBUSY then, as asock_send() would say). */
+ECHO_RARE static void send_later(echo_conn *c, int r) {
+  asock_op *rx = c->rx;
+  if (r == ASOCK_PENDING) {
+    /* The bytes must outlive this callback: their slice is kept until tx
+     * completes (tx is pending, so it cannot be given the slice). */
+    c->tx_busy = 1;
+    asock_op_detach_slice(rx, &c->tx_slice, NULL, NULL);
     return;
   }
-  status = asock_op_status(rx);
+  if (c->tx_busy)
+    r = send_extra(c, rx);
+  if (r != 0)
+    asock_cancel(rx); /* its final completion ends the connection */
+}
+
+/* The receive's final completion ends the connection, through a disconnect
+ * after the end of the stream. */
+ECHO_RARE static void receive_ended(echo_conn *c, asock_op *rx) {
+  int status = asock_op_status(rx);
   if (asock_op_last_kind(rx) == ASOCK_OP_RECEIVE && status == ASOCK_EOF &&
       !srv.stopping) {
     /* The sends already queued go out first. The op is idle now, and
      * one-shot again for the disconnect. */
     asock_op_set_multishot(rx, 0);
-    r = asock_disconnect(c->sock, rx);
-    if (r == ASOCK_PENDING)
+    if (asock_disconnect(c->sock, rx) == ASOCK_PENDING)
       return;
   }
   conn_end(c, status == 0 || status == ASOCK_EOF || status == ASOCK_ECANCELED
                   ? 0
                   : ASOCK_CLOSE_ABORT);
+}
+
+/* Each delivery is sent back from its slice, usually at once. */
+static void on_delivery(asock_op *rx) {
+  echo_conn *c = asock_op_user_data(rx);
+  echo_counts *counts;
+  size_t n;
+  int r;
+
+  if (!asock_op_more(rx)) {
+    receive_ended(c, rx);
+    return;
+  }
+  n = asock_op_bytes(rx);
+  counts = c->n;
+  counts->messages++;
+  counts->bytes += n;
+  if (c->tx_busy) {
+    send_later(c, ASOCK_EBUSY);
+    return;
+  }
+  asock_op_set_buffer(c->tx, asock_op_data(rx), n, 0, n);
+  /* Only c is needed after the call (the rest is read from it again), so
+   * that the callback keeps few registers of its caller's. */
+  r = asock_send(c->sock, c->tx);
+  if (r == 0)
+    r = asock_op_status(c->tx);
+  if (r != 0)
+    send_later(c, r);
 }
 
 /* A new connection: a receive started once, and a send. */
