@@ -32,6 +32,16 @@
 #define ASOCK__NOINLINE
 #endif
 
+/* A test the usual path fails, or passes: the compiler lays the rare branch
+ * out of the way. */
+#if defined(__GNUC__)
+#define ASOCK__UNLIKELY(x) __builtin_expect((x) != 0, 0)
+#define ASOCK__LIKELY(x) __builtin_expect((x) != 0, 1)
+#else
+#define ASOCK__UNLIKELY(x) ((x) != 0)
+#define ASOCK__LIKELY(x) ((x) != 0)
+#endif
+
 /* Keeps a frequently written field on a cache line of its own. */
 #define ASOCK__CACHE_LINE 64
 
@@ -417,6 +427,7 @@ struct asock_loop {
    * (ASOCK_POOL_ZERO_ON_RELEASE): asock__loop_give_slice() then leaves
    * every slice to its slow path, which erases it. */
   unsigned int slice_give_max;
+  size_t slice_size;  /* the pool's */
   size_t read_len;    /* the most one read into a slice asks for */
   size_t slice_quota; /* the pool's socket_quota, SIZE_MAX for none */
   void *slice_cache[ASOCK__SLICE_CACHE];
@@ -442,7 +453,7 @@ void asock__loop_pause_accepts(asock_loop *loop, asock_socket *listener);
 static ASOCK__ALWAYS_INLINE int asock__loop_take_slice(asock_loop *loop,
                                                        void **slice) {
   uint32_t n = asock__load_u32_relaxed(&loop->slices_cached);
-  if (n > 0) {
+  if (ASOCK__LIKELY(n > 0)) {
     *slice = loop->slice_cache[n - 1];
     asock__store_u32_relaxed(&loop->slices_cached, n - 1);
     asock__unpoison(*slice, loop->pool->slice_size);
@@ -457,7 +468,7 @@ void asock__loop_give_slice_slow(asock_loop *loop, void *slice);
 static ASOCK__ALWAYS_INLINE void asock__loop_give_slice(asock_loop *loop,
                                                         void *slice) {
   uint32_t n = asock__load_u32_relaxed(&loop->slices_cached);
-  if (n < loop->slice_give_max) {
+  if (ASOCK__LIKELY(n < loop->slice_give_max)) {
     asock__poison(slice, loop->pool->slice_size);
     loop->slice_cache[n] = slice;
     asock__store_u32_relaxed(&loop->slices_cached, n + 1);
@@ -602,6 +613,9 @@ typedef struct asock__tcp_options {
 /* The head send of packets waits for a free slice (on the loop's waiters
  * list, which ASOCK__SF_WAIT_SLICE alone means a receive waits on). */
 #define ASOCK__SF_SEND_WAITS 0x1000000u
+/* send_error is set: sends complete with it at once. A flag as well, so
+ * that a send's one test of the flags sees it. */
+#define ASOCK__SF_SEND_FAILED 0x2000000u
 
 struct asock_socket {
   asock__io io; /* first, so that a handle pointer is the socket */

@@ -480,6 +480,7 @@ int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
   loop->slice_give_max =
       (pool->flags & ASOCK_POOL_ZERO_ON_RELEASE) ? 0 : loop->slice_cache_max;
   loop->slice_quota = pool->socket_quota != 0 ? pool->socket_quota : SIZE_MAX;
+  loop->slice_size = pool->slice_size;
   /* Within what one system call reads on every platform. */
   loop->read_len =
       pool->slice_size < 0x7fffffffu ? pool->slice_size : 0x7fffffffu;

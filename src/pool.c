@@ -94,7 +94,7 @@ int asock_pool_create(asock_pool **pool_out,
   pool = asock__calloc(1, sizeof(*pool));
   if (pool == NULL)
     return ASOCK_ENOMEM;
-  if (uv_mutex_init(&pool->loops_lock) != 0) {
+  if (asock__uv_mutex_init(&pool->loops_lock) != 0) {
     asock__free(pool);
     return ASOCK_ENOMEM;
   }

@@ -174,11 +174,11 @@ static ASOCK__ALWAYS_INLINE int multishot_read(asock_socket *sock,
   void *slice;
   long n;
 
-  if (asock__socket_slices(sock) >= loop->slice_quota ||
-      asock__loop_take_slice(loop, &slice) != 0)
+  if (ASOCK__UNLIKELY(asock__socket_slices(sock) >= loop->slice_quota) ||
+      ASOCK__UNLIKELY(asock__loop_take_slice(loop, &slice) != 0))
     goto no_slice;
   n = asock__try_recv(sock, slice, loop->read_len);
-  if (n <= 0) {
+  if (ASOCK__UNLIKELY(n <= 0)) {
     asock__loop_give_slice(loop, slice);
     if (n != ASOCK_EAGAIN)
       recv_ended(sock, n);
@@ -186,7 +186,7 @@ static ASOCK__ALWAYS_INLINE int multishot_read(asock_socket *sock,
   }
   op->mode = ASOCK_BUFFER_SLICE;
   op->mem = (unsigned char *)slice;
-  op->mem_len = loop->pool->slice_size;
+  op->mem_len = loop->slice_size;
   op->offset = 0;
   op->count = (size_t)n;
   op->seq = sock->recv_seq++;
@@ -195,16 +195,16 @@ static ASOCK__ALWAYS_INLINE int multishot_read(asock_socket *sock,
   op->flags |= ASOCK__OPF_ON_DEMAND | ASOCK__OPF_DELIVERING;
   /* The timeout of a multishot receive is an idle timeout: it counts from
    * the last arrival. */
-  if (op->wslot != 0)
+  if (ASOCK__UNLIKELY(op->wslot != 0))
     asock__loop_rewatch(loop, op);
   cb = op->cb;
   loop->callbacks++;
-  if (cb != NULL)
+  if (ASOCK__LIKELY(cb != NULL))
     cb(op);
   loop = sock->loop;
   loop->callbacks--;
   flags = op->flags & ~(unsigned int)ASOCK__OPF_DELIVERING;
-  if (flags & ASOCK__OPF_ON_DEMAND) {
+  if (ASOCK__LIKELY(flags & ASOCK__OPF_ON_DEMAND)) {
     /* Not taken: back to the loop. Only what says "no buffer"; the rest is
      * written again by the next delivery, or cleared by the final
      * completion. */
@@ -215,7 +215,7 @@ static ASOCK__ALWAYS_INLINE int multishot_read(asock_socket *sock,
     asock__loop_give_slice(loop, slice);
   }
   op->flags = flags;
-  if (flags & ASOCK__OPF_ENDED) {
+  if (ASOCK__UNLIKELY(flags & ASOCK__OPF_ENDED)) {
     asock__op_deliver_ended(op);
     return 0;
   }

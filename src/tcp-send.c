@@ -97,10 +97,17 @@ static int start_write(asock_socket *sock) {
   return 0;
 }
 
+/* The socket's sending is over, for err (the first such error stays). */
+static void set_send_error(asock_socket *sock, int err) {
+  if (sock->send_error == 0) {
+    sock->send_error = err;
+    sock->flags |= ASOCK__SF_SEND_FAILED;
+  }
+}
+
 /* The kernel failed the socket's sends with err: every queued send hears. */
 static void send_failed(asock_socket *sock, int err) {
-  if (sock->send_error == 0)
-    sock->send_error = err;
+  set_send_error(sock, err);
   asock__send_fail_all(sock, err);
 }
 
@@ -342,7 +349,7 @@ ASOCK__NOINLINE static int send_start_rest(asock_socket *sock, asock_op *op,
       return 0;
     }
     if (written < 0 && written != ASOCK_EAGAIN) {
-      sock->send_error = (int)written;
+      set_send_error(sock, (int)written);
       asock__op_finish_sync(op, sock->send_error, 0);
       return 0;
     }
@@ -358,7 +365,7 @@ ASOCK__NOINLINE static int send_start_rest(asock_socket *sock, asock_op *op,
       /* libuv refused the write: nothing is pending, so the op completes
        * now with the error, and the socket's sending is over. */
       asock__send_unqueue(sock, op);
-      sock->send_error = err;
+      set_send_error(sock, err);
       asock__op_finish_sync(op, err, op->sent);
       return 0;
     }
@@ -410,22 +417,28 @@ ASOCK__NOINLINE static int send_fast_rest(asock_socket *sock, asock_op *op,
   return send_start_rest(sock, op, 1, written);
 }
 
+/* asock_send() for everything but its usual case. Out of line, so that
+ * the usual case saves only the registers it needs. */
+ASOCK__NOINLINE static int send_general(asock_socket *sock, asock_op *op) {
+  return asock__start_fast(sock, op, ASOCK_OP_SEND, send_check, send_start);
+}
+
 /* The usual send in one pass: on the loop's thread with nothing handed
  * over from others, one window of 1 byte to ASOCK__IOV_PIECE on a
  * connected socket with nothing queued and no error, which the kernel
  * takes whole. Each condition is what send_check() and send_start() would
- * find, tested once; anything else, a pending op included, takes the
- * general path, which answers as it always has. An idle op without a
- * buffer has an empty window (asock__op_detach_slice() and
- * asock__op_clear_window() see to it), so the count's test also refuses
- * it to the general path, which says ASOCK_EINVAL. */
+ * find, tested once (a send error by its flag); anything else, a pending
+ * op included, takes the general path, which answers as it always has. An
+ * idle op without a buffer has an empty window (asock__op_detach_slice()
+ * and asock__op_clear_window() see to it), so the count's test also
+ * refuses it to the general path, which says ASOCK_EINVAL. */
 int asock_send(asock_socket *sock, asock_op *op) {
   asock_loop *loop;
   size_t count;
   long written;
   uint32_t idle = ASOCK__OP_IDLE;
 
-  if (sock == NULL || op == NULL)
+  if (ASOCK__UNLIKELY(sock == NULL) || ASOCK__UNLIKELY(op == NULL))
     goto general;
   loop = sock->loop;
   if (!asock__loop_on_thread(loop) || asock__load_ptr(&loop->posted) != NULL)
@@ -433,10 +446,9 @@ int asock_send(asock_socket *sock, asock_op *op) {
   count = op->count;
   if ((sock->flags &
        (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE | ASOCK__SF_LISTENING |
-        ASOCK__SF_CONNECTED | ASOCK__SF_SHUTDOWN | ASOCK__SF_UDP)) !=
-          ASOCK__SF_CONNECTED ||
-      sock->send_head != NULL || sock->send_error != 0 ||
-      op->pool != loop->pool ||
+        ASOCK__SF_CONNECTED | ASOCK__SF_SHUTDOWN | ASOCK__SF_UDP |
+        ASOCK__SF_SEND_FAILED)) != ASOCK__SF_CONNECTED ||
+      sock->send_head != NULL || op->pool != loop->pool ||
       (op->nbufs | (op->flags & ASOCK__OPF_MULTISHOT)) != 0 ||
       count - 1 >= ASOCK__IOV_PIECE)
     goto general;
@@ -457,7 +469,7 @@ int asock_send(asock_socket *sock, asock_op *op) {
   return 0;
 
 general:
-  return asock__start_fast(sock, op, ASOCK_OP_SEND, send_check, send_start);
+  return send_general(sock, op);
 }
 
 /* ---- sends of packets ---------------------------------------------------
@@ -507,8 +519,8 @@ failed:
   /* Nothing sent, and the stream goes on without it; part of it sent, and
    * the socket's sending is over. */
   asock__packets_end(op);
-  if (op->sent > 0 && sock->send_error == 0)
-    sock->send_error = ASOCK_ECANCELED;
+  if (op->sent > 0)
+    set_send_error(sock, ASOCK_ECANCELED);
   asock__op_finish_sync(op, r, op->sent);
   return 0;
 }

@@ -20,38 +20,29 @@
  * UV_E* values are the negated errno values on Unix). */
 static inline int asock__sys_error(void) { return asock__from_uv(-errno); }
 
-static inline long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
-  int fd = sock->io.fd;
-  ssize_t n;
+/* What follows a read that returned n <= 0, or a send that failed (r < 0):
+ * the call again after EINTR, else the code to return. Out of line
+ * (io.c), so that the usual call is one system call and one test. */
+long asock__try_recv_rest(int fd, void *buf, size_t len, ssize_t n);
+long asock__try_send_rest(int fd, const void *buf, size_t len, ssize_t r);
 
+static inline long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
   /* A socket without its OS socket has fd -1, which the kernel answers
    * with EBADF, ASOCK_EBADF here: no test of its own on every read. */
-  do
-    n = asock__sys_read(fd, buf, len);
-  while (n < 0 && errno == EINTR);
+  ssize_t n = asock__sys_read(sock->io.fd, buf, len);
   if (n > 0)
     return (long)n;
-  if (n == 0)
-    return ASOCK_EOF;
-  if (errno == EAGAIN || errno == EWOULDBLOCK)
-    return ASOCK_EAGAIN;
-  return asock__sys_error();
+  return asock__try_recv_rest(sock->io.fd, buf, len, n);
 }
 
 /* One buffer, the usual send: the bytes sent, ASOCK_EAGAIN when the kernel
  * takes none, or an error. */
 static inline long asock__io_try_send(asock_socket *sock, const void *buf,
                                       size_t len) {
-  ssize_t r;
-
-  do
-    r = asock__sys_send(sock->io.fd, buf, len, ASOCK__SEND_FLAGS);
-  while (r < 0 && errno == EINTR);
+  ssize_t r = asock__sys_send(sock->io.fd, buf, len, ASOCK__SEND_FLAGS);
   if (r >= 0)
     return (long)r;
-  if (errno == EAGAIN || errno == EWOULDBLOCK)
-    return ASOCK_EAGAIN;
-  return asock__sys_error();
+  return asock__try_send_rest(sock->io.fd, buf, len, r);
 }
 
 static inline long asock__io_try_write(asock_socket *sock, const uv_buf_t *iov,

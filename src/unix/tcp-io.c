@@ -111,31 +111,25 @@ static void connect_ready(asock_socket *sock) {
   asock__connect_done(sock->connect, err);
 }
 
-static int on_poll_other(asock_socket *sock, int status, int events);
+static void on_poll_other(asock_socket *sock, int status, int events);
 
 static void on_poll(uv_poll_t *poll, int status, int events) {
   asock_socket *sock = (asock_socket *)poll;
 
-  /* The usual report first: a connected socket has data for a receive.
-   * Everything else is on_poll_other()'s, out of line, so that this path
-   * saves few registers; it leaves the receives to this one call of
-   * asock__recv_ready(), which the compiler can then inline here. */
-  if ((events != UV_READABLE || status != 0 ||
-       (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_UDP)) != 0) &&
-      !on_poll_other(sock, status, events))
+  /* The usual report: a connected socket has data for a receive. What its
+   * receives change of what is watched takes effect at once (a delivery
+   * seldom changes it, and then once: a send that has to wait); everything
+   * else is on_poll_other()'s, out of line. */
+  if (events == UV_READABLE && status == 0 &&
+      (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_UDP)) == 0) {
+    asock__recv_ready(sock);
     return;
-  sock->io.busy = 1;
-  asock__recv_ready(sock);
-  sock->io.busy = 0;
-  /* In the echo loop what is watched does not change: no call. */
-  if (sock->io.want != sock->io.armed)
-    update(sock);
+  }
+  on_poll_other(sock, status, events);
 }
 
-/* Everything but the usual report. Returns 1 when the socket's receives
- * are to read now: on_poll() has them read, and updates the watch. */
-ASOCK__NOINLINE static int on_poll_other(asock_socket *sock, int status,
-                                         int events) {
+ASOCK__NOINLINE static void on_poll_other(asock_socket *sock, int status,
+                                          int events) {
   if (status < 0) {
     /* libuv met POLLERR and stopped watching: what waits tries the socket
      * and meets the error itself. */
@@ -149,7 +143,7 @@ ASOCK__NOINLINE static int on_poll_other(asock_socket *sock, int status,
         (events & UV_WRITABLE) && (sock->io.want & ASOCK__IO_WRITE));
     sock->io.busy = 0;
     update(sock);
-    return 0;
+    return;
   }
   if ((events & UV_WRITABLE) && (sock->io.want & ASOCK__IO_WRITE)) {
     sock->io.want &= (unsigned char)~ASOCK__IO_WRITE;
@@ -160,13 +154,13 @@ ASOCK__NOINLINE static int on_poll_other(asock_socket *sock, int status,
   }
   if ((events & UV_READABLE) && (sock->io.want & ASOCK__IO_READ) &&
       (sock->flags & ASOCK__SF_HANDLE_GONE) == 0) {
-    if ((sock->flags & ASOCK__SF_LISTENING) == 0)
-      return 1;
-    asock__on_connection(sock, 0);
+    if (sock->flags & ASOCK__SF_LISTENING)
+      asock__on_connection(sock, 0);
+    else
+      asock__recv_ready(sock);
   }
   sock->io.busy = 0;
   update(sock);
-  return 0;
 }
 
 /* The poll handle is closed: what was handed over hears it was cancelled,
