@@ -539,6 +539,11 @@ ASOCK_EXTERN int asock_op_clear_buffer(asock_op *op);
 /** Sets a gather list for a send (BufferList). The array and the memory it
  * points at must stay valid until the send completes; asock keeps the
  * pointer, not a copy. While a list is set it is used instead of the buffer.
+ * The entries are read when a send starts (and while it is pending): the
+ * application may change them while the op is idle, as a writev() caller
+ * rewrites its iovec, and each send checks them as this call does. An op
+ * that sends one piece of memory after another, each message's bytes where
+ * they are, can keep a list of one entry and point it at each in turn.
  * \param op the op.
  * \param bufs the list, or NULL with nbufs 0 to remove it.
  * \param nbufs the number of entries.
@@ -1212,7 +1217,9 @@ ASOCK_EXTERN int asock_op_connect_attempt(const asock_op *op, size_t index,
  * \return 0 if it completed in the call: the status is in the op, 0 with
  *   asock_op_bytes() = every byte, or a connection error (ASOCK_EPIPE,
  *   ASOCK_ECONNRESET, ...) found by the attempt; ASOCK_PENDING; or, without
- *   starting: ASOCK_EINVAL for NULL, ASOCK_EKIND for a listening socket,
+ *   starting: ASOCK_EINVAL for NULL or a buffer list entry with a length
+ *   and no memory, ASOCK_EBOUNDS for a list whose lengths add up past
+ *   SIZE_MAX, ASOCK_EKIND for a listening socket,
  *   ASOCK_EFOREIGN, ASOCK_EBUSY, ASOCK_ECLOSED, ASOCK_ENOTCONN before a
  *   connection, ASOCK_ENOBUFS if the bytes would take the socket's queue past
  *   its hard cap.
@@ -1785,7 +1792,8 @@ ASOCK_EXTERN int asock_udp_set_membership(asock_socket *sock,
  *   asock_op_bytes() = the datagram's length, or the error the kernel
  *   reported, such as ASOCK_ECONNREFUSED after an ICMP port unreachable on
  *   a socket with a default peer); ASOCK_PENDING; or, without starting:
- *   ASOCK_EINVAL for NULL, ASOCK_EKIND for a TCP socket,
+ *   ASOCK_EINVAL for NULL, ASOCK_EINVAL and ASOCK_EBOUNDS for a buffer
+ *   list as with asock_send(), ASOCK_EKIND for a TCP socket,
  *   ASOCK_EDESTADDRREQ with neither address nor default peer,
  *   ASOCK_EMSGSIZE above 65507 bytes (IPv4) or 65527 (IPv6), ASOCK_EFOREIGN,
  *   ASOCK_EBUSY, ASOCK_ECLOSED, ASOCK_ENOBUFS if the datagram would take the

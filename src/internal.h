@@ -295,6 +295,12 @@ static inline size_t asock__op_total(const asock_op *op) {
   return total;
 }
 
+/* What asock_op_set_buffer_list() demands of a list's entries, checked
+ * again when a send starts, as the application may change them between
+ * sends: 0, ASOCK_EINVAL (no memory for a length) or ASOCK_EBOUNDS (the
+ * lengths add up past SIZE_MAX). */
+int asock__bufs_check(const asock_buf *bufs, size_t nbufs);
+
 /* Resets an op to the state asock_op_acquire() promises. */
 void asock__op_reset(asock_op *op);
 

@@ -238,15 +238,9 @@ int asock_op_clear_buffer(asock_op *op) {
   return 0;
 }
 
-int asock_op_set_buffer_list(asock_op *op, const asock_buf *bufs,
-                             size_t nbufs) {
+int asock__bufs_check(const asock_buf *bufs, size_t nbufs) {
   size_t total = 0;
   size_t i;
-  int err = check_idle(op);
-  if (err != 0)
-    return err;
-  if ((bufs == NULL && nbufs != 0) || nbufs > ASOCK_MAX_BUFS)
-    return ASOCK_EINVAL;
   for (i = 0; i < nbufs; i++) {
     if (bufs[i].base == NULL && bufs[i].len != 0)
       return ASOCK_EINVAL;
@@ -255,6 +249,19 @@ int asock_op_set_buffer_list(asock_op *op, const asock_buf *bufs,
       return ASOCK_EBOUNDS;
     total += bufs[i].len;
   }
+  return 0;
+}
+
+int asock_op_set_buffer_list(asock_op *op, const asock_buf *bufs,
+                             size_t nbufs) {
+  int err = check_idle(op);
+  if (err != 0)
+    return err;
+  if ((bufs == NULL && nbufs != 0) || nbufs > ASOCK_MAX_BUFS)
+    return ASOCK_EINVAL;
+  err = asock__bufs_check(bufs, nbufs);
+  if (err != 0)
+    return err;
   op->bufs = nbufs == 0 ? NULL : bufs;
   op->nbufs = nbufs;
   return 0;

@@ -291,15 +291,20 @@ static int send_check_slow(asock_socket *sock, asock_op *op) {
   }
   if (op->nbufs == 0 && op->mode == ASOCK_BUFFER_NONE)
     return ASOCK_EINVAL;
+  if (op->nbufs != 0) {
+    err = asock__bufs_check(op->bufs, op->nbufs);
+    if (err != 0)
+      return err;
+  }
   if (sock->send_cap != 0 && sock->send_queued > 0 &&
       sock->send_queued + asock__op_total(op) > sock->send_cap)
     return ASOCK_ENOBUFS;
   return 0;
 }
 
-/* The usual case, a connected socket still sending with nothing queued, in
- * one test of the flags; anything else is sorted out by send_check_slow().
- */
+/* The usual case, a connected socket still sending with nothing queued and
+ * a window to send, in one test of the flags; anything else, a buffer list
+ * included, is sorted out by send_check_slow(). */
 static ASOCK__ALWAYS_INLINE int send_check(asock_socket *sock, asock_op *op) {
   if (sock == NULL || op == NULL ||
       (sock->flags &
@@ -307,7 +312,7 @@ static ASOCK__ALWAYS_INLINE int send_check(asock_socket *sock, asock_op *op) {
         ASOCK__SF_CONNECTED | ASOCK__SF_SHUTDOWN | ASOCK__SF_UDP)) !=
           ASOCK__SF_CONNECTED ||
       op->pool != sock->loop->pool || sock->send_queued != 0 ||
-      (op->nbufs == 0 && op->mode == ASOCK_BUFFER_NONE) ||
+      op->nbufs != 0 || op->mode == ASOCK_BUFFER_NONE ||
       (op->flags & ASOCK__OPF_MULTISHOT))
     return send_check_slow(sock, op);
   return 0;
@@ -424,16 +429,18 @@ ASOCK__NOINLINE static int send_general(asock_socket *sock, asock_op *op) {
 }
 
 /* The usual send in one pass: on the loop's thread with nothing handed
- * over from others, one window of 1 byte to ASOCK__IOV_PIECE on a
- * connected socket with nothing queued and no error, which the kernel
- * takes whole. Each condition is what send_check() and send_start() would
- * find, tested once (a send error by its flag); anything else, a pending
- * op included, takes the general path, which answers as it always has. An
- * idle op without a buffer has an empty window (asock__op_detach_slice()
- * and asock__op_clear_window() see to it), so the count's test also
- * refuses it to the general path, which says ASOCK_EINVAL. */
+ * over from others, one piece of 1 byte to ASOCK__IOV_PIECE (the window, or
+ * a buffer list of one) on a connected socket with nothing queued and no
+ * error, which the kernel takes whole. Each condition is what send_check()
+ * and send_start() would find, tested once (a send error by its flag);
+ * anything else, a pending op included, takes the general path, which
+ * answers as it always has. An idle op without a buffer has an empty
+ * window (asock__op_detach_slice() and asock__op_clear_window() see to
+ * it), so the count's test also refuses it to the general path, which
+ * says ASOCK_EINVAL. */
 int asock_send(asock_socket *sock, asock_op *op) {
   asock_loop *loop;
+  const char *base;
   size_t count;
   long written;
   uint32_t idle = ASOCK__OP_IDLE;
@@ -443,20 +450,27 @@ int asock_send(asock_socket *sock, asock_op *op) {
   loop = sock->loop;
   if (!asock__loop_on_thread(loop) || asock__load_ptr(&loop->posted) != NULL)
     goto general;
-  count = op->count;
+  if (op->nbufs == 0) {
+    base = (const char *)op->mem + op->offset;
+    count = op->count;
+  } else if (op->nbufs == 1 && op->bufs[0].base != NULL) {
+    base = (const char *)op->bufs[0].base;
+    count = op->bufs[0].len;
+  } else {
+    goto general;
+  }
   if ((sock->flags &
        (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE | ASOCK__SF_LISTENING |
         ASOCK__SF_CONNECTED | ASOCK__SF_SHUTDOWN | ASOCK__SF_UDP |
         ASOCK__SF_SEND_FAILED)) != ASOCK__SF_CONNECTED ||
       sock->send_head != NULL || op->pool != loop->pool ||
-      (op->nbufs | (op->flags & ASOCK__OPF_MULTISHOT)) != 0 ||
-      count - 1 >= ASOCK__IOV_PIECE)
+      (op->flags & ASOCK__OPF_MULTISHOT) != 0 || count - 1 >= ASOCK__IOV_PIECE)
     goto general;
   if (!asock__cas_u32(&op->state, &idle, ASOCK__OP_PENDING))
     return ASOCK_EBUSY;
   op->kind = ASOCK_OP_SEND;
   op->socket = sock;
-  written = asock__io_try_send(sock, (char *)op->mem + op->offset, count);
+  written = asock__io_try_send(sock, base, count);
   if ((size_t)written != count)
     return send_fast_rest(sock, op, written);
   op->seq = sock->send_seq++;

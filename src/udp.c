@@ -278,6 +278,11 @@ static int sendto_check_slow(asock_socket *sock, asock_op *op) {
   if ((op->nbufs == 0 && op->mode == ASOCK_BUFFER_NONE) ||
       op->nbufs > ASOCK__IOV_MAX)
     return ASOCK_EINVAL;
+  if (op->nbufs != 0) {
+    err = asock__bufs_check(op->bufs, op->nbufs);
+    if (err != 0)
+      return err;
+  }
   if ((sock->flags & ASOCK__SF_CONNECTED) == 0) {
     if ((op->flags & ASOCK__OPF_HAS_REMOTE) == 0)
       return ASOCK_EDESTADDRREQ;

@@ -438,6 +438,52 @@ START_TEST(gather_send) {
 }
 END_TEST
 
+/* asock reads a list's entries when a send starts: a list of one pointed
+ * at each message in turn sends each from where it is, and entries changed
+ * into what the list would have been refused with refuse the send, which
+ * then takes no number and leaves the socket sending. */
+START_TEST(list_entries_are_read_by_each_send) {
+  asock_buf one;
+  asock_buf two[2];
+  tu_pair p;
+  asock_op *op = tu_op();
+  char buf[10];
+  uint64_t first;
+  tu_pair_open(&p, "127.0.0.1");
+  one.base = (void *)"abc";
+  one.len = 3;
+  ck_assert_asock(asock_op_set_buffer_list(op, &one, 1), 0);
+  ck_assert_asock(tu_send(p.client, op), 0);
+  ck_assert_uint_eq(asock_op_bytes(op), 3);
+  first = asock_op_seq(op);
+  one.base = (void *)"defgh";
+  one.len = 5;
+  ck_assert_asock(tu_send(p.client, op), 0);
+  ck_assert_asock(asock_op_status(op), 0);
+  ck_assert_uint_eq(asock_op_bytes(op), 5);
+  ck_assert_uint_eq(asock_op_seq(op), first + 1);
+  tu_recv_exact(p.server, buf, 8);
+  ck_assert_int_eq(memcmp(buf, "abcdefgh", 8), 0);
+  one.base = NULL;
+  ck_assert_asock(tu_send(p.client, op), ASOCK_EINVAL);
+  ck_assert_int_eq(asock_op_is_pending(op), 0);
+  two[0].base = (void *)"x";
+  two[0].len = 1;
+  two[1].base = (void *)"y";
+  two[1].len = 1;
+  ck_assert_asock(asock_op_set_buffer_list(op, two, 2), 0);
+  two[0].len = SIZE_MAX;
+  ck_assert_asock(tu_send(p.client, op), ASOCK_EBOUNDS);
+  ck_assert_int_eq(asock_op_is_pending(op), 0);
+  two[0].len = 1;
+  ck_assert_asock(tu_send(p.client, op), 0);
+  ck_assert_uint_eq(asock_op_bytes(op), 2);
+  ck_assert_uint_eq(asock_op_seq(op), first + 2);
+  tu_recv_exact(p.server, buf, 2);
+  ck_assert_int_eq(memcmp(buf, "xy", 2), 0);
+}
+END_TEST
+
 #define IDLE_PAIRS 8
 
 START_TEST(bufferless_receive_takes_a_slice_only_on_data) {
@@ -560,6 +606,7 @@ Suite *asock_test_suite_tcp_order(void) {
   tcase_add_test(tc, receive_never_overtakes_a_queued_one);
   tcase_add_test(tc, partial_send_goes_asynchronous);
   tcase_add_test(tc, gather_send);
+  tcase_add_test(tc, list_entries_are_read_by_each_send);
   tcase_add_test(tc, bufferless_receive_takes_a_slice_only_on_data);
   suite_add_tcase(s, tc);
   return s;

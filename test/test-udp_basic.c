@@ -253,6 +253,15 @@ START_TEST(udp_gather_send) {
   ck_assert_asock(tu_receive_from(p.b, rx), 0);
   ck_assert_uint_eq(asock_op_bytes(rx), 90);
   ck_assert_uint_eq(tu_mismatch(in, 90, 6, 0), 90);
+  /* The entries are read when a send starts: changed into what the list
+   * would have been refused with, they refuse the send. */
+  bufs[1].base = NULL;
+  bufs[1].len = 1;
+  ck_assert_asock(tu_send_to(p.a, tx), ASOCK_EINVAL);
+  bufs[1].base = out + 1;
+  bufs[1].len = SIZE_MAX;
+  ck_assert_asock(tu_send_to(p.a, tx), ASOCK_EBOUNDS);
+  ck_assert_int_eq(asock_op_is_pending(tx), 0);
   uu_pair_close(&p);
 }
 END_TEST
