@@ -2,9 +2,10 @@
  *
  * TCP: each connection has one multishot receive, started once, and one
  * send op. Every chunk the receive delivers (in a pool slice taken only when
- * data arrived) is sent back from that slice: usually the kernel takes it
- * at once and the slice goes back to the loop's cache when the delivery
- * callback returns. A send that has to wait takes the slice with it
+ * data arrived) is sent back from that slice, at which the send op's buffer
+ * list of one entry is pointed: usually the kernel takes it at once and
+ * the slice goes back to the loop's cache when the delivery callback
+ * returns. A send that has to wait takes the slice with it
  * (asock_op_detach_slice()) and gives it back when it completes; chunks
  * delivered meanwhile are taken too and queue behind it, each with a send
  * op of its own from the pool, in order. Taken slices count against the
@@ -190,6 +191,8 @@ typedef struct echo_conn {
   asock_socket *sock;
   asock_op *rx;
   asock_op *tx;
+  asock_buf out;  /* what tx sends: its buffer list of one, pointed at each
+                   * delivery's bytes in turn */
   void *tx_slice; /* the slice a waiting send of tx took, or NULL */
   echo_counts *n;
   unsigned int ops;
@@ -319,7 +322,10 @@ static void on_delivery(asock_op *rx) {
     send_later(c, ASOCK_EBUSY);
     return;
   }
-  asock_op_set_buffer(c->tx, asock_op_data(rx), n, 0, n);
+  /* asock reads tx's list when the send starts: pointing its one entry at
+   * the bytes is all the setting up a send needs. */
+  c->out.base = asock_op_data(rx);
+  c->out.len = n;
   /* Only c is needed after the call (the rest is read from it again), so
    * that the callback keeps few registers of its caller's. */
   r = asock_send(c->sock, c->tx);
@@ -357,6 +363,7 @@ static void serve_multishot(echo_counts *n, asock_socket *client) {
   asock_op_set_multishot(c->rx, 1);
   asock_op_set_callback(c->tx, on_sent);
   asock_op_set_user_data(c->tx, c);
+  asock_op_set_buffer_list(c->tx, &c->out, 1);
   r = asock_receive(client, c->rx);
   if (r != ASOCK_PENDING)
     conn_end(c, ASOCK_CLOSE_ABORT);
