@@ -75,23 +75,28 @@ void asock__recv_unbuffered(asock_socket *sock) {
 /* The end of the stream, or an error: it is final for every receive. The
  * head receive gives back the slice its read was to fill; the others wait
  * without one. A callback that closes the socket cancels the rest with it.
- */
+ * Reading stops once the receives have heard: a callback that closes the
+ * socket, as most do, has stopped it with the handle then, and libuv is
+ * asked once instead of twice (each costs it a pass over the events of
+ * its loop iteration). Nothing reads meanwhile: the sticky read_error
+ * completes every receive started from a callback at once. */
 ASOCK__NOINLINE static void recv_ended(asock_socket *sock, long nread) {
   asock_op *op = sock->recv_head;
 
   sock->read_error = (int)nread;
-  stop_reading(sock);
   if (op != NULL && (op->flags & ASOCK__OPF_ON_DEMAND))
     asock__op_park_slice(sock, op);
   /* An accept-receive's connection that sent nothing is never reported:
    * it is closed (and its other receives, there are none, with it). */
   if (op != NULL && op->listener != NULL) {
+    stop_reading(sock);
     asock__accept_no_data(op);
     return;
   }
   while ((op = sock->recv_head) != NULL &&
          (sock->flags & ASOCK__SF_HANDLE_GONE) == 0)
     asock__op_done(op, (int)nread, 0);
+  stop_reading(sock);
 }
 
 static ASOCK__ALWAYS_INLINE void recv_result(asock_socket *sock, long nread,
