@@ -1345,6 +1345,15 @@ void asock__recv_result(asock_socket *sock, long nread, const uv_buf_t *buf);
  * receive's buffer until a read comes back short, no receive waits, or the
  * reads one report may do are used. */
 void asock__recv_ready(asock_socket *sock);
+/* asock__recv_ready() for a socket whose flags the caller found to be
+ * ASOCK__SF_MULTISHOT_READING under the mask ASOCK__SF_MULTISHOT_READS: a
+ * TCP socket, not listening, whose handle is open, reading, with a
+ * multishot receive queued (the usual report of a stream, tested once). */
+void asock__recv_ready_multishot(asock_socket *sock);
+#define ASOCK__SF_MULTISHOT_READS                                              \
+  (ASOCK__SF_LISTENING | ASOCK__SF_UDP | ASOCK__SF_HANDLE_GONE |               \
+   ASOCK__SF_READING | ASOCK__SF_MULTISHOT)
+#define ASOCK__SF_MULTISHOT_READING (ASOCK__SF_READING | ASOCK__SF_MULTISHOT)
 /* The write asock__io_write() handed over finished with status. */
 void asock__send_written(asock_op *op, int status);
 /* The shutdown asock__io_shutdown() started finished with status. */

@@ -270,21 +270,24 @@ ASOCK__NOINLINE static void recv_ready_each(asock_socket *sock) {
   }
 }
 
-void asock__recv_ready(asock_socket *sock) {
-  asock_op *op;
+void asock__recv_ready_multishot(asock_socket *sock) {
+  /* A multishot receive is queued, so the queue has a head; one-shot
+   * receives queued before it may still be ahead. */
+  asock_op *op = sock->recv_head;
 
-  /* A multishot receive queued (so that the queue has a head), reading on:
-   * one test. One-shot receives queued before it may still be ahead. */
-  if ((sock->flags &
-       (ASOCK__SF_MULTISHOT | ASOCK__SF_READING | ASOCK__SF_HANDLE_GONE)) ==
-          (ASOCK__SF_MULTISHOT | ASOCK__SF_READING) &&
-      ((op = sock->recv_head)->flags & ASOCK__OPF_MULTISHOT) &&
-      op->mode == ASOCK_BUFFER_NONE) {
+  if ((op->flags & ASOCK__OPF_MULTISHOT) && op->mode == ASOCK_BUFFER_NONE) {
     if (multishot_read(sock, op))
       multishot_more(sock, op);
   } else {
     recv_ready_each(sock);
   }
+}
+
+void asock__recv_ready(asock_socket *sock) {
+  if ((sock->flags & ASOCK__SF_MULTISHOT_READS) == ASOCK__SF_MULTISHOT_READING)
+    asock__recv_ready_multishot(sock);
+  else
+    recv_ready_each(sock);
 }
 
 void asock__recv_retry(asock_socket *sock) {

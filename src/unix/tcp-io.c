@@ -116,14 +116,21 @@ static void on_poll_other(asock_socket *sock, int status, int events);
 static void on_poll(uv_poll_t *poll, int status, int events) {
   asock_socket *sock = (asock_socket *)poll;
 
-  /* The usual report: a connected socket has data for a receive. What its
-   * receives change of what is watched takes effect at once (a delivery
-   * seldom changes it, and then once: a send that has to wait); everything
-   * else is on_poll_other()'s, out of line. */
-  if (events == UV_READABLE && status == 0 &&
-      (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_UDP)) == 0) {
-    asock__recv_ready(sock);
-    return;
+  /* The usual report: a connected socket has data for a receive, most
+   * often a multishot one. What its receives change of what is watched
+   * takes effect at once (a delivery seldom changes it, and then once: a
+   * send that has to wait); everything else is on_poll_other()'s, out of
+   * line. */
+  if (events == UV_READABLE && status == 0) {
+    uint32_t flags = sock->flags;
+    if ((flags & ASOCK__SF_MULTISHOT_READS) == ASOCK__SF_MULTISHOT_READING) {
+      asock__recv_ready_multishot(sock);
+      return;
+    }
+    if ((flags & (ASOCK__SF_LISTENING | ASOCK__SF_UDP)) == 0) {
+      asock__recv_ready(sock);
+      return;
+    }
   }
   on_poll_other(sock, status, events);
 }
