@@ -7,6 +7,11 @@
 
 static uv_timer_t deadline;
 static uint64_t deadline_ms;
+/* While hx_run_until() waits, a tick wakes the loop now and then: a
+ * condition another thread makes true (a worker's bytes) wakes nothing on
+ * the loop by itself. */
+static uv_timer_t tick;
+static asock_loop *tick_loop;
 static const char *waiting_for = "the program's own steps";
 
 void hx_fail(const char *what) {
@@ -63,21 +68,35 @@ static void on_deadline(uv_timer_t *timer) {
   exit(1);
 }
 
+static void on_tick(uv_timer_t *timer) { (void)timer; }
+
 void hx_deadline_start(asock_loop *loop, uint64_t ms) {
   deadline_ms = ms;
+  tick_loop = loop;
   CHECK_INT(uv_timer_init(asock_loop_uv(loop), &deadline), 0);
   CHECK_INT(uv_timer_start(&deadline, on_deadline, ms, 0), 0);
+  CHECK_INT(uv_timer_init(asock_loop_uv(loop), &tick), 0);
 }
 
-void hx_deadline_stop(void) { uv_close((uv_handle_t *)&deadline, NULL); }
+void hx_deadline_stop(void) {
+  uv_close((uv_handle_t *)&deadline, NULL);
+  uv_close((uv_handle_t *)&tick, NULL);
+  tick_loop = NULL;
+}
 
 void hx_run_until(asock_loop *loop, int (*done)(void *arg), void *arg,
                   const char *what) {
   /* The deadline's timer keeps the loop alive, so that each run waits for
    * the next event instead of spinning. */
+  int ticking = loop == tick_loop;
+
   waiting_for = what;
+  if (ticking)
+    CHECK_INT(uv_timer_start(&tick, on_tick, 10, 10), 0);
   while (!done(arg))
     asock_loop_run(loop, UV_RUN_ONCE);
+  if (ticking)
+    CHECK_INT(uv_timer_stop(&tick), 0);
   waiting_for = "the program's own steps";
 }
 

@@ -35,7 +35,9 @@ void hx_fail(const char *what);
 void hx_deadline_start(asock_loop *loop, uint64_t ms);
 /* Closes the deadline's timer; call it before asock_loop_close(). */
 void hx_deadline_stop(void);
-/* Runs the loop one iteration at a time until done(arg) is true. */
+/* Runs the loop one iteration at a time until done(arg) is true, waking it
+ * every 10 ms when the deadline runs on this loop, so that a condition
+ * another thread makes true is seen. */
 void hx_run_until(asock_loop *loop, int (*done)(void *arg), void *arg,
                   const char *what);
 
