@@ -7,9 +7,6 @@
 #include "asan.h"
 #include "internal.h"
 
-static void flush_slice_cache(asock_loop *loop);
-static void run_posted(asock_loop *loop);
-
 static void on_handle_closed(uv_handle_t *handle) {
   asock_loop *loop = handle->data;
   loop->handles--;
@@ -80,23 +77,6 @@ static void on_idle(uv_idle_t *idle) {
 static void schedule_delivery(asock_loop *loop) {
   if (asock__uv_idle_start(&loop->idle, on_idle) != 0)
     asock__wake(&loop->async);
-}
-
-static void retry_waiters(asock_loop *loop) {
-  asock_socket *list = loop->waiters;
-  loop->waiters = NULL;
-  while (list != NULL) {
-    asock_socket *sock = list;
-    list = sock->wait_link;
-    uint32_t flags = sock->flags;
-    sock->wait_link = NULL;
-    sock->flags &= ~(ASOCK__SF_WAIT_SLICE | ASOCK__SF_SEND_WAITS);
-    if (flags & ASOCK__SF_SEND_WAITS)
-      asock__send_resume(sock);
-    if (flags & ASOCK__SF_WAIT_SLICE)
-      asock__recv_retry(sock);
-    asock__socket_unref(sock);
-  }
 }
 
 /* ASOCK_ACCEPT_PAUSE_MS in ticks, rounded up. */
@@ -196,7 +176,7 @@ static void on_timer(uv_timer_t *timer) {
     op->wnext = NULL;
     asock__op_expired(op);
   }
-  retry_waiters(loop);
+  asock__loop_retry_waiters(loop);
   resume_accepts(loop, 0);
   linger_sweep(loop, 0);
   loop->callbacks--;
@@ -221,177 +201,16 @@ void asock__loop_update_timer(asock_loop *loop) {
   }
 }
 
-/* Takes a list pushed by other threads (newest first) in posting order. */
-static asock_op *take_fifo(asock__atomic_ptr *list, int cancels) {
-  asock_op *op = asock__xchg_ptr(list, NULL);
-  asock_op *fifo = NULL;
-  while (op != NULL) {
-    asock_op *next = cancels ? op->cancel_next : op->post_next;
-    if (cancels)
-      op->cancel_next = fifo;
-    else
-      op->post_next = fifo;
-    fifo = op;
-    op = next;
-  }
-  return fifo;
-}
-
-/* Checks and starts one op another thread handed over. */
-static int run_one(asock_socket *sock, asock_op *op) {
-  asock__start_fn check;
-  asock__start_fn start;
-  int err;
-
-  switch (op->kind) {
-  case ASOCK_OP_ACCEPT:
-    check = asock__accept_check;
-    start = asock__accept_start;
-    break;
-  case ASOCK_OP_CONNECT:
-    check = asock__connect_check;
-    start = asock__connect_start;
-    break;
-  case ASOCK_OP_SEND:
-    check = asock__send_check;
-    start = asock__send_start;
-    break;
-  case ASOCK_OP_RECEIVE:
-    check = asock__recv_check;
-    start = asock__recv_start;
-    break;
-  case ASOCK_OP_DISCONNECT:
-    check = asock__disconnect_check;
-    start = asock__disconnect_start;
-    break;
-  case ASOCK_OP_SHUTDOWN:
-    check = asock__shutdown_check;
-    start = asock__shutdown_start;
-    break;
-  case ASOCK_OP_SENDPACKETS:
-    check = asock__packets_check;
-    start = asock__packets_start;
-    break;
-  case ASOCK_OP_SENDTO:
-    check = asock__sendto_check;
-    start = asock__sendto_start;
-    break;
-  case ASOCK_OP_RECEIVEFROM:
-  case ASOCK_OP_RECEIVEMESSAGEFROM:
-    check = asock__recvfrom_check;
-    start = asock__recvfrom_start;
-    break;
-  default:
-    return ASOCK_EKIND;
-  }
-  err = check(sock, op);
-  return err != 0 ? err : start(sock, op);
-}
-
-/* Starts the ops other threads posted, in the order they were posted. Their
- * starters were told ASOCK_PENDING, so every outcome, a synchronous
- * completion or a refusal, reaches them through the callback, from the idle
- * handle: never from inside the asock call that runs this. */
-void asock__loop_run_posted(asock_loop *loop) {
-  if (asock__load_ptr(&loop->posted) != NULL)
-    run_posted(loop);
-}
-
-static void run_posted(asock_loop *loop) {
-  asock_op *op = take_fifo(&loop->posted, 0);
-  while (op != NULL) {
-    asock_op *next = op->post_next;
-    asock_socket *sock = op->socket;
-    int r;
-
-    op->post_next = NULL;
-    op->handed = 1;
-    r = run_one(sock, op);
-    op->handed = 0;
-    if (r != ASOCK_PENDING) {
-      if (r < 0) {
-        op->seq = asock__socket_next_seq(sock, op->kind);
-        op->bytes = 0;
-        op->status = r;
-        if (op->host != NULL) {
-          asock__free(op->host);
-          op->host = NULL;
-        }
-      }
-      /* A synchronous completion (the op stayed pending) is the
-       * callback's to report. */
-      op->sync = 0;
-      asock__op_defer(loop, op, op->status);
-    }
-    asock__socket_unref(sock);
-    op = next;
-  }
-}
-
-static void run_cancels(asock_loop *loop) {
-  asock_op *op = take_fifo(&loop->cancels, 1);
-  while (op != NULL) {
-    asock_op *next = op->cancel_next;
-    asock_socket *sock = op->cancel_sock;
-    op->cancel_next = NULL;
-    op->cancel_sock = NULL;
-    asock__store_u32(&op->cancel_req, 0);
-    /* The op may have completed, and even started again on another socket,
-     * since the cancel was asked: it applies only to that socket's op. */
-    if (asock_op_is_pending(op) &&
-        (op->socket == sock || op->listener == sock) &&
-        op->where != ASOCK__Q_DEFERRED)
-      asock__socket_cancel(op->socket, op);
-    asock__socket_unref(sock);
-    op = next;
-  }
-}
-
-/* Runs the posted tasks, oldest first. */
-static void run_tasks(asock_loop *loop) {
-  asock_task *task = asock__xchg_ptr(&loop->tasks, NULL);
-  asock_task *fifo = NULL;
-
-  while (task != NULL) {
-    asock_task *next = task->next;
-    task->next = fifo;
-    fifo = task;
-    task = next;
-  }
-  /* As inside any callback asock runs, the loop cannot be closed. */
-  loop->callbacks++;
-  while (fifo != NULL) {
-    task = fifo;
-    fifo = task->next;
-    task->next = NULL;
-    task->fn(loop, task);
-  }
-  loop->callbacks--;
-}
-
-int asock_loop_post(asock_loop *loop, asock_task *task) {
-  void *head;
-
-  if (loop == NULL || task == NULL || task->fn == NULL)
-    return ASOCK_EINVAL;
-  head = asock__load_ptr(&loop->tasks);
-  do
-    task->next = head;
-  while (!asock__cas_ptr(&loop->tasks, &head, task));
-  asock__wake(&loop->async);
-  return 0;
-}
-
 static void on_async(uv_async_t *async) {
   asock_loop *loop = async->data;
   uint32_t expected = 1;
 
   loop->callbacks++;
-  run_posted(loop);
-  run_cancels(loop);
+  asock__loop_run_posted(loop);
+  asock__loop_run_cancels(loop);
   loop->callbacks--;
   if (asock__load_ptr(&loop->tasks) != NULL)
-    run_tasks(loop);
+    asock__loop_run_tasks(loop);
   /* Completions the idle handle could not be started for. */
   if ((loop->deferred_head != NULL || loop->notify != NULL ||
        loop->kicked != NULL) &&
@@ -399,61 +218,6 @@ static void on_async(uv_async_t *async) {
     on_idle(&loop->idle);
   if (asock__cas_u32(&loop->stop_requested, &expected, 0))
     uv_stop(loop->uv);
-}
-
-void asock__wake(uv_async_t *async) {
-  while (asock__uv_async_send(async) != 0)
-    uv_sleep(1);
-}
-
-static void push(asock__atomic_ptr *list, asock_op *op, asock_op **link) {
-  void *head = asock__load_ptr(list);
-  do
-    *link = head;
-  while (!asock__cas_ptr(list, &head, op));
-}
-
-int asock__start(asock_socket *sock, asock_op *op, asock_op_kind kind,
-                 asock__start_fn check, asock__start_fn start) {
-  asock_loop *loop;
-  int err;
-
-  if (op != NULL && asock__load_u32(&op->state) != ASOCK__OP_IDLE)
-    return ASOCK_EBUSY;
-  if (sock == NULL || op == NULL)
-    return ASOCK_EINVAL;
-  loop = sock->loop;
-  if (!asock__loop_on_thread(loop)) {
-    if (op->pool != loop->pool)
-      return ASOCK_EFOREIGN;
-    err = asock__op_begin(op, kind, sock);
-    if (err != 0)
-      return err;
-    /* The socket stays in memory until the loop has dealt with the op. */
-    asock__socket_ref(sock);
-    push(&loop->posted, op, &op->post_next);
-    asock__wake(&loop->async);
-    return ASOCK_PENDING;
-  }
-  /* Ops handed over earlier go first, so that sequence numbers follow the
-   * order the application posted in. */
-  asock__loop_run_posted(loop);
-  return asock__start_here(sock, op, kind, check, start);
-}
-
-int asock__cancel_from_thread(asock_op *op) {
-  asock_socket *sock = op->socket;
-  uint32_t expected = 0;
-
-  if (sock == NULL)
-    return ASOCK_ENOTPENDING;
-  if (!asock__cas_u32(&op->cancel_req, &expected, 1))
-    return 0; /* a cancel is already on its way */
-  asock__socket_ref(sock);
-  op->cancel_sock = sock;
-  push(&sock->loop->cancels, op, &op->cancel_next);
-  asock__wake(&sock->loop->async);
-  return 0;
 }
 
 int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
@@ -572,7 +336,8 @@ int asock_loop_stop(asock_loop *loop) {
 }
 
 /* Takes a closed loop off its pool's list: the statistics read it no more.
- * Its kept slices went back to the pool already (flush_slice_cache()). */
+ * Its kept slices went back to the pool already (asock__loop_flush_slices()).
+ */
 static void unlist(asock_loop *loop) {
   asock_pool *pool = loop->pool;
 
@@ -597,10 +362,10 @@ int asock_loop_close(asock_loop *loop) {
   /* Ops other threads handed over still get their one completion: started
    * now, they are cancelled with their sockets below. */
   loop->callbacks++;
-  run_posted(loop);
-  run_cancels(loop);
+  asock__loop_run_posted(loop);
+  asock__loop_run_cancels(loop);
   loop->callbacks--;
-  run_tasks(loop);
+  asock__loop_run_tasks(loop);
   {
     asock_socket *sock = loop->sockets;
     while (sock != NULL) {
@@ -635,7 +400,7 @@ int asock_loop_close(asock_loop *loop) {
     sock->flags &= ~(ASOCK__SF_WAIT_SLICE | ASOCK__SF_SEND_WAITS);
     asock__socket_unref(sock);
   }
-  flush_slice_cache(loop);
+  asock__loop_flush_slices(loop);
   uv_close((uv_handle_t *)&loop->idle, on_handle_closed);
   uv_close((uv_handle_t *)&loop->timer, on_handle_closed);
   uv_close((uv_handle_t *)&loop->async, on_handle_closed);
@@ -644,7 +409,7 @@ int asock_loop_close(asock_loop *loop) {
   /* Tasks posted while the sockets closed (from their ops' callbacks, say)
    * run too: a task is never left unrun. */
   while (asock__load_ptr(&loop->tasks) != NULL)
-    run_tasks(loop);
+    asock__loop_run_tasks(loop);
   if (loop->owns_uv) {
     int err = uv_loop_close(loop->uv);
     if (err != 0)
@@ -694,17 +459,6 @@ void asock__op_defer(asock_loop *loop, asock_op *op, int status) {
   schedule_delivery(loop);
 }
 
-/* Returns the loop's kept slices to the pool. */
-static void flush_slice_cache(asock_loop *loop) {
-  uint32_t n = asock__load_u32_relaxed(&loop->slices_cached);
-  while (n > 0) {
-    void *slice = loop->slice_cache[--n];
-    asock__store_u32_relaxed(&loop->slices_cached, n);
-    asock__unpoison(slice, loop->pool->slice_size);
-    (void)asock_pool_release(loop->pool, slice);
-  }
-}
-
 uint64_t asock__now_ms(void) { return uv_hrtime() / 1000000; }
 
 void asock__loop_rewatch(asock_loop *loop, asock_op *op) {
@@ -731,24 +485,6 @@ void asock__loop_notify(asock_loop *loop, asock_socket *sock) {
   schedule_delivery(loop);
 }
 
-int asock__loop_take_slice_slow(asock_loop *loop, void **slice) {
-  return asock_pool_acquire(loop->pool, slice);
-}
-
-void asock__loop_give_slice_slow(asock_loop *loop, void *slice) {
-  asock_pool *pool = loop->pool;
-  uint32_t n = asock__load_u32_relaxed(&loop->slices_cached);
-  if (n < loop->slice_cache_max) {
-    /* ASOCK_POOL_ZERO_ON_RELEASE: what a kept slice held is erased. */
-    memset(slice, 0, pool->slice_size);
-    asock__poison(slice, pool->slice_size);
-    loop->slice_cache[n] = slice;
-    asock__store_u32_relaxed(&loop->slices_cached, n + 1);
-    return;
-  }
-  (void)asock_pool_release(pool, slice);
-}
-
 void asock__loop_kick(asock_loop *loop, asock_socket *sock) {
   if (sock->flags & ASOCK__SF_KICKED)
     return;
@@ -757,25 +493,4 @@ void asock__loop_kick(asock_loop *loop, asock_socket *sock) {
   sock->kick_link = loop->kicked;
   loop->kicked = sock;
   schedule_delivery(loop);
-}
-
-/* Puts sock on the waiters list, once, with `flag` saying which side
- * waits. */
-static void wait_slice(asock_loop *loop, asock_socket *sock, uint32_t flag) {
-  uint32_t listed = sock->flags & (ASOCK__SF_WAIT_SLICE | ASOCK__SF_SEND_WAITS);
-  sock->flags |= flag;
-  if (listed != 0)
-    return;
-  asock__socket_ref(sock);
-  sock->wait_link = loop->waiters;
-  loop->waiters = sock;
-  asock__loop_update_timer(loop);
-}
-
-void asock__loop_wait_slice(asock_loop *loop, asock_socket *sock) {
-  wait_slice(loop, sock, ASOCK__SF_WAIT_SLICE);
-}
-
-void asock__loop_wait_slice_send(asock_loop *loop, asock_socket *sock) {
-  wait_slice(loop, sock, ASOCK__SF_SEND_WAITS);
 }

@@ -1,67 +1,18 @@
 /* Operation objects: the SocketAsyncEventArgs analogue. An op is taken from
  * its pool's fixed array, configured by its owner, and moves idle -> pending
  * -> idle for every operation started on it. */
+#include <stddef.h>
 #include <string.h>
 
 #include "internal.h"
 
 void asock__op_reset(asock_op *op) {
-  op->kind = ASOCK_OP_NONE;
-  op->mode = ASOCK_BUFFER_NONE;
-  op->flags = 0;
-  op->status = 0;
-  op->mem = NULL;
-  op->mem_len = 0;
-  op->offset = 0;
-  op->count = 0;
-  op->bufs = NULL;
-  op->nbufs = 0;
-  op->bytes = 0;
-  op->user_data = NULL;
-  op->cb = NULL;
-  op->socket = NULL;
-  op->accepted = NULL;
-  op->listener = NULL;
-  op->seq = 0;
-  op->timeout_ms = 0;
-  memset(&op->remote, 0, sizeof(op->remote));
-  op->conn = 0;
-  op->handed = 0;
-  op->msg_flags = 0;
-  op->ifindex = 0;
-  memset(&op->local, 0, sizeof(op->local));
-  op->qnext = NULL;
-  op->qprev = NULL;
-  op->wnext = NULL;
-  op->wprev = NULL;
-  op->deadline = 0;
-  op->where = ASOCK__Q_NONE;
-  op->wslot = 0;
-  op->forced_status = 0;
-  op->end_seq = 0;
-  op->total = 0;
-  op->sent = 0;
-  op->write_bytes = 0;
-  op->charged = NULL;
-  op->post_next = NULL;
-  op->cancel_next = NULL;
-  op->cancel_sock = NULL;
+  /* Everything after the op's identity (pool, state, index) starts at
+   * zero: NULL pointers, ASOCK_OP_NONE, ASOCK_BUFFER_NONE, ASOCK__Q_NONE,
+   * no flags, no timeout, not in any list. */
+  memset((char *)op + offsetof(asock_op, kind), 0,
+         sizeof(*op) - offsetof(asock_op, kind));
   asock__store_u32(&op->cancel_req, 0);
-  op->host = NULL;
-  op->port = 0;
-  op->ai_head = NULL;
-  op->ai_next = NULL;
-  op->attempts = NULL;
-  op->nattempts = 0;
-  op->packets = NULL;
-  op->npackets = 0;
-  op->packets_total = 0;
-  op->pk_index = 0;
-  op->pk_start = 0;
-  op->chunk = NULL;
-  op->chunk_at = 0;
-  op->chunk_len = 0;
-  op->fs = NULL;
 }
 
 /* Finds the op p points at in the pool's array: 0 or ASOCK_EFOREIGN. The

@@ -292,3 +292,7 @@ void asock__connect_cancel(asock_socket *sock) {
   if (sock->flags & ASOCK__SF_RESOLVING)
     uv_cancel((uv_req_t *)&op->req.getaddrinfo);
 }
+
+void asock__io_connected(asock_socket *sock, int status) {
+  asock__connect_done(sock->connect, status);
+}

@@ -267,3 +267,76 @@ int asock_socket_get_option(asock_socket *sock, int level, int name,
                             void *value, size_t *len) {
   return sockopt(sock, 0, level, name, value, len);
 }
+
+/* ---- options on the OS socket, for every platform ----------------------- */
+
+int asock__apply_options(uv_os_sock_t s, const asock__tcp_options *o) {
+  int err = 0;
+  int size;
+
+  if (o == NULL)
+    return 0;
+  if (o->set & ASOCK__OPT_NODELAY)
+    err = asock__os_nodelay(s, o->nodelay);
+  if (err == 0 && (o->set & ASOCK__OPT_KEEPALIVE))
+    err = asock__os_keepalive(s, o->keepalive, o->keep_idle);
+  if (err == 0 && (o->set & ASOCK__OPT_KEEPPROBES))
+    err = asock__os_keepalive_probes(s, o->keep_interval, o->keep_count);
+  if (err == 0 && (o->set & ASOCK__OPT_SNDBUF)) {
+    size = o->sndbuf;
+    err = asock__os_buffer_size(s, 1, &size);
+  }
+  if (err == 0 && (o->set & ASOCK__OPT_RCVBUF)) {
+    size = o->rcvbuf;
+    err = asock__os_buffer_size(s, 0, &size);
+  }
+  return err;
+}
+
+int asock__io_nodelay(asock_socket *sock, int enable) {
+  uv_os_sock_t s = asock__io_os(sock);
+  return s == ASOCK__NO_SOCKET ? ASOCK_EBADF : asock__os_nodelay(s, enable);
+}
+
+int asock__io_keepalive(asock_socket *sock, int enable, unsigned int delay_s) {
+  uv_os_sock_t s = asock__io_os(sock);
+  return s == ASOCK__NO_SOCKET ? ASOCK_EBADF
+                               : asock__os_keepalive(s, enable, delay_s);
+}
+
+int asock__io_keepalive_probes(asock_socket *sock, unsigned int interval_s,
+                               unsigned int count) {
+  uv_os_sock_t s = asock__io_os(sock);
+  return s == ASOCK__NO_SOCKET
+             ? ASOCK_EBADF
+             : asock__os_keepalive_probes(s, interval_s, count);
+}
+
+int asock__io_buffer_size(asock_socket *sock, int send, int *value) {
+  uv_os_sock_t s = asock__io_os(sock);
+  return s == ASOCK__NO_SOCKET ? ASOCK_EBADF
+                               : asock__os_buffer_size(s, send, value);
+}
+
+int asock__io_sockopt(asock_socket *sock, int set, int level, int name,
+                      void *value, size_t *len) {
+  uv_os_sock_t s = asock__io_os(sock);
+  return s == ASOCK__NO_SOCKET
+             ? ASOCK_EBADF
+             : asock__os_sockopt(s, set, level, name, value, len);
+}
+
+int asock__io_address(asock_socket *sock, int peer, struct sockaddr *addr,
+                      int *len) {
+  uv_os_sock_t s = asock__io_os(sock);
+  return s == ASOCK__NO_SOCKET ? ASOCK_EBADF
+                               : asock__os_address(s, peer, addr, len);
+}
+
+int asock__io_fileno(const asock_socket *sock, uv_os_sock_t *out) {
+  uv_os_sock_t s = asock__io_os(sock);
+  if (s == ASOCK__NO_SOCKET)
+    return ASOCK_ENOTCONN;
+  *out = s;
+  return 0;
+}

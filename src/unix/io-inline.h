@@ -29,20 +29,21 @@ long asock__try_send_rest(int fd, const void *buf, size_t len, ssize_t r);
 static inline long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
   /* A socket without its OS socket has fd -1, which the kernel answers
    * with EBADF, ASOCK_EBADF here: no test of its own on every read. */
-  ssize_t n = asock__sys_read(sock->io.fd, buf, len);
+  ssize_t n = asock__sys_read(sock->io.watch.socket, buf, len);
   if (n > 0)
     return (long)n;
-  return asock__try_recv_rest(sock->io.fd, buf, len, n);
+  return asock__try_recv_rest(sock->io.watch.socket, buf, len, n);
 }
 
 /* One buffer, the usual send: the bytes sent, ASOCK_EAGAIN when the kernel
  * takes none, or an error. */
 static inline long asock__io_try_send(asock_socket *sock, const void *buf,
                                       size_t len) {
-  ssize_t r = asock__sys_send(sock->io.fd, buf, len, ASOCK__SEND_FLAGS);
+  ssize_t r =
+      asock__sys_send(sock->io.watch.socket, buf, len, ASOCK__SEND_FLAGS);
   if (r >= 0)
     return (long)r;
-  return asock__try_send_rest(sock->io.fd, buf, len, r);
+  return asock__try_send_rest(sock->io.watch.socket, buf, len, r);
 }
 
 static inline long asock__io_try_write(asock_socket *sock, const uv_buf_t *iov,
@@ -51,7 +52,7 @@ static inline long asock__io_try_write(asock_socket *sock, const uv_buf_t *iov,
 
   for (;;) {
     if (n == 1) {
-      r = asock__sys_send(sock->io.fd, iov[0].base, iov[0].len,
+      r = asock__sys_send(sock->io.watch.socket, iov[0].base, iov[0].len,
                           ASOCK__SEND_FLAGS);
     } else {
       /* uv_buf_t is laid out as struct iovec on Unix. */
@@ -59,7 +60,7 @@ static inline long asock__io_try_write(asock_socket *sock, const uv_buf_t *iov,
       memset(&msg, 0, sizeof(msg));
       msg.msg_iov = (struct iovec *)(void *)iov;
       msg.msg_iovlen = n;
-      r = asock__sys_sendmsg(sock->io.fd, &msg, ASOCK__SEND_FLAGS);
+      r = asock__sys_sendmsg(sock->io.watch.socket, &msg, ASOCK__SEND_FLAGS);
     }
     if (r >= 0)
       return (long)r;

@@ -20,16 +20,14 @@ typedef int asock__mcast4_opt;
 typedef unsigned char asock__mcast4_opt;
 #endif
 
-/* What the poll handle is asked to watch. */
-#define ASOCK__IO_READ 0x1u
-#define ASOCK__IO_WRITE 0x2u
+/* The value of a uv_os_sock_t that names no socket. */
+#define ASOCK__NO_SOCKET (-1)
+
+#include "watch.h"
 
 typedef struct asock__io {
-  uv_poll_t poll;           /* first, so that a handle pointer is the socket */
-  int fd;                   /* -1 until the socket exists */
-  unsigned char want;       /* ASOCK__IO_READ and ASOCK__IO_WRITE wanted */
-  unsigned char armed;      /* what the poll handle watches now */
-  unsigned char busy;       /* its callback runs: it updates when done */
+  asock__watch watch;       /* first, so that a handle pointer is the socket;
+                             * its socket is -1 until the OS socket exists */
   unsigned char connecting; /* a connect waits for writability */
   int connect_error;        /* a connect that failed at once */
 } asock__io;
@@ -38,11 +36,7 @@ typedef struct asock__io {
  * non-blocking). On failure fd is closed. (tcp-io.c) */
 struct asock_socket;
 int asock__io_adopt_fd(struct asock_socket *sock, int fd);
-/* Sets the TCP options an application set before the socket had an OS
- * socket on fd, a socket just made: 0 or the first error. (tcp-opts.c) */
-struct asock__tcp_options;
-int asock__io_apply_options(int fd, const struct asock__tcp_options *opts);
-/* Starts (on != 0) or stops watching for ASOCK__IO_READ or ASOCK__IO_WRITE.
+/* Starts (on != 0) or stops watching for ASOCK__WATCH_READ or _WRITE.
  * Inside the poll callback the change waits until it returns. (tcp-io.c) */
 void asock__io_want(struct asock_socket *sock, unsigned int what, int on);
 

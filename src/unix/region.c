@@ -63,12 +63,7 @@ int asock__region_map(asock__region *r, size_t len, unsigned int flags) {
   unsigned char *mapping;
   unsigned char *base;
 
-  r->base = NULL;
-  r->len = 0;
-  r->mapping = NULL;
-  r->mapping_len = 0;
-  r->locked = 0;
-  r->huge_pages = ASOCK_HUGE_PAGES_NONE;
+  asock__region_clear(r);
 
   if (flags & ASOCK_POOL_HUGE_PAGES)
     align = ASOCK__HUGE_PAGE_SIZE;

@@ -55,43 +55,16 @@ int asock__io_adopt_fd(asock_socket *sock, int fd) {
   int on = 1;
   (void)asock__sys_setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof(on));
 #endif
-  err = asock__uv_poll_init_socket(sock->loop->uv, &sock->io.poll, fd);
-  if (err != 0) {
+  err = asock__watch_open(&sock->io.watch, asock__socket_uv(sock), fd, on_poll);
+  if (err != 0)
     asock__sys_close(fd);
-    return asock__from_uv(err);
-  }
-  sock->io.fd = fd;
-  sock->io.want = 0;
-  sock->io.armed = 0;
-  return 0;
+  return err;
 }
 
-/* Makes the poll handle watch what is wanted. Not while on_poll() runs: it
- * updates once at its end, so that a want dropped and taken again inside a
- * callback costs nothing (each change costs libuv an epoll_ctl). */
-static void update(asock_socket *sock) {
-  asock__io *io = &sock->io;
-  int events = 0;
-
-  if (io->want == io->armed || io->busy || io->fd < 0)
-    return;
-  if (io->want & ASOCK__IO_READ)
-    events |= UV_READABLE;
-  if (io->want & ASOCK__IO_WRITE)
-    events |= UV_WRITABLE;
-  if (events == 0)
-    uv_poll_stop(&io->poll);
-  else if (asock__uv_poll_start(&io->poll, events, on_poll) != 0)
-    return; /* libuv still watches what it did: the next change retries */
-  io->armed = io->want;
-}
+static void update(asock_socket *sock) { asock__watch_update(&sock->io.watch); }
 
 void asock__io_want(asock_socket *sock, unsigned int what, int on) {
-  if (on)
-    sock->io.want |= (unsigned char)what;
-  else
-    sock->io.want &= (unsigned char)~what;
-  update(sock);
+  asock__watch_want(&sock->io.watch, what, on);
 }
 
 static void connect_ready(asock_socket *sock) {
@@ -100,15 +73,15 @@ static void connect_ready(asock_socket *sock) {
   socklen_t len = sizeof(so_error);
 
   if (err == 0) {
-    if (asock__sys_getsockopt(sock->io.fd, SOL_SOCKET, SO_ERROR, &so_error,
-                              &len) != 0)
+    if (asock__sys_getsockopt(sock->io.watch.socket, SOL_SOCKET, SO_ERROR,
+                              &so_error, &len) != 0)
       err = asock__sys_error();
     else if (so_error != 0)
       err = asock__from_uv(-so_error);
   }
   sock->io.connecting = 0;
   sock->io.connect_error = 0;
-  asock__connect_done(sock->connect, err);
+  asock__io_connected(sock, err);
 }
 
 static void on_poll_other(asock_socket *sock, int status, int events);
@@ -122,12 +95,11 @@ static void on_poll(uv_poll_t *poll, int status, int events) {
    * send that has to wait); everything else is on_poll_other()'s, out of
    * line. */
   if (events == UV_READABLE && status == 0) {
-    uint32_t flags = sock->flags;
-    if ((flags & ASOCK__SF_MULTISHOT_READS) == ASOCK__SF_MULTISHOT_READING) {
+    if (asock__socket_reads_multishot(sock)) {
       asock__recv_ready_multishot(sock);
       return;
     }
-    if ((flags & (ASOCK__SF_LISTENING | ASOCK__SF_UDP)) == 0) {
+    if (asock__socket_is_stream(sock)) {
       asock__recv_ready(sock);
       return;
     }
@@ -140,33 +112,34 @@ ASOCK__NOINLINE static void on_poll_other(asock_socket *sock, int status,
   if (status < 0) {
     /* libuv met POLLERR and stopped watching: what waits tries the socket
      * and meets the error itself. */
-    sock->io.armed = 0;
+    sock->io.watch.armed = 0;
     events = UV_READABLE | UV_WRITABLE;
   }
-  sock->io.busy = 1;
-  if (sock->flags & ASOCK__SF_UDP) {
+  sock->io.watch.busy = 1;
+  if (asock__socket_is_udp(sock)) {
     asock__udp_ready(
-        sock, (events & UV_READABLE) && (sock->io.want & ASOCK__IO_READ),
-        (events & UV_WRITABLE) && (sock->io.want & ASOCK__IO_WRITE));
-    sock->io.busy = 0;
+        sock,
+        (events & UV_READABLE) && (sock->io.watch.want & ASOCK__WATCH_READ),
+        (events & UV_WRITABLE) && (sock->io.watch.want & ASOCK__WATCH_WRITE));
+    sock->io.watch.busy = 0;
     update(sock);
     return;
   }
-  if ((events & UV_WRITABLE) && (sock->io.want & ASOCK__IO_WRITE)) {
-    sock->io.want &= (unsigned char)~ASOCK__IO_WRITE;
+  if ((events & UV_WRITABLE) && (sock->io.watch.want & ASOCK__WATCH_WRITE)) {
+    sock->io.watch.want &= (unsigned char)~ASOCK__WATCH_WRITE;
     if (sock->io.connecting)
       connect_ready(sock);
-    else if (sock->send_head != NULL)
-      asock__send_written(sock->send_head, 0);
+    else
+      asock__io_writable(sock);
   }
-  if ((events & UV_READABLE) && (sock->io.want & ASOCK__IO_READ) &&
-      (sock->flags & ASOCK__SF_HANDLE_GONE) == 0) {
-    if (sock->flags & ASOCK__SF_LISTENING)
+  if ((events & UV_READABLE) && (sock->io.watch.want & ASOCK__WATCH_READ) &&
+      !asock__socket_is_closing(sock)) {
+    if (asock__socket_is_listener(sock))
       asock__on_connection(sock, 0);
     else
       asock__recv_ready(sock);
   }
-  sock->io.busy = 0;
+  sock->io.watch.busy = 0;
   update(sock);
 }
 
@@ -177,18 +150,14 @@ static void on_close(uv_handle_t *handle) {
 
   if (sock->io.connecting) {
     sock->io.connecting = 0;
-    asock__connect_done(sock->connect, ASOCK_ECANCELED);
+    asock__io_connected(sock, ASOCK_ECANCELED);
   }
-  if ((sock->flags & ASOCK__SF_WRITING) && sock->send_head != NULL)
-    asock__send_written(sock->send_head, ASOCK_ECANCELED);
+  asock__io_write_cancelled(sock);
   asock__socket_closed(sock);
 }
 
 int asock__io_init(asock_socket *sock) {
-  sock->io.fd = -1;
-  sock->io.want = 0;
-  sock->io.armed = 0;
-  sock->io.busy = 0;
+  asock__watch_init(&sock->io.watch);
   sock->io.connecting = 0;
   sock->io.connect_error = 0;
   return 0;
@@ -235,7 +204,7 @@ static int open_os(asock_socket *sock, int family, unsigned int flags,
         0)
       goto fail;
   }
-  err = asock__io_apply_options(fd, opts);
+  err = asock__apply_options(fd, opts);
   if (err != 0) {
     asock__sys_close(fd);
     return err;
@@ -256,7 +225,7 @@ int asock__io_bind(asock_socket *sock, const struct sockaddr *addr,
 }
 
 int asock__io_listen(asock_socket *sock, int backlog) {
-  if (asock__sys_listen(sock->io.fd, backlog) != 0)
+  if (asock__sys_listen(sock->io.watch.socket, backlog) != 0)
     return asock__sys_error();
   return 0;
 }
@@ -266,7 +235,7 @@ int asock__io_accept(asock_socket *listener, uintptr_t *conn) {
 
   *conn = 0;
   for (;;) {
-    fd = accept_socket(listener->io.fd);
+    fd = accept_socket(listener->io.watch.socket);
     if (fd >= 0)
       break;
     /* A connection reset before it was accepted is not the listener's
@@ -290,7 +259,7 @@ int asock__io_adopt(asock_socket *listener, asock_socket *client,
 void asock__io_drop(uintptr_t conn) { asock__sys_close((int)conn); }
 
 void asock__io_accept_wanted(asock_socket *listener, int wanted) {
-  asock__io_want(listener, ASOCK__IO_READ, wanted);
+  asock__io_want(listener, ASOCK__WATCH_READ, wanted);
 }
 
 int asock__io_connect(asock_socket *sock, asock_op *op,
@@ -300,7 +269,7 @@ int asock__io_connect(asock_socket *sock, asock_op *op,
 
   (void)op;
   /* A socket bound before connects from there; any other is made now. */
-  if (sock->io.fd < 0) {
+  if (sock->io.watch.socket < 0) {
     if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)
       return ASOCK_EAFNOSUPPORT;
     r = open_os(sock, addr->sa_family, 0, opts, NULL);
@@ -308,7 +277,7 @@ int asock__io_connect(asock_socket *sock, asock_op *op,
       return r;
   }
   do
-    r = asock__sys_connect(sock->io.fd, addr, addr_len(addr));
+    r = asock__sys_connect(sock->io.watch.socket, addr, addr_len(addr));
   while (r != 0 && errno == EINTR);
   /* A connect that fails at once still reports through the poll handle
    * (the socket reads as closed), so that the result never comes inside
@@ -316,17 +285,17 @@ int asock__io_connect(asock_socket *sock, asock_op *op,
   if (r != 0 && errno != EINPROGRESS)
     sock->io.connect_error = asock__sys_error();
   sock->io.connecting = 1;
-  asock__io_want(sock, ASOCK__IO_WRITE, 1);
+  asock__io_want(sock, ASOCK__WATCH_WRITE, 1);
   return 0;
 }
 
 int asock__io_read_start(asock_socket *sock) {
-  asock__io_want(sock, ASOCK__IO_READ, 1);
+  asock__io_want(sock, ASOCK__WATCH_READ, 1);
   return 0;
 }
 
 void asock__io_read_stop(asock_socket *sock) {
-  asock__io_want(sock, ASOCK__IO_READ, 0);
+  asock__io_want(sock, ASOCK__WATCH_READ, 0);
 }
 
 int asock__io_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
@@ -335,7 +304,7 @@ int asock__io_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
   (void)n;
   (void)bytes;
   op->write_bytes = 0;
-  asock__io_want(sock, ASOCK__IO_WRITE, 1);
+  asock__io_want(sock, ASOCK__WATCH_WRITE, 1);
   return 0;
 }
 
@@ -348,7 +317,7 @@ long asock__io_sendfile(asock_socket *sock, uv_file file, int64_t offset,
   if (len > ((size_t)1 << 30))
     len = (size_t)1 << 30;
   do
-    n = asock__sys_sendfile(sock->io.fd, file, &at, len);
+    n = asock__sys_sendfile(sock->io.watch.socket, file, &at, len);
   while (n < 0 && errno == EINTR);
   if (n >= 0)
     return (long)n;
@@ -369,14 +338,15 @@ long asock__io_sendfile(asock_socket *sock, uv_file file, int64_t offset,
 
 int asock__io_shutdown(asock_socket *sock, asock_op *op) {
   /* Everything written is in the kernel already: the FIN follows it. */
-  int err =
-      asock__sys_shutdown(sock->io.fd, SHUT_WR) == 0 ? 0 : asock__sys_error();
+  int err = asock__sys_shutdown(sock->io.watch.socket, SHUT_WR) == 0
+                ? 0
+                : asock__sys_error();
   asock__shutdown_done(op, err);
   return 0;
 }
 
 void asock__io_close(asock_socket *sock, int abortive) {
-  int fd = sock->io.fd;
+  int fd = sock->io.watch.socket;
 
   if (fd < 0) {
     /* Never had an OS socket: nothing to wait for. */
@@ -390,9 +360,7 @@ void asock__io_close(asock_socket *sock, int abortive) {
     (void)asock__sys_setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
   }
   /* uv_close() stops watching fd at once, so it can be closed now. */
-  uv_close((uv_handle_t *)&sock->io.poll, on_close);
+  uv_close((uv_handle_t *)&sock->io.watch.poll, on_close);
   asock__sys_close(fd);
-  sock->io.fd = -1;
-  sock->io.want = 0;
-  sock->io.armed = 0;
+  asock__watch_forget(&sock->io.watch);
 }

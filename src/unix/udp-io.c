@@ -40,7 +40,7 @@ static int set_int(int fd, int level, int name, int value) {
  * receive-message-from reports. On a dual-stack socket the IPv4 datagrams
  * carry the IPv4 kind. */
 int asock__udp_io_pktinfo(asock_socket *sock) {
-  int fd = sock->io.fd;
+  int fd = sock->io.watch.socket;
   int err = 0;
 #if defined(IP_PKTINFO)
   int v4 = set_int(fd, IPPROTO_IP, IP_PKTINFO, 1);
@@ -132,7 +132,7 @@ int asock__udp_io_connect(asock_socket *sock, const struct sockaddr *addr) {
     /* Connecting to AF_UNSPEC dissolves the association. */
     memset(&unspec, 0, sizeof(unspec));
     unspec.sa_family = AF_UNSPEC;
-    r = asock__sys_connect(sock->io.fd, &unspec, sizeof(unspec));
+    r = asock__sys_connect(sock->io.watch.socket, &unspec, sizeof(unspec));
     /* The BSDs report EAFNOSUPPORT but dissolve it all the same. */
     if (r != 0 && errno != EAFNOSUPPORT)
       return asock__sys_error();
@@ -141,7 +141,7 @@ int asock__udp_io_connect(asock_socket *sock, const struct sockaddr *addr) {
     asock__udp(sock)->port = 0;
     return 0;
   }
-  if (asock__sys_connect(sock->io.fd, addr, addr_len(addr)) != 0)
+  if (asock__sys_connect(sock->io.watch.socket, addr, addr_len(addr)) != 0)
     return asock__sys_error();
   return 0;
 }
@@ -234,7 +234,7 @@ static int recv_plain(int fd, asock__dgram *d) {
  * disconnect may have changed it). */
 static unsigned short info_port(asock_socket *sock) {
   if (asock__udp(sock)->port == 0)
-    asock__udp(sock)->port = local_port(sock->io.fd);
+    asock__udp(sock)->port = local_port(sock->io.watch.socket);
   return asock__udp(sock)->port;
 }
 
@@ -246,14 +246,14 @@ int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
   unsigned int i;
   int got;
 
-  if (sock->io.fd < 0)
+  if (sock->io.watch.socket < 0)
     return ASOCK_EBADF;
   if (n == 1 && d->local == NULL)
-    return recv_plain(sock->io.fd, d);
+    return recv_plain(sock->io.watch.socket, d);
   for (i = 0; i < n; i++)
     fill_msg(&msgs[i].msg_hdr, &iov[i], &d[i], &control[i]);
   do
-    got = asock__sys_recvmmsg(sock->io.fd, msgs, n, MSG_TRUNC, NULL);
+    got = asock__sys_recvmmsg(sock->io.watch.socket, msgs, n, MSG_TRUNC, NULL);
   while (got < 0 && errno == EINTR);
   if (got < 0)
     return recv_error();
@@ -271,13 +271,13 @@ int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
   ssize_t r;
 
   (void)n;
-  if (sock->io.fd < 0)
+  if (sock->io.watch.socket < 0)
     return ASOCK_EBADF;
   if (d->local == NULL)
-    return recv_plain(sock->io.fd, d);
+    return recv_plain(sock->io.watch.socket, d);
   fill_msg(&msg, &iov, d, &control);
   do
-    r = asock__sys_recvmsg(sock->io.fd, &msg, MSG_TRUNC);
+    r = asock__sys_recvmsg(sock->io.watch.socket, &msg, MSG_TRUNC);
   while (r < 0 && errno == EINTR);
   if (r < 0)
     return recv_error();
@@ -291,7 +291,7 @@ long asock__udp_io_send1(asock_socket *sock, const void *buf, size_t len,
   ssize_t r;
 
   do
-    r = asock__sys_sendto(sock->io.fd, buf, len, 0, to,
+    r = asock__sys_sendto(sock->io.watch.socket, buf, len, 0, to,
                           to != NULL ? addr_len(to) : 0);
   while (r < 0 && errno == EINTR);
   if (r >= 0)
@@ -306,7 +306,7 @@ long asock__udp_io_send(asock_socket *sock, const uv_buf_t *iov, unsigned int n,
   struct msghdr msg;
   ssize_t r;
 
-  if (sock->io.fd < 0)
+  if (sock->io.watch.socket < 0)
     return ASOCK_EBADF;
   memset(&msg, 0, sizeof(msg));
   if (to != NULL) {
@@ -317,7 +317,7 @@ long asock__udp_io_send(asock_socket *sock, const uv_buf_t *iov, unsigned int n,
   msg.msg_iov = (struct iovec *)(void *)(uintptr_t)iov;
   msg.msg_iovlen = n;
   do
-    r = asock__sys_sendmsg(sock->io.fd, &msg, ASOCK__SEND_FLAGS);
+    r = asock__sys_sendmsg(sock->io.watch.socket, &msg, ASOCK__SEND_FLAGS);
   while (r < 0 && errno == EINTR);
   if (r >= 0)
     return (long)r;
@@ -332,8 +332,8 @@ void asock__udp_io_want(asock_socket *sock, unsigned int what, int on) {
 
 int asock__udp_io_setsockopt(asock_socket *sock, int level, int name,
                              const void *value, size_t len) {
-  if (asock__sys_setsockopt(sock->io.fd, level, name, value, (socklen_t)len) !=
-      0)
+  if (asock__sys_setsockopt(sock->io.watch.socket, level, name, value,
+                            (socklen_t)len) != 0)
     return asock__sys_error();
   return 0;
 }

@@ -23,14 +23,14 @@ struct asock__handoff {
 static int wsa_error(void) { return asock__win_error(WSAGetLastError()); }
 
 asock__handoff *asock__win_handoff(const asock_socket *sock) {
-  if (sock->flags & ASOCK__SF_UDP)
+  if (asock__socket_is_udp(sock))
     return NULL;
   return (asock__handoff *)sock->io.handle.tcp.data;
 }
 
 uv_os_sock_t asock__win_handoff_socket(const asock_socket *sock) {
   asock__handoff *h = asock__win_handoff(sock);
-  return h != NULL ? h->p.socket : INVALID_SOCKET;
+  return h != NULL ? h->p.watch.socket : INVALID_SOCKET;
 }
 
 /* A socket set up as libuv's listener would be, with what asock's adds
@@ -69,7 +69,7 @@ static int open_listener(const struct sockaddr *addr, unsigned int flags,
     (void)asock__win_set_int(s, IPPROTO_IPV6, IPV6_V6ONLY,
                              (flags & ASOCK_LISTEN_IPV6ONLY) != 0);
   }
-  err = asock__win_apply_options(s, opts);
+  err = asock__apply_options(s, opts);
   if (err != 0)
     goto fail;
   if (bind(s, addr, len) != 0) {
@@ -118,7 +118,7 @@ int asock__win_handoff_bind(asock_socket *sock, const struct sockaddr *addr,
 }
 
 int asock__win_handoff_listen(asock_socket *sock, int backlog) {
-  if (listen(asock__win_handoff(sock)->p.socket, backlog) != 0)
+  if (listen(asock__win_handoff(sock)->p.watch.socket, backlog) != 0)
     return wsa_error();
   return 0;
 }
@@ -128,11 +128,11 @@ int asock__win_handoff_accept(asock_socket *listener, uintptr_t *conn) {
   SOCKET s;
 
   *conn = 0;
-  if (h == NULL || h->p.socket == INVALID_SOCKET)
+  if (h == NULL || h->p.watch.socket == INVALID_SOCKET)
     return ASOCK_EBADF;
   for (;;) {
     int e;
-    s = accept(h->p.socket, NULL, NULL);
+    s = accept(h->p.watch.socket, NULL, NULL);
     if (s != INVALID_SOCKET)
       break;
     e = WSAGetLastError();
@@ -155,7 +155,7 @@ void asock__win_handoff_want(asock_socket *listener, int wanted) {
   asock__handoff *h = asock__win_handoff(listener);
 
   if (h != NULL)
-    asock__win_poll_want(&h->p, ASOCK__WIN_POLL_READ, wanted);
+    asock__win_poll_want(&h->p, ASOCK__WATCH_READ, wanted);
 }
 
 static void on_tcp_closed(uv_handle_t *handle) {

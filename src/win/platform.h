@@ -7,6 +7,12 @@
 
 #include <uv.h>
 
+/* The value of a uv_os_sock_t that names no socket (INVALID_SOCKET, whose
+ * header this one does not include). */
+#define ASOCK__NO_SOCKET ((uv_os_sock_t)(~(uintptr_t)0))
+
+#include "watch.h"
+
 /* The width of the IPv4 multicast TTL and loop options: a DWORD. */
 typedef int asock__mcast4_opt;
 
@@ -50,22 +56,16 @@ typedef struct asock__win_poll asock__win_poll;
 /* Called from the poll callback with what is ready of what is wanted. */
 typedef void (*asock__win_ready_fn)(asock__win_poll *p, int readable,
                                     int writable);
-#define ASOCK__WIN_POLL_READ 0x1u
-#define ASOCK__WIN_POLL_WRITE 0x2u
 struct asock__win_poll {
-  uv_poll_t poll;            /* first: the close callback frees the struct
-                              * that holds this one first */
+  asock__watch watch;        /* first: the close callback frees the struct that
+                              * holds this one first */
   struct asock_socket *sock; /* whose socket this is */
-  uv_os_sock_t socket;       /* INVALID_SOCKET once closed */
   asock__win_ready_fn ready;
-  unsigned char want;  /* ASOCK__WIN_POLL_READ and _WRITE wanted */
-  unsigned char armed; /* what the poll handle watches now */
-  unsigned char busy;  /* its callback runs: it updates when done */
 };
 /* Watches s for sock, nothing wanted yet: 0, or the error, s closed. */
 int asock__win_poll_open(asock__win_poll *p, struct asock_socket *sock,
                          uv_os_sock_t s, asock__win_ready_fn ready);
-/* Starts or stops wanting ASOCK__WIN_POLL_READ or _WRITE. */
+/* Starts or stops wanting ASOCK__WATCH_READ or _WRITE. */
 void asock__win_poll_want(asock__win_poll *p, unsigned int what, int on);
 /* Closes the poll handle (closed runs when libuv is done with it) and the
  * OS socket at once. */
@@ -119,9 +119,5 @@ static inline uintptr_t asock__thread_token(void) {
 int asock__win_error(int wsa_error);
 /* setsockopt() of an int: 0 or the error. (tcp-opts.c) */
 int asock__win_set_int(uv_os_sock_t s, int level, int name, int value);
-/* Sets the TCP options an application set before the socket had an OS
- * socket on s, a socket just made: 0 or the first error. (tcp-opts.c) */
-int asock__win_apply_options(uv_os_sock_t s,
-                             const struct asock__tcp_options *opts);
 
 #endif /* ASOCK_PLATFORM_H */

@@ -85,12 +85,7 @@ int asock__region_map(asock__region *r, size_t len, unsigned int flags) {
   size_t page = asock__page_size();
   unsigned char *mapping;
 
-  r->base = NULL;
-  r->len = 0;
-  r->mapping = NULL;
-  r->mapping_len = 0;
-  r->locked = 0;
-  r->huge_pages = ASOCK_HUGE_PAGES_NONE;
+  asock__region_clear(r);
 
   if ((flags & ASOCK_POOL_HUGE_PAGES) && map_large(r, len) == 0) {
     r->locked = (flags & ASOCK_POOL_LOCK) != 0;

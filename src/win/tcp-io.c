@@ -16,7 +16,7 @@ static void on_close(uv_handle_t *handle) {
 }
 
 static int is_udp(const asock_socket *sock) {
-  return (sock->flags & ASOCK__SF_UDP) != 0;
+  return asock__socket_is_udp(sock);
 }
 
 int asock__io_init(asock_socket *sock) {
@@ -27,7 +27,7 @@ int asock__io_init(asock_socket *sock) {
     sock->io.handle.udp = NULL; /* made by the bind */
     return 0;
   }
-  err = uv_tcp_init(sock->loop->uv, &sock->io.handle.tcp);
+  err = uv_tcp_init(asock__socket_uv(sock), &sock->io.handle.tcp);
   /* No hand-off listener (asock__win_handoff()). */
   sock->io.handle.tcp.data = NULL;
   return asock__from_uv(err);
@@ -60,7 +60,7 @@ static int open_os(asock_socket *sock, int family, unsigned int flags,
     (void)asock__win_set_int(s, IPPROTO_IPV6, IPV6_V6ONLY,
                              (flags & ASOCK_BIND_IPV6ONLY) != 0);
   if (err == 0)
-    err = asock__win_apply_options(s, opts);
+    err = asock__apply_options(s, opts);
   if (err == 0 && addr != NULL &&
       bind(s, addr,
            family == AF_INET6 ? (int)sizeof(struct sockaddr_in6)

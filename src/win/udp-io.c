@@ -169,7 +169,7 @@ fail:
 }
 
 uv_os_sock_t asock__win_udp_socket(const asock_socket *sock) {
-  return sock->io.handle.udp != NULL ? sock->io.handle.udp->p.socket
+  return sock->io.handle.udp != NULL ? sock->io.handle.udp->p.watch.socket
                                      : INVALID_SOCKET;
 }
 
@@ -290,7 +290,7 @@ int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
    * socket reports it. */
   msg.Control.buf = control.bytes;
   msg.Control.len = sizeof(control.bytes);
-  if (h->recvmsg(h->p.socket, &msg, &bytes, NULL, NULL) != 0) {
+  if (h->recvmsg(h->p.watch.socket, &msg, &bytes, NULL, NULL) != 0) {
     int e = WSAGetLastError();
     switch (e) {
     case WSAEMSGSIZE:
@@ -344,8 +344,8 @@ long asock__udp_io_send(asock_socket *sock, const uv_buf_t *iov, unsigned int n,
 
 void asock__udp_io_want(asock_socket *sock, unsigned int what, int on) {
   asock__udp_handle *h = sock->io.handle.udp;
-  unsigned int bits = ((what & ASOCK__UDP_READ) ? ASOCK__WIN_POLL_READ : 0) |
-                      ((what & ASOCK__UDP_WRITE) ? ASOCK__WIN_POLL_WRITE : 0);
+  unsigned int bits = ((what & ASOCK__UDP_READ) ? ASOCK__WATCH_READ : 0) |
+                      ((what & ASOCK__UDP_WRITE) ? ASOCK__WATCH_WRITE : 0);
 
   if (h != NULL)
     asock__win_poll_want(&h->p, bits, on);

@@ -1,5 +1,6 @@
-/* TCP sockets: creation, listening, options, queues, closing and the
- * reference count that frees a socket once nothing needs it. */
+/* The socket every kind shares, TCP and UDP: creation, listening, queues,
+ * closing, cancels and timeouts, and the reference count that frees a
+ * socket once nothing needs it. */
 #include <string.h>
 
 #include "internal.h"
