@@ -93,6 +93,12 @@ void asock__io_close(asock_socket *sock, int abortive);
  * made with the options kept from before. */
 /* The OS socket, ASOCK__NO_SOCKET when the socket has none. */
 uv_os_sock_t asock__io_os(const asock_socket *sock);
+/* setsockopt() of an int. */
+int asock__os_set_int(uv_os_sock_t s, int level, int name, int value);
+/* Seconds as the int the options take. */
+static inline int asock__option_seconds(unsigned int s) {
+  return s > 0x7fffffffu ? 0x7fffffff : (int)s;
+}
 int asock__os_nodelay(uv_os_sock_t s, int enable);
 int asock__os_keepalive(uv_os_sock_t s, int enable, unsigned int delay_s);
 /* The keepalive probes' interval and count (0 leaves one as it is):

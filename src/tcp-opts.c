@@ -270,6 +270,42 @@ int asock_socket_get_option(asock_socket *sock, int level, int name,
 
 /* ---- options on the OS socket, for every platform ----------------------- */
 
+int asock__os_nodelay(uv_os_sock_t s, int enable) {
+  return asock__os_set_int(s, IPPROTO_TCP, TCP_NODELAY, enable);
+}
+
+int asock__os_keepalive_probes(uv_os_sock_t s, unsigned int interval_s,
+                               unsigned int count) {
+#if defined(TCP_KEEPINTVL) && defined(TCP_KEEPCNT)
+  int err = 0;
+  if (interval_s > 0)
+    err = asock__os_set_int(s, IPPROTO_TCP, TCP_KEEPINTVL,
+                            asock__option_seconds(interval_s));
+  if (err == 0 && count > 0)
+    err = asock__os_set_int(s, IPPROTO_TCP, TCP_KEEPCNT,
+                            asock__option_seconds(count));
+  return err;
+#else
+  /* The platform has no such options. */
+  (void)s;
+  (void)interval_s;
+  (void)count;
+  return ASOCK_ENOTSUP;
+#endif
+}
+
+int asock__os_buffer_size(uv_os_sock_t s, int send, int *value) {
+  int opt = send ? SO_SNDBUF : SO_RCVBUF;
+  size_t len = sizeof(*value);
+
+  if (*value > 0) {
+    int err = asock__os_set_int(s, SOL_SOCKET, opt, *value);
+    if (err != 0)
+      return err;
+  }
+  return asock__os_sockopt(s, 0, SOL_SOCKET, opt, value, &len);
+}
+
 int asock__apply_options(uv_os_sock_t s, const asock__tcp_options *o) {
   int err = 0;
   int size;

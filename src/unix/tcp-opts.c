@@ -15,61 +15,22 @@
 #define ASOCK__KEEPIDLE TCP_KEEPALIVE
 #endif
 
-static int set_int(uv_os_sock_t fd, int level, int name, int value) {
+int asock__os_set_int(uv_os_sock_t fd, int level, int name, int value) {
   if (asock__sys_setsockopt(fd, level, name, &value, sizeof(value)) != 0)
     return asock__sys_error();
   return 0;
 }
 
-/* Seconds as the int the options take. */
-static int seconds(unsigned int s) {
-  return s > 0x7fffffffu ? 0x7fffffff : (int)s;
-}
-
-int asock__os_nodelay(uv_os_sock_t fd, int enable) {
-  return set_int(fd, IPPROTO_TCP, TCP_NODELAY, enable);
-}
-
 int asock__os_keepalive(uv_os_sock_t fd, int enable, unsigned int delay_s) {
-  int err = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, enable);
+  int err = asock__os_set_int(fd, SOL_SOCKET, SO_KEEPALIVE, enable);
 #ifdef ASOCK__KEEPIDLE
   if (err == 0 && enable && delay_s > 0)
-    err = set_int(fd, IPPROTO_TCP, ASOCK__KEEPIDLE, seconds(delay_s));
+    err = asock__os_set_int(fd, IPPROTO_TCP, ASOCK__KEEPIDLE,
+                            asock__option_seconds(delay_s));
 #else
   (void)delay_s;
 #endif
   return err;
-}
-
-int asock__os_keepalive_probes(uv_os_sock_t fd, unsigned int interval_s,
-                               unsigned int count) {
-#if defined(TCP_KEEPINTVL) && defined(TCP_KEEPCNT)
-  int err = 0;
-  if (interval_s > 0)
-    err = set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, seconds(interval_s));
-  if (err == 0 && count > 0)
-    err = set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, seconds(count));
-  return err;
-#else
-  (void)fd;
-  (void)interval_s;
-  (void)count;
-  return ASOCK_ENOTSUP;
-#endif
-}
-
-int asock__os_buffer_size(uv_os_sock_t fd, int send, int *value) {
-  int opt = send ? SO_SNDBUF : SO_RCVBUF;
-  socklen_t len = sizeof(*value);
-
-  if (*value > 0) {
-    int err = set_int(fd, SOL_SOCKET, opt, *value);
-    if (err != 0)
-      return err;
-  }
-  if (asock__sys_getsockopt(fd, SOL_SOCKET, opt, value, &len) != 0)
-    return asock__sys_error();
-  return 0;
 }
 
 int asock__os_address(uv_os_sock_t fd, int peer, struct sockaddr *addr,
@@ -85,8 +46,8 @@ int asock__os_address(uv_os_sock_t fd, int peer, struct sockaddr *addr,
 
 int asock__io_defer_accept(asock_socket *listener, unsigned int wait_s) {
 #if defined(TCP_DEFER_ACCEPT)
-  return set_int(listener->io.watch.socket, IPPROTO_TCP, TCP_DEFER_ACCEPT,
-                 seconds(wait_s));
+  return asock__os_set_int(listener->io.watch.socket, IPPROTO_TCP,
+                           TCP_DEFER_ACCEPT, asock__option_seconds(wait_s));
 #else
   (void)listener;
   (void)wait_s;

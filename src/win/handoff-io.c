@@ -58,16 +58,16 @@ static int open_listener(const struct sockaddr *addr, unsigned int flags,
     goto fail;
   }
   if (flags & ASOCK_BIND_REUSEADDR)
-    err = asock__win_set_int(s, SOL_SOCKET, SO_REUSEADDR, 1);
+    err = asock__os_set_int(s, SOL_SOCKET, SO_REUSEADDR, 1);
   else if (flags & ASOCK_BIND_EXCLUSIVE)
-    err = asock__win_set_int(s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 1);
+    err = asock__os_set_int(s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 1);
   if (err != 0)
     goto fail;
   if (addr->sa_family == AF_INET6) {
     /* Windows makes IPv6 sockets IPv6-only unless told otherwise. libuv
      * ignores a failure (a host without IPv4): so does this. */
-    (void)asock__win_set_int(s, IPPROTO_IPV6, IPV6_V6ONLY,
-                             (flags & ASOCK_LISTEN_IPV6ONLY) != 0);
+    (void)asock__os_set_int(s, IPPROTO_IPV6, IPV6_V6ONLY,
+                            (flags & ASOCK_LISTEN_IPV6ONLY) != 0);
   }
   err = asock__apply_options(s, opts);
   if (err != 0)

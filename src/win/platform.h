@@ -13,6 +13,15 @@
 
 #include "watch.h"
 
+/* The keepalive probes' options of Windows 10 (1709 and later), by value
+ * where the toolchain's headers lack them. */
+#ifndef TCP_KEEPCNT
+#define TCP_KEEPCNT 16
+#endif
+#ifndef TCP_KEEPINTVL
+#define TCP_KEEPINTVL 17
+#endif
+
 /* The width of the IPv4 multicast TTL and loop options: a DWORD. */
 typedef int asock__mcast4_opt;
 
@@ -117,7 +126,5 @@ static inline uintptr_t asock__thread_token(void) {
 
 /* A Winsock error as the asock code the application sees. */
 int asock__win_error(int wsa_error);
-/* setsockopt() of an int: 0 or the error. (tcp-opts.c) */
-int asock__win_set_int(uv_os_sock_t s, int level, int name, int value);
 
 #endif /* ASOCK_PLATFORM_H */

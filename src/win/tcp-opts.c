@@ -10,59 +10,20 @@
 #ifndef TCP_KEEPALIVE
 #define TCP_KEEPALIVE 3
 #endif
-#ifndef TCP_KEEPCNT
-#define TCP_KEEPCNT 16
-#endif
-#ifndef TCP_KEEPINTVL
-#define TCP_KEEPINTVL 17
-#endif
 
-int asock__win_set_int(uv_os_sock_t s, int level, int name, int value) {
+int asock__os_set_int(uv_os_sock_t s, int level, int name, int value) {
   if (setsockopt((SOCKET)s, level, name, (const char *)&value, sizeof(value)) !=
       0)
     return asock__win_error(WSAGetLastError());
   return 0;
 }
 
-/* Seconds as the int the options take. */
-static int seconds(unsigned int s) {
-  return s > 0x7fffffffu ? 0x7fffffff : (int)s;
-}
-
-int asock__os_nodelay(uv_os_sock_t s, int enable) {
-  return asock__win_set_int(s, IPPROTO_TCP, TCP_NODELAY, enable);
-}
-
 int asock__os_keepalive(uv_os_sock_t s, int enable, unsigned int delay_s) {
-  int err = asock__win_set_int(s, SOL_SOCKET, SO_KEEPALIVE, enable);
+  int err = asock__os_set_int(s, SOL_SOCKET, SO_KEEPALIVE, enable);
   if (err == 0 && enable && delay_s > 0)
-    err = asock__win_set_int(s, IPPROTO_TCP, TCP_KEEPALIVE, seconds(delay_s));
+    err = asock__os_set_int(s, IPPROTO_TCP, TCP_KEEPALIVE,
+                            asock__option_seconds(delay_s));
   return err;
-}
-
-int asock__os_keepalive_probes(uv_os_sock_t s, unsigned int interval_s,
-                               unsigned int count) {
-  int err = 0;
-  if (interval_s > 0)
-    err =
-        asock__win_set_int(s, IPPROTO_TCP, TCP_KEEPINTVL, seconds(interval_s));
-  if (err == 0 && count > 0)
-    err = asock__win_set_int(s, IPPROTO_TCP, TCP_KEEPCNT, seconds(count));
-  return err;
-}
-
-int asock__os_buffer_size(uv_os_sock_t s, int send, int *value) {
-  int opt = send ? SO_SNDBUF : SO_RCVBUF;
-  int len = (int)sizeof(*value);
-
-  if (*value > 0) {
-    int err = asock__win_set_int(s, SOL_SOCKET, opt, *value);
-    if (err != 0)
-      return err;
-  }
-  if (getsockopt((SOCKET)s, SOL_SOCKET, opt, (char *)value, &len) != 0)
-    return asock__win_error(WSAGetLastError());
-  return 0;
 }
 
 uv_os_sock_t asock__io_os(const asock_socket *sock) {
