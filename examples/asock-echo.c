@@ -46,9 +46,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "asock.h"
+#include "asock-echo.h"
 
-#define ACCEPT_OPS 8
 /* Receive ops posted on the UDP socket unless --receives says otherwise. */
 #define UDP_RECEIVES 16
 /* The accept ops asock_group_listen() takes from the pool per listener
@@ -80,48 +79,7 @@
 #define ECHO_RARE
 #endif
 
-/* What one loop counts; only that loop's thread writes it. The two counted
- * per message are not side by side: GCC's vectoriser would add them
- * together in SSE registers, in six more instructions than two adds. */
-typedef struct echo_counts {
-  unsigned long long messages;
-  unsigned long connections;
-  unsigned long refused;
-  unsigned long long bytes;
-} echo_counts;
-
-/* One loop of a group. The padding keeps the counters of two loops off
- * one cache line, so that each thread writes only lines of its own. */
-typedef struct echo_loop {
-  asock_loop *loop;
-  echo_counts counts;
-  char pad[64];
-} echo_loop;
-
-typedef struct server {
-  asock_loop *loop;
-  asock_pool *pool;
-  asock_socket *listener;
-  asock_op *accepts[ACCEPT_OPS];
-  asock_socket *udp;  /* --udp: the socket, in place of the listener */
-  asock_op **udp_ops; /* its receive ops */
-  size_t udp_op_count;
-  uv_signal_t sigint;
-  uv_signal_t sigterm;
-  echo_counts counts;           /* the single loop's */
-  unsigned long long truncated; /* UDP: datagrams longer than a slice */
-  unsigned long long send_errors;
-  unsigned long long receive_errors;
-  int stopping; /* the single loop's; a group's loops stop by themselves */
-  int oneshot;  /* --oneshot: one op per connection, receive then send */
-  /* --threads: the group, its loops, and the loop the signals wait on. */
-  unsigned int threads;
-  asock_group *group;
-  echo_loop *loops;
-  uv_loop_t signal_loop;
-} server;
-
-static server srv;
+server srv;
 
 /* Heap allocations after start-up, through asock and libuv alike. With a
  * group, the loops' threads allocate too (a socket per connection), so
@@ -336,7 +294,7 @@ static void on_delivery(asock_op *rx) {
 }
 
 /* A new connection: a receive started once, and a send. */
-static void serve_multishot(echo_counts *n, asock_socket *client) {
+void echo_serve_multishot(echo_counts *n, asock_socket *client) {
   echo_conn *c = calloc(1, sizeof(*c));
   int r;
 
@@ -369,95 +327,7 @@ static void serve_multishot(echo_counts *n, asock_socket *client) {
     conn_end(c, ASOCK_CLOSE_ABORT);
 }
 
-/* ---- TCP, one op per connection (--oneshot) ----------------------------- */
-
-/* Ends a connection: its socket closes and its op goes back to the pool. */
-static void finish(asock_op *op, unsigned int close_flags) {
-  asock_socket *sock = asock_op_socket(op);
-  if (sock != NULL)
-    asock_socket_close(sock, close_flags); /* ASOCK_ECLOSED if already */
-  asock_op_release(srv.pool, op);
-}
-
-/* Drives one connection's op from its last result to its next pending
- * operation; synchronous completions loop here instead of recursing. The
- * op's user data is the counters of the connection's loop. */
-static void step(asock_op *op) {
-  echo_counts *n = asock_op_user_data(op);
-  for (;;) {
-    asock_socket *sock = asock_op_socket(op);
-    int status = asock_op_status(op);
-    int r;
-
-    if (srv.stopping && status == 0 &&
-        asock_op_last_kind(op) != ASOCK_OP_DISCONNECT) {
-      finish(op, 0);
-      return;
-    }
-    switch (asock_op_last_kind(op)) {
-    case ASOCK_OP_RECEIVE:
-      if (status == 0) {
-        n->messages++;
-        n->bytes += asock_op_bytes(op);
-        r = asock_send(sock, op); /* the window is what arrived */
-      } else if (status == ASOCK_EOF) {
-        r = asock_disconnect(sock, op);
-      } else {
-        finish(op, ASOCK_CLOSE_ABORT);
-        return;
-      }
-      break;
-    case ASOCK_OP_SEND:
-      if (status != 0) {
-        finish(op, ASOCK_CLOSE_ABORT);
-        return;
-      }
-      r = asock_receive(sock, op);
-      break;
-    default: /* a disconnect: the socket is closed */
-      finish(op, 0);
-      return;
-    }
-    if (r == ASOCK_PENDING)
-      return;
-    if (r < 0) {
-      finish(op, ASOCK_CLOSE_ABORT);
-      return;
-    }
-  }
-}
-
-static void on_op(asock_op *op) { step(op); }
-
-/* Gives a new connection an op and posts its first receive; `n` is the
- * counters of its loop, which the op carries as its user data. */
-static void serve_on(echo_counts *n, asock_socket *client) {
-  asock_op *op;
-  int r;
-
-  if (!srv.oneshot) {
-    serve_multishot(n, client);
-    return;
-  }
-  if (asock_op_acquire(srv.pool, &op) != 0) {
-    n->refused++;
-    asock_socket_close(client, ASOCK_CLOSE_ABORT);
-    return;
-  }
-  n->connections++;
-  asock_socket_set_nodelay(client, 1);
-  asock_op_set_callback(op, on_op);
-  asock_op_set_user_data(op, n);
-  r = asock_receive(client, op);
-  if (r == 0)
-    step(op);
-  else if (r < 0) {
-    asock_socket_close(client, ASOCK_CLOSE_ABORT);
-    asock_op_release(srv.pool, op);
-  }
-}
-
-static void serve(asock_socket *client) { serve_on(&srv.counts, client); }
+static void serve(asock_socket *client) { echo_serve_on(&srv.counts, client); }
 
 /* A connection the group accepted, on the thread of its loop. */
 static void on_group_conn(asock_group *group, asock_socket *conn, void *arg) {
@@ -468,7 +338,7 @@ static void on_group_conn(asock_group *group, asock_socket *conn, void *arg) {
   (void)group;
   for (i = 0; i < srv.threads; i++)
     if (loops[i].loop == loop) {
-      serve_on(&loops[i].counts, conn);
+      echo_serve_on(&loops[i].counts, conn);
       return;
     }
   asock_socket_close(conn, ASOCK_CLOSE_ABORT); /* not one of ours: never */
@@ -486,51 +356,6 @@ static void on_accept(asock_op *op) {
       return; /* pending, or the listener is gone */
   }
 }
-
-/* Drives one UDP op from its last result to its next pending operation:
- * receive-from, send-to the sender, receive-from again. A receive that
- * finds datagrams read ahead completes at once, so synchronous completions
- * loop here instead of recursing, as in step(). An error belongs to one
- * datagram (an ICMP error, a datagram the kernel refused): it is counted and
- * the op receives again. */
-static void udp_step(asock_op *op) {
-  for (;;) {
-    int status = asock_op_status(op);
-    int r;
-
-    /* Cancelled: the socket closed, and main() releases the op. */
-    if (srv.stopping || status == ASOCK_ECANCELED)
-      return;
-    if (asock_op_last_kind(op) == ASOCK_OP_RECEIVEFROM && status == 0) {
-      srv.counts.messages++;
-      srv.counts.bytes += asock_op_bytes(op);
-      if (asock_op_msg_flags(op) & ASOCK_MSG_TRUNCATED)
-        srv.truncated++;
-      /* The op's remote address is the sender, its window the datagram. */
-      r = asock_send_to(srv.udp, op);
-      if (r == ASOCK_PENDING)
-        return;
-      if (r == 0)
-        continue;        /* the send's result is in the op */
-      srv.send_errors++; /* refused without starting */
-    } else if (status != 0) {
-      if (asock_op_last_kind(op) == ASOCK_OP_SENDTO)
-        srv.send_errors++;
-      else
-        srv.receive_errors++;
-    }
-    r = asock_receive_from(srv.udp, op);
-    if (r == ASOCK_PENDING)
-      return;
-    if (r < 0) {
-      /* Only a closed socket refuses a receive: the op rests. */
-      fprintf(stderr, "asock-echo: receive-from: %s\n", asock_strerror(r));
-      return;
-    }
-  }
-}
-
-static void on_udp_op(asock_op *op) { udp_step(op); }
 
 static void on_signal(uv_signal_t *handle, int signum) {
   (void)signum;
@@ -613,10 +438,10 @@ static int start_udp(const struct sockaddr *addr) {
     r = asock_op_acquire(srv.pool, &srv.udp_ops[i]);
     if (r != 0)
       break;
-    asock_op_set_callback(srv.udp_ops[i], on_udp_op);
+    asock_op_set_callback(srv.udp_ops[i], echo_on_udp_op);
     r = asock_receive_from(srv.udp, srv.udp_ops[i]);
     if (r == 0)
-      udp_step(srv.udp_ops[i]);
+      echo_on_udp_op(srv.udp_ops[i]);
     r = r < 0 ? r : 0;
   }
   return r;

@@ -27,44 +27,30 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "asock.h"
+#include "soak.h"
 
-#define SLICE 4096
-#define QUOTA 4
-#define ACCEPTS 16
-#define MAX_CHUNK 16384
-#define MAX_TOTAL (256u * 1024)
-#define HDR 12
-#define SRV_TIMEOUT_MS 3000
-/* The pattern: every stream reads the same random table from an offset of
- * its own. The table is longer than any stream, so that a block lost or
- * repeated shows, and is followed by a copy of its start, so that any
- * window of up to MAX_CHUNK bytes is contiguous. */
-#define TABLE 1048573u /* a prime above every stream's length */
-
-enum { M_GRACEFUL, M_HALFCLOSE, M_RESET, M_QUIET, M_CANCEL, M_TIMEOUT, M_N };
-static const char *const mode_names[M_N] = {
-    "graceful", "half-close", "reset", "quiet", "cancel", "timeout"};
+const char *const mode_names[M_N] = {"graceful", "half-close", "reset",
+                                     "quiet",    "cancel",     "timeout"};
 
 static unsigned char table[TABLE + MAX_CHUNK];
 static uint64_t rng_state;
-static asock_pool *pool;
-static asock_loop *loop;
+asock_pool *pool;
+asock_loop *loop;
 static asock_socket *listener;
-static struct sockaddr_storage srv_addr;
-static int stopping;
+struct sockaddr_storage srv_addr;
+int stopping;
 static int failures;
 static int outstanding;
 
-static uint64_t counts[M_N];
-static uint64_t bytes_echoed;
-static uint64_t conns_done;
-static uint64_t client_timeouts;
-static uint64_t recv_cancels;
+uint64_t counts[M_N];
+uint64_t bytes_echoed;
+uint64_t conns_done;
+uint64_t client_timeouts;
+uint64_t recv_cancels;
 static uint64_t server_timeouts;
 static uint64_t server_resets;
 
-static void fail(const char *fmt, ...) {
+void fail(const char *fmt, ...) {
   va_list ap;
   failures++;
   if (failures > 20)
@@ -76,26 +62,25 @@ static void fail(const char *fmt, ...) {
   va_end(ap);
 }
 
-static uint64_t next_rand(void) {
+uint64_t next_rand(void) {
   rng_state ^= rng_state << 13;
   rng_state ^= rng_state >> 7;
   rng_state ^= rng_state << 17;
   return rng_state;
 }
 
-static size_t rand_between(size_t lo, size_t hi) {
+size_t rand_between(size_t lo, size_t hi) {
   return lo + (size_t)(next_rand() % (hi - lo + 1));
 }
 
 /* Byte `pos` (counted after the header) of a stream whose offset in the
  * table is `off`, and a window of them. */
-static const unsigned char *pattern(uint32_t off, uint64_t pos) {
+const unsigned char *pattern(uint32_t off, uint64_t pos) {
   return table + (off + pos) % TABLE;
 }
 
 /* Compares `len` received bytes with the stream from `pos` on. */
-static int matches(const unsigned char *buf, size_t len, uint32_t off,
-                   uint64_t pos) {
+int matches(const unsigned char *buf, size_t len, uint32_t off, uint64_t pos) {
   while (len > 0) {
     size_t n = len < MAX_CHUNK ? len : MAX_CHUNK;
     if (memcmp(buf, pattern(off, pos), n) != 0)
@@ -110,13 +95,7 @@ static int matches(const unsigned char *buf, size_t len, uint32_t off,
 /* ---- ops, each completing exactly once ------------------------------------
  */
 
-typedef struct hop {
-  asock_op *op;
-  void *owner;
-  int pending;
-} hop;
-
-static int hop_started(hop *h, int r, const char *what) {
+int hop_started(hop *h, int r, const char *what) {
   if (r == ASOCK_PENDING) {
     if (h->pending)
       fail("%s: an op pending twice", what);
@@ -128,7 +107,7 @@ static int hop_started(hop *h, int r, const char *what) {
   return r;
 }
 
-static hop *hop_completed(asock_op *op) {
+hop *hop_completed(asock_op *op) {
   hop *h = (hop *)asock_op_user_data(op);
   if (!h->pending)
     fail("a completion for an op not pending (%s)",
@@ -138,7 +117,7 @@ static hop *hop_completed(asock_op *op) {
   return h;
 }
 
-static int hop_init(hop *h, void *owner, asock_op_cb cb) {
+int hop_init(hop *h, void *owner, asock_op_cb cb) {
   memset(h, 0, sizeof(*h));
   h->owner = owner;
   if (asock_op_acquire(pool, &h->op) != 0)
@@ -148,7 +127,7 @@ static int hop_init(hop *h, void *owner, asock_op_cb cb) {
   return 0;
 }
 
-static void hop_release(hop *h) {
+void hop_release(hop *h) {
   if (h->op == NULL)
     return;
   if (h->pending || asock_op_release(pool, h->op) != 0)
@@ -296,271 +275,6 @@ static void accept_run(hop *h, int r) {
 
 static void accept_cb(asock_op *op) { accept_run(hop_completed(op), 0); }
 
-/* ---- the clients ------------------------------------------------------------
- */
-
-typedef struct client {
-  asock_socket *sock;
-  hop c; /* connect, sends, disconnect */
-  hop r; /* receives */
-  int mode;
-  int live;
-  int closed;
-  int sending_done; /* no more sends will start */
-  int ended;        /* its receives ended (EOF, reset, cancel...) */
-  int final_probe;  /* the last receive, which must time out */
-  int disconnecting;
-  int cancelling;
-  uint64_t waiting_since; /* went quiet, or started its last receive */
-  uint32_t off;
-  uint32_t total;
-  uint64_t sent;    /* pattern bytes the kernel took */
-  uint64_t echoed;  /* pattern bytes read back */
-  uint64_t stop_at; /* a reset or quiet client stops sending here */
-  uint64_t cancel_at;
-  size_t hdr_sent;
-  size_t hdr_got;
-  unsigned char hdr[HDR];
-} client;
-
-static client *clients;
-static int nclients;
-
-static void client_next(client *cl);
-static void client_after(client *cl, hop *h);
-
-static void client_close(client *cl, unsigned int flags) {
-  if (cl->closed)
-    return;
-  cl->closed = 1;
-  asock_socket_close(cl->sock, flags);
-}
-
-/* A connection is over once the socket is closed and both ops are idle:
- * its results are checked and the slot starts the next one. */
-static void client_maybe_done(client *cl) {
-  if (!cl->live || !cl->closed || cl->c.pending || cl->r.pending)
-    return;
-  cl->live = 0;
-  conns_done++;
-  counts[cl->mode]++;
-  bytes_echoed += cl->echoed;
-  if (!stopping)
-    client_next(cl);
-}
-
-/* A cancelling client cancels a quarter of its receives that wait, at
- * once or when one of its sends completes. A receive cancelled takes no
- * byte: the stream must go on intact. */
-static void maybe_cancel_recv(client *cl) {
-  if (cl->mode == M_CANCEL && cl->r.pending && !cl->cancelling &&
-      next_rand() % 4 == 0 && asock_cancel(cl->r.op) == 0)
-    cl->cancelling = 1;
-}
-
-static void client_recv(client *cl) {
-  int r;
-  if (cl->closed || cl->ended || cl->r.pending || cl->disconnecting)
-    return;
-  /* Half the connections give each receive a short deadline. */
-  if (cl->final_probe)
-    asock_op_set_timeout(cl->r.op, 30);
-  else
-    asock_op_set_timeout(cl->r.op, (cl->off & 1) ? rand_between(5, 200) : 0);
-  r = hop_started(&cl->r, asock_receive(cl->sock, cl->r.op), "receive");
-  if (r == 0)
-    client_after(cl, &cl->r);
-  else
-    maybe_cancel_recv(cl);
-}
-
-static void client_send(client *cl) {
-  const void *mem;
-  size_t len;
-  int r;
-  if (cl->closed || cl->sending_done || cl->c.pending)
-    return;
-  if (cl->hdr_sent < HDR) {
-    mem = cl->hdr;
-    len = HDR;
-  } else {
-    uint64_t limit = cl->stop_at < cl->total ? cl->stop_at : cl->total;
-    if (cl->sent >= limit) {
-      cl->sending_done = 1;
-      cl->waiting_since = uv_hrtime();
-      if (cl->mode == M_HALFCLOSE) {
-        cl->disconnecting = 1;
-        hop_started(&cl->c, asock_disconnect(cl->sock, cl->c.op), "disconnect");
-      } else if (cl->mode == M_RESET)
-        client_close(cl, ASOCK_CLOSE_ABORT);
-      return;
-    }
-    len = rand_between(1, MAX_CHUNK);
-    if (len > limit - cl->sent)
-      len = (size_t)(limit - cl->sent);
-    mem = pattern(cl->off, cl->sent);
-  }
-  asock_op_set_buffer(cl->c.op, (void *)mem, len, 0, len);
-  r = hop_started(&cl->c, asock_send(cl->sock, cl->c.op), "send");
-  if (r == 0)
-    client_after(cl, &cl->c);
-  else if (r == ASOCK_PENDING && cl->mode == M_RESET &&
-           cl->sent >= cl->cancel_at && (next_rand() & 1))
-    asock_cancel(cl->c.op); /* bytes under way: the connection resets */
-}
-
-/* Handles the result of the op that just completed. */
-static void client_after(client *cl, hop *h) {
-  asock_op *op = h->op;
-  int status = asock_op_status(op);
-  asock_op_kind kind = asock_op_last_kind(op);
-  int resetting = cl->mode == M_RESET || cl->mode == M_HALFCLOSE;
-
-  if (kind == ASOCK_OP_CONNECT) {
-    if (status != 0) {
-      if (!cl->closed)
-        fail("connect: %s", asock_err_name(status));
-      client_close(cl, 0);
-      return;
-    }
-    client_send(cl);
-    client_recv(cl);
-    return;
-  }
-  if (kind == ASOCK_OP_DISCONNECT) {
-    if (status != 0 && status != ASOCK_ECANCELED &&
-        status != ASOCK_ECONNRESET && status != ASOCK_EPIPE)
-      fail("disconnect: %s", asock_err_name(status));
-    client_close(cl, 0);
-    return;
-  }
-  if (kind == ASOCK_OP_SEND) {
-    if (status != 0) {
-      if (!resetting && !cl->closed && !stopping)
-        fail("send: %s (%s)", asock_err_name(status), mode_names[cl->mode]);
-      client_close(cl, ASOCK_CLOSE_ABORT);
-      return;
-    }
-    if (cl->hdr_sent < HDR)
-      cl->hdr_sent = HDR;
-    else
-      cl->sent += asock_op_bytes(op);
-    maybe_cancel_recv(cl);
-    client_send(cl);
-    return;
-  }
-  /* A receive. */
-  if (status == ASOCK_ETIMEDOUT) {
-    client_timeouts++;
-    if (cl->final_probe) {
-      client_close(cl, 0); /* nothing more came: no byte twice */
-      return;
-    }
-    client_recv(cl);
-    return;
-  }
-  if (status == ASOCK_ECANCELED && !cl->closed && cl->cancelling) {
-    cl->cancelling = 0;
-    recv_cancels++;
-    client_recv(cl);
-    return;
-  }
-  if (status != 0) {
-    int expected =
-        cl->closed || stopping || resetting ||
-        (cl->mode == M_HALFCLOSE && status == ASOCK_ECANCELED) ||
-        (cl->mode == M_QUIET && status == ASOCK_EOF && cl->echoed == cl->sent);
-    if (!expected)
-      fail("receive: %s (%s, %llu of %llu echoed)", asock_err_name(status),
-           mode_names[cl->mode], (unsigned long long)cl->echoed,
-           (unsigned long long)cl->sent);
-    cl->ended = 1;
-    client_close(cl, 0);
-    return;
-  }
-  {
-    const unsigned char *p = asock_op_data(op);
-    size_t n = asock_op_bytes(op);
-    if (cl->final_probe) {
-      fail("%llu bytes after the whole echo", (unsigned long long)n);
-      client_close(cl, 0);
-      return;
-    }
-    while (n > 0 && cl->hdr_got < HDR) {
-      if (*p++ != cl->hdr[cl->hdr_got++])
-        fail("the header came back wrong");
-      n--;
-    }
-    if (cl->echoed + n > cl->sent || !matches(p, n, cl->off, cl->echoed)) {
-      fail("echo bytes %llu..%llu wrong or never sent",
-           (unsigned long long)cl->echoed,
-           (unsigned long long)(cl->echoed + n));
-      client_close(cl, ASOCK_CLOSE_ABORT);
-      return;
-    }
-    cl->echoed += n;
-  }
-  /* A quiet client waits for the server to give up on it. */
-  if (cl->echoed == cl->total && cl->hdr_got == HDR && cl->mode != M_QUIET) {
-    if (cl->mode == M_TIMEOUT) {
-      cl->final_probe = 1;
-      cl->waiting_since = uv_hrtime();
-      client_recv(cl);
-      return;
-    }
-    client_close(cl, 0);
-    return;
-  }
-  client_recv(cl);
-}
-
-static void client_cb(asock_op *op) {
-  hop *h = hop_completed(op);
-  client *cl = (client *)h->owner;
-  client_after(cl, h);
-  client_maybe_done(cl);
-}
-
-static void client_next(client *cl) {
-  int r;
-  uint32_t mode_pick = (uint32_t)(next_rand() % 100);
-  memset(&cl->mode, 0, sizeof(*cl) - offsetof(client, mode));
-  cl->mode = mode_pick < 40   ? M_GRACEFUL
-             : mode_pick < 55 ? M_HALFCLOSE
-             : mode_pick < 70 ? M_RESET
-             : mode_pick < 75 ? M_QUIET
-             : mode_pick < 90 ? M_CANCEL
-                              : M_TIMEOUT;
-  cl->off = (uint32_t)(next_rand() % TABLE);
-  /* Sizes spread over orders of magnitude: 0 B to MAX_TOTAL. */
-  cl->total = (uint32_t)(next_rand() % ((uint64_t)1 << rand_between(0, 18)));
-  if (cl->total > MAX_TOTAL)
-    cl->total = MAX_TOTAL;
-  cl->stop_at = cl->total;
-  if (cl->mode == M_RESET || cl->mode == M_QUIET)
-    cl->stop_at = cl->total > 0 ? next_rand() % (cl->total + 1) : 0;
-  cl->cancel_at = cl->stop_at / 2;
-  cl->hdr[0] = 'A';
-  cl->hdr[1] = 'S';
-  cl->hdr[2] = (unsigned char)cl->mode;
-  memcpy(cl->hdr + 4, &cl->off, 4);
-  memcpy(cl->hdr + 8, &cl->total, 4);
-  cl->live = 1;
-  asock_op_clear_buffer(cl->r.op);
-  if (asock_tcp_create(&cl->sock, loop) != 0) {
-    fail("asock_tcp_create failed");
-    cl->live = 0;
-    return;
-  }
-  asock_op_set_remote(cl->c.op, (struct sockaddr *)&srv_addr);
-  r = hop_started(&cl->c, asock_connect(cl->sock, cl->c.op), "connect");
-  if (r != ASOCK_PENDING) {
-    cl->closed = 1;
-    asock_socket_close(cl->sock, 0);
-    cl->live = 0;
-  }
-}
-
 /* ---- measurements -----------------------------------------------------------
  */
 
@@ -589,7 +303,7 @@ static long rss_kib(void) {
   return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
+uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
 
 static int all_clients_done(void) {
   int i;

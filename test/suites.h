@@ -16,6 +16,7 @@
   XX(pool, "unit;threaded")                                                    \
   XX(op, "unit")                                                               \
   XX(seq, "unit;threaded")                                                     \
+  XX(seq_threads, "unit;threaded")                                             \
   XX(wheel, "unit")                                                            \
   XX(threads, "tcp;threaded")                                                  \
   XX(group, "tcp;threaded")                                                    \
@@ -30,6 +31,7 @@
   XX(tcp_pressure, "tcp")                                                      \
   XX(tcp_timeout, "tcp")                                                       \
   XX(multishot, "tcp;threaded")                                                \
+  XX(slices, "tcp;threaded")                                                   \
   XX(tcp_stress, "tcp")                                                        \
   XX(udp_basic, "udp")                                                         \
   XX(udp_flow, "udp")                                                          \

@@ -1,129 +1,13 @@
-/* Multishot receives and slice ownership: deliveries in order, each with
- * its own number and the "more" mark; exactly one final completion for
- * each way of ending; nothing inside the starting call; cancel and close
- * from inside a delivery; slices taken by the application, counted
- * against their socket's quota until released (from any thread, after the
- * socket is gone too); exhaustion pausing and resuming without loss; UDP
- * receive-from and receive-message-from. */
+/* Multishot receives: deliveries in order, each with its own number and
+ * the "more" mark; exactly one final completion for each way of ending;
+ * nothing inside the starting call; cancel and close from inside a
+ * delivery; UDP receive-from and receive-message-from. Slice ownership is
+ * test-slices.c's. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "tcp-util.h"
+#include "multishot-util.h"
 #include "udp-util.h"
-
-#define MS_MAX 64
-
-/* What the callbacks of one multishot op saw, and what they are to do. */
-typedef struct ms_rec {
-  int deliveries;
-  int finals;
-  int final_status;
-  uint64_t final_seq;
-  uint64_t seqs[MS_MAX];
-  size_t sizes[MS_MAX];
-  unsigned char data[16384]; /* every delivered byte, in order */
-  size_t len;
-  /* Set by the test. */
-  int detach;     /* take each delivery's slice */
-  int cancel_at;  /* asock_cancel() inside this delivery (1-based) */
-  int close_at;   /* asock_socket_close() inside this delivery */
-  int release_op; /* asock_op_release() inside the final completion */
-  int restarts;   /* times the test started the op again after its end */
-  /* Slices taken, and where their data is. */
-  void *slices[MS_MAX];
-  size_t offsets[MS_MAX];
-  int nslices;
-} ms_rec;
-
-static asock_pool_stats stats(void) {
-  asock_pool_stats st;
-  ck_assert_asock(asock_pool_stats_get(tu_pool, &st), 0);
-  return st;
-}
-
-static void ms_cb(asock_op *op) {
-  ms_rec *r = asock_op_user_data(op);
-  ck_assert_msg(!tu_inside_call(), "a callback ran inside a starting call");
-  /* Nothing after a final completion, until the op is started again. */
-  ck_assert_int_eq(r->finals, r->restarts);
-  if (asock_op_more(op)) {
-    size_t n = asock_op_bytes(op);
-    uint64_t seq = asock_op_seq(op);
-    ck_assert_int_eq(asock_op_is_pending(op), 1);
-    ck_assert_asock(asock_op_status(op), 0);
-    ck_assert_uint_gt(n, 0);
-    ck_assert_int_lt(r->deliveries, MS_MAX);
-    ck_assert_uint_le(r->len + n, sizeof(r->data));
-    memcpy(r->data + r->len, asock_op_data(op), n);
-    r->len += n;
-    r->sizes[r->deliveries] = n;
-    r->seqs[r->deliveries++] = seq;
-    /* A pending op cannot be changed or released, even now. */
-    ck_assert_asock(asock_op_set_timeout(op, 5), ASOCK_EBUSY);
-    ck_assert_asock(asock_op_release(tu_pool, op), ASOCK_EBUSY);
-    if (r->detach) {
-      void *slice, *again;
-      size_t off, len;
-      ck_assert_asock(asock_op_detach_slice(op, &slice, &off, &len), 0);
-      ck_assert_uint_eq(len, n);
-      ck_assert_int_eq(memcmp((char *)slice + off, r->data + r->len - n, n), 0);
-      ck_assert_ptr_null(asock_op_data(op));
-      ck_assert_asock(asock_op_detach_slice(op, &again, NULL, NULL),
-                      ASOCK_ENOSLICE);
-      ck_assert_ptr_null(again);
-      r->offsets[r->nslices] = off;
-      r->slices[r->nslices++] = slice;
-    }
-    if (r->cancel_at == r->deliveries || r->close_at == r->deliveries) {
-      if (r->cancel_at == r->deliveries)
-        ck_assert_asock(asock_cancel(op), 0);
-      else
-        ck_assert_asock(asock_socket_close(asock_op_socket(op), 0), 0);
-      /* The delivery's results stay until the callback returns. */
-      ck_assert_int_eq(asock_op_more(op), 1);
-      ck_assert_int_eq(asock_op_is_pending(op), 1);
-      ck_assert_asock(asock_op_status(op), 0);
-      ck_assert_uint_eq(asock_op_bytes(op), n);
-      ck_assert_uint_eq(asock_op_seq(op), seq);
-      ck_assert_asock(asock_cancel(op), 0);
-    }
-    return;
-  }
-  ck_assert_int_eq(asock_op_is_pending(op), 0);
-  r->finals++;
-  r->final_status = asock_op_status(op);
-  r->final_seq = asock_op_seq(op);
-  ck_assert_uint_eq(asock_op_bytes(op), 0);
-  if (r->release_op)
-    ck_assert_asock(asock_op_release(tu_pool, op), 0);
-}
-
-/* An op of tu_op() made multishot, reporting to r. */
-static asock_op *ms_op(ms_rec *r) {
-  asock_op *op = tu_op();
-  memset(r, 0, sizeof(*r));
-  ck_assert_asock(asock_op_set_callback(op, ms_cb), 0);
-  ck_assert_asock(asock_op_set_user_data(op, r), 0);
-  ck_assert_asock(asock_op_set_multishot(op, 1), 0);
-  ck_assert_int_eq(asock_op_multishot(op), 1);
-  return op;
-}
-
-/* Sends `len` bytes of stream `stream` from `pos` and waits until r has
- * had `deliveries` deliveries. */
-static void send_and_wait(asock_socket *sock, ms_rec *r, size_t len,
-                          uint32_t stream, uint64_t pos, int deliveries) {
-  unsigned char out[4096];
-  ck_assert_uint_le(len, sizeof(out));
-  tu_fill(out, len, stream, pos);
-  tu_send_all(sock, out, len);
-  ck_assert(tu_wait_count(&r->deliveries, deliveries));
-}
-
-static void assert_stream(const ms_rec *r, size_t len, uint32_t stream) {
-  ck_assert_uint_eq(r->len, len);
-  ck_assert_uint_eq(tu_mismatch(r->data, len, stream, 0), len);
-}
 
 /* ---- TCP ----------------------------------------------------------------- */
 
@@ -137,20 +21,20 @@ START_TEST(deliveries_come_in_order_with_rising_numbers) {
   ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
   ck_assert_uint_eq(asock_op_seq(op), 0); /* no number until a delivery */
   for (i = 0; i < 5; i++) {
-    send_and_wait(p.client, &r, 100 + (size_t)i, 1,
-                  (uint64_t)(500 * i + (i * (i - 1)) / 2), i + 1);
+    ms_send_and_wait(p.client, &r, 100 + (size_t)i, 1,
+                     (uint64_t)(500 * i + (i * (i - 1)) / 2), i + 1);
     ck_assert_uint_eq(r.sizes[i], 100 + (size_t)i);
     ck_assert_uint_eq(r.seqs[i], (uint64_t)i + 1);
     /* Between deliveries: pending, holding no slice. */
     ck_assert_int_eq(asock_op_is_pending(op), 1);
-    ck_assert_uint_eq(stats().slices_in_use, 0);
+    ck_assert_uint_eq(ms_stats().slices_in_use, 0);
     ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
   }
   ck_assert_uint_eq(tu_mismatch(r.data, 100, 1, 0), 100);
   ck_assert_uint_eq(tu_mismatch(r.data + 100, 101, 1, 500), 101);
   ck_assert_uint_eq(tu_mismatch(r.data + 406, 104, 1, 2006), 104);
   /* The warm slice of the loop's cache came back every time. */
-  ck_assert_uint_eq(stats().slices_high_water, 1);
+  ck_assert_uint_eq(ms_stats().slices_high_water, 1);
   ck_assert_asock(tu_close(p.client, 0), 0);
   ck_assert(tu_wait_count(&r.finals, 1));
   ck_assert_asock(r.final_status, ASOCK_EOF);
@@ -179,7 +63,7 @@ START_TEST(nothing_runs_inside_the_start) {
   ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
   ck_assert_int_eq(r.deliveries, 0);
   ck_assert(tu_wait_count(&r.deliveries, 1));
-  assert_stream(&r, sizeof(out), 2);
+  ms_assert_stream(&r, sizeof(out), 2);
   /* After the end of the stream, a one-shot receive completes at once and
    * a multishot one ends from the loop, with the next number. */
   ck_assert_asock(tu_close(p.client, 0), 0);
@@ -213,7 +97,7 @@ START_TEST(each_end_completes_once) {
   for (i = 0; i < 4; i++) {
     op[i] = ms_op(&r[i]);
     ck_assert_asock(tu_receive(p[i].server, op[i]), ASOCK_PENDING);
-    send_and_wait(p[i].client, &r[i], 10, (uint32_t)i, 0, 1);
+    ms_send_and_wait(p[i].client, &r[i], 10, (uint32_t)i, 0, 1);
   }
   /* 0: cancelled; 1: its socket closed; 2: reset by the peer; 3: idle. */
   ck_assert_asock(tu_cancel(op[0]), 0);
@@ -231,7 +115,7 @@ START_TEST(each_end_completes_once) {
   /* The op can start again after its end. */
   r[0].restarts = 1;
   ck_assert_asock(tu_receive(p[0].server, op[0]), ASOCK_PENDING);
-  send_and_wait(p[0].client, &r[0], 7, 9, 0, 2);
+  ms_send_and_wait(p[0].client, &r[0], 7, 9, 0, 2);
   ck_assert_uint_eq(r[0].seqs[1], 3);
   ck_assert_asock(tu_cancel(op[0]), 0);
   ck_assert(tu_wait_count(&r[0].finals, 2));
@@ -269,7 +153,7 @@ START_TEST(idle_timeout_ends_it) {
   ck_assert(tu_wait_count(&r.finals, 1));
   ck_assert_asock(r.final_status, ASOCK_ETIMEDOUT);
   ck_assert_int_eq(r.deliveries, 1);
-  assert_stream(&r, sizeof(out), 3);
+  ms_assert_stream(&r, sizeof(out), 3);
   ck_assert_uint_eq(r.final_seq, 2);
   ck_assert_asock(tu_close(p.server, 0), 0);
   ck_assert_asock(tu_close(p.client, 0), 0);
@@ -296,14 +180,14 @@ START_TEST(cancel_and_close_inside_a_delivery) {
     else
       r[i].close_at = 2;
     ck_assert_asock(tu_receive(p[i].server, op[i]), ASOCK_PENDING);
-    send_and_wait(p[i].client, &r[i], 20, (uint32_t)i, 0, 1);
-    send_and_wait(p[i].client, &r[i], 30, (uint32_t)i, 20, 2);
+    ms_send_and_wait(p[i].client, &r[i], 20, (uint32_t)i, 0, 1);
+    ms_send_and_wait(p[i].client, &r[i], 30, (uint32_t)i, 20, 2);
   }
   for (i = 0; i < 2; i++) {
     ck_assert(tu_wait_count(&r[i].finals, 1));
     ck_assert_asock(r[i].final_status, ASOCK_ECANCELED);
     ck_assert_uint_eq(r[i].final_seq, 3);
-    assert_stream(&r[i], 50, (uint32_t)i);
+    ms_assert_stream(&r[i], 50, (uint32_t)i);
   }
   /* The cancelled one's socket goes on: the next receive gets the bytes
    * sent after the cancel, numbered after the final completion. */
@@ -327,10 +211,10 @@ START_TEST(cancel_and_close_inside_a_delivery) {
   ck_assert_int_eq(r[1].nslices, 2);
   ck_assert_uint_eq(tu_mismatch(r[1].slices[0], 20, 1, 0), 20);
   ck_assert_uint_eq(tu_mismatch(r[1].slices[1], 30, 1, 20), 30);
-  ck_assert_uint_eq(stats().slices_in_use, 2);
+  ck_assert_uint_eq(ms_stats().slices_in_use, 2);
   for (i = 0; i < 2; i++)
     ck_assert_asock(asock_pool_release(tu_pool, r[1].slices[i]), 0);
-  ck_assert_uint_eq(stats().slices_in_use, 0);
+  ck_assert_uint_eq(ms_stats().slices_in_use, 0);
   ck_assert_asock(tu_close(p[0].server, 0), 0);
   ck_assert_asock(tu_close(p[0].client, 0), 0);
   ck_assert_asock(tu_close(p[1].client, 0), 0);
@@ -350,11 +234,11 @@ START_TEST(final_completion_may_release_the_op) {
   ck_assert_asock(asock_op_set_user_data(op, &r), 0);
   ck_assert_asock(asock_op_set_multishot(op, 1), 0);
   ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
-  send_and_wait(p.client, &r, 33, 4, 0, 1);
+  ms_send_and_wait(p.client, &r, 33, 4, 0, 1);
   ck_assert_asock(tu_close(p.client, 0), 0);
   ck_assert(tu_wait_count(&r.finals, 1));
   ck_assert_asock(r.final_status, ASOCK_EOF);
-  ck_assert_uint_eq(stats().ops_in_use, 0);
+  ck_assert_uint_eq(ms_stats().ops_in_use, 0);
   ck_assert_asock(tu_close(p.server, 0), 0);
 }
 END_TEST
@@ -456,13 +340,13 @@ START_TEST(own_buffer_is_reused_for_each_delivery) {
   op = ms_op(&r);
   ck_assert_asock(asock_op_set_buffer(op, mem, sizeof(mem), 4, 8), 0);
   ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
-  send_and_wait(p.client, &r, 20, 6, 0, 1);
+  ms_send_and_wait(p.client, &r, 20, 6, 0, 1);
   while (r.len < 20)
     ck_assert(tu_wait_count(&r.deliveries, r.deliveries + 1));
-  assert_stream(&r, 20, 6);
+  ms_assert_stream(&r, 20, 6);
   ck_assert_int_ge(r.deliveries, 3); /* at most 8 bytes each */
-  ck_assert_uint_eq(stats().slices_in_use, 0);
-  ck_assert_uint_eq(stats().slices_high_water, 0);
+  ck_assert_uint_eq(ms_stats().slices_in_use, 0);
+  ck_assert_uint_eq(ms_stats().slices_high_water, 0);
   ck_assert_asock(tu_cancel(op), 0);
   ck_assert(tu_wait_count(&r.finals, 1));
   ck_assert_int_eq(asock_op_buffer_mode(op), ASOCK_BUFFER_USER);
@@ -470,255 +354,6 @@ START_TEST(own_buffer_is_reused_for_each_delivery) {
   ck_assert_uint_eq(asock_op_count(op), 8);
   ck_assert_asock(tu_close(p.server, 0), 0);
   ck_assert_asock(tu_close(p.client, 0), 0);
-}
-END_TEST
-
-/* ---- slice ownership ---------------------------------------------------- */
-
-/* detach_slice()'s refusals; after a one-shot receive it takes the slice,
- * and the op's next receive takes another. */
-START_TEST(detach_after_a_one_shot_receive) {
-  static char mem[16];
-  tu_pair p;
-  asock_op *op = tu_op();
-  void *slice = &slice;
-  size_t off = 99, len = 99;
-  unsigned char out[50];
-  int r;
-  ck_assert_asock(asock_op_detach_slice(NULL, &slice, &off, &len),
-                  ASOCK_EINVAL);
-  ck_assert_ptr_null(slice);
-  ck_assert_uint_eq(off, 0);
-  ck_assert_uint_eq(len, 0);
-  ck_assert_asock(asock_op_detach_slice(op, NULL, NULL, NULL), ASOCK_EINVAL);
-  ck_assert_asock(asock_op_detach_slice(op, &slice, NULL, NULL),
-                  ASOCK_ENOSLICE);
-  tu_set_buffer(op, mem, sizeof(mem));
-  ck_assert_asock(asock_op_detach_slice(op, &slice, NULL, NULL),
-                  ASOCK_ENOSLICE);
-  ck_assert_asock(asock_op_clear_buffer(op), 0);
-  tu_pair_open(&p, "127.0.0.1");
-  ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
-  ck_assert_asock(asock_op_detach_slice(op, &slice, NULL, NULL), ASOCK_EBUSY);
-  tu_fill(out, sizeof(out), 7, 0);
-  tu_send_all(p.client, out, sizeof(out));
-  ck_assert(tu_wait_calls(op, 1));
-  ck_assert_uint_eq(asock_socket_slices_held(p.server), 1);
-  ck_assert_asock(asock_op_detach_slice(op, &slice, &off, &len), 0);
-  ck_assert_uint_eq(off, 0);
-  ck_assert_uint_eq(len, sizeof(out));
-  ck_assert_int_eq(asock_op_buffer_mode(op), ASOCK_BUFFER_NONE);
-  /* Still counted against the socket, and still the application's. */
-  ck_assert_uint_eq(asock_socket_slices_held(p.server), 1);
-  ck_assert_uint_eq(stats().slices_in_use, 1);
-  tu_fill(out, 20, 7, 50);
-  tu_send_all(p.client, out, 20);
-  r = tu_receive(p.server, op);
-  ck_assert_msg(r == 0 || r == ASOCK_PENDING, "%s", asock_err_name(r));
-  ck_assert(tu_wait_idle(op));
-  ck_assert_uint_eq(asock_op_bytes(op), 20);
-  ck_assert_ptr_ne(asock_op_data(op), slice);
-  ck_assert_uint_eq(tu_mismatch(asock_op_data(op), 20, 7, 50), 20);
-  ck_assert_uint_eq(tu_mismatch(slice, 50, 7, 0), 50);
-  ck_assert_uint_eq(asock_socket_slices_held(p.server), 2);
-  ck_assert_asock(asock_pool_release(tu_pool, slice), 0);
-  ck_assert_asock(asock_pool_release(tu_pool, slice), ASOCK_ENOTHELD);
-  ck_assert_uint_eq(asock_socket_slices_held(p.server), 1);
-  /* A slice the op took for itself counts against no socket. */
-  ck_assert_asock(asock_op_clear_buffer(op), 0);
-  ck_assert_asock(asock_op_take_slice(op), 0);
-  ck_assert_asock(asock_op_detach_slice(op, &slice, &off, &len), 0);
-  ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
-  ck_assert_asock(asock_pool_release(tu_pool, slice), 0);
-  ck_assert_asock(tu_close(p.server, 0), 0);
-  ck_assert_asock(tu_close(p.client, 0), 0);
-}
-END_TEST
-
-/* A taken slice given to another op: the op holds it, sends from it, and
- * gives it back when its buffer changes, the socket's count with it. */
-START_TEST(attach_gives_a_taken_slice_to_an_op) {
-  static ms_rec r;
-  tu_pair p;
-  asock_op *op, *tx = tu_op();
-  void *free_slice;
-  char local[8];
-  unsigned char back[40];
-  tu_pair_open(&p, "127.0.0.1");
-  op = ms_op(&r);
-  r.detach = 1;
-  ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
-  send_and_wait(p.client, &r, 40, 15, 0, 1);
-  ck_assert_uint_eq(asock_socket_slices_held(p.server), 1);
-  ck_assert_asock(asock_op_attach_slice(NULL, r.slices[0], 0, 1), ASOCK_EINVAL);
-  ck_assert_asock(asock_op_attach_slice(tx, NULL, 0, 1), ASOCK_EINVAL);
-  ck_assert_asock(asock_op_attach_slice(tx, local, 0, 1), ASOCK_ENOTSLICE);
-  ck_assert_asock(asock_op_attach_slice(tx, (char *)r.slices[0] + 1, 0, 1),
-                  ASOCK_EMIDSLICE);
-  ck_assert_asock(asock_op_attach_slice(tx, r.slices[0], 1, 4096),
-                  ASOCK_EBOUNDS);
-  ck_assert_asock(asock_pool_acquire(tu_pool, &free_slice), 0);
-  ck_assert_asock(asock_pool_release(tu_pool, free_slice), 0);
-  ck_assert_asock(asock_op_attach_slice(tx, free_slice, 0, 1), ASOCK_ENOTHELD);
-  ck_assert_int_eq(asock_op_buffer_mode(tx), ASOCK_BUFFER_NONE);
-  ck_assert_asock(asock_op_attach_slice(tx, r.slices[0], r.offsets[0], 40), 0);
-  ck_assert_int_eq(asock_op_buffer_mode(tx), ASOCK_BUFFER_SLICE);
-  ck_assert_ptr_eq(asock_op_data(tx), (char *)r.slices[0] + r.offsets[0]);
-  ck_assert_uint_eq(asock_op_count(tx), 40);
-  ck_assert_asock(tu_send(p.server, tx), 0);
-  tu_recv_exact(p.client, back, sizeof(back));
-  ck_assert_uint_eq(tu_mismatch(back, sizeof(back), 15, 0), sizeof(back));
-  ck_assert_uint_eq(asock_socket_slices_held(p.server), 1);
-  ck_assert_uint_eq(stats().slices_in_use, 1);
-  ck_assert_asock(asock_op_clear_buffer(tx), 0);
-  ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
-  ck_assert_uint_eq(stats().slices_in_use, 0);
-  ck_assert_asock(tu_close(p.server, 0), 0);
-  ck_assert(tu_wait_count(&r.finals, 1));
-  ck_assert_asock(tu_close(p.client, 0), 0);
-}
-END_TEST
-
-/* Slices taken and not yet released count against the socket's quota: at
- * the quota the socket stops reading, and a release lets it go on, with
- * nothing lost. */
-START_TEST(taken_slices_count_against_the_quota) {
-  static ms_rec r;
-  tu_pair p;
-  asock_op *op;
-  unsigned char out[300];
-  int i;
-  tu_pair_open(&p, "127.0.0.1");
-  op = ms_op(&r);
-  r.detach = 1;
-  ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
-  send_and_wait(p.client, &r, 100, 8, 0, 1);
-  send_and_wait(p.client, &r, 100, 8, 100, 2);
-  ck_assert_uint_eq(asock_socket_slices_held(p.server), 2);
-  tu_fill(out, sizeof(out), 8, 200);
-  tu_send_all(p.client, out, sizeof(out));
-  tu_run_for(50);
-  ck_assert_int_eq(r.deliveries, 2);
-  ck_assert_int_eq(asock_op_is_pending(op), 1);
-  ck_assert_uint_eq(asock_socket_slices_held(p.server), 2);
-  ck_assert_uint_eq(stats().slices_failed, 0);
-  /* One back, one more delivery: all that waited, in one slice. */
-  ck_assert_asock(asock_pool_release(tu_pool, r.slices[0]), 0);
-  ck_assert(tu_wait_count(&r.deliveries, 3));
-  ck_assert_uint_eq(r.sizes[2], sizeof(out));
-  assert_stream(&r, 500, 8);
-  ck_assert_uint_eq(asock_socket_slices_held(p.server), 2);
-  for (i = 1; i < r.nslices; i++)
-    ck_assert_asock(asock_pool_release(tu_pool, r.slices[i]), 0);
-  ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
-  ck_assert_asock(tu_close(p.server, 0), 0);
-  ck_assert(tu_wait_count(&r.finals, 1));
-  ck_assert_asock(tu_close(p.client, 0), 0);
-}
-END_TEST
-
-/* An empty pool pauses the receive without ending it; it goes on once a
- * slice is free. With ASOCK_POOL_FAIL_FAST it ends with ASOCK_ENOBUFS. */
-START_TEST(exhaustion_pauses_and_resumes) {
-  static ms_rec r;
-  tu_pair p;
-  asock_op *op;
-  void *held[2];
-  unsigned char out[200];
-  tu_pair_open(&p, "127.0.0.1");
-  op = ms_op(&r);
-  ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
-  send_and_wait(p.client, &r, 50, 9, 0, 1);
-  ck_assert_asock(asock_pool_acquire(tu_pool, &held[0]), 0);
-  ck_assert_asock(asock_pool_acquire(tu_pool, &held[1]), 0);
-  tu_fill(out, sizeof(out), 9, 50);
-  tu_send_all(p.client, out, sizeof(out));
-  tu_run_for(50);
-  ck_assert_int_eq(r.deliveries, 1);
-  ck_assert_int_eq(r.finals, 0);
-  ck_assert_asock(asock_pool_release(tu_pool, held[1]), 0);
-  ck_assert(tu_wait_count(&r.deliveries, 2));
-  assert_stream(&r, 250, 9);
-  ck_assert_asock(asock_pool_release(tu_pool, held[0]), 0);
-  ck_assert_asock(tu_close(p.server, 0), 0);
-  ck_assert(tu_wait_count(&r.finals, 1));
-  ck_assert_asock(r.final_status, ASOCK_ECANCELED);
-  ck_assert_asock(tu_close(p.client, 0), 0);
-}
-END_TEST
-
-START_TEST(fail_fast_ends_it_with_enobufs) {
-  static ms_rec r;
-  tu_pair p;
-  asock_op *op;
-  void *held;
-  unsigned char out[20];
-  tu_pair_open(&p, "127.0.0.1");
-  op = ms_op(&r);
-  ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
-  ck_assert_asock(asock_pool_acquire(tu_pool, &held), 0);
-  tu_fill(out, sizeof(out), 10, 0);
-  tu_send_all(p.client, out, sizeof(out));
-  ck_assert(tu_wait_count(&r.finals, 1));
-  ck_assert_asock(r.final_status, ASOCK_ENOBUFS);
-  ck_assert_int_eq(r.deliveries, 0);
-  ck_assert_uint_eq(r.final_seq, 1);
-  ck_assert_asock(asock_pool_release(tu_pool, held), 0);
-  ck_assert_asock(tu_close(p.server, 0), 0);
-  ck_assert_asock(tu_close(p.client, 0), 0);
-}
-END_TEST
-
-typedef struct releaser {
-  void *slices[MS_MAX];
-  int n;
-  int errors;
-} releaser;
-
-static void release_all(void *arg) {
-  releaser *rl = arg;
-  int i;
-  for (i = 0; i < rl->n; i++)
-    if (asock_pool_release(tu_pool, rl->slices[i]) != 0)
-      rl->errors++;
-}
-
-/* Taken, then the socket closed, then released from another thread: the
- * socket's memory stays until the last slice is back, and goes then. */
-START_TEST(release_from_another_thread_after_close) {
-  static ms_rec r;
-  static releaser rl;
-  tu_pair p;
-  asock_op *op;
-  uv_thread_t thread;
-  unsigned long live;
-  int i;
-  tu_pair_open(&p, "127.0.0.1");
-  op = ms_op(&r);
-  r.detach = 1;
-  ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
-  for (i = 0; i < 3; i++)
-    send_and_wait(p.client, &r, 64, 11, (uint64_t)i * 64, i + 1);
-  ck_assert_asock(tu_close(p.server, 0), 0);
-  ck_assert(tu_wait_count(&r.finals, 1));
-  ck_assert_asock(tu_close(p.client, 0), 0);
-  /* The loop goes too: the socket outlives it. */
-  ck_assert_asock(tu_close_loop(), 0);
-  ck_assert_uint_eq(stats().slices_in_use, 3);
-  live = asock_test_alloc_live;
-  memset(&rl, 0, sizeof(rl));
-  for (i = 0; i < 3; i++)
-    rl.slices[rl.n++] = r.slices[i];
-  /* Still intact, and still the application's. */
-  assert_stream(&r, 192, 11);
-  for (i = 0; i < 3; i++)
-    ck_assert_uint_eq(tu_mismatch(r.slices[i], 64, 11, (uint64_t)i * 64), 64);
-  ck_assert_int_eq(uv_thread_create(&thread, release_all, &rl), 0);
-  ck_assert_int_eq(uv_thread_join(&thread), 0);
-  ck_assert_int_eq(rl.errors, 0);
-  ck_assert_uint_eq(stats().slices_in_use, 0);
-  /* The last release let the socket go. */
-  ck_assert_uint_eq(asock_test_alloc_live, live - 1);
 }
 END_TEST
 
@@ -746,9 +381,9 @@ START_TEST(started_from_another_thread) {
   ck_assert_int_eq(uv_thread_create(&thread, start_elsewhere, &s), 0);
   ck_assert_int_eq(uv_thread_join(&thread), 0);
   ck_assert_asock(s.result, ASOCK_PENDING);
-  send_and_wait(p.client, &r, 40, 12, 0, 1);
-  send_and_wait(p.client, &r, 40, 12, 40, 2);
-  assert_stream(&r, 80, 12);
+  ms_send_and_wait(p.client, &r, 40, 12, 0, 1);
+  ms_send_and_wait(p.client, &r, 40, 12, 40, 2);
+  ms_assert_stream(&r, 80, 12);
   ck_assert_uint_eq(r.seqs[1], 2);
   ck_assert_asock(tu_close(p.server, 0), 0);
   ck_assert(tu_wait_count(&r.finals, 1));
@@ -777,9 +412,9 @@ START_TEST(udp_delivers_every_datagram) {
     ck_assert_uint_eq(r.sizes[i], 20 + (size_t)i);
     ck_assert_uint_eq(r.seqs[i], (uint64_t)i + 1);
   }
-  assert_stream(&r, 110, 13);
+  ms_assert_stream(&r, 110, 13);
   ck_assert(tu_same_addr(asock_op_remote(op), (struct sockaddr *)&u.a_addr));
-  ck_assert_uint_eq(stats().slices_in_use, 0);
+  ck_assert_uint_eq(ms_stats().slices_in_use, 0);
   ck_assert_asock(tu_receive_from(u.b, tx), ASOCK_EBUSY);
   ck_assert_asock(tu_cancel(op), 0);
   ck_assert(tu_wait_count(&r.finals, 1));
@@ -849,25 +484,10 @@ START_TEST(udp_datagrams_read_ahead_are_delivered) {
   ck_assert_uint_eq(r.seqs[0], 9);
   ck_assert_asock(tu_cancel(op), 0);
   ck_assert(tu_wait_count(&r.finals, 1));
-  ck_assert_uint_eq(stats().slices_in_use, 0);
+  ck_assert_uint_eq(ms_stats().slices_in_use, 0);
   uu_pair_close(&u);
 }
 END_TEST
-
-/* The tests that shape their own pool. */
-static void setup_quota(void) { tu_setup_pool(1024, 32, 2, 0); }
-static void setup_two_slices(void) { tu_setup_pool(1024, 2, 0, 0); }
-static void setup_fail_fast(void) {
-  tu_setup_pool(1024, 1, 0, ASOCK_POOL_FAIL_FAST);
-}
-
-static TCase *shaped(const char *name, void (*setup)(void), const TTest *t) {
-  TCase *tc = tcase_create(name);
-  tcase_add_checked_fixture(tc, setup, tu_teardown);
-  tcase_set_timeout(tc, ASOCK_TEST_TIMEOUT);
-  tcase_add_test(tc, t);
-  return tc;
-}
 
 Suite *asock_test_suite_multishot(void) {
   Suite *s = suite_create("multishot");
@@ -883,19 +503,10 @@ Suite *asock_test_suite_multishot(void) {
   tcase_add_test(tc, misuse_is_refused);
   tcase_add_test(tc, multishot_behind_one_shot_receives);
   tcase_add_test(tc, own_buffer_is_reused_for_each_delivery);
-  tcase_add_test(tc, detach_after_a_one_shot_receive);
-  tcase_add_test(tc, attach_gives_a_taken_slice_to_an_op);
-  tcase_add_test(tc, release_from_another_thread_after_close);
   tcase_add_test(tc, started_from_another_thread);
   tcase_add_test(tc, udp_delivers_every_datagram);
   tcase_add_test(tc, udp_message_from_gives_packet_information);
   tcase_add_test(tc, udp_datagrams_read_ahead_are_delivered);
   suite_add_tcase(s, tc);
-  suite_add_tcase(
-      s, shaped("quota", setup_quota, taken_slices_count_against_the_quota));
-  suite_add_tcase(
-      s, shaped("exhaustion", setup_two_slices, exhaustion_pauses_and_resumes));
-  suite_add_tcase(
-      s, shaped("fail_fast", setup_fail_fast, fail_fast_ends_it_with_enobufs));
   return s;
 }
