@@ -451,7 +451,7 @@ ASOCK__NOINLINE static int send_general(asock_socket *sock, asock_op *op) {
 int asock_send(asock_socket *sock, asock_op *op) {
   asock_loop *loop;
   const char *base;
-  size_t count;
+  size_t skip, count;
   long written;
   uint32_t idle = ASOCK__OP_IDLE;
 
@@ -460,11 +460,15 @@ int asock_send(asock_socket *sock, asock_op *op) {
   loop = sock->loop;
   if (!asock__loop_on_thread(loop) || asock__load_ptr(&loop->posted) != NULL)
     goto general;
+  /* The offset is added once the count is known not to be 0: an op
+   * without a buffer has no memory to add it to. */
   if (op->nbufs == 0) {
-    base = (const char *)op->mem + op->offset;
+    base = (const char *)op->mem;
+    skip = op->offset;
     count = op->count;
   } else if (op->nbufs == 1 && op->bufs[0].base != NULL) {
     base = (const char *)op->bufs[0].base;
+    skip = 0;
     count = op->bufs[0].len;
   } else {
     goto general;
@@ -480,7 +484,7 @@ int asock_send(asock_socket *sock, asock_op *op) {
     return ASOCK_EBUSY;
   op->kind = ASOCK_OP_SEND;
   op->socket = sock;
-  written = asock__io_try_send(sock, base, count);
+  written = asock__io_try_send(sock, base + skip, count);
   if ((size_t)written != count)
     return send_fast_rest(sock, op, written);
   op->seq = sock->send_seq++;
