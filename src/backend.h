@@ -172,24 +172,23 @@ static inline int asock__socket_is_udp(const asock_socket *sock) {
   return (sock->flags & ASOCK__SF_UDP) != 0;
 }
 static inline int asock__socket_is_listener(const asock_socket *sock) {
-  return (sock->flags & ASOCK__SF_LISTENING) != 0;
+  return asock__socket_stage(sock) == ASOCK__STAGE_LISTENING;
 }
 /* Its handle is closing: nothing more is to be read. */
 static inline int asock__socket_is_closing(const asock_socket *sock) {
-  return (sock->flags & ASOCK__SF_HANDLE_GONE) != 0;
+  return asock__socket_handle(sock) != ASOCK__HANDLE_OPEN;
 }
 /* A readiness report's usual socket: a stream (not listening) whose
  * handle is open and reading, with a multishot receive queued, in one test
  * of the flags. */
 static ASOCK__ALWAYS_INLINE int
 asock__socket_reads_multishot(const asock_socket *sock) {
-  return (sock->flags & ASOCK__SF_MULTISHOT_READS) ==
-         ASOCK__SF_MULTISHOT_READING;
+  return (sock->flags & ASOCK__MULTISHOT_STATE) == ASOCK__MULTISHOT_READING;
 }
 /* A stream (neither listening nor UDP), whatever its state. */
 static ASOCK__ALWAYS_INLINE int
 asock__socket_is_stream(const asock_socket *sock) {
-  return (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_UDP)) == 0;
+  return (sock->flags & (ASOCK__STAGE_LISTENING | ASOCK__SF_UDP)) == 0;
 }
 
 /* What the platform reports back, on the loop thread. */
@@ -219,7 +218,7 @@ void asock__recv_result(asock_socket *sock, long nread, const uv_buf_t *buf);
  * reads one report may do are used. */
 void asock__recv_ready(asock_socket *sock);
 /* asock__recv_ready() for a socket whose flags the caller found to be
- * ASOCK__SF_MULTISHOT_READING under the mask ASOCK__SF_MULTISHOT_READS: a
+ * ASOCK__MULTISHOT_READING under the mask ASOCK__MULTISHOT_STATE: a
  * TCP socket, not listening, whose handle is open, reading, with a
  * multishot receive queued (the usual report of a stream, tested once). */
 void asock__recv_ready_multishot(asock_socket *sock);

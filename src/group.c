@@ -99,7 +99,7 @@ static void adopt(group_loop *gl, uintptr_t conn) {
     asock_socket_close(client, 0);
     return;
   }
-  client->flags |= ASOCK__SF_CONNECTED;
+  asock__socket_set_stage(client, ASOCK__STAGE_CONNECTED);
   asock__add_u64(&gl->accepted, 1);
   group->cb(group, client, group->arg);
 }

@@ -41,7 +41,7 @@ static void run_kicked(asock_loop *loop) {
     sock->flags &= ~ASOCK__SF_KICKED;
     if ((sock->flags & ASOCK__SF_UDP) == 0)
       asock__send_resume(sock);
-    else if ((sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE)) == 0)
+    else if ((sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE)) == 0)
       asock__udp_recv_ready(sock);
     asock__socket_unref(sock);
   }
@@ -98,7 +98,7 @@ static void resume_accepts(asock_loop *loop, int all) {
     *link = sock->wait_link;
     sock->wait_link = NULL;
     sock->flags &= ~ASOCK__SF_PAUSED;
-    if ((sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE)) == 0 &&
+    if ((sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE)) == 0 &&
         sock->recv_head != NULL)
       asock__io_accept_wanted(sock, 1);
     asock__socket_unref(sock);
@@ -130,7 +130,7 @@ static void linger_sweep(asock_loop *loop, int all) {
 
   while (*link != NULL) {
     asock_socket *sock = *link;
-    int gone = (sock->flags & ASOCK__SF_HANDLE_GONE) != 0;
+    int gone = (sock->flags & ASOCK__SF_HANDLE) != 0;
     if (!gone && !all && (int32_t)(loop->ticks - sock->linger_tick) < 0) {
       link = &sock->linger_link;
       continue;

@@ -22,7 +22,7 @@ static void start_reading_now(asock_socket *sock) {
 /* Inline: every receive that waits asks, and reading is usually on. */
 static ASOCK__ALWAYS_INLINE void start_reading(asock_socket *sock) {
   if ((sock->flags &
-       (ASOCK__SF_READING | ASOCK__SF_WAIT_SLICE | ASOCK__SF_HANDLE_GONE)) == 0)
+       (ASOCK__SF_READING | ASOCK__SF_WAIT_SLICE | ASOCK__SF_HANDLE)) == 0)
     start_reading_now(sock);
 }
 
@@ -94,7 +94,7 @@ ASOCK__NOINLINE static void recv_ended(asock_socket *sock, long nread) {
     return;
   }
   while ((op = sock->recv_head) != NULL &&
-         (sock->flags & ASOCK__SF_HANDLE_GONE) == 0)
+         (sock->flags & ASOCK__SF_HANDLE) == 0)
     asock__op_done(op, (int)nread, 0);
   stop_reading(sock);
 }
@@ -225,8 +225,7 @@ static ASOCK__ALWAYS_INLINE int multishot_read(asock_socket *sock,
     return 0;
   }
   /* A short read found the socket drained. */
-  return op->bytes == loop->read_len &&
-         (sock->flags & ASOCK__SF_HANDLE_GONE) == 0;
+  return op->bytes == loop->read_len && (sock->flags & ASOCK__SF_HANDLE) == 0;
 
 no_slice:
   sock->flags |= ASOCK__SF_WAIT_SLICE;
@@ -253,7 +252,7 @@ ASOCK__NOINLINE static void recv_ready_each(asock_socket *sock) {
     uv_buf_t buf;
     long n;
 
-    if ((sock->flags & (ASOCK__SF_READING | ASOCK__SF_HANDLE_GONE)) !=
+    if ((sock->flags & (ASOCK__SF_READING | ASOCK__SF_HANDLE)) !=
         ASOCK__SF_READING)
       return;
     recv_buffer(sock, &buf);
@@ -284,7 +283,7 @@ void asock__recv_ready_multishot(asock_socket *sock) {
 }
 
 void asock__recv_ready(asock_socket *sock) {
-  if ((sock->flags & ASOCK__SF_MULTISHOT_READS) == ASOCK__SF_MULTISHOT_READING)
+  if ((sock->flags & ASOCK__MULTISHOT_STATE) == ASOCK__MULTISHOT_READING)
     asock__recv_ready_multishot(sock);
   else
     recv_ready_each(sock);
@@ -296,7 +295,7 @@ void asock__recv_retry(asock_socket *sock) {
     return;
   }
   if (sock->recv_head != NULL &&
-      (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE)) == 0)
+      (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE)) == 0)
     start_reading(sock);
 }
 
@@ -304,17 +303,12 @@ static int recv_check_slow(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
-  if (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_UDP))
-    return ASOCK_EKIND;
+  if ((sock->flags & ASOCK__RECV_STATE) != ASOCK__STAGE_CONNECTED)
+    return asock__recv_state_error(sock->flags);
   if (op->nbufs != 0)
     return ASOCK_EKIND;
-  if ((sock->flags & ASOCK__SF_CONNECTED) == 0)
-    return ASOCK_ENOTCONN;
   if (!asock__op_wants_slice(op) && op->count == 0)
     return ASOCK_EINVAL;
-  /* Nothing can wait behind a receive that never completes for good. */
-  if (sock->flags & ASOCK__SF_MULTISHOT)
-    return ASOCK_EBUSY;
   return 0;
 }
 
@@ -322,10 +316,7 @@ static int recv_check_slow(asock_socket *sock, asock_op *op) {
  * recv_check_slow(). */
 static ASOCK__ALWAYS_INLINE int recv_check(asock_socket *sock, asock_op *op) {
   if (sock == NULL || op == NULL ||
-      (sock->flags &
-       (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE | ASOCK__SF_LISTENING |
-        ASOCK__SF_CONNECTED | ASOCK__SF_UDP | ASOCK__SF_MULTISHOT)) !=
-          ASOCK__SF_CONNECTED ||
+      (sock->flags & ASOCK__RECV_STATE) != ASOCK__STAGE_CONNECTED ||
       op->pool != sock->loop->pool || op->nbufs != 0 ||
       (!asock__op_wants_slice(op) && op->count == 0))
     return recv_check_slow(sock, op);

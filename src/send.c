@@ -170,13 +170,12 @@ static void flush(asock_socket *sock) {
   int err = 0;
 
   collect_done(sock, &done_tail);
-  if (sock->flags & ASOCK__SF_HANDLE_GONE) {
+  if (sock->flags & ASOCK__SF_HANDLE) {
     /* The socket closed while the write that just finished was out: what
      * waited behind it will not be sent. */
     asock__send_fail_all(sock, ASOCK_ECANCELED);
   }
-  while (sock->send_head != NULL &&
-         (sock->flags & ASOCK__SF_HANDLE_GONE) == 0) {
+  while (sock->send_head != NULL && (sock->flags & ASOCK__SF_HANDLE) == 0) {
     asock_op *op;
     unsigned int n = 0;
     size_t bytes = 0;
@@ -237,7 +236,7 @@ static void flush(asock_socket *sock) {
 void asock__send_resume(asock_socket *sock) {
   if (sock->send_head != NULL &&
       (sock->flags &
-       (ASOCK__SF_WRITING | ASOCK__SF_FILE_READ | ASOCK__SF_HANDLE_GONE)) == 0)
+       (ASOCK__SF_WRITING | ASOCK__SF_FILE_READ | ASOCK__SF_HANDLE)) == 0)
     flush(sock);
 }
 
@@ -284,21 +283,13 @@ void asock__io_write_cancelled(asock_socket *sock) {
 }
 
 static int send_check_slow(asock_socket *sock, asock_op *op) {
-  uint32_t flags;
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
   if (op->flags & ASOCK__OPF_MULTISHOT)
     return ASOCK_EKIND;
-  flags = sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED |
-                         ASOCK__SF_SHUTDOWN | ASOCK__SF_UDP);
-  if (flags != ASOCK__SF_CONNECTED) {
-    if (flags & (ASOCK__SF_LISTENING | ASOCK__SF_UDP))
-      return ASOCK_EKIND;
-    if ((flags & ASOCK__SF_CONNECTED) == 0)
-      return ASOCK_ENOTCONN;
-    return ASOCK_ESHUTDOWN;
-  }
+  if ((sock->flags & ASOCK__SEND_STATE) != ASOCK__STAGE_CONNECTED)
+    return asock__send_state_error(sock->flags);
   if (op->nbufs == 0 && op->mode == ASOCK_BUFFER_NONE)
     return ASOCK_EINVAL;
   if (op->nbufs != 0) {
@@ -317,10 +308,7 @@ static int send_check_slow(asock_socket *sock, asock_op *op) {
  * included, is sorted out by send_check_slow(). */
 static ASOCK__ALWAYS_INLINE int send_check(asock_socket *sock, asock_op *op) {
   if (sock == NULL || op == NULL ||
-      (sock->flags &
-       (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE | ASOCK__SF_LISTENING |
-        ASOCK__SF_CONNECTED | ASOCK__SF_SHUTDOWN | ASOCK__SF_UDP)) !=
-          ASOCK__SF_CONNECTED ||
+      (sock->flags & ASOCK__SEND_STATE) != ASOCK__STAGE_CONNECTED ||
       op->pool != sock->loop->pool || sock->send_queued != 0 ||
       op->nbufs != 0 || op->mode == ASOCK_BUFFER_NONE ||
       (op->flags & ASOCK__OPF_MULTISHOT))
@@ -473,10 +461,8 @@ int asock_send(asock_socket *sock, asock_op *op) {
   } else {
     goto general;
   }
-  if ((sock->flags &
-       (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE | ASOCK__SF_LISTENING |
-        ASOCK__SF_CONNECTED | ASOCK__SF_SHUTDOWN | ASOCK__SF_UDP |
-        ASOCK__SF_SEND_FAILED)) != ASOCK__SF_CONNECTED ||
+  if ((sock->flags & (ASOCK__SEND_STATE | ASOCK__SF_SEND_FAILED)) !=
+          ASOCK__STAGE_CONNECTED ||
       sock->send_head != NULL || op->pool != loop->pool ||
       (op->flags & ASOCK__OPF_MULTISHOT) != 0 || count - 1 >= ASOCK__IOV_PIECE)
     goto general;

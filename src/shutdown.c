@@ -40,7 +40,7 @@ static void start_shutdown(asock_socket *sock) {
 }
 
 void asock__send_drained(asock_socket *sock) {
-  if ((sock->flags & (ASOCK__SF_HANDLE_GONE | ASOCK__SF_WRITING)) != 0)
+  if ((sock->flags & (ASOCK__SF_HANDLE | ASOCK__SF_WRITING)) != 0)
     return;
   if (sock->disconnect != NULL &&
       sock->disconnect->where == ASOCK__Q_DISCONNECT)
@@ -54,10 +54,10 @@ int asock__disconnect_check(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
-  if (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_UDP) ||
+  if (sock->flags & (ASOCK__STAGE_LISTENING | ASOCK__SF_UDP) ||
       (op->flags & ASOCK__OPF_MULTISHOT))
     return ASOCK_EKIND;
-  if ((sock->flags & ASOCK__SF_CONNECTED) == 0)
+  if (asock__socket_stage(sock) != ASOCK__STAGE_CONNECTED)
     return ASOCK_ENOTCONN;
   if (sock->disconnect != NULL)
     return ASOCK_ECLOSED;

@@ -83,7 +83,7 @@ void asock__socket_closed(asock_socket *sock) {
     asock__connect_reinit(sock);
     return;
   }
-  sock->flags |= ASOCK__SF_HANDLE_CLOSED;
+  asock__socket_set_handle(sock, ASOCK__HANDLE_GONE);
   /* A socket asock closed by itself (a disconnect, a timeout) stays on the
    * loop's list until the application closes it too, so that closing the
    * loop can release it. */
@@ -105,12 +105,30 @@ int asock__socket_check_os(const asock_socket *sock) {
     return ASOCK_EINVAL;
   if (!asock__loop_on_thread(sock->loop))
     return ASOCK_ETHREAD;
-  if (sock->flags & ASOCK__SF_HANDLE_GONE)
+  if (sock->flags & ASOCK__SF_HANDLE)
     return ASOCK_ECLOSED;
-  if ((sock->flags &
-       (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED | ASOCK__SF_BOUND)) == 0)
+  if (asock__socket_stage(sock) < ASOCK__STAGE_CONNECTED &&
+      (sock->flags & ASOCK__SF_BOUND) == 0)
     return ASOCK_ENOTCONN;
   return 0;
+}
+
+int asock__send_state_error(uint32_t flags) {
+  if (flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE))
+    return ASOCK_ECLOSED;
+  if (flags & (ASOCK__STAGE_LISTENING | ASOCK__SF_UDP))
+    return ASOCK_EKIND;
+  if ((flags & ASOCK__SF_STAGE) != ASOCK__STAGE_CONNECTED)
+    return ASOCK_ENOTCONN;
+  return (flags & ASOCK__SF_SHUTDOWN) ? ASOCK_ESHUTDOWN : 0;
+}
+
+int asock__recv_state_error(uint32_t flags) {
+  int err = asock__send_state_error(flags & ~ASOCK__SF_SHUTDOWN);
+  if (err != 0)
+    return err;
+  /* Nothing can wait behind a receive that never completes for good. */
+  return (flags & ASOCK__SF_MULTISHOT) ? ASOCK_EBUSY : 0;
 }
 
 /* Cancels what waits in asock's own queues; what libuv holds is cancelled by
@@ -147,11 +165,12 @@ void asock__socket_shut(asock_socket *sock, int abortive) {
   if (sock->flags & ASOCK__SF_UDP)
     asock__udp_drop_kept(sock);
 
-  if (sock->flags & ASOCK__SF_HANDLE_GONE)
+  if (asock__socket_handle(sock) != ASOCK__HANDLE_OPEN)
     return;
-  sock->flags |= ASOCK__SF_HANDLE_GONE;
+  asock__socket_set_handle(sock, ASOCK__HANDLE_CLOSING);
   sock->flags &= ~ASOCK__SF_READING;
-  asock__io_close(sock, abortive && (sock->flags & ASOCK__SF_CONNECTED));
+  asock__io_close(sock, abortive && asock__socket_stage(sock) ==
+                                        ASOCK__STAGE_CONNECTED);
 }
 
 /* A graceful close with sends queued on a socket that lingers: its
@@ -179,15 +198,15 @@ int asock_socket_close(asock_socket *sock, unsigned int flags) {
   if (sock->flags & ASOCK__SF_CLOSED)
     return ASOCK_ECLOSED;
   sock->flags |= ASOCK__SF_CLOSED;
-  if (sock->flags & ASOCK__SF_HANDLE_CLOSED)
+  if (asock__socket_handle(sock) == ASOCK__HANDLE_GONE)
     unlink_socket(sock);
   abortive = (flags & ASOCK_CLOSE_ABORT) != 0;
   if (!abortive && (sock->flags & ASOCK__SF_LINGER)) {
     if (sock->linger_s == 0)
       abortive = 1;
     else if (sock->send_head != NULL &&
-             (sock->flags & (ASOCK__SF_CONNECTED | ASOCK__SF_HANDLE_GONE)) ==
-                 ASOCK__SF_CONNECTED &&
+             (sock->flags & (ASOCK__SF_STAGE | ASOCK__SF_HANDLE)) ==
+                 ASOCK__STAGE_CONNECTED &&
              linger_close(sock) == 0) {
       asock__socket_unref(sock);
       return 0;
@@ -206,7 +225,7 @@ int asock_socket_set_linger(asock_socket *sock, int enable,
     return ASOCK_ETHREAD;
   if (sock->flags & ASOCK__SF_UDP)
     return ASOCK_EKIND;
-  if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE))
+  if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE))
     return ASOCK_ECLOSED;
   if (enable)
     sock->flags |= ASOCK__SF_LINGER;
@@ -297,7 +316,7 @@ static void end_early(asock_socket *sock, asock_op *op, int status,
   case ASOCK_OP_CONNECT:
     if (op->forced_status == 0)
       op->forced_status = status;
-    if (sock->flags & ASOCK__SF_RESOLVING) {
+    if (asock__socket_stage(sock) == ASOCK__STAGE_RESOLVING) {
       asock__connect_cancel(sock);
       return;
     }

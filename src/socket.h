@@ -26,71 +26,106 @@ typedef struct asock__tcp_options {
   int rcvbuf;
 } asock__tcp_options;
 
-/* Socket flags. */
-#define ASOCK__SF_LISTENING 0x0001u
-#define ASOCK__SF_CONNECTED 0x0002u
-#define ASOCK__SF_CONNECTING 0x0004u
+/* A socket's state is one 32-bit word (asock_socket.flags): two
+ * lifecycles held as enumerated values in its low bits, and independent
+ * facts as one bit each above them. Keeping them in one word lets a fast
+ * path test everything it needs in one comparison
+ * (ASOCK__SEND_STATE, ASOCK__RECV_STATE).
+ *
+ * The stage, bits 0-2: where the socket is between its creation and its
+ * connection. A stream socket goes NEW -> (RESOLVING ->) CONNECTING ->
+ * CONNECTED, back to NEW when every address failed, or NEW -> LISTENING;
+ * a UDP socket is CONNECTED while it has a default peer, NEW otherwise.
+ * Closing does not change it: a closed socket is still known to have been
+ * connected. */
+#define ASOCK__SF_STAGE 0x7u
+#define ASOCK__STAGE_NEW 0x0u
+/* asock_connect_host() waits for the resolver. */
+#define ASOCK__STAGE_RESOLVING 0x1u
+#define ASOCK__STAGE_CONNECTING 0x2u
+#define ASOCK__STAGE_CONNECTED 0x3u
+/* The one stage with bit 2 set, so that a test of the flags for a
+ * listener may name it among other bits. */
+#define ASOCK__STAGE_LISTENING 0x4u
+
+/* The handle's life, bits 3-4: OPEN -> CLOSING (uv_close() was called) ->
+ * GONE (libuv's close callback ran). A connect that tries its next address
+ * takes a handle from CLOSING back to OPEN (ASOCK__SF_REINIT says so). */
+#define ASOCK__SF_HANDLE 0x18u
+#define ASOCK__HANDLE_OPEN 0x0u
+#define ASOCK__HANDLE_CLOSING 0x8u
+#define ASOCK__HANDLE_GONE 0x10u
+
+/* Facts. */
+/* asock_socket_close() was called: the application let the socket go. */
+#define ASOCK__SF_CLOSED 0x20u
 /* uv_read_start() is in force. */
-#define ASOCK__SF_READING 0x0008u
+#define ASOCK__SF_READING 0x40u
 /* The last read found no more data. */
-#define ASOCK__SF_DRAINED 0x0010u
-/* asock_socket_close() was called. */
-#define ASOCK__SF_CLOSED 0x0020u
-/* uv_close() was called on the handle. */
-#define ASOCK__SF_HANDLE_GONE 0x0040u
+#define ASOCK__SF_DRAINED 0x80u
 /* Receives wait for a free slice. */
-#define ASOCK__SF_WAIT_SLICE 0x0080u
+#define ASOCK__SF_WAIT_SLICE 0x100u
 /* Queued sends reached the high mark. */
-#define ASOCK__SF_ABOVE_HIGH 0x0100u
+#define ASOCK__SF_ABOVE_HIGH 0x200u
 /* On the loop's notify list. */
-#define ASOCK__SF_NOTIFY 0x0200u
+#define ASOCK__SF_NOTIFY 0x400u
 /* The sending side is shut down, or will be once the queued sends are out
  * (a shutdown or a disconnect): nothing more may be sent. */
-#define ASOCK__SF_SHUTDOWN 0x0400u
+#define ASOCK__SF_SHUTDOWN 0x800u
 /* A uv_write is in flight. */
-#define ASOCK__SF_WRITING 0x0800u
+#define ASOCK__SF_WRITING 0x1000u
 /* The application was told "above". */
-#define ASOCK__SF_REPORTED_HIGH 0x1000u
-/* Handle closed to retry a connect. */
-#define ASOCK__SF_REINIT 0x2000u
-/* asock_connect_host() waits for the resolver. */
-#define ASOCK__SF_RESOLVING 0x4000u
-/* libuv's close callback ran: the handle is gone for good. */
-#define ASOCK__SF_HANDLE_CLOSED 0x8000u
+#define ASOCK__SF_REPORTED_HIGH 0x2000u
+/* The handle is closing to be made afresh for a connect's next address. */
+#define ASOCK__SF_REINIT 0x4000u
 /* A UDP socket (struct asock__udp_socket). */
-#define ASOCK__SF_UDP 0x10000u
+#define ASOCK__SF_UDP 0x8000u
 /* The socket has its OS socket, bound to a local address (a UDP socket's
  * bind or connect, a TCP socket's asock_tcp_bind()). */
-#define ASOCK__SF_BOUND 0x20000u
+#define ASOCK__SF_BOUND 0x10000u
 /* A multishot receive is in the receive queue: no receive may be queued
  * behind it, as it has no last delivery to complete before. */
-#define ASOCK__SF_MULTISHOT 0x40000u
+#define ASOCK__SF_MULTISHOT 0x20000u
 /* On the loop's kicked list. */
-#define ASOCK__SF_KICKED 0x80000u
+#define ASOCK__SF_KICKED 0x40000u
 /* asock_socket_set_linger() turned lingering on. */
-#define ASOCK__SF_LINGER 0x100000u
+#define ASOCK__SF_LINGER 0x80000u
 /* A listener that ran out of descriptors or memory, on the loop's paused
  * list until its resume tick. */
-#define ASOCK__SF_PAUSED 0x200000u
+#define ASOCK__SF_PAUSED 0x100000u
 /* Closed by the application while sends were queued, lingering: on the
  * loop's lingering list until they are out or its linger time is up. */
-#define ASOCK__SF_LINGERING 0x400000u
+#define ASOCK__SF_LINGERING 0x200000u
 /* The thread pool reads a file into a slice for the head send of packets:
  * its sends go on when the read is done, unless it is given up. */
-#define ASOCK__SF_FILE_READ 0x800000u
+#define ASOCK__SF_FILE_READ 0x400000u
 /* The head send of packets waits for a free slice (on the loop's waiters
  * list, which ASOCK__SF_WAIT_SLICE alone means a receive waits on). */
-#define ASOCK__SF_SEND_WAITS 0x1000000u
+#define ASOCK__SF_SEND_WAITS 0x800000u
 /* send_error is set: sends complete with it at once. A flag as well, so
  * that a send's one test of the flags sees it. */
-#define ASOCK__SF_SEND_FAILED 0x2000000u
+#define ASOCK__SF_SEND_FAILED 0x1000000u
 
-/* The flags of a stream socket whose readiness report goes straight to its
- * multishot receive (asock__socket_reads_multishot()). */
-#define ASOCK__SF_MULTISHOT_READS                                              \
-  (ASOCK__SF_LISTENING | ASOCK__SF_UDP | ASOCK__SF_HANDLE_GONE |               \
-   ASOCK__SF_READING | ASOCK__SF_MULTISHOT)
-#define ASOCK__SF_MULTISHOT_READING (ASOCK__SF_READING | ASOCK__SF_MULTISHOT)
+/* The parts of the state a stream send depends on: a send may start when
+ * (flags & ASOCK__SEND_STATE) == ASOCK__STAGE_CONNECTED, that is, a
+ * connected stream socket, open, still sending. asock__send_state_error()
+ * says why another is refused; the fast paths test this alone. */
+#define ASOCK__SEND_STATE                                                      \
+  (ASOCK__SF_STAGE | ASOCK__SF_HANDLE | ASOCK__SF_CLOSED |                     \
+   ASOCK__SF_SHUTDOWN | ASOCK__SF_UDP)
+/* Likewise for a stream receive, which no multishot receive may be ahead
+ * of (asock__recv_state_error()). */
+#define ASOCK__RECV_STATE                                                      \
+  (ASOCK__SF_STAGE | ASOCK__SF_HANDLE | ASOCK__SF_CLOSED | ASOCK__SF_UDP |     \
+   ASOCK__SF_MULTISHOT)
+/* A stream socket whose readiness report goes straight to its multishot
+ * receive (asock__socket_reads_multishot()): (flags &
+ * ASOCK__MULTISHOT_STATE) == ASOCK__MULTISHOT_READING. */
+#define ASOCK__MULTISHOT_STATE                                                 \
+  (ASOCK__SF_STAGE | ASOCK__SF_UDP | ASOCK__SF_HANDLE | ASOCK__SF_READING |    \
+   ASOCK__SF_MULTISHOT)
+#define ASOCK__MULTISHOT_READING                                               \
+  (ASOCK__STAGE_CONNECTED | ASOCK__SF_READING | ASOCK__SF_MULTISHOT)
 
 struct asock_socket {
   asock__io io; /* first, so that a handle pointer is the socket */
@@ -135,6 +170,33 @@ struct asock_socket {
                          * and reset the connection at */
   uint32_t flags;
 };
+
+/* The socket's stage (ASOCK__STAGE_*) and its handle's life
+ * (ASOCK__HANDLE_*). Loop thread. */
+static inline uint32_t asock__socket_stage(const asock_socket *sock) {
+  return sock->flags & ASOCK__SF_STAGE;
+}
+static inline void asock__socket_set_stage(asock_socket *sock, uint32_t stage) {
+  sock->flags = (sock->flags & ~ASOCK__SF_STAGE) | stage;
+}
+static inline uint32_t asock__socket_handle(const asock_socket *sock) {
+  return sock->flags & ASOCK__SF_HANDLE;
+}
+static inline void asock__socket_set_handle(asock_socket *sock,
+                                            uint32_t handle) {
+  sock->flags = (sock->flags & ~ASOCK__SF_HANDLE) | handle;
+}
+/* Whether the socket has gone: the application closed it or its handle is
+ * closing or gone. */
+static inline int asock__socket_gone(const asock_socket *sock) {
+  return (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE)) != 0;
+}
+/* Why a stream send or receive may not start on a socket whose state is
+ * not ASOCK__STAGE_CONNECTED under ASOCK__SEND_STATE or ASOCK__RECV_STATE:
+ * ASOCK_ECLOSED, ASOCK_EKIND, ASOCK_ENOTCONN, ASOCK_ESHUTDOWN or (a receive
+ * behind a multishot one) ASOCK_EBUSY. */
+int asock__send_state_error(uint32_t flags);
+int asock__recv_state_error(uint32_t flags);
 
 /* Whether an op of this kind draws its number from the receive counter
  * (receives, receive-froms, accepts) or the send counter (the rest). */
@@ -239,7 +301,7 @@ static inline int asock__socket_check_op(const asock_socket *sock,
     return ASOCK_EINVAL;
   if (op->pool != sock->loop->pool)
     return ASOCK_EFOREIGN;
-  if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE))
+  if (asock__socket_gone(sock))
     return ASOCK_ECLOSED;
   return 0;
 }

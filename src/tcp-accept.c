@@ -36,7 +36,7 @@ static int accept_one(asock_socket *listener, asock_op *op, int *taken) {
     asock_socket_close(client, 0);
     return err;
   }
-  client->flags |= ASOCK__SF_CONNECTED;
+  asock__socket_set_stage(client, ASOCK__STAGE_CONNECTED);
   op->accepted = client;
   if (asock__io_address(client, 1, (struct sockaddr *)&op->remote, &len) == 0)
     op->flags |= ASOCK__OPF_HAS_REMOTE;
@@ -90,7 +90,7 @@ void asock__accept_no_data(asock_op *op) {
   op->accepted = NULL;
   op->flags &= ~ASOCK__OPF_HAS_REMOTE;
   asock_socket_close(client, 0);
-  if (listener->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE))
+  if (listener->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE))
     asock__op_done(op, ASOCK_ECANCELED, 0);
   else
     wait_on(listener, op);
@@ -128,7 +128,7 @@ void asock__on_connection(asock_socket *listener, int status) {
     return;
   }
   while (listener->recv_head != NULL &&
-         (listener->flags & ASOCK__SF_HANDLE_GONE) == 0) {
+         (listener->flags & ASOCK__SF_HANDLE) == 0) {
     asock_op *op = listener->recv_head;
     int taken;
     int err = accept_one(listener, op, &taken);
@@ -154,7 +154,7 @@ void asock__on_connection(asock_socket *listener, int status) {
     if (err != 0)
       return;
   }
-  if ((listener->flags & ASOCK__SF_HANDLE_GONE) == 0)
+  if ((listener->flags & ASOCK__SF_HANDLE) == 0)
     asock__io_accept_wanted(listener, 0);
 }
 
@@ -162,7 +162,7 @@ int asock__accept_check(asock_socket *listener, asock_op *op) {
   int err = asock__socket_check_op(listener, op);
   if (err != 0)
     return err;
-  if ((listener->flags & ASOCK__SF_LISTENING) == 0 ||
+  if ((listener->flags & ASOCK__STAGE_LISTENING) == 0 ||
       (op->flags & ASOCK__OPF_MULTISHOT))
     return ASOCK_EKIND;
   if (op->flags & ASOCK__OPF_ACCEPT_RECV) {

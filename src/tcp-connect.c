@@ -22,16 +22,15 @@ static void attempt_ended(asock_op *op, int err) {
 
 static void connect_finish(asock_socket *sock, asock_op *op, int status) {
   attempt_ended(op, status);
-  sock->flags &= ~(ASOCK__SF_CONNECTING | ASOCK__SF_RESOLVING);
+  asock__socket_set_stage(sock, status == 0 ? ASOCK__STAGE_CONNECTED
+                                            : ASOCK__STAGE_NEW);
   sock->connect = NULL;
   if (op->ai_head != NULL) {
     uv_freeaddrinfo(op->ai_head);
     op->ai_head = op->ai_next = NULL;
   }
-  if (status == 0) {
-    sock->flags |= ASOCK__SF_CONNECTED;
+  if (status == 0)
     asock__socket_options_done(sock);
-  }
   asock__op_done(op, status, 0);
 }
 
@@ -66,12 +65,13 @@ static int connect_next(asock_socket *sock, asock_op *op) {
  * cancelled or timed out, or whose socket closed, ends now. */
 static void connect_advance(asock_socket *sock, asock_op *op, int err) {
   if (op->forced_status == 0 &&
-      (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE)) == 0) {
+      (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE)) == 0) {
     /* The op's result until then: it completes with it if no address is
      * left. */
     op->status = err;
     attempt_ended(op, err);
-    sock->flags |= ASOCK__SF_REINIT | ASOCK__SF_HANDLE_GONE;
+    sock->flags |= ASOCK__SF_REINIT;
+    asock__socket_set_handle(sock, ASOCK__HANDLE_CLOSING);
     asock__io_close(sock, 0);
     return;
   }
@@ -105,7 +105,8 @@ void asock__connect_reinit(asock_socket *sock) {
     err = asock__io_init(sock);
     if (err == 0) {
       /* A bind before the connect went with the handle. */
-      sock->flags &= ~(ASOCK__SF_HANDLE_GONE | ASOCK__SF_BOUND);
+      asock__socket_set_handle(sock, ASOCK__HANDLE_OPEN);
+      sock->flags &= ~ASOCK__SF_BOUND;
       if (op->ai_next == NULL) {
         /* The last address failed: the socket, fresh again, may connect
          * anew. */
@@ -131,9 +132,8 @@ int asock__connect_check(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
-  if (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED |
-                     ASOCK__SF_CONNECTING | ASOCK__SF_UDP) ||
-      (op->flags & ASOCK__OPF_MULTISHOT))
+  if (asock__socket_stage(sock) != ASOCK__STAGE_NEW ||
+      (sock->flags & ASOCK__SF_UDP) || (op->flags & ASOCK__OPF_MULTISHOT))
     return ASOCK_EKIND;
   if (op->host == NULL && (op->flags & ASOCK__OPF_HAS_REMOTE) == 0)
     return ASOCK_EINVAL;
@@ -158,7 +158,7 @@ int asock__connect_start(asock_socket *sock, asock_op *op) {
   op->seq = sock->send_seq++;
   op->where = ASOCK__Q_LIBUV;
   sock->connect = op;
-  sock->flags |= ASOCK__SF_CONNECTING;
+  asock__socket_set_stage(sock, ASOCK__STAGE_CONNECTING);
   asock__loop_watch(sock->loop, op);
   return ASOCK_PENDING;
 }
@@ -181,9 +181,9 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
   asock_socket *sock = op->socket;
   int err;
 
-  sock->flags &= ~ASOCK__SF_RESOLVING;
+  asock__socket_set_stage(sock, ASOCK__STAGE_CONNECTING);
   if (op->forced_status != 0 || status < 0 ||
-      (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE))) {
+      (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE))) {
     if (res != NULL)
       uv_freeaddrinfo(res);
     if (op->forced_status != 0)
@@ -255,7 +255,7 @@ int asock__connect_host_start(asock_socket *sock, asock_op *op) {
   op->seq = sock->send_seq++;
   op->where = ASOCK__Q_LIBUV;
   sock->connect = op;
-  sock->flags |= ASOCK__SF_CONNECTING | ASOCK__SF_RESOLVING;
+  asock__socket_set_stage(sock, ASOCK__STAGE_RESOLVING);
   asock__loop_watch(sock->loop, op);
   return ASOCK_PENDING;
 }
@@ -289,7 +289,7 @@ void asock__connect_cancel(asock_socket *sock) {
     return;
   if (op->forced_status == 0)
     op->forced_status = ASOCK_ECANCELED;
-  if (sock->flags & ASOCK__SF_RESOLVING)
+  if (asock__socket_stage(sock) == ASOCK__STAGE_RESOLVING)
     uv_cancel((uv_req_t *)&op->req.getaddrinfo);
 }
 

@@ -15,10 +15,10 @@
 static int check_setup(const asock_socket *sock) {
   if (!asock__loop_on_thread(sock->loop))
     return ASOCK_ETHREAD;
-  if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE))
+  if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE))
     return ASOCK_ECLOSED;
-  if (sock->flags & (ASOCK__SF_LISTENING | ASOCK__SF_CONNECTED |
-                     ASOCK__SF_CONNECTING | ASOCK__SF_UDP))
+  if (asock__socket_stage(sock) != ASOCK__STAGE_NEW ||
+      (sock->flags & ASOCK__SF_UDP))
     return ASOCK_EKIND;
   return 0;
 }
@@ -74,7 +74,7 @@ int asock__tcp_listen(asock_socket *sock, const struct sockaddr *addr,
     err = asock__io_defer_accept(sock, ASOCK_DEFER_ACCEPT_S);
   if (err != 0)
     return err;
-  sock->flags |= ASOCK__SF_LISTENING;
+  asock__socket_set_stage(sock, ASOCK__STAGE_LISTENING);
   asock__socket_options_done(sock);
   return 0;
 }
@@ -104,12 +104,12 @@ static int tcp_option(asock_socket *sock, int *os, asock__tcp_options **keep) {
   /* A handle closed only to be made again for the next address of a
    * connect by name is not the socket's end. */
   if ((sock->flags & ASOCK__SF_CLOSED) ||
-      (sock->flags & (ASOCK__SF_HANDLE_GONE | ASOCK__SF_REINIT)) ==
-          ASOCK__SF_HANDLE_GONE)
+      (asock__socket_handle(sock) != ASOCK__HANDLE_OPEN &&
+       (sock->flags & ASOCK__SF_REINIT) == 0))
     return ASOCK_ECLOSED;
-  *os = (sock->flags & ASOCK__SF_HANDLE_GONE) == 0 &&
+  *os = asock__socket_handle(sock) == ASOCK__HANDLE_OPEN &&
         asock__io_fileno(sock, &s) == 0;
-  if ((sock->flags & (ASOCK__SF_CONNECTED | ASOCK__SF_LISTENING)) == 0) {
+  if (asock__socket_stage(sock) < ASOCK__STAGE_CONNECTED) {
     if (sock->opts == NULL) {
       sock->opts = asock__calloc(1, sizeof(*sock->opts));
       if (sock->opts == NULL)
@@ -239,7 +239,7 @@ int asock_socket_fileno(const asock_socket *sock, uv_os_sock_t *out) {
     return ASOCK_EINVAL;
   if (!asock__loop_on_thread(sock->loop))
     return ASOCK_ETHREAD;
-  if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE))
+  if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE))
     return ASOCK_ECLOSED;
   return asock__io_fileno(sock, out);
 }

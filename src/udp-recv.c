@@ -170,8 +170,8 @@ static int read_into(asock_socket *sock, asock_op *op, size_t *bytes) {
 }
 
 static void start_reading(asock_socket *sock) {
-  if ((sock->flags & (ASOCK__SF_READING | ASOCK__SF_WAIT_SLICE |
-                      ASOCK__SF_HANDLE_GONE)) == 0) {
+  if ((sock->flags &
+       (ASOCK__SF_READING | ASOCK__SF_WAIT_SLICE | ASOCK__SF_HANDLE)) == 0) {
     asock__udp_io_want(sock, ASOCK__UDP_READ, 1);
     sock->flags |= ASOCK__SF_READING;
   }
@@ -186,7 +186,7 @@ static void stop_reading(asock_socket *sock) {
 
 void asock__udp_recv_retry(asock_socket *sock) {
   if (sock->recv_head != NULL &&
-      (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE)) == 0)
+      (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE)) == 0)
     start_reading(sock);
 }
 
@@ -215,9 +215,8 @@ void asock__udp_recv_ready(asock_socket *sock) {
     size_t bytes = 0;
     int r;
 
-    if (op == NULL ||
-        (sock->flags & (ASOCK__SF_READING | ASOCK__SF_HANDLE_GONE)) !=
-            ASOCK__SF_READING)
+    if (op == NULL || (sock->flags & (ASOCK__SF_READING | ASOCK__SF_HANDLE)) !=
+                          ASOCK__SF_READING)
       break;
     if (asock__udp(sock)->kept_count > 0) {
       bytes = from_kept(sock, op);

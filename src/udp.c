@@ -26,7 +26,7 @@ static int check_udp(const asock_socket *sock) {
     return ASOCK_EINVAL;
   if (!asock__loop_on_thread(sock->loop))
     return ASOCK_ETHREAD;
-  if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE))
+  if (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE))
     return ASOCK_ECLOSED;
   if ((sock->flags & ASOCK__SF_UDP) == 0)
     return ASOCK_EKIND;
@@ -82,11 +82,11 @@ int asock_udp_connect(asock_socket *sock, const struct sockaddr *addr) {
   if (err != 0)
     return err;
   if (addr == NULL) {
-    if ((sock->flags & ASOCK__SF_CONNECTED) == 0)
+    if (asock__socket_stage(sock) != ASOCK__STAGE_CONNECTED)
       return ASOCK_ENOTCONN;
     err = asock__udp_io_connect(sock, NULL);
     if (err == 0)
-      sock->flags &= ~ASOCK__SF_CONNECTED;
+      asock__socket_set_stage(sock, ASOCK__STAGE_NEW);
     return err;
   }
   if (!valid_family(addr))
@@ -95,7 +95,7 @@ int asock_udp_connect(asock_socket *sock, const struct sockaddr *addr) {
   if (err == 0)
     err = asock__udp_io_connect(sock, addr);
   if (err == 0)
-    sock->flags |= ASOCK__SF_CONNECTED;
+    asock__socket_set_stage(sock, ASOCK__STAGE_CONNECTED);
   return err;
 }
 
@@ -283,7 +283,7 @@ static int sendto_check_slow(asock_socket *sock, asock_op *op) {
     if (err != 0)
       return err;
   }
-  if ((sock->flags & ASOCK__SF_CONNECTED) == 0) {
+  if (asock__socket_stage(sock) != ASOCK__STAGE_CONNECTED) {
     if ((op->flags & ASOCK__OPF_HAS_REMOTE) == 0)
       return ASOCK_EDESTADDRREQ;
     if (to->sa_family == AF_INET6 && asock__udp(sock)->family == AF_INET)
@@ -305,12 +305,12 @@ static int sendto_check_slow(asock_socket *sock, asock_op *op) {
  */
 static ASOCK__ALWAYS_INLINE int sendto_check(asock_socket *sock, asock_op *op) {
   if (sock == NULL || op == NULL ||
-      (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE_GONE | ASOCK__SF_UDP |
+      (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE | ASOCK__SF_UDP |
                       ASOCK__SF_BOUND)) != (ASOCK__SF_UDP | ASOCK__SF_BOUND) ||
       op->pool != sock->loop->pool || op->nbufs != 0 ||
       op->mode == ASOCK_BUFFER_NONE || sock->send_queued != 0 ||
       (op->flags & ASOCK__OPF_MULTISHOT) || op->count > ASOCK__UDP_MAX_IPV4 ||
-      ((sock->flags & ASOCK__SF_CONNECTED) == 0 &&
+      (asock__socket_stage(sock) != ASOCK__STAGE_CONNECTED &&
        ((op->flags & ASOCK__OPF_HAS_REMOTE) == 0 ||
         ((const struct sockaddr *)&op->remote)->sa_family !=
             asock__udp(sock)->family)))
@@ -339,7 +339,7 @@ static const struct sockaddr *
 destination(asock_socket *sock, const asock_op *op, asock__sockaddr *mapped) {
   const struct sockaddr *to = (const struct sockaddr *)&op->remote;
 
-  if (sock->flags & ASOCK__SF_CONNECTED)
+  if (asock__socket_stage(sock) == ASOCK__STAGE_CONNECTED)
     return NULL;
   if (to->sa_family == AF_INET && asock__udp(sock)->family == AF_INET6) {
     const struct sockaddr_in *in = (const struct sockaddr_in *)to;
@@ -430,7 +430,7 @@ static void flush_sends(asock_socket *sock) {
   asock_op *op;
 
   while ((op = sock->send_head) != NULL &&
-         (sock->flags & ASOCK__SF_HANDLE_GONE) == 0) {
+         (sock->flags & ASOCK__SF_HANDLE) == 0) {
     long sent = try_send(sock, op);
     if (sent == ASOCK_EAGAIN)
       return;
@@ -440,7 +440,7 @@ static void flush_sends(asock_socket *sock) {
     else
       asock__op_done(op, (int)sent, 0);
   }
-  if (sock->send_head == NULL && (sock->flags & ASOCK__SF_HANDLE_GONE) == 0)
+  if (sock->send_head == NULL && (sock->flags & ASOCK__SF_HANDLE) == 0)
     asock__udp_io_want(sock, ASOCK__UDP_WRITE, 0);
 }
 

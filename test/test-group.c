@@ -617,7 +617,7 @@ START_TEST(handoff_listener_adopts_and_drops) {
   aop->flags &= ~ASOCK__OPF_RAW_ACCEPT;
   ck_assert_asock(asock__socket_new(tu_loop, sizeof(asock_socket), 0, &s1), 0);
   ck_assert_asock(asock__io_adopt(NULL, s1, aop->conn), 0);
-  s1->flags |= ASOCK__SF_CONNECTED;
+  asock__socket_set_stage(s1, ASOCK__STAGE_CONNECTED);
   tu_send_all(c1, "x", 1);
   tu_recv_exact(s1, &c, 1);
   ck_assert_int_eq(c, 'x');
