@@ -132,14 +132,37 @@ static inline void asock__op_leave(asock_loop *loop, asock_op *op) {
 /* Completes a pending op from inside a libuv callback: out of its queue and
  * the wheel, idle again, then its callback. Inline: every completion with
  * data runs it. */
-static inline void asock__op_done(asock_op *op, int status, size_t bytes) {
-  asock_loop *loop = op->socket->loop;
-
-  asock__op_leave(loop, op);
+static ASOCK__ALWAYS_INLINE void
+asock__op_complete(asock_loop *loop, asock_op *op, int status, size_t bytes) {
   op->where = ASOCK__Q_NONE;
   loop->callbacks++;
   asock__op_finish_async(op, status, bytes);
   loop->callbacks--;
+}
+static inline void asock__op_done(asock_op *op, int status, size_t bytes) {
+  asock_loop *loop = op->socket->loop;
+
+  asock__op_leave(loop, op);
+  asock__op_complete(loop, op, status, bytes);
+}
+/* asock__op_done() for a one-shot receive at the head of its socket's
+ * receive queue, the usual completion of a receive: the head moves on
+ * without asock__socket_unqueue()'s tests of where the op waits and what
+ * kind of receive it is. */
+static ASOCK__ALWAYS_INLINE void
+asock__recv_head_done(asock_socket *sock, asock_op *op, size_t bytes) {
+  asock_loop *loop = sock->loop;
+  asock_op *next = op->qnext;
+
+  if (op->wslot != 0)
+    asock__wheel_remove(&loop->wheel, op);
+  sock->recv_head = next;
+  if (next != NULL)
+    next->qprev = NULL;
+  else
+    sock->recv_tail = NULL;
+  op->qnext = NULL;
+  asock__op_complete(loop, op, 0, bytes);
 }
 
 /* A multishot receive ended during its delivery callback (ASOCK__OPF_ENDED):

@@ -112,9 +112,6 @@ static ASOCK__ALWAYS_INLINE void recv_result(asock_socket *sock, long nread,
     return;
   }
   if (nread > 0) {
-    asock_op *next = op->qnext;
-    asock_loop *loop = sock->loop;
-
     sock->flags = (sock->flags & ~ASOCK__SF_DRAINED) |
                   ((size_t)nread < buf->len ? ASOCK__SF_DRAINED : 0);
     if (op->flags & ASOCK__OPF_ON_DEMAND) {
@@ -128,19 +125,7 @@ static ASOCK__ALWAYS_INLINE void recv_result(asock_socket *sock, long nread,
         asock__op_done(op, 0, (size_t)nread);
       return;
     }
-    /* asock__op_done() for the head of the receive queue. */
-    if (op->wslot != 0)
-      asock__wheel_remove(&loop->wheel, op);
-    sock->recv_head = next;
-    if (next != NULL)
-      next->qprev = NULL;
-    else
-      sock->recv_tail = NULL;
-    op->qnext = NULL;
-    op->where = ASOCK__Q_NONE;
-    loop->callbacks++;
-    asock__op_finish_async(op, 0, (size_t)nread);
-    loop->callbacks--;
+    asock__recv_head_done(sock, op, (size_t)nread);
     return;
   }
 
