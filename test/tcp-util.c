@@ -324,6 +324,8 @@ static int never(const void *arg) {
 }
 
 void tu_run_for(uint64_t ms) {
+  /* At least one turn, however late this thread ran. */
+  asock_loop_run(tu_loop, UV_RUN_NOWAIT);
   run_until_deadline(never, NULL, tu_now_ms() + ms);
 }
 
