@@ -6,8 +6,10 @@
 # asockSharedTargets.cmake and asockStaticTargets.cmake, and
 # asockConfig.cmake loads one of them (ASOCK_USE_STATIC_LIBS chooses). A
 # static build also writes asock-static.pc, which names the archive by its
-# path. The headers and asockConfig.cmake are the same from either build;
-# asock.pc is that of the build installed last.
+# path. The headers and asockConfig.cmake are the same from either build,
+# but asock.pc is not (a shared asock's passes -DUSING_ASOCK_SHARED): a
+# prefix with both should have the shared build's, so the static build adds
+# only its own files there (debian/rules shows how).
 
 set(ASOCK_CMAKE_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/asock")
 
