@@ -6,21 +6,35 @@
 #   2. configure, build and run find-package/ against that prefix through
 #      find_package(asock);
 #   3. build the same main.c with the compiler alone, using the flags
-#      `pkg-config asock` gives, and run it.
+#      `pkg-config asock` gives (`asock-static` for a static asock), and run
+#      it.
+#
+# With -DASOCK_INSTALLED_PREFIX=DIR, step 1 installs nothing and checks the
+# asock already installed in DIR instead (scripts/test-all's package stage
+# passes /usr, where the Debian packages put it), which may hold a shared
+# and a static asock side by side; BUILD_SHARED_LIBS then says which of the
+# two the consumers use, and ASOCK_BUILD_DIR is not needed.
 #
 # Everything happens under ASOCK_WORK_DIR, which is emptied first, so that a
 # failed run can be inspected and the next one starts clean.
 cmake_minimum_required(VERSION 3.16)
 
-foreach(_var ASOCK_SOURCE_DIR ASOCK_BUILD_DIR ASOCK_WORK_DIR ASOCK_CONSUMER_DIR
-             ASOCK_VERSION CMAKE_C_COMPILER CMAKE_GENERATOR
-             CMAKE_INSTALL_LIBDIR)
+set(_required ASOCK_SOURCE_DIR ASOCK_WORK_DIR ASOCK_CONSUMER_DIR ASOCK_VERSION
+              CMAKE_C_COMPILER CMAKE_GENERATOR CMAKE_INSTALL_LIBDIR)
+if("${ASOCK_INSTALLED_PREFIX}" STREQUAL "")
+  list(APPEND _required ASOCK_BUILD_DIR)
+endif()
+foreach(_var IN LISTS _required)
   if("${${_var}}" STREQUAL "")
     message(FATAL_ERROR "install-consumer: -D${_var}=... is required")
   endif()
 endforeach()
 
-set(prefix "${ASOCK_WORK_DIR}/prefix")
+if("${ASOCK_INSTALLED_PREFIX}" STREQUAL "")
+  set(prefix "${ASOCK_WORK_DIR}/prefix")
+else()
+  set(prefix "${ASOCK_INSTALLED_PREFIX}")
+endif()
 if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
   message(FATAL_ERROR "install-consumer: an absolute CMAKE_INSTALL_LIBDIR "
                       "(${CMAKE_INSTALL_LIBDIR}) cannot be redirected to a "
@@ -77,38 +91,65 @@ endfunction()
 
 # ---- 1. install -----------------------------------------------------------
 
-run("cmake --install into ${prefix}"
-    "${CMAKE_COMMAND}" --install "${ASOCK_BUILD_DIR}" --prefix "${prefix}"
-    ${config_args})
+if("${ASOCK_INSTALLED_PREFIX}" STREQUAL "")
+  run("cmake --install into ${prefix}"
+      "${CMAKE_COMMAND}" --install "${ASOCK_BUILD_DIR}" --prefix "${prefix}"
+      ${config_args})
+else()
+  message(STATUS "checking the asock installed in ${prefix}")
+endif()
 
-foreach(_file
+if(BUILD_SHARED_LIBS)
+  set(_targets asockSharedTargets.cmake)
+  set(_pc_files asock.pc)
+else()
+  set(_targets asockStaticTargets.cmake)
+  set(_pc_files asock.pc asock-static.pc)
+endif()
+set(_installed
     include/asock.h
     include/asock/version.h
     ${CMAKE_INSTALL_LIBDIR}/cmake/asock/asockConfig.cmake
     ${CMAKE_INSTALL_LIBDIR}/cmake/asock/asockConfigVersion.cmake
-    ${CMAKE_INSTALL_LIBDIR}/cmake/asock/asockTargets.cmake
-    ${CMAKE_INSTALL_LIBDIR}/pkgconfig/asock.pc)
+    ${CMAKE_INSTALL_LIBDIR}/cmake/asock/${_targets})
+foreach(_pc IN LISTS _pc_files)
+  list(APPEND _installed ${CMAKE_INSTALL_LIBDIR}/pkgconfig/${_pc})
+endforeach()
+foreach(_file IN LISTS _installed)
   if(NOT EXISTS "${prefix}/${_file}")
     message(FATAL_ERROR "install-consumer: ${_file} was not installed")
   endif()
 endforeach()
 
 # Only public headers are installed: each one must come from include/ (or be
-# generated into the build's include/), never from src/.
-file(GLOB_RECURSE _headers RELATIVE "${prefix}/include" "${prefix}/include/*")
+# generated from an include/*.in), never from src/. A prefix installed by
+# others holds other headers too: there, asock's own are those checked.
+if("${ASOCK_INSTALLED_PREFIX}" STREQUAL "")
+  file(GLOB_RECURSE _headers RELATIVE "${prefix}/include" "${prefix}/include/*")
+else()
+  file(GLOB_RECURSE _headers RELATIVE "${prefix}/include"
+       "${prefix}/include/asock.h" "${prefix}/include/asock/*")
+endif()
 foreach(_h IN LISTS _headers)
   if(NOT EXISTS "${ASOCK_SOURCE_DIR}/include/${_h}" AND
-     NOT EXISTS "${ASOCK_BUILD_DIR}/include/${_h}")
+     NOT EXISTS "${ASOCK_SOURCE_DIR}/include/${_h}.in")
     message(FATAL_ERROR "install-consumer: include/${_h} was installed but "
                         "is not a public header")
   endif()
 endforeach()
 
-# The library of the kind that was built, and only that kind.
+# The library of the kind that was built, and only that kind; a prefix
+# installed by others may hold both kinds.
 if(NOT CMAKE_HOST_WIN32)
   file(GLOB _static "${libdir}/libasock.a")
   file(GLOB _shared "${libdir}/libasock.so*" "${libdir}/libasock*.dylib")
-  if(BUILD_SHARED_LIBS)
+  if(NOT "${ASOCK_INSTALLED_PREFIX}" STREQUAL "")
+    if(BUILD_SHARED_LIBS AND NOT _shared)
+      message(FATAL_ERROR "install-consumer: no shared libasock in ${libdir}")
+    elseif(NOT BUILD_SHARED_LIBS AND NOT _static)
+      message(FATAL_ERROR "install-consumer: no libasock.a in ${libdir}")
+    endif()
+  elseif(BUILD_SHARED_LIBS)
     if(NOT _shared OR _static)
       message(FATAL_ERROR "install-consumer: expected only a shared "
                           "libasock in ${libdir}; found: ${_shared} ${_static}")
@@ -178,6 +219,13 @@ set(fp_args
   -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF
   "-DASOCK_EXPECTED_PREFIX=${prefix}"
   "-DASOCK_EXPECT_SHARED=${BUILD_SHARED_LIBS}")
+# Where both kinds are installed, this picks one; alone, the kind installed
+# must be the kind asked for.
+if(BUILD_SHARED_LIBS)
+  list(APPEND fp_args -DASOCK_USE_STATIC_LIBS=OFF)
+else()
+  list(APPEND fp_args -DASOCK_USE_STATIC_LIBS=ON)
+endif()
 if(NOT "${CMAKE_GENERATOR_PLATFORM}" STREQUAL "")
   list(APPEND fp_args -A "${CMAKE_GENERATOR_PLATFORM}")
 endif()
@@ -221,39 +269,55 @@ else()
 endif()
 set(pc "${PKG_CONFIG_EXECUTABLE}")
 
-query(_v "pkg-config --modversion asock" "${pc}" --modversion asock)
-expect_equal("pkg-config --modversion asock" "${_v}" "${ASOCK_VERSION}")
-# asock.pc is written at install time, so it names the prefix given to
-# `cmake --install --prefix`, not the one the build was configured with.
-query(_v "pkg-config --variable=prefix asock"
-      "${pc}" --variable=prefix asock)
-expect_equal("the prefix in asock.pc" "${_v}" "${prefix}")
-query(_v "pkg-config --variable=libdir asock"
-      "${pc}" --variable=libdir asock)
-expect_equal("the libdir in asock.pc" "${_v}" "${libdir}")
+# asock.pc and asock-static.pc are written at install time, so they name
+# the prefix given to `cmake --install --prefix`, not the one the build was
+# configured with.
+foreach(_pc IN LISTS _pc_files)
+  string(REGEX REPLACE "\\.pc$" "" _module "${_pc}")
+  query(_v "pkg-config --modversion ${_module}"
+        "${pc}" --modversion ${_module})
+  expect_equal("pkg-config --modversion ${_module}" "${_v}" "${ASOCK_VERSION}")
+  query(_v "pkg-config --variable=prefix ${_module}"
+        "${pc}" --variable=prefix ${_module})
+  expect_equal("the prefix in ${_pc}" "${_v}" "${prefix}")
+  query(_v "pkg-config --variable=libdir ${_module}"
+        "${pc}" --variable=libdir ${_module})
+  expect_equal("the libdir in ${_pc}" "${_v}" "${libdir}")
+endforeach()
 
-# A static libasock.a does not carry its dependencies: libuv, listed under
-# Requires.private in asock.pc, is in the link line only with --static. A
-# shared libasock links libuv itself, so the program needs -lasock alone.
+# A shared libasock links libuv itself, so the program needs -lasock alone.
+# A static libasock.a does not carry its dependencies: asock-static.pc
+# requires libuv outright, and asock.pc lists it under Requires.private,
+# in the link line only with --static. asock.pc's -lasock is the archive
+# only where no shared libasock sits beside it.
+set(pc_ways "")
 if(BUILD_SHARED_LIBS)
-  set(pc_args --cflags --libs asock)
+  list(APPEND pc_ways "--cflags --libs asock")
 else()
-  set(pc_args --static --cflags --libs asock)
+  list(APPEND pc_ways "--cflags --libs asock-static")
+  if(NOT _shared)
+    list(APPEND pc_ways "--static --cflags --libs asock")
+  endif()
 endif()
-string(REPLACE ";" " " _pc_cmd "pkg-config ${pc_args}")
-query(_flags "${_pc_cmd}" "${pc}" ${pc_args})
-message(STATUS "${_pc_cmd}: ${_flags}")
-separate_arguments(pc_flags UNIX_COMMAND "${_flags}")
 
-set(pc_exe "${ASOCK_WORK_DIR}/pkg-config/asock-consumer")
-file(MAKE_DIRECTORY "${ASOCK_WORK_DIR}/pkg-config")
 set(cc_args -Wall -Wextra -Werror
   "-DASOCK_EXPECTED_VERSION=\"${ASOCK_VERSION}\"")
 if(BUILD_SHARED_LIBS)
   list(APPEND cc_args -DASOCK_EXPECT_SHARED)
 endif()
-run("pkg-config consumer: build"
-    "${CMAKE_C_COMPILER}" ${consumer_flags} ${cc_args}
-    "${ASOCK_CONSUMER_DIR}/main.c" -o "${pc_exe}" ${pc_flags})
-run("pkg-config consumer: run" "${pc_exe}")
-message(STATUS "  ${run_output}")
+set(_n 0)
+foreach(_way IN LISTS pc_ways)
+  separate_arguments(pc_args UNIX_COMMAND "${_way}")
+  query(_flags "pkg-config ${_way}" "${pc}" ${pc_args})
+  message(STATUS "pkg-config ${_way}: ${_flags}")
+  separate_arguments(pc_flags UNIX_COMMAND "${_flags}")
+
+  math(EXPR _n "${_n} + 1")
+  set(pc_exe "${ASOCK_WORK_DIR}/pkg-config/asock-consumer-${_n}")
+  file(MAKE_DIRECTORY "${ASOCK_WORK_DIR}/pkg-config")
+  run("pkg-config consumer (${_way}): build"
+      "${CMAKE_C_COMPILER}" ${consumer_flags} ${cc_args}
+      "${ASOCK_CONSUMER_DIR}/main.c" -o "${pc_exe}" ${pc_flags})
+  run("pkg-config consumer (${_way}): run" "${pc_exe}")
+  message(STATUS "  ${run_output}")
+endforeach()
