@@ -39,8 +39,10 @@
  *              [--udp [--receives N]]
  *
  * Prints "listening on ADDR:PORT" once it accepts (TCP) or receives (UDP);
- * on SIGINT or SIGTERM closes everything (a group gets GROUP_GRACE_MS for
- * its connections to finish), prints the pool's statistics and exits 0. */
+ * on SIGUSR1 prints the statistics and goes on serving (on Windows, which
+ * has no SIGUSR1: Ctrl+Break in its console); on SIGINT or SIGTERM closes
+ * everything (a group gets GROUP_GRACE_MS for its connections to finish),
+ * prints the statistics once more and exits 0. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,10 +62,20 @@
  * those its waiting sends took. */
 #define ECHO_QUOTA 16
 
-/* For code that runs once, at start-up or shutdown. run_group() is marked
- * so: with it in the program and not marked, GCC's link-time inliner
- * stopped inlining asock's slice helpers into step(), which cost the single
- * loop about 20 instructions per message (470 to 490, callgrind). */
+/* The signal that prints the statistics while the server runs. Windows
+ * has no SIGUSR1; there libuv reports Ctrl+Break in the console as
+ * SIGBREAK, which the server handles instead of dying of it. */
+#ifdef _WIN32
+#define STATS_SIGNAL SIGBREAK
+#else
+#define STATS_SIGNAL SIGUSR1
+#endif
+
+/* For code that runs once, at start-up or shutdown, or on request (the
+ * statistics on STATS_SIGNAL). run_group() is marked so: with it in the
+ * program and not marked, GCC's link-time inliner stopped inlining asock's
+ * slice helpers into step(), which cost the single loop about 20
+ * instructions per message (470 to 490, callgrind). */
 #if defined(__GNUC__)
 #define ECHO_COLD __attribute__((cold))
 #else
@@ -110,6 +122,17 @@ static void *count_realloc(void *p, size_t n) {
 static void *count_calloc(size_t c, size_t n) {
   count_allocation();
   return calloc(c, n);
+}
+
+/* The count so far: with a group, the loops' threads may be counting. */
+static unsigned long long allocations_now(void) {
+  unsigned long long n;
+  if (count_locked)
+    uv_mutex_lock(&count_lock);
+  n = allocations;
+  if (count_locked)
+    uv_mutex_unlock(&count_lock);
+  return n;
 }
 
 static void set_counting(int on) {
@@ -373,9 +396,11 @@ static void on_group_signal(uv_signal_t *handle, int signum) {
   (void)handle;
   uv_close((uv_handle_t *)&srv.sigint, NULL);
   uv_close((uv_handle_t *)&srv.sigterm, NULL);
+  uv_close((uv_handle_t *)&srv.sigstats, NULL);
 }
 
-/* Prints the statistics; `n` is the counters of every loop summed. */
+/* Prints the statistics; `n` is the counters of every loop summed, and
+ * with a group each loop's own are in its `seen`. */
 static void print_stats(const echo_counts *n) {
   asock_pool_stats st;
   unsigned int i;
@@ -392,12 +417,12 @@ static void print_stats(const echo_counts *n) {
   if (srv.loops != NULL) {
     printf("connections per loop (%u loops):", srv.threads);
     for (i = 0; i < srv.threads; i++)
-      printf(" %lu", srv.loops[i].counts.connections);
+      printf(" %lu", srv.loops[i].seen.connections);
     printf("\n");
   }
   printf("messages: %llu, bytes: %llu, heap allocations after start-up: "
          "%llu\n",
-         n->messages, n->bytes, allocations);
+         n->messages, n->bytes, allocations_now());
   printf("slices: %zu of %zu bytes, in use %zu, high-water %zu, "
          "acquisitions that found none: %llu\n",
          st.slices_total, st.slice_size, st.slices_in_use, st.slices_high_water,
@@ -407,6 +432,80 @@ static void print_stats(const echo_counts *n) {
          st.ops_total, st.ops_in_use, st.ops_high_water,
          (unsigned long long)st.ops_failed);
   fflush(stdout);
+}
+
+/* STATS_SIGNAL on the single loop, whose thread owns every counter. */
+ECHO_COLD static void on_stats_signal(uv_signal_t *handle, int signum) {
+  (void)handle;
+  (void)signum;
+  print_stats(&srv.counts);
+}
+
+/* --threads: each loop's counters are written by that loop's thread alone,
+ * so the main thread does not read them while the group runs. On
+ * STATS_SIGNAL it posts a task to every loop that copies them into `seen`
+ * on that loop's thread, waits until every loop has, and prints the sum.
+ * Each loop's copy is exact as of the moment its task ran; the moments of
+ * two loops differ by the time they take to get to the task. The pool's
+ * counters come from asock_pool_stats_get(), which any thread may call,
+ * and the allocation count is read under its lock. */
+static unsigned int copies_pending; /* under count_lock */
+static uv_cond_t copies_done;
+
+ECHO_COLD static void copy_counts(asock_loop *loop, asock_task *task) {
+  echo_loop *l = task->data;
+  (void)loop;
+  l->seen = l->counts;
+  uv_mutex_lock(&count_lock);
+  if (--copies_pending == 0)
+    uv_cond_signal(&copies_done);
+  uv_mutex_unlock(&count_lock);
+}
+
+ECHO_COLD static void sum_seen(echo_counts *sum) {
+  unsigned int i;
+  memset(sum, 0, sizeof(*sum));
+  for (i = 0; i < srv.threads; i++) {
+    const echo_counts *n = &srv.loops[i].seen;
+    sum->connections += n->connections;
+    sum->refused += n->refused;
+    sum->messages += n->messages;
+    sum->bytes += n->bytes;
+  }
+}
+
+ECHO_COLD static void on_group_stats_signal(uv_signal_t *handle, int signum) {
+  echo_counts sum;
+  unsigned int i;
+
+  (void)handle;
+  (void)signum;
+  uv_mutex_lock(&count_lock);
+  copies_pending = srv.threads;
+  uv_mutex_unlock(&count_lock);
+  /* The tasks are free to post again: the last report waited for them. */
+  for (i = 0; i < srv.threads; i++) {
+    srv.loops[i].report.fn = copy_counts;
+    srv.loops[i].report.data = &srv.loops[i];
+    asock_loop_post(srv.loops[i].loop, &srv.loops[i].report);
+  }
+  uv_mutex_lock(&count_lock);
+  while (copies_pending > 0)
+    uv_cond_wait(&copies_done, &count_lock);
+  uv_mutex_unlock(&count_lock);
+  sum_seen(&sum);
+  print_stats(&sum);
+}
+
+/* Starts the handle that prints the statistics on STATS_SIGNAL. It does
+ * not keep the loop alive; it is closed with the other signals. */
+ECHO_COLD static int watch_stats_signal(uv_loop_t *uv, uv_signal_cb cb) {
+  int r = uv_signal_init(uv, &srv.sigstats);
+  if (r == 0)
+    r = uv_signal_start(&srv.sigstats, cb, STATS_SIGNAL);
+  if (r == 0)
+    uv_unref((uv_handle_t *)&srv.sigstats);
+  return r;
 }
 
 /* Listens for connections on addr with ACCEPT_OPS accepts posted. */
@@ -469,7 +568,7 @@ ECHO_COLD static int run_group(const asock_pool_config *config,
   int r;
 
   /* Before any thread allocates: the count is shared from here on. */
-  if (uv_mutex_init(&count_lock) != 0) {
+  if (uv_mutex_init(&count_lock) != 0 || uv_cond_init(&copies_done) != 0) {
     fprintf(stderr, "asock-echo: %s\n", asock_strerror(ASOCK_ENOMEM));
     return 1;
   }
@@ -488,6 +587,8 @@ ECHO_COLD static int run_group(const asock_pool_config *config,
     r = uv_signal_start(&srv.sigint, on_group_signal, SIGINT);
   if (r == 0)
     r = uv_signal_start(&srv.sigterm, on_group_signal, SIGTERM);
+  if (r == 0)
+    r = watch_stats_signal(&srv.signal_loop, on_group_stats_signal);
   if (r != 0) {
     fprintf(stderr, "asock-echo: signals: %s\n", uv_strerror(r));
     return 1;
@@ -517,14 +618,9 @@ ECHO_COLD static int run_group(const asock_pool_config *config,
   /* Every connection still open after the grace is closed on its loop, its
    * op cancelled and let go by step(); then the threads are joined. */
   r = asock_group_stop(srv.group, GROUP_GRACE_MS);
-  memset(&sum, 0, sizeof(sum));
-  for (i = 0; i < srv.threads; i++) {
-    const echo_counts *n = &srv.loops[i].counts;
-    sum.connections += n->connections;
-    sum.refused += n->refused;
-    sum.messages += n->messages;
-    sum.bytes += n->bytes;
-  }
+  for (i = 0; i < srv.threads; i++)
+    srv.loops[i].seen = srv.loops[i].counts;
+  sum_seen(&sum);
   print_stats(&sum);
   if (r == 0)
     r = asock_group_destroy(srv.group);
@@ -533,6 +629,7 @@ ECHO_COLD static int run_group(const asock_pool_config *config,
   if (r == 0)
     r = uv_loop_close(&srv.signal_loop); /* a UV_E* code, as asock's are */
   free(srv.loops);
+  uv_cond_destroy(&copies_done);
   uv_mutex_destroy(&count_lock);
   if (r != 0) {
     fprintf(stderr, "asock-echo: shutting down: %s\n", asock_strerror(r));
@@ -643,6 +740,7 @@ int main(int argc, char **argv) {
   uv_signal_init(asock_loop_uv(srv.loop), &srv.sigterm);
   uv_signal_start(&srv.sigint, on_signal, SIGINT);
   uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
+  watch_stats_signal(asock_loop_uv(srv.loop), on_stats_signal);
 
   print_listening(&addr);
   counting = 1;
@@ -653,6 +751,7 @@ int main(int argc, char **argv) {
   srv.stopping = 1;
   uv_close((uv_handle_t *)&srv.sigint, NULL);
   uv_close((uv_handle_t *)&srv.sigterm, NULL);
+  uv_close((uv_handle_t *)&srv.sigstats, NULL);
   asock_socket_close(bound, 0);
   r = asock_loop_close(srv.loop);
   for (i = 0; !udp && i < ACCEPT_OPS; i++)

@@ -24,6 +24,8 @@ typedef struct echo_counts {
 typedef struct echo_loop {
   asock_loop *loop;
   echo_counts counts;
+  echo_counts seen;  /* counts as copied on the loop's thread for a report */
+  asock_task report; /* posted to the loop to make that copy */
   char pad[64];
 } echo_loop;
 
@@ -37,7 +39,8 @@ typedef struct server {
   size_t udp_op_count;
   uv_signal_t sigint;
   uv_signal_t sigterm;
-  echo_counts counts;           /* the single loop's */
+  uv_signal_t sigstats; /* prints the statistics while the server runs */
+  echo_counts counts;   /* the single loop's */
   unsigned long long truncated; /* UDP: datagrams longer than a slice */
   unsigned long long send_errors;
   unsigned long long receive_errors;

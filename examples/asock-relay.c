@@ -36,9 +36,11 @@
  *   asock-relay --backend HOST:PORT [--host ADDR] [--port N] [--quota N]
  *               [--slice-size BYTES] [--slices N] [--max-connections N]
  *
- * Prints "listening on ADDR:PORT" once it accepts; on SIGINT or SIGTERM
- * closes everything, prints the pool's statistics and, on standard error,
- * "allocations: N" (heap allocations after start-up), and exits 0. */
+ * Prints "listening on ADDR:PORT" once it accepts; on SIGUSR1 (on Windows,
+ * which has no SIGUSR1: Ctrl+Break in its console) prints its statistics
+ * and relays on; on SIGINT or SIGTERM closes everything, prints the
+ * statistics and, on standard error, "allocations: N" (heap allocations
+ * after start-up), and exits 0. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +49,15 @@
 #include "asock.h"
 
 #define ACCEPT_OPS 8
+
+/* The signal that prints the statistics while the relay runs. Windows has
+ * no SIGUSR1; there libuv reports Ctrl+Break in the console as SIGBREAK,
+ * which the relay handles instead of dying of it. */
+#ifdef _WIN32
+#define STATS_SIGNAL SIGBREAK
+#else
+#define STATS_SIGNAL SIGUSR1
+#endif
 
 /* One socket of a relayed connection, and the bytes on their way to it. */
 typedef struct side side;
@@ -105,6 +116,7 @@ static struct {
   asock_buf *bufs;
   void **slices;
   uv_signal_t sigint, sigterm;
+  uv_signal_t sigstats; /* prints the statistics while the relay runs */
   int stopping;
   counts n;
 } relay;
@@ -576,6 +588,8 @@ static void print_listening(const struct sockaddr_storage *addr) {
   fflush(stdout);
 }
 
+/* The statistics, on standard output, and the allocation count also on
+ * standard error. Loop thread: every counter is the loop's. */
 static void print_stats(void) {
   asock_pool_stats st;
   asock_pool_stats_get(relay.pool, &st);
@@ -600,6 +614,12 @@ static void print_stats(void) {
          (unsigned long long)st.ops_failed);
   fflush(stdout);
   fprintf(stderr, "allocations: %llu\n", allocations);
+}
+
+static void on_stats_signal(uv_signal_t *handle, int signum) {
+  (void)handle;
+  (void)signum;
+  print_stats();
 }
 
 int main(int argc, char **argv) {
@@ -688,6 +708,10 @@ int main(int argc, char **argv) {
   uv_signal_init(asock_loop_uv(relay.loop), &relay.sigterm);
   uv_signal_start(&relay.sigint, on_signal, SIGINT);
   uv_signal_start(&relay.sigterm, on_signal, SIGTERM);
+  /* It does not keep the loop alive; it is closed with the others. */
+  uv_signal_init(asock_loop_uv(relay.loop), &relay.sigstats);
+  uv_signal_start(&relay.sigstats, on_stats_signal, STATS_SIGNAL);
+  uv_unref((uv_handle_t *)&relay.sigstats);
 
   print_listening(&addr);
   counting = 1;
@@ -698,6 +722,7 @@ int main(int argc, char **argv) {
   relay.stopping = 1;
   uv_close((uv_handle_t *)&relay.sigint, NULL);
   uv_close((uv_handle_t *)&relay.sigterm, NULL);
+  uv_close((uv_handle_t *)&relay.sigstats, NULL);
   asock_socket_close(relay.listener, 0);
   /* Every pair is reset here, while its sockets are still the relay's; the
    * loop's close then completes what is pending, and the callbacks give

@@ -40,10 +40,12 @@
  * (default 4096 slices of 16384 bytes). --receives N is accepted for
  * compatibility and ignored: it was how many receives a connection kept
  * posted, and a connection now has one. Prints "listening on ADDR:PORT"; on
- * SIGINT or SIGTERM closes every connection, prints how many connections it
- * served, how many chunks were handled, how many of them finished before an
- * earlier one, how many bytes they held, the most slices one connection
- * held, and the pool's statistics, then exits 0. */
+ * SIGUSR1 (on Windows, which has no SIGUSR1: Ctrl+Break in its console)
+ * prints its statistics and serves on: how many connections it served, how
+ * many chunks were handled, how many of them finished before an earlier
+ * one, how many bytes they held, the most slices one connection held, and
+ * the pool's statistics. On SIGINT or SIGTERM closes every connection,
+ * prints the same and exits 0. */
 #include <ctype.h>
 #include <signal.h>
 #include <stdio.h>
@@ -64,6 +66,15 @@
  * so there are at most SOCKET_QUOTA of them and the end of the stream: a
  * power of two above that. */
 #define ORDER_WINDOW 64
+
+/* The signal that prints the statistics while the server runs. Windows has
+ * no SIGUSR1; there libuv reports Ctrl+Break in the console as SIGBREAK,
+ * which the server handles instead of dying of it. */
+#ifdef _WIN32
+#define STATS_SIGNAL SIGBREAK
+#else
+#define STATS_SIGNAL SIGUSR1
+#endif
 
 typedef struct conn conn;
 
@@ -126,6 +137,7 @@ static struct {
   asock_op *accepts[ACCEPT_OPS];
   uv_signal_t sigint;
   uv_signal_t sigterm;
+  uv_signal_t sigstats; /* prints the statistics while the server runs */
   unsigned int stall_ms;
   unsigned long connections;
   unsigned long live; /* connections not yet closed */
@@ -467,14 +479,25 @@ static void on_signal(uv_signal_t *handle, int signum) {
   asock_loop_stop(srv.loop);
 }
 
+/* Loop thread, while the workers run or once they are joined. The
+ * connection counts are the loop's; the chunk counts, which the workers
+ * write, are read under the queue's lock, all three at once so that they
+ * agree; the pool's come from asock_pool_stats_get(), which any thread may
+ * call, while the workers may be taking and giving back slices. */
 static void print_stats(void) {
+  unsigned long long handled, out_of_order, bytes;
   asock_pool_stats st;
 
+  uv_mutex_lock(&queue.lock);
+  handled = queue.handled;
+  out_of_order = queue.out_of_order;
+  bytes = queue.bytes;
+  uv_mutex_unlock(&queue.lock);
   asock_pool_stats_get(srv.pool, &st);
   printf("connections: %lu\n", srv.connections);
-  printf("chunks: %llu, finished before an earlier one: %llu\n", queue.handled,
-         queue.out_of_order);
-  printf("bytes upper-cased: %llu\n", queue.bytes);
+  printf("chunks: %llu, finished before an earlier one: %llu\n", handled,
+         out_of_order);
+  printf("bytes upper-cased: %llu\n", bytes);
   printf("most slices one connection held: %zu (quota %d)\n", srv.most_held,
          SOCKET_QUOTA);
   printf("slices: %zu of %zu bytes, in use %zu, high-water %zu, "
@@ -486,6 +509,12 @@ static void print_stats(void) {
          st.ops_total, st.ops_in_use, st.ops_high_water,
          (unsigned long long)st.ops_failed);
   fflush(stdout);
+}
+
+static void on_stats_signal(uv_signal_t *handle, int signum) {
+  (void)handle;
+  (void)signum;
+  print_stats();
 }
 
 /* Stops the workers once they emptied the queue (their last sends are
@@ -506,6 +535,7 @@ static int shut_down(uv_thread_t *threads, unsigned long workers) {
     uv_thread_join(&threads[i]);
   uv_close((uv_handle_t *)&srv.sigint, NULL);
   uv_close((uv_handle_t *)&srv.sigterm, NULL);
+  uv_close((uv_handle_t *)&srv.sigstats, NULL);
   asock_socket_close(srv.listener, 0);
   for (c = srv.conns; c != NULL; c = c->next) {
     uv_mutex_lock(&c->lock);
@@ -601,6 +631,10 @@ int main(int argc, char **argv) {
   uv_signal_init(asock_loop_uv(srv.loop), &srv.sigterm);
   uv_signal_start(&srv.sigint, on_signal, SIGINT);
   uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
+  /* It does not keep the loop alive; it is closed with the others. */
+  uv_signal_init(asock_loop_uv(srv.loop), &srv.sigstats);
+  uv_signal_start(&srv.sigstats, on_stats_signal, STATS_SIGNAL);
+  uv_unref((uv_handle_t *)&srv.sigstats);
 
   if (addr.ss_family == AF_INET6)
     uv_ip6_name((struct sockaddr_in6 *)&addr, name, sizeof(name));

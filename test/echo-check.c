@@ -6,9 +6,10 @@
  *
  * Starts the server with a small pool and talks to it over loopback as any
  * libuv client would, checking what issue 3 asks of it: the one "listening
- * on" line, every byte echoed in order, half-close, a peer that resets, peers
- * that vanish, a peer that sends faster than it reads, and a clean stop on
- * SIGTERM that prints the pool's statistics. Then the same of
+ * on" line, its statistics on SIGUSR1 with the server serving on, every
+ * byte echoed in order, half-close, a peer that resets, peers that vanish,
+ * a peer that sends faster than it reads, and a clean stop on SIGTERM that
+ * prints the pool's statistics. Then the same of
  * `asock-echo --udp`, over IPv4 and IPv6 (echo-udp.c), and echo over a loop
  * group, `asock-echo --threads 2` (echo-threads.c). With --workers it
  * checks the asock-workers example instead (echo-threads.c), and with
@@ -71,7 +72,59 @@ static void check_listening(void) {
     memcpy(&ec_server_addr, &srv.addr, sizeof(ec_server_addr));
 }
 
-/* 2. Eight connections at once, each sending 1 MiB of its own bytes in
+/* 2. SIGUSR1 before any client: the statistics, exactly, with nothing
+ * counted, no slice taken and no heap allocation since start-up, and the
+ * ops in use those the accepts hold. A client is then served, every byte
+ * echoed, and a second SIGUSR1 counts it and exactly its bytes. */
+static void check_report(void) {
+  char report[1024], line[256] = "";
+  size_t total = 0, in_use = 0, high = 0;
+  unsigned long long none = 1, messages = 0, bytes = 0;
+  const size_t sent = 64 * KIB;
+  char idle[256];
+
+  snprintf(idle, sizeof(idle),
+           "connections: 0 (refused for want of an op: 0)\n"
+           "messages: 0, bytes: 0, heap allocations after start-up: 0\n"
+           "slices: %d of %d bytes, in use 0, high-water 0, acquisitions "
+           "that found none: 0\n"
+           "ops: ",
+           EC_SLICES, EC_SLICE_SIZE);
+  if (!ec_server_report(&srv, report, sizeof(report))) {
+    echo_one("client after SIGUSR1", 150, sent);
+    return;
+  }
+  if (strncmp(report, idle, strlen(idle)) != 0)
+    ec_fail("the statistics before any client are \"%s\", not \"%sN, in use "
+            "U, high-water U, acquisitions that found none: 0\"",
+            report, idle);
+  if (!ec_find_line(report, "ops:", line, sizeof(line)) ||
+      sscanf(line,
+             "ops: %zu, in use %zu, high-water %zu, acquisitions that found "
+             "none: %llu",
+             &total, &in_use, &high, &none) != 4 ||
+      in_use == 0 || in_use != high || in_use >= total || none != 0)
+    ec_fail("the statistics before any client say \"%s\", not the accepts' "
+            "ops in use, as many as ever, and no acquisition failed",
+            line);
+  echo_one("client after SIGUSR1", 150, sent);
+  if (ec_check_failed || !ec_server_report(&srv, report, sizeof(report)))
+    return;
+  if (!ec_find_line(report, "connections:", line, sizeof(line)) ||
+      strcmp(line, "connections: 1 (refused for want of an op: 0)") != 0)
+    ec_fail("the statistics after one client say \"%s\", not \"connections: "
+            "1 (refused for want of an op: 0)\"",
+            line);
+  if (!ec_find_line(report, "messages:", line, sizeof(line)) ||
+      sscanf(line, "messages: %llu, bytes: %llu", &messages, &bytes) != 2 ||
+      bytes != sent || messages == 0 || messages > sent)
+    ec_fail("the statistics after one client say \"%s\", not %zu bytes in "
+            "1 to %zu messages",
+            line, sent, sent);
+  check_quiet("after the reports");
+}
+
+/* 3. Eight connections at once, each sending 1 MiB of its own bytes in
  * random-sized writes while reading; all of it comes back in order. Only
  * then does each shut down, and the server must close with nothing more. */
 static void check_echo(void) {
@@ -95,7 +148,7 @@ static void check_echo(void) {
   check_quiet("while echoing");
 }
 
-/* 3. A client sends 300 KiB and shuts down its sending side straight away,
+/* 4. A client sends 300 KiB and shuts down its sending side straight away,
  * so the server sees the end of the stream with bytes still to echo: all
  * 300 KiB must come back, then the end of the stream. */
 static void check_half_close(void) {
@@ -116,7 +169,7 @@ static int all_written(const void *arg) {
   return c->written == c->total || ec_conn_settled(c);
 }
 
-/* 4. A client sends 100 KiB without reading any of the echo and closes
+/* 5. A client sends 100 KiB without reading any of the echo and closes
  * with a reset; a client connected after it is still served. */
 static void check_reset(void) {
   ec_conn *c = ec_conns_new(1);
@@ -148,7 +201,7 @@ static void check_reset(void) {
   check_quiet("after a reset");
 }
 
-/* 5. Fifty clients that vanish: a quarter close before their connect has
+/* 6. Fifty clients that vanish: a quarter close before their connect has
  * completed, a quarter as soon as it has, and half send up to 256 KiB and
  * close at once, half of those with a reset. A new client is then served. */
 static void check_vanish(void) {
@@ -207,7 +260,7 @@ static int rss_closed(const void *arg) {
   return ((const rss_watch *)arg)->closed;
 }
 
-/* 6. A client sends 16 MiB as fast as the connection takes it but reads
+/* 7. A client sends 16 MiB as fast as the connection takes it but reads
  * nothing for 2 seconds; its buffers are small, so that TCP soon holds the
  * server back. Over those 2 seconds the server's RSS, sampled every 50 ms,
  * must not grow by more than RSS_GROWTH_LIMIT_KIB. Then the client reads
@@ -255,7 +308,7 @@ static void check_slow_reader(void) {
   check_quiet("after the slow reader");
 }
 
-/* 7. SIGTERM: the server exits 0 within 5 s, having printed its statistics
+/* 8. SIGTERM: the server exits 0 within 5 s, having printed its statistics
  * after the listening line, with no slice and no op still in use. */
 static void check_stop(void) { ec_server_stop(&srv); }
 
@@ -297,6 +350,7 @@ static void run_checks(const ec_check *checks, size_t n, int *number,
 int main(int argc, char **argv) {
   static const ec_check checks[] = {
       {"listening line", check_listening, NULL},
+      {"statistics on SIGUSR1, then still serving", check_report, &srv},
       {"echo: 8 connections, 1 MiB each", check_echo, &srv},
       {"half-close", check_half_close, &srv},
       {"reset", check_reset, &srv},

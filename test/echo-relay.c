@@ -5,9 +5,10 @@
  * from 1 byte to several MiB, far beyond the quota and the socket buffers,
  * every byte compared; a client that reads nothing for a while, against
  * which the relay's RSS must stay flat; a client that shuts down its
- * sending side and reads the rest; then SIGTERM to both, and the relay's
- * statistics must count exactly the bytes the clients sent and got back,
- * with its slices bounded by the quota. */
+ * sending side and reads the rest; between them, the relay's statistics
+ * on SIGUSR1, counting exactly what passed so far; then SIGTERM to both, and
+ * the relay's statistics must count exactly the bytes the clients sent and got
+ * back, with its slices bounded by the quota. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,38 @@ static void check_echo(void) {
   ec_conns_free();
   ec_server_check_quiet(&relay, "while relaying");
   ec_server_check_quiet(&backend, "while echoing");
+}
+
+/* SIGUSR1 after the echoes: the relay's statistics must count exactly the
+ * connections and bytes so far, none refused or reset, and the relay must
+ * then serve on (the checks after this one). */
+static void check_relay_report(void) {
+  unsigned long conns = 9, refused = 9, unreachable = 9, resets = 9;
+  unsigned long long c2b = 0, b2c = 0, d1 = 0, d2 = 0;
+  char report[1024], line[256] = "";
+
+  if (!ec_server_report(&relay, report, sizeof(report)))
+    return;
+  if (!ec_find_line(report, "connections:", line, sizeof(line)) ||
+      sscanf(line,
+             "connections: %lu (refused: %lu, backend unreachable: %lu, "
+             "reset after an error: %lu)",
+             &conns, &refused, &unreachable, &resets) != 4 ||
+      conns != conns_total || refused != 0 || unreachable != 0 || resets != 0)
+    ec_fail("the report says \"%s\", not \"connections: %lu (refused: 0, "
+            "backend unreachable: 0, reset after an error: 0)\"",
+            line, conns_total);
+  if (!ec_find_line(report, "client to backend:", line, sizeof(line)) ||
+      sscanf(line,
+             "client to backend: %llu bytes in %llu deliveries; backend to "
+             "client: %llu bytes in %llu deliveries",
+             &c2b, &d1, &b2c, &d2) != 4 ||
+      c2b != sent_total || b2c != received_total || d1 == 0 || d2 == 0)
+    ec_fail("the report says \"%s\", not %llu bytes from the clients and "
+            "%llu to them",
+            line, sent_total, received_total);
+  if (ec_check_failed)
+    ec_note("%s printed:\n%s", relay.name, report);
 }
 
 typedef struct rss_watch {
@@ -267,6 +300,8 @@ const ec_check ec_relay_checks[] = {
     {"relay: backend listening line", check_backend_listening, NULL},
     {"relay: listening line", check_relay_listening, &backend},
     {"relay: echo, 8 connections of 1 byte to 6 MiB", check_echo, &relay},
+    {"relay: statistics on SIGUSR1, then relaying on", check_relay_report,
+     &relay},
     {"relay: slow reader, the relay's memory stays flat", check_slow_reader,
      &relay},
     {"relay: half-close", check_half_close, &relay},

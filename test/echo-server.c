@@ -18,6 +18,15 @@ static const int graceful_stop = 0;
 static const int graceful_stop = 1;
 #endif
 
+/* The signal on which the examples print their statistics, where there is
+ * one. On Windows they take Ctrl+Break instead, which cannot be sent to
+ * one child process alone, so the reports are not checked there. */
+#ifdef SIGUSR1
+static const int stats_signal = SIGUSR1;
+#else
+static const int stats_signal = 0;
+#endif
+
 const char *ec_echo_path;
 
 static void on_server_exit(uv_process_t *proc, int64_t exit_status,
@@ -134,9 +143,10 @@ int ec_server_serving(const ec_server *s) {
 }
 
 void ec_server_check_quiet(const ec_server *s, const char *when) {
-  if (s->out_len > s->line_len)
-    ec_fail("%s printed more than its listening line %s: \"%s\"", s->name, when,
-            s->out + s->line_len);
+  if (s->out_len > s->seen)
+    ec_fail("%s printed more than its listening line and the reports asked "
+            "for %s: \"%s\"",
+            s->name, when, s->out + s->seen);
 }
 
 void ec_server_report_death(ec_server *s) {
@@ -216,6 +226,7 @@ void ec_server_start(ec_server *s, const char *name, const char *path,
     return;
   }
   s->line_len = (size_t)(nl - s->out) + 1;
+  s->seen = s->line_len;
   ec_note("%s listens on %s port %ld", name, host, port);
   /* A second line printed at once would still arrive within this. */
   ec_pause(200);
@@ -223,9 +234,8 @@ void ec_server_start(ec_server *s, const char *name, const char *path,
   ec_server_check_quiet(s, "before any client came");
 }
 
-int ec_server_find_line(const ec_server *s, const char *start, char *buf,
-                        size_t size) {
-  const char *line = s->out + s->line_len;
+int ec_find_line(const char *text, const char *start, char *buf, size_t size) {
+  const char *line = text;
   size_t slen = strlen(start);
   while (*line != '\0') {
     size_t len = strcspn(line, "\r\n");
@@ -237,6 +247,62 @@ int ec_server_find_line(const ec_server *s, const char *start, char *buf,
     line += strspn(line, "\r\n");
   }
   return 0;
+}
+
+int ec_server_find_line(const ec_server *s, const char *start, char *buf,
+                        size_t size) {
+  return s->out != NULL && ec_find_line(s->out + s->seen, start, buf, size);
+}
+
+/* Where the report after what was read ends: just past its "ops:" line's
+ * end of line, or 0 while that line has not come whole. */
+static size_t report_end(const ec_server *s) {
+  const char *line = s->out != NULL ? s->out + s->seen : "";
+  const char *nl;
+  while ((nl = strchr(line, '\n')) != NULL) {
+    if (strncmp(line, "ops:", 4) == 0)
+      return (size_t)(nl + 1 - s->out);
+    line = nl + 1;
+  }
+  return 0;
+}
+
+static int report_arrived(const void *arg) {
+  const ec_server *s = (const ec_server *)arg;
+  return s->out_eof || report_end(s) != 0;
+}
+
+int ec_server_report(ec_server *s, char *buf, size_t size) {
+  size_t end, len;
+  int r;
+
+  if (stats_signal == 0) {
+    ec_note("no SIGUSR1 here: %s's statistics on demand are not checked",
+            s->name);
+    return 0;
+  }
+  ec_server_check_quiet(s, "before SIGUSR1");
+  r = uv_process_kill(&s->proc, stats_signal);
+  if (r != 0) {
+    ec_fail("uv_process_kill(SIGUSR1): %s", uv_strerror(r));
+    return 0;
+  }
+  if (!ec_run_until(report_arrived, s, 10000) || report_end(s) == 0) {
+    ec_server_report_death(s);
+    ec_fail("%s printed no statistics within %llu ms of SIGUSR1: \"%s\"",
+            s->name, (unsigned long long)ec_scaled(10000), s->out + s->seen);
+    return 0;
+  }
+  end = report_end(s);
+  len = end - s->seen;
+  if (len >= size) {
+    ec_fail("%s's statistics are longer than %zu bytes", s->name, size - 1);
+    return 0;
+  }
+  memcpy(buf, s->out + s->seen, len);
+  buf[len] = '\0';
+  s->seen = end;
+  return 1;
 }
 
 /* Fails unless the line `start` reports "in use 0". */
@@ -274,7 +340,7 @@ int ec_server_stop(ec_server *s) {
   if (s->term_signal != 0 || s->exit_status != 0)
     ec_fail("%s exited with status %lld, signal %d, not status 0", s->name,
             (long long)s->exit_status, s->term_signal);
-  if (s->out_len <= s->line_len || s->out[s->out_len - 1] != '\n')
+  if (s->out_len <= s->seen || s->out[s->out_len - 1] != '\n')
     ec_fail("the statistics are missing or do not end with a line end");
   /* A plain server's own statistics are for the caller to check. */
   if (!s->plain) {

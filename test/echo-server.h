@@ -1,5 +1,6 @@
 /* The server processes asock-echo-check runs: starting one, reading
- * what it prints, its listening line, and stopping it with SIGTERM. */
+ * what it prints, its listening line, asking it for its statistics with
+ * SIGUSR1, and stopping it with SIGTERM. */
 #ifndef ASOCK_TEST_ECHO_SERVER_H
 #define ASOCK_TEST_ECHO_SERVER_H
 
@@ -39,6 +40,9 @@ typedef struct ec_server {
   size_t out_len;
   size_t out_cap;
   size_t line_len; /* the listening line with its end of line; 0 until seen */
+  /* What the checks have read of out: the listening line, then each report
+   * asked for with ec_server_report(). */
+  size_t seen;
   struct sockaddr_storage addr; /* where it listens, once the line came */
 } ec_server;
 
@@ -64,17 +68,29 @@ void ec_server_start(ec_server *s, const char *name, const char *path,
 /* 1 while the server runs and has printed its listening line. */
 int ec_server_serving(const ec_server *s);
 /* Fails the running check if the server printed anything beyond its
- * listening line; `when` says when, in the message. */
+ * listening line and the reports read so far; `when` says when, in the
+ * message. */
 void ec_server_check_quiet(const ec_server *s, const char *when);
 /* Fails the running check, once, if the server exited unasked. */
 void ec_server_report_death(ec_server *s);
 /* The server's resident set in KiB, or -1 where it cannot be read (only
  * Linux has /proc/PID/status). */
 long ec_server_rss_kib(const ec_server *s);
-/* Copies the line after the listening line that starts with `start` into
- * buf, without its end of line. \return 1 if there is one. */
+/* Copies the first line of text that starts with `start` into buf,
+ * without its end of line. \return 1 if there is one. */
+int ec_find_line(const char *text, const char *start, char *buf, size_t size);
+/* The same of what the server printed after the listening line and the
+ * reports read so far. */
 int ec_server_find_line(const ec_server *s, const char *start, char *buf,
                         size_t size);
+/* Sends SIGUSR1, on which an example prints its statistics and serves on,
+ * and waits until the server printed them whole, up to its "ops:" line,
+ * after what was read so far: copies them into buf and counts them as
+ * read. Fails the running check if it printed anything before them, if
+ * they do not come within 10 s (stretched) or do not fit. \return 1 if
+ * they came; 0 on failure, or where there is no SIGUSR1 (Windows), which
+ * is then noted. */
+int ec_server_report(ec_server *s, char *buf, size_t size);
 /* Sends SIGTERM and fails the running check unless the server exits 0
  * within 5 s, having printed its statistics with EC_SLICES slices of
  * EC_SLICE_SIZE bytes and no slice and no op still in use (a plain server:

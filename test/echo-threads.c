@@ -2,7 +2,9 @@
  *
  * `asock-echo --threads 2` gets GROUP_CONNS connections at once, each
  * echoing its own pattern stream, and at SIGTERM its statistics must count
- * exactly those connections and bytes, with both loops among them.
+ * exactly those connections and bytes, with both loops among them. Asked
+ * for its statistics with SIGUSR1 before and after, it must count nothing,
+ * then exactly the same, summed over its loops while they run.
  *
  * `asock-workers --stall-ms 5 --workers 4 --receives 4`, with the pool of
  * EC_SLICES slices every example server gets, is checked twice over. The
@@ -81,6 +83,50 @@ static void check_group_listening(void) {
         args);
 }
 
+/* SIGUSR1 to the group: the statistics, with every loop's counters summed,
+ * must say `conns` connections, all of them `bytes` long, spread over the
+ * loops; before any client, every loop 0 and no heap allocation. */
+static void group_report(unsigned long conns, unsigned long long bytes) {
+  unsigned long total = 9, refused = 9, per_loop[GROUP_LOOPS] = {9, 9};
+  unsigned long long messages = 0, got = 1, allocations = 1;
+  unsigned int loops = 0;
+  char report[1024], line[256] = "";
+
+  if (!ec_server_report(&group, report, sizeof(report)))
+    return;
+  if (!ec_find_line(report, "connections:", line, sizeof(line)) ||
+      sscanf(line, "connections: %lu (refused for want of an op: %lu)", &total,
+             &refused) != 2 ||
+      total != conns || refused != 0)
+    ec_fail("the report says \"%s\", not %lu connections and none refused",
+            line, conns);
+  if (!ec_find_line(report, "connections per loop", line, sizeof(line)) ||
+      sscanf(line, "connections per loop (%u loops): %lu %lu", &loops,
+             &per_loop[0], &per_loop[1]) != 3 ||
+      loops != GROUP_LOOPS || per_loop[0] + per_loop[1] != conns)
+    ec_fail("the report says \"%s\", not %d loops sharing %lu connections",
+            line, GROUP_LOOPS, conns);
+  if (!ec_find_line(report, "messages:", line, sizeof(line)) ||
+      sscanf(line,
+             "messages: %llu, bytes: %llu, heap allocations after start-up: "
+             "%llu",
+             &messages, &got, &allocations) != 3 ||
+      got != bytes || (conns == 0 && (messages != 0 || allocations != 0)) ||
+      messages < bytes / EC_SLICE_SIZE)
+    ec_fail("the report says \"%s\", not %llu bytes in at least %llu "
+            "messages%s",
+            line, bytes, bytes / EC_SLICE_SIZE,
+            conns == 0 ? " and no allocation" : "");
+  if (ec_check_failed)
+    ec_note("%s printed:\n%s", group.name, report);
+}
+
+static void check_group_report_idle(void) { group_report(0, 0); }
+
+static void check_group_report(void) {
+  group_report(GROUP_CONNS, (unsigned long long)GROUP_CONNS * GROUP_BYTES);
+}
+
 static void check_group_echo(void) {
   run_conns(&group, GROUP_CONNS, 700, GROUP_BYTES, 0, 30000);
   ec_server_check_quiet(&group, "while echoing");
@@ -148,7 +194,11 @@ static void check_group_stop(void) {
 
 const ec_check ec_threads_checks[] = {
     {"threads: listening line", check_group_listening, NULL},
+    {"threads: statistics on SIGUSR1 before any client",
+     check_group_report_idle, &group},
     {"threads: echo, " EC_DECIMAL(GROUP_CONNS) " connections", check_group_echo,
+     &group},
+    {"threads: statistics on SIGUSR1, every loop's counted", check_group_report,
      &group},
     {"threads: stop on SIGTERM, both loops served", check_group_stop, &group},
 };
@@ -204,6 +254,36 @@ static void check_workers_order(void) {
     ec_conn_verify(&c[i], 1);
   ec_conns_free();
   ec_server_check_quiet(&workers, "while upper-casing");
+}
+
+/* SIGUSR1 after the streams: the statistics, read while the workers
+ * wait for work, must count exactly the connections and bytes so far, in
+ * at least as many chunks as slices they fill, and the server must then
+ * serve on (the checks after this one). */
+static void check_workers_report(void) {
+  unsigned long conns = 0;
+  unsigned long long chunks = 0, early = 0, bytes = 0;
+  char report[1024], line[256] = "";
+
+  if (!ec_server_report(&workers, report, sizeof(report)))
+    return;
+  if (!ec_find_line(report, "connections:", line, sizeof(line)) ||
+      sscanf(line, "connections: %lu", &conns) != 1 || conns != workers_conns)
+    ec_fail("the report says \"%s\", not \"connections: %lu\"", line,
+            workers_conns);
+  if (!ec_find_line(report, "chunks:", line, sizeof(line)) ||
+      sscanf(line, "chunks: %llu, finished before an earlier one: %llu",
+             &chunks, &early) != 2 ||
+      chunks < workers_fewest || chunks > workers_bytes || early >= chunks)
+    ec_fail("the report says \"%s\", not %llu to %llu chunks", line,
+            workers_fewest, workers_bytes);
+  if (!ec_find_line(report, "bytes upper-cased:", line, sizeof(line)) ||
+      sscanf(line, "bytes upper-cased: %llu", &bytes) != 1 ||
+      bytes != workers_bytes)
+    ec_fail("the report says \"%s\", not \"bytes upper-cased: %llu\"", line,
+            workers_bytes);
+  if (ec_check_failed)
+    ec_note("%s printed:\n%s", workers.name, report);
 }
 
 /* The client shuts its sending side down as soon as it has sent, so the
@@ -404,6 +484,8 @@ const ec_check ec_workers_checks[] = {
     {"workers: listening line", check_workers_listening, NULL},
     {"workers: " EC_DECIMAL(WORKER_CONNS) " streams upper-cased in order",
      check_workers_order, &workers},
+    {"workers: statistics on SIGUSR1, then serving on", check_workers_report,
+     &workers},
     {"workers: half-close, the end after every chunk", check_workers_half_close,
      &workers},
     {"workers: a peer that does not read stops at its quota, others served",
