@@ -178,8 +178,9 @@ static void push(asock__atomic_ptr *list, asock_op *op, asock_op **link) {
   while (!asock__cas_ptr(list, &head, op));
 }
 
-int asock__start(asock_socket *sock, asock_op *op, asock_op_kind kind,
-                 asock__start_fn check, asock__start_fn start) {
+ASOCK__NOINLINE int asock__start(asock_socket *sock, asock_op *op,
+                                 asock_op_kind kind, asock__start_fn check,
+                                 asock__start_fn start) {
   asock_loop *loop;
   int err;
 
