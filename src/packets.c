@@ -226,13 +226,9 @@ static void on_file_read(uv_fs_t *req) {
 void asock__packets_end(asock_op *op) { drop_chunk(op); }
 
 int asock__packets_check(asock_socket *sock, asock_op *op) {
-  int err = asock__socket_check_op(sock, op);
+  int err = asock__socket_check_send(sock, op);
   if (err != 0)
     return err;
-  if (op->flags & ASOCK__OPF_MULTISHOT)
-    return ASOCK_EKIND;
-  if ((sock->flags & ASOCK__SEND_STATE) != ASOCK__STAGE_CONNECTED)
-    return asock__send_state_error(sock->flags);
   if (op->packets == NULL)
     return ASOCK_EINVAL;
   if (sock->send_cap != 0 && sock->send_queued > 0 &&

@@ -283,13 +283,9 @@ void asock__io_write_cancelled(asock_socket *sock) {
 }
 
 static int send_check_slow(asock_socket *sock, asock_op *op) {
-  int err = asock__socket_check_op(sock, op);
+  int err = asock__socket_check_send(sock, op);
   if (err != 0)
     return err;
-  if (op->flags & ASOCK__OPF_MULTISHOT)
-    return ASOCK_EKIND;
-  if ((sock->flags & ASOCK__SEND_STATE) != ASOCK__STAGE_CONNECTED)
-    return asock__send_state_error(sock->flags);
   if (op->nbufs == 0 && op->mode == ASOCK_BUFFER_NONE)
     return ASOCK_EINVAL;
   if (op->nbufs != 0) {

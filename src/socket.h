@@ -306,4 +306,18 @@ static inline int asock__socket_check_op(const asock_socket *sock,
   return 0;
 }
 
+/* What every start of a stream send checks first (a send, a send of
+ * packets): 0 or the error to return. */
+static inline int asock__socket_check_send(const asock_socket *sock,
+                                           const asock_op *op) {
+  int err = asock__socket_check_op(sock, op);
+  if (err != 0)
+    return err;
+  if (op->flags & ASOCK__OPF_MULTISHOT)
+    return ASOCK_EKIND;
+  if ((sock->flags & ASOCK__SEND_STATE) != ASOCK__STAGE_CONNECTED)
+    return asock__send_state_error(sock->flags);
+  return 0;
+}
+
 #endif /* ASOCK_SOCKET_H */
