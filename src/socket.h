@@ -191,12 +191,6 @@ static inline void asock__socket_set_handle(asock_socket *sock,
 static inline int asock__socket_gone(const asock_socket *sock) {
   return (sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE)) != 0;
 }
-/* Why a stream send or receive may not start on a socket whose state is
- * not ASOCK__STAGE_CONNECTED under ASOCK__SEND_STATE or ASOCK__RECV_STATE:
- * ASOCK_ECLOSED, ASOCK_EKIND, ASOCK_ENOTCONN, ASOCK_ESHUTDOWN or (a receive
- * behind a multishot one) ASOCK_EBUSY. */
-int asock__send_state_error(uint32_t flags);
-int asock__recv_state_error(uint32_t flags);
 
 /* Whether an op of this kind draws its number from the receive counter
  * (receives, receive-froms, accepts) or the send counter (the rest). */
@@ -303,20 +297,6 @@ static inline int asock__socket_check_op(const asock_socket *sock,
     return ASOCK_EFOREIGN;
   if (asock__socket_gone(sock))
     return ASOCK_ECLOSED;
-  return 0;
-}
-
-/* What every start of a stream send checks first (a send, a send of
- * packets): 0 or the error to return. */
-static inline int asock__socket_check_send(const asock_socket *sock,
-                                           const asock_op *op) {
-  int err = asock__socket_check_op(sock, op);
-  if (err != 0)
-    return err;
-  if (op->flags & ASOCK__OPF_MULTISHOT)
-    return ASOCK_EKIND;
-  if ((sock->flags & ASOCK__SEND_STATE) != ASOCK__STAGE_CONNECTED)
-    return asock__send_state_error(sock->flags);
   return 0;
 }
 

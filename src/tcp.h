@@ -9,6 +9,27 @@
 
 /* ---- TCP operations --------------------------------------------------- */
 
+/* Why a stream send or receive may not start on a socket whose state is
+ * not ASOCK__STAGE_CONNECTED under ASOCK__SEND_STATE or ASOCK__RECV_STATE:
+ * ASOCK_ECLOSED, ASOCK_EKIND, ASOCK_ENOTCONN, ASOCK_ESHUTDOWN or (a receive
+ * behind a multishot one) ASOCK_EBUSY. */
+int asock__send_state_error(uint32_t flags);
+int asock__recv_state_error(uint32_t flags);
+
+/* What every start of a stream send checks first (a send, a send of
+ * packets): 0 or the error to return. */
+static inline int asock__socket_check_send(const asock_socket *sock,
+                                           const asock_op *op) {
+  int err = asock__socket_check_op(sock, op);
+  if (err != 0)
+    return err;
+  if (op->flags & ASOCK__OPF_MULTISHOT)
+    return ASOCK_EKIND;
+  if ((sock->flags & ASOCK__SEND_STATE) != ASOCK__STAGE_CONNECTED)
+    return asock__send_state_error(sock->flags);
+  return 0;
+}
+
 int asock__accept_check(asock_socket *sock, asock_op *op);
 int asock__accept_start(asock_socket *sock, asock_op *op);
 /* The connection an accept-receive took ended before sending anything: it
