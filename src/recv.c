@@ -148,14 +148,13 @@ void asock__recv_result(asock_socket *sock, long nread, const uv_buf_t *buf) {
 /* One read of a readable socket whose head receive is multishot and has no
  * buffer of its own: into a slice from the loop's cache, delivered, and
  * given back unless the callback took it. The slice is not charged to the
- * socket while the
- * delivery lasts (asock_op_detach_slice() charges it if the application
- * takes it), so the quota is checked against the slices the application
- * took. This is asock__op_deliver() for that slice, which the callback can
- * only take or leave, written out for the path of every message of a
- * stream: what it needs after the callback is read again from the op and
- * the socket, so that little lives across the call. Returns 1 when the read
- * filled the slice and the receive goes on: more may be waiting. */
+ * socket while the delivery lasts (asock_op_detach_slice() charges it if the
+ * application takes it), so the quota is checked against the slices the
+ * application took. This is asock__op_deliver() for that slice, which the
+ * callback can only take or leave, written out for the path of every message of
+ * a stream: what it needs after the callback is read again from the op and the
+ * socket, so that little lives across the call. Returns 1 when the read filled
+ * the slice and the receive goes on: more may be waiting. */
 static ASOCK__ALWAYS_INLINE int multishot_read(asock_socket *sock,
                                                asock_op *op) {
   asock_loop *loop = sock->loop;

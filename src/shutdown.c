@@ -54,11 +54,12 @@ int asock__disconnect_check(asock_socket *sock, asock_op *op) {
   int err = asock__socket_check_op(sock, op);
   if (err != 0)
     return err;
-  if (sock->flags & (ASOCK__STAGE_LISTENING | ASOCK__SF_UDP) ||
-      (op->flags & ASOCK__OPF_MULTISHOT))
+  if (op->flags & ASOCK__OPF_MULTISHOT)
     return ASOCK_EKIND;
-  if (asock__socket_stage(sock) != ASOCK__STAGE_CONNECTED)
-    return ASOCK_ENOTCONN;
+  /* The send state but for a shutdown, which a disconnect may follow. */
+  err = asock__send_state_error(sock->flags & ~ASOCK__SF_SHUTDOWN);
+  if (err != 0)
+    return err;
   if (sock->disconnect != NULL)
     return ASOCK_ECLOSED;
   return 0;

@@ -281,6 +281,7 @@ static void end_early(asock_socket *sock, asock_op *op, int status,
     asock__send_unqueue(sock, op);
     break;
   case ASOCK_OP_SEND:
+  case ASOCK_OP_SENDPACKETS:
     if (op->where != ASOCK__Q_SEND)
       return;
     /* Bytes of it on the wire, or in a write libuv holds: the stream cannot
@@ -290,17 +291,7 @@ static void end_early(asock_socket *sock, asock_op *op, int status,
       abort_for(sock, op, status);
       return;
     }
-    asock__send_unqueue(sock, op);
-    break;
-  case ASOCK_OP_SENDPACKETS:
-    if (op->where != ASOCK__Q_SEND)
-      return;
-    if (op->sent > 0 ||
-        (op == sock->send_head && (sock->flags & ASOCK__SF_WRITING))) {
-      abort_for(sock, op, status);
-      return;
-    }
-    if (op == sock->send_head) {
+    if (op->kind == ASOCK_OP_SENDPACKETS && op == sock->send_head) {
       /* Nothing of it sent, but its file read or its wait for a slice
        * drives the queue: it ends from the queue's flush, before the sends
        * behind it go on. */
