@@ -916,7 +916,11 @@ ASOCK_EXTERN uint64_t asock_seq_next(const asock_seq *seq);
  *   libuv error initialising the loop's handles.
  *
  * The thread that calls this becomes the loop's thread, until asock_loop_run()
- * is called on another. */
+ * is called on another.
+ *
+ * On Unix it sets SIGPIPE to ignored unless the application already chose a
+ * disposition for it, so that a write to a connection the peer reset is an
+ * error code (ASOCK_EPIPE or ASOCK_ECONNRESET), not the end of the process. */
 ASOCK_EXTERN int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
                                    uv_loop_t *uv_loop);
 
