@@ -1,6 +1,9 @@
 # libuv and check: their CMake packages where installed, pkg-config where not
 # (Debian ships no CMake package for either). The result is an imported
-# target name in ASOCK_UV_TARGET and, with tests, ASOCK_CHECK_TARGET.
+# target name in ASOCK_UV_TARGET and, with tests, ASOCK_CHECK_TARGET. On
+# Linux, liburing through pkg-config for the io_uring backend, as
+# ASOCK_URING says: AUTO builds it when liburing is found, ON requires it,
+# OFF leaves it out; ASOCK_HAVE_URING says whether it is built.
 
 # A shared asock links libuv's shared library where there is one: with a
 # static libuv inside it, a program that calls libuv itself (on asock's loop,
@@ -37,4 +40,23 @@ if(ASOCK_BUILD_TESTS)
     pkg_check_modules(CHECK REQUIRED IMPORTED_TARGET check)
     set(ASOCK_CHECK_TARGET PkgConfig::CHECK)
   endif()
+endif()
+
+set(ASOCK_HAVE_URING OFF)
+if(CMAKE_SYSTEM_NAME STREQUAL "Linux" AND NOT ASOCK_URING STREQUAL "OFF")
+  find_package(PkgConfig QUIET)
+  if(PKG_CONFIG_FOUND)
+    if(ASOCK_URING STREQUAL "ON")
+      pkg_check_modules(LIBURING REQUIRED IMPORTED_TARGET liburing>=2.2)
+    else()
+      pkg_check_modules(LIBURING QUIET IMPORTED_TARGET liburing>=2.2)
+    endif()
+  elseif(ASOCK_URING STREQUAL "ON")
+    message(FATAL_ERROR "ASOCK_URING=ON needs pkg-config to find liburing")
+  endif()
+  if(TARGET PkgConfig::LIBURING)
+    set(ASOCK_HAVE_URING ON)
+  endif()
+elseif(ASOCK_URING STREQUAL "ON")
+  message(FATAL_ERROR "ASOCK_URING=ON: the io_uring backend is Linux's")
 endif()

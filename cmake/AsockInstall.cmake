@@ -62,6 +62,12 @@ if(NOT BUILD_SHARED_LIBS)
 endif()
 set(ASOCK_PC_ARCHIVE
   "${CMAKE_STATIC_LIBRARY_PREFIX}asock${CMAKE_STATIC_LIBRARY_SUFFIX}")
+# The io_uring backend links liburing.
+if(ASOCK_HAVE_URING)
+  set(ASOCK_PC_REQUIRES ", liburing >= 2.2")
+else()
+  set(ASOCK_PC_REQUIRES "")
+endif()
 foreach(_asock_pc IN LISTS _asock_pc_files)
   install(CODE "
     set(ASOCK_PC_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
@@ -69,6 +75,7 @@ foreach(_asock_pc IN LISTS _asock_pc_files)
     set(ASOCK_PC_INCLUDEDIR [[${ASOCK_PC_INCLUDEDIR}]])
     set(ASOCK_PC_CFLAGS [[${ASOCK_PC_CFLAGS}]])
     set(ASOCK_PC_ARCHIVE [[${ASOCK_PC_ARCHIVE}]])
+    set(ASOCK_PC_REQUIRES [[${ASOCK_PC_REQUIRES}]])
     set(PROJECT_VERSION [[${PROJECT_VERSION}]])
     configure_file([[${PROJECT_SOURCE_DIR}/cmake/${_asock_pc}.in]]
                    [[${PROJECT_BINARY_DIR}/pkgconfig/${_asock_pc}]] @ONLY)")

@@ -406,6 +406,10 @@ static void print_stats(const echo_counts *n) {
   unsigned int i;
 
   asock_pool_stats_get(srv.pool, &st);
+  /* How the loops move bytes (docs/backends.md). */
+  printf("backend: %s\n",
+         asock_backend_name(asock_loop_backend(
+             srv.loops != NULL ? srv.loops[0].loop : srv.loop)));
   if (srv.udp_ops != NULL)
     printf("datagrams truncated: %llu, send errors: %llu, receive errors: "
            "%llu (%zu receives posted)\n",

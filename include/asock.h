@@ -924,6 +924,85 @@ ASOCK_EXTERN uint64_t asock_seq_next(const asock_seq *seq);
 ASOCK_EXTERN int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
                                    uv_loop_t *uv_loop);
 
+/** How a loop moves bytes: its backend. docs/backends.md compares them. */
+typedef enum asock_backend {
+  /** Chosen at loop creation: the readiness backend on Unix, IOCP on
+   * Windows. The environment variable ASOCK_BACKEND ("io_uring",
+   * "readiness" or "auto") chooses for loops created with AUTO; a backend it
+   * names that cannot run here falls back to the platform's own, silently. */
+  ASOCK_BACKEND_AUTO = 0,
+  /** Unix: epoll or kqueue through libuv's poll handle; asock makes the
+   * system calls when the kernel says they will not block. */
+  ASOCK_BACKEND_READINESS = 1,
+  /** Windows: I/O completion ports, through libuv's TCP handle. */
+  ASOCK_BACKEND_IOCP = 2,
+  /** Linux: io_uring, on the libuv loop (no thread of its own). TCP sockets'
+   * receives, sends, accepts and connects are submitted to the kernel's
+   * ring, submissions are flushed once per loop iteration, and the kernel
+   * picks a pool slice for a receive only when its data arrives. UDP
+   * sockets are run the readiness way on such a loop. Built when liburing
+   * is found (Debian: liburing-dev); a kernel or sandbox that refuses
+   * io_uring cannot run it. */
+  ASOCK_BACKEND_IO_URING = 3
+} asock_backend;
+
+/** How a loop is to be made (asock_loop_create_config()). Fields may be
+ * added at the end in a minor release; struct_size tells asock which the
+ * program knows. */
+typedef struct asock_loop_config {
+  /** sizeof(asock_loop_config) as the program was compiled; set by
+   * asock_loop_config_init(). */
+  size_t struct_size;
+  /** The backend; ASOCK_BACKEND_AUTO (the default) lets asock choose. */
+  asock_backend backend;
+} asock_loop_config;
+
+/** Fills the first struct_size bytes of a config with the defaults, as
+ * asock_pool_config_init_size() does for a pool's.
+ * \param config where to write; NULL is ignored.
+ * \param struct_size sizeof(asock_loop_config) as the program knows it.
+ *
+ * Any thread. */
+ASOCK_EXTERN void asock_loop_config_init_size(asock_loop_config *config,
+                                              size_t struct_size);
+
+/** Fills a config with the defaults (and its struct_size).
+ * \param config where to write; NULL is ignored.
+ *
+ * Any thread. */
+static inline void asock_loop_config_init(asock_loop_config *config) {
+  asock_loop_config_init_size(config, sizeof(*config));
+}
+
+/** asock_loop_create() with a config.
+ * \param loop_out receives the loop; NULL on error.
+ * \param pool as for asock_loop_create().
+ * \param uv_loop as for asock_loop_create().
+ * \param config the loop's config; NULL means the defaults.
+ * eturn what asock_loop_create() returns; ASOCK_EINVAL also for a config
+ *   whose struct_size no config has, or an unknown backend;
+ *   ASOCK_ENOTSUP for a backend this build or this kernel cannot run
+ *   (asked for by the config, not by the environment variable).
+ *
+ * Any thread, as asock_loop_create(). */
+ASOCK_EXTERN int asock_loop_create_config(asock_loop **loop_out,
+                                          asock_pool *pool, uv_loop_t *uv_loop,
+                                          const asock_loop_config *config);
+
+/** The backend a loop runs: never ASOCK_BACKEND_AUTO.
+ * \param loop the loop.
+ * eturn the backend; ASOCK_BACKEND_AUTO for NULL.
+ *
+ * Any thread. */
+ASOCK_EXTERN asock_backend asock_loop_backend(const asock_loop *loop);
+
+/** A backend's name: "auto", "readiness", "iocp" or "io_uring".
+ * \param backend the backend.
+ * eturn a static string; "unknown" for a value no backend has.
+ *
+ * Any thread. */
+ASOCK_EXTERN const char *asock_backend_name(asock_backend backend);
+
 /** Runs the loop (uv_run()) on the calling thread, which becomes the loop's
  * thread. As libuv does, it returns once nothing keeps the loop alive: a
  * socket waiting for I/O does, but asock's own handles do not, so a loop

@@ -51,7 +51,10 @@
   XX(LOOP_INIT, "uv_loop_init")                                                \
   XX(THREAD_CREATE, "uv_thread_create")                                        \
   XX(MUTEX_INIT, "uv_mutex_init")                                              \
-  XX(COND_INIT, "uv_cond_init")
+  XX(COND_INIT, "uv_cond_init")                                                \
+  XX(URING_INIT, "io_uring_queue_init")                                        \
+  XX(URING_PROBE, "io_uring_get_probe")                                        \
+  XX(URING_REGISTER, "io_uring_register_buf_ring")
 
 typedef enum asock__fault_point {
 #define ASOCK__FAULT_ENUM(name, text) ASOCK__FAULT_##name,

@@ -2,6 +2,7 @@
  * needs on it: an idle handle that delivers completions decided inside API
  * calls (where a callback must not run), one timer for the timing wheel and
  * the slice waiters, and an async handle to stop the loop from any thread. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "asan.h"
@@ -220,8 +221,128 @@ static void on_async(uv_async_t *async) {
     uv_stop(loop->uv);
 }
 
+void asock_loop_config_init_size(asock_loop_config *config,
+                                 size_t struct_size) {
+  asock_loop_config defaults;
+
+  if (config == NULL || struct_size < sizeof(config->struct_size) ||
+      struct_size > sizeof(defaults))
+    return;
+  memset(&defaults, 0, sizeof(defaults));
+  defaults.struct_size = struct_size;
+  defaults.backend = ASOCK_BACKEND_AUTO;
+  memcpy(config, &defaults, struct_size);
+}
+
+/* The program's config over the defaults, as the pool's is read: 0, or
+ * ASOCK_EINVAL for a size no config has or an unknown backend. */
+static int config_read(const asock_loop_config *in, asock_loop_config *out) {
+  size_t size;
+
+  asock_loop_config_init(out);
+  if (in == NULL)
+    return 0;
+  size = in->struct_size;
+  if (size < sizeof(in->struct_size))
+    return ASOCK_EINVAL;
+  if (size > sizeof(*out)) {
+    const unsigned char *extra = (const unsigned char *)in + sizeof(*out);
+    size_t i;
+    for (i = 0; i < size - sizeof(*out); i++)
+      if (extra[i] != 0)
+        return ASOCK_EINVAL;
+    size = sizeof(*out);
+  }
+  memcpy(out, in, size);
+  out->struct_size = sizeof(*out);
+  if ((unsigned int)out->backend > (unsigned int)ASOCK_BACKEND_IO_URING)
+    return ASOCK_EINVAL;
+  return 0;
+}
+
+/* The platform's own backend. */
+static asock_backend native_backend(void) {
+#ifdef _WIN32
+  return ASOCK_BACKEND_IOCP;
+#else
+  return ASOCK_BACKEND_READINESS;
+#endif
+}
+
+/* What ASOCK_BACKEND asks for: ASOCK_BACKEND_AUTO when unset or not a
+ * backend's name. */
+static asock_backend env_backend(void) {
+#ifdef _WIN32
+  /* Windows has one backend. */
+  return ASOCK_BACKEND_AUTO;
+#else
+  const char *v = getenv("ASOCK_BACKEND");
+  if (v == NULL)
+    return ASOCK_BACKEND_AUTO;
+  if (strcmp(v, "io_uring") == 0)
+    return ASOCK_BACKEND_IO_URING;
+  if (strcmp(v, "readiness") == 0)
+    return ASOCK_BACKEND_READINESS;
+  return ASOCK_BACKEND_AUTO;
+#endif
+}
+
+/* Sets the loop's backend up: the one the config asks for, or for
+ * ASOCK_BACKEND_AUTO the one the environment asks for where it can run,
+ * else the platform's own. 0, or ASOCK_ENOTSUP for a backend the config
+ * asks for that cannot run here, or the error making it. */
+static int backend_setup(asock_loop *loop, asock_backend asked) {
+  int forced = asked != ASOCK_BACKEND_AUTO;
+  asock_backend want = forced ? asked : env_backend();
+  int err;
+
+  loop->backend = native_backend();
+  if (want == ASOCK_BACKEND_AUTO || want == loop->backend)
+    return 0;
+  if (want == ASOCK_BACKEND_IO_URING) {
+#ifdef ASOCK_HAVE_URING
+    err = asock__ring_create(loop);
+    if (err == 0) {
+      loop->backend = ASOCK_BACKEND_IO_URING;
+      return 0;
+    }
+#else
+    err = ASOCK_ENOTSUP;
+#endif
+  } else {
+    err = ASOCK_ENOTSUP;
+  }
+  /* The environment only states a preference. */
+  return forced ? err : 0;
+}
+
+asock_backend asock_loop_backend(const asock_loop *loop) {
+  return loop == NULL ? ASOCK_BACKEND_AUTO : loop->backend;
+}
+
+const char *asock_backend_name(asock_backend backend) {
+  switch (backend) {
+  case ASOCK_BACKEND_AUTO:
+    return "auto";
+  case ASOCK_BACKEND_READINESS:
+    return "readiness";
+  case ASOCK_BACKEND_IOCP:
+    return "iocp";
+  case ASOCK_BACKEND_IO_URING:
+    return "io_uring";
+  }
+  return "unknown";
+}
+
 int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
                       uv_loop_t *uv_loop) {
+  return asock_loop_create_config(loop_out, pool, uv_loop, NULL);
+}
+
+int asock_loop_create_config(asock_loop **loop_out, asock_pool *pool,
+                             uv_loop_t *uv_loop,
+                             const asock_loop_config *config) {
+  asock_loop_config cfg;
   asock_loop *loop;
   int err;
 
@@ -230,6 +351,9 @@ int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
   *loop_out = NULL;
   if (pool == NULL)
     return ASOCK_EINVAL;
+  err = config_read(config, &cfg);
+  if (err != 0)
+    return err;
   asock__platform_init();
   loop = asock__calloc(1, sizeof(*loop));
   if (loop == NULL)
@@ -287,6 +411,19 @@ int asock_loop_create(asock_loop **loop_out, asock_pool *pool,
   loop->handles = 3;
   asock__wheel_init(&loop->wheel, asock__now_ms());
   asock__store_u32_relaxed(&loop->slices_cached, 0);
+  asock__store_u32_relaxed(&loop->slices_ringed, 0);
+  err = backend_setup(loop, cfg.backend);
+  if (err != 0) {
+    uv_close((uv_handle_t *)&loop->idle, on_handle_closed);
+    uv_close((uv_handle_t *)&loop->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&loop->async, on_handle_closed);
+    while (loop->handles > 0)
+      uv_run(loop->uv, UV_RUN_NOWAIT);
+    if (loop->owns_uv)
+      uv_loop_close(loop->uv);
+    asock__free(loop);
+    return err;
+  }
   /* On the pool's list, for its statistics. */
   uv_mutex_lock(&pool->loops_lock);
   loop->pool_prev = NULL;
@@ -401,11 +538,19 @@ int asock_loop_close(asock_loop *loop) {
     asock__socket_unref(sock);
   }
   asock__loop_flush_slices(loop);
+#ifdef ASOCK_HAVE_URING
+  if (loop->ring != NULL)
+    asock__ring_close_handles(loop);
+#endif
   uv_close((uv_handle_t *)&loop->idle, on_handle_closed);
   uv_close((uv_handle_t *)&loop->timer, on_handle_closed);
   uv_close((uv_handle_t *)&loop->async, on_handle_closed);
   while (loop->handles > 0)
     uv_run(loop->uv, UV_RUN_NOWAIT);
+#ifdef ASOCK_HAVE_URING
+  if (loop->ring != NULL)
+    asock__ring_destroy(loop);
+#endif
   /* Tasks posted while the sockets closed (from their ops' callbacks, say)
    * run too: a task is never left unrun. */
   while (asock__load_ptr(&loop->tasks) != NULL)

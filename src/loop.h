@@ -82,6 +82,11 @@ struct asock_loop {
   uv_buf_t iov[ASOCK__IOV_MAX]; /* scratch for one batched write */
   asock_loop *pool_next;        /* the pool's list of loops */
   asock_loop *pool_prev;
+  asock_backend backend;    /* never ASOCK_BACKEND_AUTO */
+  struct asock__ring *ring; /* ASOCK_BACKEND_IO_URING's (src/uring/) */
+  /* Free slices the ring holds as the kernel's provided buffers: not in
+   * use, as those of slice_cache. */
+  asock__atomic_u32 slices_ringed;
 };
 
 /* asock_pool_acquire() without its checks, and without counting a

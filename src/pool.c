@@ -265,7 +265,8 @@ int asock_pool_stats_get_size(const asock_pool *pool, asock_pool_stats *out,
 
     uv_mutex_lock(lock);
     for (loop = pool->loops; loop != NULL; loop = loop->pool_next)
-      cached += asock__load_u32_relaxed(&loop->slices_cached);
+      cached += asock__load_u32_relaxed(&loop->slices_cached) +
+                asock__load_u32_relaxed(&loop->slices_ringed);
     uv_mutex_unlock(lock);
     stats->slices_in_use =
         (size_t)(asock__load_u64(&pool->slices_in_use) - cached);

@@ -626,3 +626,4 @@ void tu_echo_start(asock_socket *sock) {
   tu_echo.started++;
   echo_run(sock, op, tu_receive(sock, op));
 }
+

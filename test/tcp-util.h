@@ -34,6 +34,11 @@ void tu_teardown(void);
 /* Closes tu_loop (asock_loop_close) and returns what that returned; the
  * test's own timer is closed first. tu_loop is NULL afterwards. */
 int tu_close_loop(void);
+/* The slices a loop lends the kernel as provided buffers on the io_uring
+ * backend (out of the pool, though not in use), 0 on any other: what the
+ * pool's high-water mark counts besides the slices ops and the
+ * application took. */
+size_t tu_lent(const asock_loop *loop);
 
 /* What the completions of one op looked like. */
 typedef struct tu_record {

@@ -33,8 +33,9 @@ START_TEST(deliveries_come_in_order_with_rising_numbers) {
   ck_assert_uint_eq(tu_mismatch(r.data, 100, 1, 0), 100);
   ck_assert_uint_eq(tu_mismatch(r.data + 100, 101, 1, 500), 101);
   ck_assert_uint_eq(tu_mismatch(r.data + 406, 104, 1, 2006), 104);
-  /* The warm slice of the loop's cache came back every time. */
-  ck_assert_uint_eq(ms_stats().slices_high_water, 1);
+  /* The warm slice of the loop's cache came back every time (on the
+   * io_uring backend it changed places with the kernel's each time). */
+  ck_assert_uint_eq(ms_stats().slices_high_water, 1 + tu_lent(tu_loop));
   ck_assert_asock(tu_close(p.client, 0), 0);
   ck_assert(tu_wait_count(&r.finals, 1));
   ck_assert_asock(r.final_status, ASOCK_EOF);
@@ -346,7 +347,7 @@ START_TEST(own_buffer_is_reused_for_each_delivery) {
   ms_assert_stream(&r, 20, 6);
   ck_assert_int_ge(r.deliveries, 3); /* at most 8 bytes each */
   ck_assert_uint_eq(ms_stats().slices_in_use, 0);
-  ck_assert_uint_eq(ms_stats().slices_high_water, 0);
+  ck_assert_uint_eq(ms_stats().slices_high_water, tu_lent(tu_loop));
   ck_assert_asock(tu_cancel(op), 0);
   ck_assert(tu_wait_count(&r.finals, 1));
   ck_assert_int_eq(asock_op_buffer_mode(op), ASOCK_BUFFER_USER);

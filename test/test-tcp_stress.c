@@ -365,8 +365,13 @@ START_TEST(five_thousand_connections_on_a_small_pool) {
     ck_assert_uint_eq(clients[i].got, PER_CONN);
   ck_assert_int_eq(quota_exceeded, 0);
   ck_assert_asock(asock_pool_stats_get(tu_pool, &st), 0);
-  /* The pool ran dry, and the receives waited instead of failing. */
-  ck_assert_uint_eq(st.slices_high_water, SLICES);
+  /* The pool ran dry, and the receives waited instead of failing. On the
+   * io_uring backend the kernel's provided buffers run dry first, and
+   * receives wait for those. */
+  if (tu_lent(tu_loop) == 0)
+    ck_assert_uint_eq(st.slices_high_water, SLICES);
+  else
+    ck_assert_uint_le(st.slices_high_water, SLICES);
   /* The echo ops left on each closed server socket end canceled. */
   ck_assert(tu_run_until(echo_ops_gone, NULL, 10000));
 

@@ -27,9 +27,14 @@ long asock__try_recv_rest(int fd, void *buf, size_t len, ssize_t n);
 long asock__try_send_rest(int fd, const void *buf, size_t len, ssize_t r);
 
 static inline long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
+  ssize_t n;
+  /* A ring socket reads here too while the ring has no receive out and
+   * holds nothing it brought: else what it holds comes first. */
+  if (ASOCK__ON_RING(sock) && asock__ring_recv_held(&sock->io.ring))
+    return asock__ring_try_recv(sock, buf, len);
   /* A socket without its OS socket has fd -1, which the kernel answers
    * with EBADF, ASOCK_EBADF here: no test of its own on every read. */
-  ssize_t n = asock__sys_read(sock->io.watch.socket, buf, len);
+  n = asock__sys_read(sock->io.watch.socket, buf, len);
   if (n > 0)
     return (long)n;
   return asock__try_recv_rest(sock->io.watch.socket, buf, len, n);

@@ -24,13 +24,26 @@ typedef unsigned char asock__mcast4_opt;
 #define ASOCK__NO_SOCKET (-1)
 
 #include "watch.h"
+#ifdef ASOCK_HAVE_URING
+#include "uring/ring.h"
+#endif
 
 typedef struct asock__io {
   asock__watch watch;       /* first, so that a handle pointer is the socket;
                              * its socket is -1 until the OS socket exists */
   unsigned char connecting; /* a connect waits for writability */
   int connect_error;        /* a connect that failed at once */
+#ifdef ASOCK_HAVE_URING
+  asock__ring_io ring; /* a TCP socket of a ring loop (src/uring/) */
+#endif
 } asock__io;
+
+/* Whether a socket runs on its loop's io_uring ring (src/uring/ring.h). */
+#ifdef ASOCK_HAVE_URING
+#define ASOCK__ON_RING(sock) ((sock)->io.ring.on != 0)
+#else
+#define ASOCK__ON_RING(sock) 0
+#endif
 
 /* Makes fd the socket's, watched by its poll handle (which also makes it
  * non-blocking). On failure fd is closed. (tcp-io.c) */

@@ -51,6 +51,10 @@ static int accept_socket(int listen_fd) {
 
 int asock__io_adopt_fd(asock_socket *sock, int fd) {
   int err;
+#ifdef ASOCK_HAVE_URING
+  if (ASOCK__ON_RING(sock))
+    return asock__ring_adopt_fd(sock, fd);
+#endif
 #ifdef SO_NOSIGPIPE
   int on = 1;
   (void)asock__sys_setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof(on));
@@ -160,6 +164,14 @@ int asock__io_init(asock_socket *sock) {
   asock__watch_init(&sock->io.watch);
   sock->io.connecting = 0;
   sock->io.connect_error = 0;
+#ifdef ASOCK_HAVE_URING
+  /* A ring loop's TCP sockets are the ring's; its UDP sockets are run the
+   * readiness way. */
+  if (sock->loop->ring != NULL && !asock__socket_is_udp(sock))
+    asock__ring_io_init(sock);
+  else
+    sock->io.ring.on = 0;
+#endif
   return 0;
 }
 
@@ -233,6 +245,13 @@ int asock__io_listen(asock_socket *sock, int backlog) {
 int asock__io_accept(asock_socket *listener, uintptr_t *conn) {
   int fd;
 
+#ifdef ASOCK_HAVE_URING
+  if (ASOCK__ON_RING(listener)) {
+    int r = asock__ring_accept(listener, conn);
+    if (r != ASOCK__RING_PASS)
+      return r;
+  }
+#endif
   *conn = 0;
   for (;;) {
     fd = accept_socket(listener->io.watch.socket);
@@ -259,6 +278,12 @@ int asock__io_adopt(asock_socket *listener, asock_socket *client,
 void asock__io_drop(uintptr_t conn) { asock__sys_close((int)conn); }
 
 void asock__io_accept_wanted(asock_socket *listener, int wanted) {
+#ifdef ASOCK_HAVE_URING
+  if (ASOCK__ON_RING(listener)) {
+    asock__ring_accept_wanted(listener, wanted);
+    return;
+  }
+#endif
   asock__io_want(listener, ASOCK__WATCH_READ, wanted);
 }
 
@@ -276,6 +301,10 @@ int asock__io_connect(asock_socket *sock, asock_op *op,
     if (r != 0)
       return r;
   }
+#ifdef ASOCK_HAVE_URING
+  if (ASOCK__ON_RING(sock))
+    return asock__ring_connect(sock, addr, addr_len(addr));
+#endif
   do
     r = asock__sys_connect(sock->io.watch.socket, addr, addr_len(addr));
   while (r != 0 && errno == EINTR);
@@ -290,16 +319,30 @@ int asock__io_connect(asock_socket *sock, asock_op *op,
 }
 
 int asock__io_read_start(asock_socket *sock) {
+#ifdef ASOCK_HAVE_URING
+  if (ASOCK__ON_RING(sock))
+    return asock__ring_read_start(sock);
+#endif
   asock__io_want(sock, ASOCK__WATCH_READ, 1);
   return 0;
 }
 
 void asock__io_read_stop(asock_socket *sock) {
+#ifdef ASOCK_HAVE_URING
+  if (ASOCK__ON_RING(sock)) {
+    asock__ring_read_stop(sock);
+    return;
+  }
+#endif
   asock__io_want(sock, ASOCK__WATCH_READ, 0);
 }
 
 int asock__io_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
                     unsigned int n, size_t bytes) {
+#ifdef ASOCK_HAVE_URING
+  if (ASOCK__ON_RING(sock))
+    return asock__ring_write(sock, op, iov, n, bytes);
+#endif
   (void)iov;
   (void)n;
   (void)bytes;
@@ -359,6 +402,12 @@ void asock__io_close(asock_socket *sock, int abortive) {
     lg.l_linger = 0;
     (void)asock__sys_setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
   }
+#ifdef ASOCK_HAVE_URING
+  if (ASOCK__ON_RING(sock)) {
+    asock__ring_close(sock, abortive);
+    return;
+  }
+#endif
   /* uv_close() stops watching fd at once, so it can be closed now. */
   uv_close((uv_handle_t *)&sock->io.watch.poll, on_close);
   asock__sys_close(fd);

@@ -1,0 +1,56 @@
+/* What ring.c and tcp-ring.c share of a loop's ring. */
+#ifndef ASOCK_URING_RING_INT_H
+#define ASOCK_URING_RING_INT_H
+
+#include <liburing.h>
+
+#include "internal.h"
+
+/* The buffer group of the provided slices. */
+#define ASOCK__RING_BGID 1
+
+/* What a completion is for, in the low bits of its user_data (the rest is
+ * the socket, which calloc() aligns to at least 8). */
+#define ASOCK__RING_TAG_MASK 0x7u
+#define ASOCK__RING_TAG_RECV 1u
+#define ASOCK__RING_TAG_SEND 2u
+#define ASOCK__RING_TAG_WRITABLE 3u /* a poll for room, for sendfile() */
+#define ASOCK__RING_TAG_ACCEPT 4u
+#define ASOCK__RING_TAG_CONNECT 5u
+#define ASOCK__RING_TAG_CLOSE 6u
+#define ASOCK__RING_TAG_IGNORE 7u /* a cancel's own completion */
+
+struct asock__ring {
+  struct io_uring uring;
+  uv_poll_t poll;       /* the ring's descriptor: completions wait */
+  uv_prepare_t prepare; /* submits before libuv blocks */
+  asock_loop *loop;
+  struct io_uring_buf_ring *br; /* the provided buffers */
+  size_t br_len;
+  void **bufs;           /* the slice of each buffer id */
+  unsigned int nbufs;    /* a power of two */
+  unsigned int buf_len;  /* the bytes one provided buffer takes */
+  unsigned int active;   /* what waits on the ring and keeps the loop alive */
+  asock_socket *starved; /* sockets whose receive found no buffer */
+  asock_socket *kicked;  /* sockets to run before the next submission */
+};
+typedef struct asock__ring asock__ring;
+
+/* A submission queue entry, submitting what is queued when none is free:
+ * NULL only when the kernel takes none. */
+struct io_uring_sqe *asock__ring_sqe(asock__ring *r);
+/* Counts something that waits on the ring (delta 1) or stopped waiting
+ * (-1): the loop stays alive while anything does. */
+void asock__ring_hold(asock__ring *r, int delta);
+/* Gives a provided buffer back to the kernel, as `slice` (which may be
+ * another slice than the one it held). */
+void asock__ring_recycle(asock__ring *r, unsigned short bid, void *slice);
+/* One completion (tcp-ring.c). */
+void asock__ring_complete(asock__ring *r, uint64_t data, int res,
+                          unsigned int flags);
+/* Receives that found no provided buffer try again, then the kicked
+ * sockets run (tcp-ring.c). */
+void asock__ring_retry_starved(asock__ring *r);
+void asock__ring_run_kicked(asock__ring *r);
+
+#endif /* ASOCK_URING_RING_INT_H */

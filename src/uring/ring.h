@@ -1,0 +1,102 @@
+/* The io_uring backend (Linux, built with liburing): a loop's ring, and
+ * what a TCP socket of such a loop keeps of it.
+ *
+ * The ring lives on the libuv loop and adds no thread: its descriptor is
+ * watched by a uv_poll_t, whose callback reaps the completions, and a
+ * uv_prepare_t submits what the loop's callbacks prepared, once per loop
+ * iteration, before libuv blocks (and sooner when the submission queue
+ * fills). A TCP socket of a ring loop makes no system call of its own on
+ * the per-message path: its receives, sends, accepts and connects are
+ * submitted; a receive without a buffer of its own takes its pool slice from
+ * the ring's provided buffers only when data arrives. UDP sockets of such a
+ * loop are run the readiness way (src/watch.c), as on Windows.
+ *
+ * The shared code sees the completion model of src/backend.h, as on Windows:
+ * asock__recv_buffer() and asock__recv_result() for each arrival,
+ * asock__io_write() writes and asock__send_written() reports. The readiness
+ * backend's functions (src/unix/tcp-io.c) hand a ring socket to the ones
+ * below; the two calls of the per-message path (io-inline.h) test one flag.
+ */
+#ifndef ASOCK_URING_RING_H
+#define ASOCK_URING_RING_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+struct asock_socket;
+struct asock_loop;
+struct asock_op;
+struct asock__ring;
+
+/* What a TCP socket of a ring loop keeps (asock__io.ring). */
+typedef struct asock__ring_io {
+  unsigned char on;         /* the socket runs on the loop's ring */
+  unsigned char out;        /* ASOCK__RING_* of the requests the kernel holds */
+  unsigned char reading;    /* receives want data */
+  unsigned char wanted;     /* a listener's accepts want connections */
+  unsigned char closing;    /* closing: the requests are being cancelled */
+  unsigned char kicked;     /* on the ring's kicked list */
+  unsigned char starved;    /* on the ring's starved list */
+  unsigned short stash_bid; /* the provided buffer the stash is in */
+  uint32_t stash_off;       /* where the bytes still to be read start */
+  uint32_t stash_end;       /* and end */
+  char *stash;              /* a slice of bytes that came while no receive
+                             * waited, or NULL */
+  int stash_status;         /* the end of stream or error that did */
+  int accepted;             /* a listener's: a connection taken, or -1 */
+  struct asock_socket *kick_next;    /* the ring's kicked list: sockets
+                                      * with something to deliver, or
+                                      * closing with nothing out */
+  struct asock_socket *starved_next; /* the ring's list of sockets whose
+                                      * receive found no provided buffer */
+} asock__ring_io;
+
+/* Requests out, in asock__ring_io.out. */
+#define ASOCK__RING_RECV 0x1u
+#define ASOCK__RING_SEND 0x2u
+#define ASOCK__RING_ACCEPT 0x4u
+#define ASOCK__RING_CONNECT 0x8u
+#define ASOCK__RING_CLOSE 0x10u
+
+/* Makes the loop's ring, unless the kernel refuses it or lacks what the
+ * backend needs: 0, or the error (ASOCK_ENOTSUP for a kernel without
+ * it), with nothing left made. Loop thread, at loop creation. */
+int asock__ring_create(struct asock_loop *loop);
+/* Closes the ring's handles: their callbacks count down loop->handles. */
+void asock__ring_close_handles(struct asock_loop *loop);
+/* Frees the ring once its handles are closed; the provided slices go back to
+ * the pool. */
+void asock__ring_destroy(struct asock_loop *loop);
+
+/* The seam functions for a ring socket (src/uring/tcp-ring.c), called by
+ * src/unix/tcp-io.c's when asock__io.ring.on is set. */
+void asock__ring_io_init(struct asock_socket *sock);
+int asock__ring_adopt_fd(struct asock_socket *sock, int fd);
+/* A connection the ring accepted: 0 with *conn set, ASOCK_EAGAIN while an
+ * accept is out, or ASOCK__RING_PASS when none is: the readiness path then
+ * accepts itself. */
+#define ASOCK__RING_PASS 1
+int asock__ring_accept(struct asock_socket *listener, uintptr_t *conn);
+void asock__ring_accept_wanted(struct asock_socket *listener, int wanted);
+int asock__ring_connect(struct asock_socket *sock, const struct sockaddr *addr,
+                        unsigned int len);
+int asock__ring_read_start(struct asock_socket *sock);
+void asock__ring_read_stop(struct asock_socket *sock);
+int asock__ring_write(struct asock_socket *sock, struct asock_op *op,
+                      const uv_buf_t *iov, unsigned int n, size_t bytes);
+void asock__ring_close(struct asock_socket *sock, int abortive);
+/* Whether a ring socket's receive out, or what one brought while no
+ * receive waited, comes before a read of the socket's own (which the
+ * readiness path then makes: a ring socket's sends, and its receives and
+ * accepts while the ring has none out, complete inside the call as they do
+ * there). */
+static inline int asock__ring_recv_held(const asock__ring_io *io) {
+  return (io->out & ASOCK__RING_RECV) != 0 || io->stash != NULL ||
+         io->stash_status != 0;
+}
+/* asock__try_recv() of such a socket: the bytes that came while no receive
+ * waited, their end, or ASOCK_EAGAIN while a receive is out. */
+long asock__ring_try_recv(struct asock_socket *sock, void *buf, size_t len);
+
+#endif /* ASOCK_URING_RING_H */

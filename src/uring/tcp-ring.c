@@ -1,0 +1,543 @@
+/* TCP sockets on a loop's io_uring ring: receives, sends, accepts and
+ * connects submitted to the kernel, and their completions turned into the
+ * reports of the completion model (src/backend.h).
+ *
+ * A receive is a one-shot IORING_OP_RECV that selects a provided buffer:
+ * the kernel takes a pool slice only when data arrives. The bytes go to the
+ * head receive through asock__recv_buffer(): an on-demand receive's empty
+ * slice and the provided one change places (nothing is copied, the slice
+ * the receive held becomes the provided buffer), a receive into its own
+ * buffer gets a copy. Bytes that come while no receive waits (one was
+ * cancelled with its read out) stay in their provided buffer, the stash,
+ * until the next receive reads them. A socket stays open until every
+ * request it has out is back, so that a completion never outlives it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "ring-int.h"
+
+static asock__ring *ring_of(const asock_socket *sock) {
+  return sock->loop->ring;
+}
+
+static uint64_t tagged(asock_socket *sock, unsigned int tag) {
+  return (uint64_t)(uintptr_t)sock | tag;
+}
+
+static int fd_of(const asock_socket *sock) { return sock->io.watch.socket; }
+
+void asock__ring_io_init(asock_socket *sock) {
+  memset(&sock->io.ring, 0, sizeof(sock->io.ring));
+  sock->io.ring.on = 1;
+  sock->io.ring.accepted = -1;
+}
+
+int asock__ring_adopt_fd(asock_socket *sock, int fd) {
+  /* Non-blocking, as on the readiness backend: the ring retries a request
+   * that would block once the socket is ready, and the calls asock still
+   * makes itself (sendfile(), shutdown()) must not block the loop. */
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+    int err = asock__sys_error();
+    asock__sys_close(fd);
+    return err;
+  }
+  sock->io.watch.socket = fd;
+  return 0;
+}
+
+/* Runs the socket from the prepare handle, before the next submission. A
+ * reference keeps it while it is listed. */
+static void kick(asock_socket *sock) {
+  asock__ring *r = ring_of(sock);
+  if (sock->io.ring.kicked)
+    return;
+  sock->io.ring.kicked = 1;
+  asock__socket_ref(sock);
+  sock->io.ring.kick_next = r->kicked;
+  r->kicked = sock;
+}
+
+/* Its receive found no provided buffer: it is submitted again once buffers
+ * came back. */
+static void starve(asock_socket *sock) {
+  asock__ring *r = ring_of(sock);
+  if (sock->io.ring.starved)
+    return;
+  sock->io.ring.starved = 1;
+  asock__socket_ref(sock);
+  sock->io.ring.starved_next = r->starved;
+  r->starved = sock;
+}
+
+/* ---- receiving ----------------------------------------------------------
+ */
+
+static void submit_recv(asock_socket *sock) {
+  asock__ring *r = ring_of(sock);
+  struct io_uring_sqe *sqe = asock__ring_sqe(r);
+
+  if (sqe == NULL) {
+    starve(sock);
+    return;
+  }
+  io_uring_prep_recv(sqe, fd_of(sock), NULL, r->buf_len, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = ASOCK__RING_BGID;
+  io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_RECV));
+  sock->io.ring.out |= ASOCK__RING_RECV;
+}
+
+/* Whether a receive is to be submitted: receives wait, none is out, and
+ * nothing that came before waits to be read. */
+static int recv_due(const asock_socket *sock) {
+  const asock__ring_io *io = &sock->io.ring;
+  return io->reading && !io->closing && !io->starved &&
+         (io->out & ASOCK__RING_RECV) == 0 && io->stash == NULL &&
+         io->stash_status == 0;
+}
+
+/* A provided buffer is done with: back to the kernel, erased first where
+ * the pool erases what slices held. */
+static void recycle(asock__ring *r, unsigned short bid, void *slice,
+                    size_t used) {
+  if (r->loop->pool->flags & ASOCK_POOL_ZERO_ON_RELEASE)
+    memset(slice, 0, used);
+  asock__ring_recycle(r, bid, slice);
+}
+
+static void stash(asock_socket *sock, unsigned short bid, char *slice,
+                  size_t off, size_t end) {
+  asock__ring_io *io = &sock->io.ring;
+  io->stash = slice;
+  io->stash_bid = bid;
+  io->stash_off = (uint32_t)off;
+  io->stash_end = (uint32_t)end;
+}
+
+/* What the stash holds goes to the receives, for as long as they read. It
+ * stays in the stash while a receive's callback runs, so that a receive
+ * started there reads the next of it inside its call (asock__try_recv()),
+ * never bytes the kernel has that came after. */
+static void drain(asock_socket *sock) {
+  asock__ring *r = ring_of(sock);
+  asock__ring_io *io = &sock->io.ring;
+
+  while (io->stash != NULL && io->reading && !io->closing) {
+    char *slice = io->stash;
+    size_t off = io->stash_off;
+    size_t end = io->stash_end;
+    asock_op *op;
+    uv_buf_t buf;
+    size_t n;
+
+    asock__recv_buffer(sock, &buf);
+    if (buf.base == NULL) {
+      /* No receive waits, or no slice is free for it. */
+      asock__recv_unbuffered(sock);
+      return;
+    }
+    op = sock->recv_head;
+    if (off == 0 && (op->flags & ASOCK__OPF_ON_DEMAND) &&
+        buf.base == (char *)op->mem && end <= buf.len) {
+      /* The receive's own slice is empty: the two change places. */
+      void *mine = op->mem;
+      op->mem = (unsigned char *)slice;
+      asock__ring_recycle(r, io->stash_bid, mine);
+      io->stash = NULL;
+      buf.base = slice;
+      asock__recv_result(sock, (long)end, &buf);
+      return;
+    }
+    n = end - off;
+    if (n > buf.len)
+      n = buf.len;
+    memcpy(buf.base, slice + off, n);
+    io->stash_off += (uint32_t)n;
+    if (io->stash_off == io->stash_end) {
+      recycle(r, io->stash_bid, slice, end);
+      io->stash = NULL;
+    }
+    asock__recv_result(sock, (long)n, &buf);
+  }
+}
+
+/* The end of the stream or an error, for the receives or, while none
+ * waits, for the next. */
+static void recv_end(asock_socket *sock, int status) {
+  if (sock->io.ring.reading) {
+    uv_buf_t none;
+    none.base = NULL;
+    none.len = 0;
+    asock__recv_result(sock, status, &none);
+    return;
+  }
+  sock->io.ring.stash_status = status;
+}
+
+static void recv_done(asock_socket *sock, int res, unsigned int flags) {
+  asock__ring *r = ring_of(sock);
+  asock__ring_io *io = &sock->io.ring;
+  unsigned short bid = (unsigned short)(flags >> IORING_CQE_BUFFER_SHIFT);
+  int buffered = (flags & IORING_CQE_F_BUFFER) != 0;
+
+  io->out &= (unsigned char)~ASOCK__RING_RECV;
+  if (io->closing) {
+    if (buffered)
+      recycle(r, bid, r->bufs[bid], res > 0 ? (size_t)res : 0);
+    return;
+  }
+  if (res > 0 && buffered) {
+    stash(sock, bid, r->bufs[bid], 0, (size_t)res);
+    drain(sock);
+  } else if (res == 0) {
+    recv_end(sock, ASOCK_EOF);
+  } else if (res == -ENOBUFS) {
+    /* Every provided buffer is taken: back-pressure until one is back. */
+    starve(sock);
+    return;
+  } else if (res != -EINTR && res != -EAGAIN) {
+    if (buffered)
+      recycle(r, bid, r->bufs[bid], 0);
+    recv_end(sock, asock__from_uv(res));
+  }
+  if (recv_due(sock))
+    submit_recv(sock);
+}
+
+int asock__ring_read_start(asock_socket *sock) {
+  asock__ring_io *io = &sock->io.ring;
+
+  if (!io->reading) {
+    io->reading = 1;
+    asock__ring_hold(ring_of(sock), 1);
+  }
+  if (io->stash != NULL || io->stash_status != 0)
+    kick(sock); /* delivered from the prepare handle, never in this call */
+  else if (recv_due(sock))
+    submit_recv(sock);
+  return 0;
+}
+
+void asock__ring_read_stop(asock_socket *sock) {
+  asock__ring_io *io = &sock->io.ring;
+  /* A receive out stays out: what it brings is stashed. */
+  if (io->reading) {
+    io->reading = 0;
+    asock__ring_hold(ring_of(sock), -1);
+  }
+}
+
+long asock__ring_try_recv(asock_socket *sock, void *buf, size_t len) {
+  asock__ring_io *io = &sock->io.ring;
+  size_t n;
+
+  if (io->stash == NULL)
+    return io->stash_status != 0 ? io->stash_status : ASOCK_EAGAIN;
+  n = io->stash_end - io->stash_off;
+  if (n > len)
+    n = len;
+  memcpy(buf, io->stash + io->stash_off, n);
+  io->stash_off += (uint32_t)n;
+  if (io->stash_off == io->stash_end) {
+    recycle(ring_of(sock), io->stash_bid, io->stash, io->stash_end);
+    io->stash = NULL;
+  }
+  return (long)n;
+}
+
+/* ---- sending -------------------------------------------------------------
+ */
+
+int asock__ring_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
+                      unsigned int n, size_t bytes) {
+  asock__ring *r = ring_of(sock);
+  struct io_uring_sqe *sqe = asock__ring_sqe(r);
+
+  if (sqe == NULL)
+    return ASOCK_ENOMEM;
+  op->write_bytes = 0;
+  if (bytes == 0) {
+    /* The file of a send of packets waits for room: sendfile() goes on
+     * when the socket is writable. */
+    io_uring_prep_poll_add(sqe, fd_of(sock), POLLOUT);
+    io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_WRITABLE));
+  } else if (n == 1) {
+    io_uring_prep_send(sqe, fd_of(sock), iov[0].base, iov[0].len,
+                       MSG_NOSIGNAL | MSG_WAITALL);
+    io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_SEND));
+  } else {
+    /* The header and the list are this call's: submitted now, the kernel
+     * has copied them when the submission returns (IORING_FEAT_SUBMIT_STABLE).
+     * uv_buf_t is laid out as struct iovec on Unix. */
+    struct msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = (struct iovec *)(void *)iov;
+    msg.msg_iovlen = n;
+    io_uring_prep_sendmsg(sqe, fd_of(sock), &msg, MSG_NOSIGNAL | MSG_WAITALL);
+    io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_SEND));
+    (void)io_uring_submit(&r->uring);
+  }
+  sock->io.ring.out |= ASOCK__RING_SEND;
+  asock__ring_hold(r, 1);
+  return 0;
+}
+
+static void send_done(asock_socket *sock, int res, unsigned int tag) {
+  asock_op *op = sock->send_head;
+
+  sock->io.ring.out &= (unsigned char)~ASOCK__RING_SEND;
+  asock__ring_hold(ring_of(sock), -1);
+  /* A closing socket's write is cancelled once everything is back. */
+  if (sock->io.ring.closing || op == NULL)
+    return;
+  if (res < 0) {
+    asock__send_written(op, asock__from_uv(res));
+    return;
+  }
+  op->write_bytes = tag == ASOCK__RING_TAG_SEND ? (size_t)res : 0;
+  asock__send_written(op, 0);
+}
+
+/* ---- accepting and connecting ---------------------------------------------
+ */
+
+static void submit_accept(asock_socket *listener) {
+  struct io_uring_sqe *sqe = asock__ring_sqe(ring_of(listener));
+  if (sqe == NULL) {
+    kick(listener); /* tried again before the next submission */
+    return;
+  }
+  io_uring_prep_accept(sqe, fd_of(listener), NULL, NULL,
+                       SOCK_CLOEXEC | SOCK_NONBLOCK);
+  io_uring_sqe_set_data64(sqe, tagged(listener, ASOCK__RING_TAG_ACCEPT));
+  listener->io.ring.out |= ASOCK__RING_ACCEPT;
+}
+
+static int accept_due(const asock_socket *listener) {
+  const asock__ring_io *io = &listener->io.ring;
+  return io->wanted && !io->closing && io->accepted < 0 &&
+         (io->out & ASOCK__RING_ACCEPT) == 0;
+}
+
+int asock__ring_accept(asock_socket *listener, uintptr_t *conn) {
+  asock__ring_io *io = &listener->io.ring;
+
+  *conn = 0;
+  if (io->accepted < 0)
+    return (io->out & ASOCK__RING_ACCEPT) ? ASOCK_EAGAIN : ASOCK__RING_PASS;
+  *conn = (uintptr_t)io->accepted;
+  io->accepted = -1;
+  if (accept_due(listener))
+    submit_accept(listener);
+  return 0;
+}
+
+void asock__ring_accept_wanted(asock_socket *listener, int wanted) {
+  asock__ring_io *io = &listener->io.ring;
+
+  if (wanted && !io->wanted) {
+    io->wanted = 1;
+    asock__ring_hold(ring_of(listener), 1);
+  } else if (!wanted && io->wanted) {
+    io->wanted = 0;
+    asock__ring_hold(ring_of(listener), -1);
+  }
+  if (!wanted)
+    return; /* an accept out stays out: its connection waits in `accepted` */
+  if (io->accepted >= 0)
+    kick(listener);
+  else if (accept_due(listener))
+    submit_accept(listener);
+}
+
+static void accept_done(asock_socket *listener, int res) {
+  asock__ring_io *io = &listener->io.ring;
+
+  io->out &= (unsigned char)~ASOCK__RING_ACCEPT;
+  if (io->closing) {
+    if (res >= 0)
+      asock__sys_close(res);
+    return;
+  }
+  if (res >= 0) {
+    io->accepted = res;
+    if (io->wanted)
+      asock__on_connection(listener, 0);
+  } else if (res != -ECONNABORTED && res != -EINTR && res != -EAGAIN &&
+             io->wanted) {
+    /* Out of descriptors, say: the listener hears, and pauses. */
+    asock__on_connection(listener, asock__from_uv(res));
+  }
+  if (accept_due(listener))
+    submit_accept(listener);
+}
+
+int asock__ring_connect(asock_socket *sock, const struct sockaddr *addr,
+                        unsigned int len) {
+  asock__ring *r = ring_of(sock);
+  struct io_uring_sqe *sqe = asock__ring_sqe(r);
+
+  if (sqe == NULL)
+    return ASOCK_ENOMEM;
+  io_uring_prep_connect(sqe, fd_of(sock), addr, (socklen_t)len);
+  io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_CONNECT));
+  /* The address is the caller's: submitted now, the kernel has it. */
+  (void)io_uring_submit(&r->uring);
+  sock->io.connecting = 1;
+  sock->io.ring.out |= ASOCK__RING_CONNECT;
+  asock__ring_hold(r, 1);
+  return 0;
+}
+
+static void connect_done(asock_socket *sock, int res) {
+  sock->io.ring.out &= (unsigned char)~ASOCK__RING_CONNECT;
+  asock__ring_hold(ring_of(sock), -1);
+  /* A closing socket's connect is cancelled once everything is back. */
+  if (sock->io.ring.closing)
+    return;
+  sock->io.connecting = 0;
+  asock__io_connected(sock, res == 0 ? 0 : asock__from_uv(res));
+}
+
+/* ---- closing -------------------------------------------------------------
+ */
+
+void asock__ring_close(asock_socket *sock, int abortive) {
+  asock__ring *r = ring_of(sock);
+  asock__ring_io *io = &sock->io.ring;
+  int fd = fd_of(sock);
+
+  (void)abortive; /* SO_LINGER is set already */
+  asock__ring_read_stop(sock);
+  asock__ring_accept_wanted(sock, 0);
+  io->closing = 1;
+  asock__ring_hold(r, 1);
+  if (io->out != 0) {
+    /* Cancelled now: the requests on a socket are waiting for it to be
+     * ready (it is non-blocking), and such a request's cancel takes effect
+     * inside the submission. Their completions follow. */
+    struct io_uring_sqe *sqe = asock__ring_sqe(r);
+    if (sqe != NULL) {
+      io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+      io_uring_sqe_set_data64(sqe, ASOCK__RING_TAG_IGNORE);
+      (void)io_uring_submit(&r->uring);
+    } else {
+      /* No room to cancel: the reads and the accept end with the socket's
+       * shutdown instead, and a send with the reset or FIN after it. */
+      (void)shutdown(fd, SHUT_RDWR);
+    }
+  }
+  /* As on the readiness backend, the OS socket closes now: its port is
+   * free once this returns. */
+  asock__sys_close(fd);
+  sock->io.watch.socket = ASOCK__NO_SOCKET;
+  kick(sock); /* ends once nothing is out */
+}
+
+/* Everything the socket had out is back: it closes, and what was handed
+ * over hears it was cancelled, in the readiness backend's order. */
+static void close_end(asock_socket *sock) {
+  asock__ring *r = ring_of(sock);
+  asock__ring_io *io = &sock->io.ring;
+
+  if (io->stash != NULL) {
+    recycle(r, io->stash_bid, io->stash, io->stash_end);
+    io->stash = NULL;
+  }
+  if (io->accepted >= 0) {
+    asock__sys_close(io->accepted);
+    io->accepted = -1;
+  }
+  io->closing = 0;
+  asock__ring_hold(r, -1);
+  if (sock->io.connecting) {
+    sock->io.connecting = 0;
+    asock__io_connected(sock, ASOCK_ECANCELED);
+  }
+  asock__io_write_cancelled(sock);
+  asock__socket_closed(sock);
+}
+
+/* ---- from the ring ----------------------------------------------------------
+ */
+
+void asock__ring_complete(asock__ring *r, uint64_t data, int res,
+                          unsigned int flags) {
+  unsigned int tag = (unsigned int)(data & ASOCK__RING_TAG_MASK);
+  asock_socket *sock = (asock_socket *)(uintptr_t)(data & ~(uint64_t)7u);
+
+  (void)r;
+  switch (tag) {
+  case ASOCK__RING_TAG_RECV:
+    recv_done(sock, res, flags);
+    break;
+  case ASOCK__RING_TAG_SEND:
+  case ASOCK__RING_TAG_WRITABLE:
+    send_done(sock, res, tag);
+    break;
+  case ASOCK__RING_TAG_ACCEPT:
+    accept_done(sock, res);
+    break;
+  case ASOCK__RING_TAG_CONNECT:
+    connect_done(sock, res);
+    break;
+  default:
+    return; /* a cancel's own completion */
+  }
+  if (sock->io.ring.closing && sock->io.ring.out == 0)
+    kick(sock);
+}
+
+void asock__ring_retry_starved(asock__ring *r) {
+  asock_socket *list = r->starved;
+  r->starved = NULL;
+  while (list != NULL) {
+    asock_socket *sock = list;
+    list = sock->io.ring.starved_next;
+    sock->io.ring.starved_next = NULL;
+    sock->io.ring.starved = 0;
+    if (recv_due(sock))
+      submit_recv(sock);
+    asock__socket_unref(sock);
+  }
+}
+
+/* A kicked socket: a closing one with nothing out closes; a reading one
+ * gets what was stashed; a listener's accepts get the connection taken. */
+static void run_kicked(asock_socket *sock) {
+  asock__ring_io *io = &sock->io.ring;
+
+  if (io->closing) {
+    if (io->out == 0)
+      close_end(sock);
+    return;
+  }
+  if (asock__socket_is_listener(sock)) {
+    if (io->wanted && io->accepted >= 0)
+      asock__on_connection(sock, 0);
+    if (accept_due(sock))
+      submit_accept(sock);
+    return;
+  }
+  drain(sock);
+  if (io->reading && io->stash == NULL && io->stash_status != 0)
+    recv_end(sock, io->stash_status);
+  if (recv_due(sock))
+    submit_recv(sock);
+}
+
+void asock__ring_run_kicked(asock__ring *r) {
+  /* What a kicked socket's callbacks kick runs in this pass too. */
+  while (r->kicked != NULL) {
+    asock_socket *sock = r->kicked;
+    r->kicked = sock->io.ring.kick_next;
+    sock->io.ring.kick_next = NULL;
+    sock->io.ring.kicked = 0;
+    run_kicked(sock);
+    asock__socket_unref(sock);
+  }
+}
