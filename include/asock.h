@@ -287,10 +287,12 @@ typedef struct asock_pool_stats {
   /** Slices held by ops or the application. Each loop keeps up to 16 free
    * slices (at most a sixteenth of the pool) for its next receives, so that
    * a connection's receive cycle needs no atomic operation; those count as
-   * free here, though other loops cannot take them until the loop closes. */
+   * free here, though other loops cannot take them until the loop closes.
+   * So do the slices a loop on the io_uring backend lends the kernel (a
+   * sixteenth of the pool, 4 to 256; docs/backends.md). */
   size_t slices_in_use;
-  /** The most slices out of the pool's free list at once, loops' kept
-   * slices included. */
+  /** The most slices out of the pool's free list at once, loops' kept and
+   * lent slices included. */
   size_t slices_high_water;
   uint64_t slices_failed; /**< acquisitions that found the pool empty */
   size_t ops_total;       /**< ops in the pool's fixed array */
@@ -979,7 +981,8 @@ static inline void asock_loop_config_init(asock_loop_config *config) {
  * \param pool as for asock_loop_create().
  * \param uv_loop as for asock_loop_create().
  * \param config the loop's config; NULL means the defaults.
- * eturn what asock_loop_create() returns; ASOCK_EINVAL also for a config
+ *
+eturn what asock_loop_create() returns; ASOCK_EINVAL also for a config
  *   whose struct_size no config has, or an unknown backend;
  *   ASOCK_ENOTSUP for a backend this build or this kernel cannot run
  *   (asked for by the config, not by the environment variable).
@@ -991,14 +994,16 @@ ASOCK_EXTERN int asock_loop_create_config(asock_loop **loop_out,
 
 /** The backend a loop runs: never ASOCK_BACKEND_AUTO.
  * \param loop the loop.
- * eturn the backend; ASOCK_BACKEND_AUTO for NULL.
+ *
+eturn the backend; ASOCK_BACKEND_AUTO for NULL.
  *
  * Any thread. */
 ASOCK_EXTERN asock_backend asock_loop_backend(const asock_loop *loop);
 
 /** A backend's name: "auto", "readiness", "iocp" or "io_uring".
  * \param backend the backend.
- * eturn a static string; "unknown" for a value no backend has.
+ *
+eturn a static string; "unknown" for a value no backend has.
  *
  * Any thread. */
 ASOCK_EXTERN const char *asock_backend_name(asock_backend backend);

@@ -37,4 +37,5 @@
   XX(udp_flow, "udp")                                                          \
   XX(security, "tcp")                                                          \
   XX(hostile, "tcp;novalgrind")                                                \
+  XX(backend, "tcp")                                                           \
   ASOCK_TEST_FAULT_SUITE(XX)

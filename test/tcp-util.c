@@ -67,6 +67,17 @@ void tu_setup_with(const asock_pool_config *config) {
 
 void tu_setup(void) { tu_setup_with(NULL); }
 
+int tu_reopen_loop(const asock_loop_config *config) {
+  int r;
+  ck_assert_asock(tu_close_loop(), 0);
+  r = asock_loop_create_config(&tu_loop, tu_pool, NULL, config);
+  if (r != 0)
+    return r;
+  ck_assert_int_eq(uv_timer_init(asock_loop_uv(tu_loop), &tick), 0);
+  tick_open = 1;
+  return 0;
+}
+
 void tu_setup_pool(size_t slice_size, size_t slices, size_t quota,
                    unsigned int flags) {
   asock_pool_config config;
@@ -626,4 +637,3 @@ void tu_echo_start(asock_socket *sock) {
   tu_echo.started++;
   echo_run(sock, op, tu_receive(sock, op));
 }
-

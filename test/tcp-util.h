@@ -34,6 +34,9 @@ void tu_teardown(void);
 /* Closes tu_loop (asock_loop_close) and returns what that returned; the
  * test's own timer is closed first. tu_loop is NULL afterwards. */
 int tu_close_loop(void);
+/* Closes tu_loop and makes it again over tu_pool with config: 0, or what
+ * asock_loop_create_config() returned (tu_loop is NULL then). */
+int tu_reopen_loop(const asock_loop_config *config);
 /* The slices a loop lends the kernel as provided buffers on the io_uring
  * backend (out of the pool, though not in use), 0 on any other: what the
  * pool's high-water mark counts besides the slices ops and the

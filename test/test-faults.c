@@ -277,6 +277,17 @@ static uint64_t next_k(uint64_t k, uint64_t n) {
 }
 
 /* ASOCK_FAULT_CASE=point:k (say "send:1") runs only that case. */
+/* Points the readiness backend reaches in every scenario that lists them,
+ * and the io_uring backend may not: its connect reports without
+ * getsockopt(SO_ERROR), and its receives wait for a provided slice, not on
+ * the loop's timer. On that backend (ASOCK_BACKEND=io_uring, the second
+ * pass of scripts/test-all) they are not required. */
+static int not_on_ring(asock__fault_point p) {
+  const char *b = getenv("ASOCK_BACKEND");
+  return b != NULL && strcmp(b, "io_uring") == 0 &&
+         (p == ASOCK__FAULT_GETSOCKOPT || p == ASOCK__FAULT_TIMER_START);
+}
+
 static int case_selected(const fx_fault *f, uint64_t k) {
   const char *only = getenv("ASOCK_FAULT_CASE");
   const char *colon;
@@ -324,7 +335,7 @@ static void sweep(const fx_scenario *sc) {
              asock__fault_name((asock__fault_point)i),
              (unsigned long long)base.calls[i]);
   for (i = 0; sc->reaches[i] != END; i++)
-    ck_assert_msg(base.calls[sc->reaches[i]] > 0,
+    ck_assert_msg(base.calls[sc->reaches[i]] > 0 || not_on_ring(sc->reaches[i]),
                   "scenario %s never reached point %s", sc->name,
                   asock__fault_name(sc->reaches[i]));
 

@@ -44,6 +44,9 @@ typedef struct asock__ring_io {
   char *stash;              /* a slice of bytes that came while no receive
                              * waited, or NULL */
   int stash_status;         /* the end of stream or error that did */
+  int injected_in;          /* a fault injected into the receive, accept or
+                             * connect out (src/fault.h), or 0 */
+  int injected_out;         /* and into the send out */
   int accepted;             /* a listener's: a connection taken, or -1 */
   struct asock_socket *kick_next;    /* the ring's kicked list: sockets
                                       * with something to deliver, or

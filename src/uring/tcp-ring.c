@@ -29,6 +29,29 @@ static uint64_t tagged(asock_socket *sock, unsigned int tag) {
 
 static int fd_of(const asock_socket *sock) { return sock->io.watch.socket; }
 
+/* The fault point of a request about to be submitted (src/fault.h): when
+ * it fires, a no-op goes in the request's place and its completion reports
+ * the injected error, as a request the kernel refused at once would, so
+ * that the sweep (test/test-faults.c) reaches the ring's error paths as it
+ * reaches the readiness backend's system calls. 1 when it fired. */
+static int inject(struct io_uring_sqe *sqe, asock__fault_point p, int *slot) {
+  int err = asock__fault(p);
+  if (err == 0)
+    return 0;
+  io_uring_prep_nop(sqe);
+  *slot = err;
+  return 1;
+}
+
+/* A completion's result, or the error injected in its request's place. */
+static int result_of(int res, int *slot) {
+  if (*slot != 0) {
+    res = *slot;
+    *slot = 0;
+  }
+  return res;
+}
+
 void asock__ring_io_init(asock_socket *sock) {
   memset(&sock->io.ring, 0, sizeof(sock->io.ring));
   sock->io.ring.on = 1;
@@ -84,9 +107,11 @@ static void submit_recv(asock_socket *sock) {
     starve(sock);
     return;
   }
-  io_uring_prep_recv(sqe, fd_of(sock), NULL, r->buf_len, 0);
-  sqe->flags |= IOSQE_BUFFER_SELECT;
-  sqe->buf_group = ASOCK__RING_BGID;
+  if (!inject(sqe, ASOCK__FAULT_RECV, &sock->io.ring.injected_in)) {
+    io_uring_prep_recv(sqe, fd_of(sock), NULL, r->buf_len, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = ASOCK__RING_BGID;
+  }
   io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_RECV));
   sock->io.ring.out |= ASOCK__RING_RECV;
 }
@@ -185,6 +210,7 @@ static void recv_done(asock_socket *sock, int res, unsigned int flags) {
   int buffered = (flags & IORING_CQE_F_BUFFER) != 0;
 
   io->out &= (unsigned char)~ASOCK__RING_RECV;
+  res = result_of(res, &io->injected_in);
   if (io->closing) {
     if (buffered)
       recycle(r, bid, r->bufs[bid], res > 0 ? (size_t)res : 0);
@@ -260,7 +286,9 @@ int asock__ring_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
   if (sqe == NULL)
     return ASOCK_ENOMEM;
   op->write_bytes = 0;
-  if (bytes == 0) {
+  if (inject(sqe, ASOCK__FAULT_SEND, &sock->io.ring.injected_out)) {
+    io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_SEND));
+  } else if (bytes == 0) {
     /* The file of a send of packets waits for room: sendfile() goes on
      * when the socket is writable. */
     io_uring_prep_poll_add(sqe, fd_of(sock), POLLOUT);
@@ -289,6 +317,7 @@ int asock__ring_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
 static void send_done(asock_socket *sock, int res, unsigned int tag) {
   asock_op *op = sock->send_head;
 
+  res = result_of(res, &sock->io.ring.injected_out);
   sock->io.ring.out &= (unsigned char)~ASOCK__RING_SEND;
   asock__ring_hold(ring_of(sock), -1);
   /* A closing socket's write is cancelled once everything is back. */
@@ -311,8 +340,9 @@ static void submit_accept(asock_socket *listener) {
     kick(listener); /* tried again before the next submission */
     return;
   }
-  io_uring_prep_accept(sqe, fd_of(listener), NULL, NULL,
-                       SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (!inject(sqe, ASOCK__FAULT_ACCEPT, &listener->io.ring.injected_in))
+    io_uring_prep_accept(sqe, fd_of(listener), NULL, NULL,
+                         SOCK_CLOEXEC | SOCK_NONBLOCK);
   io_uring_sqe_set_data64(sqe, tagged(listener, ASOCK__RING_TAG_ACCEPT));
   listener->io.ring.out |= ASOCK__RING_ACCEPT;
 }
@@ -358,6 +388,7 @@ static void accept_done(asock_socket *listener, int res) {
   asock__ring_io *io = &listener->io.ring;
 
   io->out &= (unsigned char)~ASOCK__RING_ACCEPT;
+  res = result_of(res, &io->injected_in);
   if (io->closing) {
     if (res >= 0)
       asock__sys_close(res);
@@ -383,7 +414,8 @@ int asock__ring_connect(asock_socket *sock, const struct sockaddr *addr,
 
   if (sqe == NULL)
     return ASOCK_ENOMEM;
-  io_uring_prep_connect(sqe, fd_of(sock), addr, (socklen_t)len);
+  if (!inject(sqe, ASOCK__FAULT_CONNECT, &sock->io.ring.injected_in))
+    io_uring_prep_connect(sqe, fd_of(sock), addr, (socklen_t)len);
   io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_CONNECT));
   /* The address is the caller's: submitted now, the kernel has it. */
   (void)io_uring_submit(&r->uring);
@@ -394,6 +426,7 @@ int asock__ring_connect(asock_socket *sock, const struct sockaddr *addr,
 }
 
 static void connect_done(asock_socket *sock, int res) {
+  res = result_of(res, &sock->io.ring.injected_in);
   sock->io.ring.out &= (unsigned char)~ASOCK__RING_CONNECT;
   asock__ring_hold(ring_of(sock), -1);
   /* A closing socket's connect is cancelled once everything is back. */

@@ -1,0 +1,423 @@
+/* Backends: the loop's config, how a backend is chosen (the config, then
+ * ASOCK_BACKEND), the fall-back when io_uring cannot run (the kernel's
+ * refusal simulated through the fault points of its setup), and a ring
+ * loop's own work: a loop with the application's handles on it, streams
+ * both ways, a receive cancelled with its read out. The whole suite also
+ * runs on the io_uring backend (scripts/test-all, ASOCK_BACKEND=io_uring). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "tcp-util.h"
+#include "test.h"
+
+#ifdef _WIN32
+#define NATIVE ASOCK_BACKEND_IOCP
+#define FOREIGN ASOCK_BACKEND_READINESS
+#else
+#define NATIVE ASOCK_BACKEND_READINESS
+#define FOREIGN ASOCK_BACKEND_IOCP
+#endif
+
+/* The environment variable, set (value) or unset (NULL). */
+static void set_env(const char *value) {
+#ifdef _WIN32
+  ck_assert_int_eq(_putenv_s("ASOCK_BACKEND", value != NULL ? value : ""), 0);
+#else
+  if (value != NULL)
+    ck_assert_int_eq(setenv("ASOCK_BACKEND", value, 1), 0);
+  else
+    ck_assert_int_eq(unsetenv("ASOCK_BACKEND"), 0);
+#endif
+}
+
+/* A loop over tu_pool with `backend` in its config: what the create
+ * returned; *out is the loop's backend, or -1 when there is none. */
+static int create_with(asock_backend backend, int *out) {
+  asock_loop_config c;
+  asock_loop *loop;
+  int r;
+
+  asock_loop_config_init(&c);
+  c.backend = backend;
+  r = asock_loop_create_config(&loop, tu_pool, NULL, &c);
+  *out = -1;
+  if (r == 0) {
+    *out = (int)asock_loop_backend(loop);
+    ck_assert_asock(asock_loop_close(loop), 0);
+  } else {
+    ck_assert_ptr_null(loop);
+  }
+  return r;
+}
+
+/* Whether this build and this kernel run io_uring: a loop that asks for it
+ * either gets it or ASOCK_ENOTSUP, never anything else. */
+static int ring_runs(void) {
+  int got;
+  int r = create_with(ASOCK_BACKEND_IO_URING, &got);
+  ck_assert_msg(r == 0 || r == ASOCK_ENOTSUP, "%s", asock_err_name(r));
+  if (r == 0)
+    ck_assert_int_eq(got, ASOCK_BACKEND_IO_URING);
+  return r == 0;
+}
+
+START_TEST(config_init_fills_the_defaults) {
+  asock_loop_config c, untouched;
+  memset(&c, 0xab, sizeof(c));
+  memcpy(&untouched, &c, sizeof(c));
+  asock_loop_config_init(&c);
+  ck_assert_uint_eq(c.struct_size, sizeof(c));
+  ck_assert_int_eq(c.backend, ASOCK_BACKEND_AUTO);
+  /* A size too small for struct_size, or larger than asock knows: nothing
+   * is written. */
+  memset(&c, 0xab, sizeof(c));
+  asock_loop_config_init_size(&c, 1);
+  asock_loop_config_init_size(&c, sizeof(c) + 1);
+  ck_assert_int_eq(memcmp(&c, &untouched, sizeof(c)), 0);
+  /* An older program's struct: only its fields. */
+  asock_loop_config_init_size(&c, sizeof(c.struct_size));
+  ck_assert_uint_eq(c.struct_size, sizeof(c.struct_size));
+  ck_assert_int_eq((int)c.backend, (int)0xabababab);
+  asock_loop_config_init_size(NULL, sizeof(c)); /* ignored */
+}
+END_TEST
+
+START_TEST(create_refuses_bad_input) {
+  struct {
+    asock_loop_config c;
+    unsigned char extra[16];
+  } big;
+  asock_loop_config c;
+  asock_loop *loop = (asock_loop *)&c;
+
+  ck_assert_asock(asock_loop_create_config(NULL, tu_pool, NULL, NULL),
+                  ASOCK_EINVAL);
+  ck_assert_asock(asock_loop_create_config(&loop, NULL, NULL, NULL),
+                  ASOCK_EINVAL);
+  ck_assert_ptr_null(loop);
+  asock_loop_config_init(&c);
+  c.struct_size = 0;
+  ck_assert_asock(asock_loop_create_config(&loop, tu_pool, NULL, &c),
+                  ASOCK_EINVAL);
+  asock_loop_config_init(&c);
+  c.backend = (asock_backend)99;
+  ck_assert_asock(asock_loop_create_config(&loop, tu_pool, NULL, &c),
+                  ASOCK_EINVAL);
+  c.backend = (asock_backend)-1;
+  ck_assert_asock(asock_loop_create_config(&loop, tu_pool, NULL, &c),
+                  ASOCK_EINVAL);
+  /* A newer program's struct: fields this asock does not know must be
+   * zero. */
+  memset(&big, 0, sizeof(big));
+  asock_loop_config_init(&big.c);
+  big.c.struct_size = sizeof(big);
+  big.extra[3] = 1;
+  ck_assert_asock(asock_loop_create_config(&loop, tu_pool, NULL, &big.c),
+                  ASOCK_EINVAL);
+  ck_assert_ptr_null(loop);
+  big.extra[3] = 0;
+  ck_assert_asock(asock_loop_create_config(&loop, tu_pool, NULL, &big.c), 0);
+  ck_assert_asock(asock_loop_close(loop), 0);
+}
+END_TEST
+
+START_TEST(names_and_the_running_backend) {
+  int got;
+  ck_assert_str_eq(asock_backend_name(ASOCK_BACKEND_AUTO), "auto");
+  ck_assert_str_eq(asock_backend_name(ASOCK_BACKEND_READINESS), "readiness");
+  ck_assert_str_eq(asock_backend_name(ASOCK_BACKEND_IOCP), "iocp");
+  ck_assert_str_eq(asock_backend_name(ASOCK_BACKEND_IO_URING), "io_uring");
+  ck_assert_str_eq(asock_backend_name((asock_backend)42), "unknown");
+  ck_assert_int_eq(asock_loop_backend(NULL), ASOCK_BACKEND_AUTO);
+  /* The platform's own, asked for or chosen, runs everywhere; the other
+   * platform's never does. */
+  set_env(NULL);
+  ck_assert_asock(create_with(ASOCK_BACKEND_AUTO, &got), 0);
+  ck_assert_int_eq(got, NATIVE);
+  ck_assert_asock(create_with(NATIVE, &got), 0);
+  ck_assert_int_eq(got, NATIVE);
+  ck_assert_asock(create_with(FOREIGN, &got), ASOCK_ENOTSUP);
+  ck_assert_int_eq(got, -1);
+#if !defined(ASOCK_HAVE_URING)
+  ck_assert_asock(create_with(ASOCK_BACKEND_IO_URING, &got), ASOCK_ENOTSUP);
+#endif
+}
+END_TEST
+
+/* The environment chooses for AUTO loops only, and falls back silently. */
+START_TEST(environment_chooses_for_auto_loops) {
+  int ring = ring_runs();
+  int got;
+
+  set_env("io_uring");
+  ck_assert_asock(create_with(ASOCK_BACKEND_AUTO, &got), 0);
+  ck_assert_int_eq(got, ring ? ASOCK_BACKEND_IO_URING : NATIVE);
+  /* A config that names a backend is not overridden. */
+  ck_assert_asock(create_with(NATIVE, &got), 0);
+  ck_assert_int_eq(got, NATIVE);
+  set_env("readiness");
+  ck_assert_asock(create_with(ASOCK_BACKEND_AUTO, &got), 0);
+  ck_assert_int_eq(got, NATIVE);
+  set_env("no-such-backend");
+  ck_assert_asock(create_with(ASOCK_BACKEND_AUTO, &got), 0);
+  ck_assert_int_eq(got, NATIVE);
+  set_env(NULL);
+}
+END_TEST
+
+/* scripts/test-all runs the suite with ASOCK_BACKEND=io_uring and
+ * ASOCK_TEST_EXPECT_BACKEND=io_uring: there, every loop the tests make
+ * must really run it, or the second run would test readiness twice. */
+START_TEST(expected_backend_runs) {
+  const char *want = getenv("ASOCK_TEST_EXPECT_BACKEND");
+  if (want == NULL || *want == '\0')
+    return;
+  ck_assert_str_eq(asock_backend_name(asock_loop_backend(tu_loop)), want);
+}
+END_TEST
+
+#ifdef ASOCK_HAVE_URING
+
+/* A pool too small to lend the kernel four slices stays on readiness. */
+START_TEST(small_pool_cannot_lend) {
+  asock_pool_config pc;
+  asock_pool *small;
+  asock_loop_config c;
+  asock_loop *loop;
+  asock_pool_config_init(&pc);
+  pc.slice_count = 63;
+  pc.slice_size = 512;
+  ck_assert_asock(asock_pool_create(&small, &pc), 0);
+  asock_loop_config_init(&c);
+  c.backend = ASOCK_BACKEND_IO_URING;
+  ck_assert_asock(asock_loop_create_config(&loop, small, NULL, &c),
+                  ASOCK_ENOTSUP);
+  ck_assert_ptr_null(loop);
+  set_env("io_uring");
+  ck_assert_asock(asock_loop_create(&loop, small, NULL), 0);
+  ck_assert_int_eq(asock_loop_backend(loop), ASOCK_BACKEND_READINESS);
+  ck_assert_asock(asock_loop_close(loop), 0);
+  set_env(NULL);
+  ck_assert_asock(asock_pool_destroy(small), 0);
+}
+END_TEST
+
+/* Makes tu_loop a ring loop; 0 when the kernel has no io_uring (the test
+ * then has nothing to check). */
+static int ring_loop(void) {
+  asock_loop_config c;
+  if (!ring_runs())
+    return 0;
+  asock_loop_config_init(&c);
+  c.backend = ASOCK_BACKEND_IO_URING;
+  ck_assert_asock(tu_reopen_loop(&c), 0);
+  ck_assert_int_eq(asock_loop_backend(tu_loop), ASOCK_BACKEND_IO_URING);
+  return 1;
+}
+
+/* A ring loop lends the kernel a sixteenth of the pool, which the
+ * statistics count as free; closing the loop gives them back. */
+START_TEST(ring_lends_slices_and_gives_them_back) {
+  asock_pool_stats st;
+  if (!ring_loop())
+    return;
+  ck_assert_uint_eq(tu_lent(tu_loop), 4); /* 64 slices */
+  ck_assert_asock(asock_pool_stats_get(tu_pool, &st), 0);
+  ck_assert_uint_eq(st.slices_in_use, 0);
+  /* Out of the pool's free list, though: the high-water mark counts them
+   * (and those of the loops this test made before). */
+  ck_assert_uint_ge(st.slices_high_water, 4);
+  ck_assert_asock(tu_close_loop(), 0);
+  ck_assert_asock(asock_pool_stats_get(tu_pool, &st), 0);
+  ck_assert_uint_eq(st.slices_in_use, 0);
+}
+END_TEST
+
+#define BIG (1024u * 1024u)
+
+/* Streams both ways on a ring loop: every byte, in order; a receive into
+ * the op's own buffer (copied), and on-demand ones (slices exchanged). */
+START_TEST(ring_streams_both_ways) {
+  static unsigned char out[BIG], in[BIG];
+  tu_pair p;
+  size_t got = 0;
+  if (!ring_loop())
+    return;
+  tu_pair_open(&p, "127.0.0.1");
+  tu_fill(out, sizeof(out), 7, 0);
+  tu_send_all(p.client, out, sizeof(out));
+  tu_recv_exact(p.server, in, sizeof(in));
+  ck_assert_uint_eq(tu_mismatch(in, sizeof(in), 7, 0), sizeof(in));
+  tu_fill(out, sizeof(out), 8, 0);
+  tu_send_all(p.server, out, sizeof(out));
+  ck_assert_asock(tu_close(p.server, 0), 0);
+  ck_assert_asock(tu_recv_to_end(p.client, 8, 0, BIG, &got), ASOCK_EOF);
+  ck_assert_uint_eq(got, BIG);
+}
+END_TEST
+
+/* A receive cancelled while the ring's read is out: the bytes that read
+ * brings wait for the next receive, which gets them first and in its call,
+ * then what came after. */
+START_TEST(ring_keeps_what_came_for_a_cancelled_receive) {
+  tu_pair p;
+  asock_op *r1 = tu_op();
+  asock_op *r2 = tu_op();
+  static char a[4], b[8];
+  if (!ring_loop())
+    return;
+  tu_pair_open(&p, "127.0.0.1");
+  tu_set_buffer(r1, a, sizeof(a));
+  ck_assert_asock(tu_receive(p.server, r1), ASOCK_PENDING);
+  tu_run_for(10); /* the ring's read is submitted */
+  ck_assert_asock(tu_cancel(r1), 0);
+  ck_assert(tu_wait_calls(r1, 1));
+  ck_assert_asock(tu_rec(r1)->status, ASOCK_ECANCELED);
+  tu_send_all(p.client, "abcdef", 6);
+  tu_run_for(30); /* the read completes with no receive waiting */
+  tu_set_buffer(r2, b, 3);
+  ck_assert_asock(tu_receive(p.server, r2), 0);
+  ck_assert_uint_eq(asock_op_bytes(r2), 3);
+  ck_assert_int_eq(memcmp(b, "abc", 3), 0);
+  tu_send_all(p.client, "gh", 2);
+  tu_set_buffer(r2, b, sizeof(b));
+  ck_assert_asock(tu_receive(p.server, r2), 0);
+  ck_assert_uint_eq(asock_op_bytes(r2), 3);
+  ck_assert_int_eq(memcmp(b, "def", 3), 0);
+  tu_recv_exact(p.server, b, 2);
+  ck_assert_int_eq(memcmp(b, "gh", 2), 0);
+}
+END_TEST
+
+static int app_timer_fired;
+static void on_app_timer(uv_timer_t *t) {
+  (void)t;
+  app_timer_fired++;
+}
+static void on_app_closed(uv_handle_t *h) { (void)h; }
+
+/* A ring loop embedded in the application's libuv loop: the application's
+ * own handles run beside it, and once the asock loop is closed the libuv
+ * loop holds none of asock's handles. */
+START_TEST(ring_loop_shares_the_applications_loop) {
+  uv_loop_t uvl;
+  uv_timer_t timer;
+  asock_loop_config c;
+  asock_loop *loop;
+  if (!ring_runs())
+    return;
+  ck_assert_int_eq(uv_loop_init(&uvl), 0);
+  asock_loop_config_init(&c);
+  c.backend = ASOCK_BACKEND_IO_URING;
+  ck_assert_asock(asock_loop_create_config(&loop, tu_pool, &uvl, &c), 0);
+  ck_assert_int_eq(asock_loop_backend(loop), ASOCK_BACKEND_IO_URING);
+  ck_assert_int_eq(uv_timer_init(&uvl, &timer), 0);
+  ck_assert_int_eq(uv_timer_start(&timer, on_app_timer, 1, 0), 0);
+  /* Nothing of asock's keeps the loop alive: it returns once the timer
+   * ran. */
+  ck_assert_int_eq(uv_run(&uvl, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(app_timer_fired, 1);
+  ck_assert_asock(asock_loop_close(loop), 0);
+  uv_close((uv_handle_t *)&timer, on_app_closed);
+  ck_assert_int_eq(uv_run(&uvl, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&uvl), 0);
+}
+END_TEST
+
+#ifdef ASOCK_FAULT_INJECTION
+
+/* A kernel or sandbox that refuses io_uring at each step of the ring's
+ * setup: a loop that asks for it gets ASOCK_ENOTSUP (or the error), one
+ * the environment chose for gets readiness and serves; nothing is left
+ * taken from the pool. */
+static void refused_at(asock__fault_point point, int err, int expect) {
+  asock_pool_stats st;
+  asock_loop_config c;
+  asock_loop *loop;
+  tu_pair p;
+  char buf[5];
+
+  asock__fault_reset();
+  asock__fault_arm(point, 1, err);
+  asock_loop_config_init(&c);
+  c.backend = ASOCK_BACKEND_IO_URING;
+  ck_assert_asock(asock_loop_create_config(&loop, tu_pool, NULL, &c), expect);
+  ck_assert_ptr_null(loop);
+  ck_assert(asock__fault_fired(point));
+  ck_assert_asock(asock_pool_stats_get(tu_pool, &st), 0);
+  ck_assert_uint_eq(st.slices_in_use, 0);
+  /* The environment's choice falls back, and the loop works. */
+  asock__fault_reset();
+  asock__fault_arm(point, 1, err);
+  set_env("io_uring");
+  ck_assert_asock(tu_reopen_loop(NULL), 0);
+  set_env(NULL);
+  ck_assert(asock__fault_fired(point));
+  asock__fault_reset();
+  ck_assert_int_eq(asock_loop_backend(tu_loop), ASOCK_BACKEND_READINESS);
+  ck_assert_uint_eq(tu_lent(tu_loop), 0);
+  tu_pair_open(&p, "127.0.0.1");
+  tu_send_all(p.client, "hello", 5);
+  tu_recv_exact(p.server, buf, 5);
+  ck_assert_int_eq(memcmp(buf, "hello", 5), 0);
+}
+
+START_TEST(refused_ring_setup_falls_back) {
+  if (!ring_runs())
+    return;
+  refused_at(ASOCK__FAULT_URING_INIT, UV_ENOSYS, ASOCK_ENOTSUP);
+}
+END_TEST
+
+START_TEST(refused_probe_falls_back) {
+  if (!ring_runs())
+    return;
+  refused_at(ASOCK__FAULT_URING_PROBE, UV_EPERM, ASOCK_ENOTSUP);
+}
+END_TEST
+
+START_TEST(refused_buffer_ring_falls_back) {
+  if (!ring_runs())
+    return;
+  refused_at(ASOCK__FAULT_URING_REGISTER, UV_EINVAL, ASOCK_ENOTSUP);
+}
+END_TEST
+
+START_TEST(refused_poll_handle_falls_back) {
+  if (!ring_runs())
+    return;
+  /* The ring's poll handle is the first the loop opens. */
+  refused_at(ASOCK__FAULT_POLL_INIT, UV_ENOMEM, ASOCK_ENOMEM);
+}
+END_TEST
+
+#endif /* ASOCK_FAULT_INJECTION */
+#endif /* ASOCK_HAVE_URING */
+
+Suite *asock_test_suite_backend(void) {
+  Suite *s = suite_create("backend");
+  TCase *tc = tcase_create("backend");
+  tcase_set_timeout(tc, ASOCK_TEST_TIMEOUT);
+  tcase_add_checked_fixture(tc, tu_setup, tu_teardown);
+  tcase_add_test(tc, config_init_fills_the_defaults);
+  tcase_add_test(tc, create_refuses_bad_input);
+  tcase_add_test(tc, names_and_the_running_backend);
+  tcase_add_test(tc, environment_chooses_for_auto_loops);
+  tcase_add_test(tc, expected_backend_runs);
+#ifdef ASOCK_HAVE_URING
+  tcase_add_test(tc, small_pool_cannot_lend);
+  tcase_add_test(tc, ring_lends_slices_and_gives_them_back);
+  tcase_add_test(tc, ring_streams_both_ways);
+  tcase_add_test(tc, ring_keeps_what_came_for_a_cancelled_receive);
+  tcase_add_test(tc, ring_loop_shares_the_applications_loop);
+#ifdef ASOCK_FAULT_INJECTION
+  tcase_add_test(tc, refused_ring_setup_falls_back);
+  tcase_add_test(tc, refused_probe_falls_back);
+  tcase_add_test(tc, refused_buffer_ring_falls_back);
+  tcase_add_test(tc, refused_poll_handle_falls_back);
+#endif
+#endif
+  suite_add_tcase(s, tc);
+  return s;
+}
