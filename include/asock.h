@@ -981,8 +981,7 @@ static inline void asock_loop_config_init(asock_loop_config *config) {
  * \param pool as for asock_loop_create().
  * \param uv_loop as for asock_loop_create().
  * \param config the loop's config; NULL means the defaults.
- *
-eturn what asock_loop_create() returns; ASOCK_EINVAL also for a config
+ * \return what asock_loop_create() returns; ASOCK_EINVAL also for a config
  *   whose struct_size no config has, or an unknown backend;
  *   ASOCK_ENOTSUP for a backend this build or this kernel cannot run
  *   (asked for by the config, not by the environment variable).
@@ -994,16 +993,14 @@ ASOCK_EXTERN int asock_loop_create_config(asock_loop **loop_out,
 
 /** The backend a loop runs: never ASOCK_BACKEND_AUTO.
  * \param loop the loop.
- *
-eturn the backend; ASOCK_BACKEND_AUTO for NULL.
+ * \return the backend; ASOCK_BACKEND_AUTO for NULL.
  *
  * Any thread. */
 ASOCK_EXTERN asock_backend asock_loop_backend(const asock_loop *loop);
 
 /** A backend's name: "auto", "readiness", "iocp" or "io_uring".
  * \param backend the backend.
- *
-eturn a static string; "unknown" for a value no backend has.
+ * \return a static string; "unknown" for a value no backend has.
  *
  * Any thread. */
 ASOCK_EXTERN const char *asock_backend_name(asock_backend backend);
