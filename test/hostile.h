@@ -111,6 +111,11 @@ void hx_cli_close(client *cl, unsigned int flags);
  * kernel have given the port out again), or NULL. */
 conn *hx_conn_of(const client *cl);
 void hx_srv_close_listener(void);
+/* Closes the server's side of a connection, ending it with `status`. */
+void hx_srv_close_conn(conn *c, int status);
+/* Bytes that wait in the OS socket of a server connection, read by no
+ * receive yet. */
+unsigned long hx_conn_unread(const conn *c);
 asock_pool_stats hx_pool_stats(void);
 /* Runs the loop, sampling the server's state every turn, until cond()
  * holds or ms pass; \return cond(). */
@@ -118,7 +123,8 @@ int hx_run_until(cond_fn cond, uint64_t ms);
 /* A condition that never holds, to run for a while. */
 int hx_never(void);
 /* The normal client was served through the hostile phase: at least `n`
- * more round trips since `from`. */
+ * more round trips since `from`, each within the bound; those the phase
+ * left to come are waited for. */
 void hx_assert_normal_served(int from, int n);
 /* Closes everything, waits until every op has completed, checks that each
  * did exactly once, and gives everything back. */
