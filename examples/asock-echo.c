@@ -407,9 +407,7 @@ static void print_stats(const echo_counts *n) {
 
   asock_pool_stats_get(srv.pool, &st);
   /* How the loops move bytes (docs/backends.md). */
-  printf("backend: %s\n",
-         asock_backend_name(asock_loop_backend(
-             srv.loops != NULL ? srv.loops[0].loop : srv.loop)));
+  printf("backend: %s\n", asock_backend_name(srv.backend));
   if (srv.udp_ops != NULL)
     printf("datagrams truncated: %llu, send errors: %llu, receive errors: "
            "%llu (%zu receives posted)\n",
@@ -605,6 +603,8 @@ ECHO_COLD static int run_group(const asock_pool_config *config,
   for (i = 0; r == 0 && i < srv.threads; i++)
     srv.loops[i].loop = asock_group_loop(srv.group, i);
   if (r == 0)
+    srv.backend = asock_loop_backend(srv.loops[0].loop);
+  if (r == 0)
     r = asock_group_listen(srv.group, (struct sockaddr *)addr, 1024, 0,
                            on_group_conn, srv.loops);
   if (r == 0)
@@ -730,6 +730,8 @@ int main(int argc, char **argv) {
   r = asock_pool_create(&srv.pool, &config);
   if (r == 0)
     r = asock_loop_create(&srv.loop, srv.pool, NULL);
+  if (r == 0)
+    srv.backend = asock_loop_backend(srv.loop);
   if (r == 0)
     r = udp ? start_udp((struct sockaddr *)&addr)
             : start_tcp((struct sockaddr *)&addr);

@@ -46,6 +46,9 @@ typedef struct server {
   unsigned long long receive_errors;
   int stopping; /* the single loop's; a group's loops stop by themselves */
   int oneshot;  /* --oneshot: one op per connection, receive then send */
+  /* The loops' backend, noted when they are made: the statistics at exit
+   * come after they are closed. */
+  asock_backend backend;
   /* --threads: the group, its loops, and the loop the signals wait on. */
   unsigned int threads;
   asock_group *group;
