@@ -45,6 +45,10 @@ typedef struct asock__attempt {
 /* A send of packets found that sendfile() does not take its file: the
  * file's bytes are read into slices. */
 #define ASOCK__OPF_NO_SENDFILE 0x100u
+/* Bytes of the send are in the write handed to the backend
+ * (asock__io_write()): it cannot leave the queue before that write is
+ * back. */
+#define ASOCK__OPF_IN_WRITE 0x200u
 
 /* The fields come in groups; asock__op_reset() zeroes all but the first. */
 struct asock_op {

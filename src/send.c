@@ -1,7 +1,9 @@
 /* Sending: synchronous first, then one handed-over write at a time for what
  * the kernel did not take (on Unix a wait for writability, on Windows a
- * uv_write), and every send queued behind it gathered into one vectored
- * write when the socket drains. */
+ * uv_write, on the io_uring ring a submitted send of every queued one), and
+ * every send queued behind it gathered into one vectored write when the
+ * socket drains. A ring socket's attempt is its submission: its try-calls
+ * say ASOCK_EAGAIN at once. */
 #include "internal.h"
 
 /* libuv copies up to four buffers into a write request and allocates for
@@ -63,6 +65,7 @@ void asock__send_check_marks(asock_socket *sock) {
 }
 
 void asock__send_unqueue(asock_socket *sock, asock_op *op) {
+  op->flags &= ~ASOCK__OPF_IN_WRITE;
   asock__socket_unqueue(sock, op);
   if (op->kind == ASOCK_OP_SENDPACKETS)
     asock__packets_end(op);
@@ -81,18 +84,46 @@ void asock__send_fail_all(asock_socket *sock, int status) {
   }
 }
 
+/* Marks the head send op, whose write it is (a wait for room included),
+ * and the sends after it that have bytes among the first `bytes` of the
+ * queue's unsent ones. */
+static void mark_written(asock_op *op, size_t bytes) {
+  do {
+    size_t rest = op->total - op->sent;
+    op->flags |= ASOCK__OPF_IN_WRITE;
+    bytes = rest < bytes ? bytes - rest : 0;
+    op = op->qnext;
+  } while (op != NULL && bytes > 0);
+}
+
 /* Hands the unsent part of the head send to the platform, which reports
- * when the socket is writable (Unix) or the bytes are written (Windows). */
+ * when the socket is writable (readiness), or when the bytes are written:
+ * the head's alone (Windows), or those of every send queued up to a send of
+ * packets (the ring, ASOCK__IO_GATHERS), which the report spreads over them
+ * in order. Each send with bytes in the write is marked. */
 static int start_write(asock_socket *sock) {
   asock_op *op = sock->send_head;
-  uv_buf_t iov[ASOCK__WRITE_BUFS];
+  uv_buf_t head[ASOCK__WRITE_BUFS];
+  uv_buf_t *iov = head;
   size_t bytes = 0;
-  unsigned int n = fill_iov(op, iov, 0, ASOCK__WRITE_BUFS, &bytes);
+  unsigned int n;
   int err;
 
+  if (ASOCK__IO_GATHERS(sock) && op->kind != ASOCK_OP_SENDPACKETS) {
+    asock_op *o;
+    iov = sock->loop->iov;
+    n = 0;
+    for (o = op;
+         o != NULL && n < ASOCK__IOV_MAX && o->kind != ASOCK_OP_SENDPACKETS;
+         o = o->qnext)
+      n = fill_iov(o, iov, n, ASOCK__IOV_MAX, &bytes);
+  } else {
+    n = fill_iov(op, iov, 0, ASOCK__WRITE_BUFS, &bytes);
+  }
   err = asock__io_write(sock, op, iov, n, bytes);
   if (err != 0)
     return err;
+  mark_written(op, bytes);
   sock->flags |= ASOCK__SF_WRITING;
   return 0;
 }
@@ -248,9 +279,13 @@ void asock__packets_read_done(asock_socket *sock, asock_op *op, int status) {
 
 void asock__send_written(asock_op *op, int status) {
   asock_socket *sock = op->socket;
+  asock_op *o;
+  size_t left;
   int err;
 
   sock->flags &= ~ASOCK__SF_WRITING;
+  for (o = op; o != NULL && (o->flags & ASOCK__OPF_IN_WRITE); o = o->qnext)
+    o->flags &= ~ASOCK__OPF_IN_WRITE;
   if (status < 0 || op->forced_status != 0) {
     if (op->forced_status != 0)
       err = op->forced_status;
@@ -264,11 +299,23 @@ void asock__send_written(asock_op *op, int status) {
     asock__send_drained(sock);
     return;
   }
-  op->sent += op->write_bytes;
-  sock->send_queued -= op->write_bytes;
+  left = op->write_bytes;
   op->write_bytes = 0;
-  if (op->kind == ASOCK_OP_SENDPACKETS)
+  if (op->kind == ASOCK_OP_SENDPACKETS) {
+    op->sent += left;
+    sock->send_queued -= left;
     asock__packets_took(op);
+  } else {
+    /* A gathered write's bytes, in queue order. */
+    for (o = op; o != NULL && left > 0; o = o->qnext) {
+      size_t take = o->total - o->sent;
+      if (take > left)
+        take = left;
+      o->sent += take;
+      sock->send_queued -= take;
+      left -= take;
+    }
+  }
   flush(sock);
 }
 

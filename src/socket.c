@@ -286,8 +286,7 @@ static void end_early(asock_socket *sock, asock_op *op, int status,
       return;
     /* Bytes of it on the wire, or in a write libuv holds: the stream cannot
      * go on without the rest. */
-    if (op->sent > 0 ||
-        (op == sock->send_head && (sock->flags & ASOCK__SF_WRITING))) {
+    if (op->sent > 0 || (op->flags & ASOCK__OPF_IN_WRITE)) {
       abort_for(sock, op, status);
       return;
     }

@@ -1,6 +1,9 @@
 /* Shared by the TCP loopback tests; see tcp-util.h. */
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <sys/socket.h> /* send(); uv.h brings Winsock's */
+#endif
 
 #include "tcp-util.h"
 
@@ -519,6 +522,26 @@ void tu_send_all(asock_socket *sock, const void *buf, size_t len) {
   ck_assert_asock(asock_op_status(op), 0);
   ck_assert_uint_eq(asock_op_bytes(op), len);
   ck_assert_asock(asock_op_release(tu_pool, op), 0);
+}
+
+int tu_sends_inline(void) {
+  return asock_loop_backend(tu_loop) != ASOCK_BACKEND_IO_URING;
+}
+
+int tu_send_whole(asock_socket *sock, asock_op *op) {
+  int calls = tu_rec(op)->calls;
+  int r = tu_send(sock, op);
+  if (tu_sends_inline() || r != ASOCK_PENDING)
+    return r;
+  ck_assert(tu_wait_calls(op, calls + 1));
+  return 0;
+}
+
+void tu_os_send(asock_socket *sock, const void *buf, size_t len) {
+  uv_os_sock_t os;
+  ck_assert_asock(asock_socket_fileno(sock, &os), 0);
+  /* Loopback takes a test's few bytes at once. */
+  ck_assert_int_eq((int)send(os, (const char *)buf, (int)len, 0), (int)len);
 }
 
 void tu_recv_exact(asock_socket *sock, void *buf, size_t len) {

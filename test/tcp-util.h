@@ -156,6 +156,19 @@ void tu_set_buffer(asock_op *op, void *mem, size_t len);
 /* Sends len bytes and runs the loop until the send completed, asserting
  * that it moved every byte. */
 void tu_send_all(asock_socket *sock, const void *buf, size_t len);
+/* Whether the test loop's backend completes a send the kernel can take
+ * inside asock_send() (readiness, IOCP); on io_uring every send completes
+ * through its callback, submitted once per loop iteration
+ * (docs/backends.md). */
+int tu_sends_inline(void);
+/* tu_send() of a send the kernel takes whole at once, the op one of
+ * tu_op()'s: where sends complete inline it must return 0; on io_uring it
+ * must return ASOCK_PENDING, and the callback is waited for. eturn 0 then,
+ * else what the start returned; the op's results are the send's. */
+int tu_send_whole(asock_socket *sock, asock_op *op);
+/* Writes len bytes straight on the socket's OS socket, without running the
+ * loop: for a test whose loop must not run before the peer has data. */
+void tu_os_send(asock_socket *sock, const void *buf, size_t len);
 /* Receives exactly len bytes, running the loop as needed. */
 void tu_recv_exact(asock_socket *sock, void *buf, size_t len);
 /* Receives until a receive ends with a non-zero status, checking each byte

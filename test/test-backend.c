@@ -11,6 +11,13 @@
 #include "tcp-util.h"
 #include "test.h"
 
+#ifdef ASOCK_HAVE_URING
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#endif
+
 #ifdef _WIN32
 #define NATIVE ASOCK_BACKEND_IOCP
 #define FOREIGN ASOCK_BACKEND_READINESS
@@ -290,6 +297,121 @@ START_TEST(ring_keeps_what_came_for_a_cancelled_receive) {
 }
 END_TEST
 
+/* A ring socket's sends all pend: the loop's next submission is their
+ * attempt. Sends posted together reach the peer whole and in order, each
+ * completing once with its own count, in posting order. */
+START_TEST(ring_sends_complete_through_the_ring) {
+  static const char *const parts[3] = {"abc", "defg", "hi"};
+  asock_op *s[3];
+  tu_pair p;
+  char in[9];
+  int i;
+  if (!ring_loop())
+    return;
+  tu_pair_open(&p, "127.0.0.1");
+  for (i = 0; i < 3; i++) {
+    s[i] = tu_op();
+    tu_set_buffer(s[i], (void *)parts[i], strlen(parts[i]));
+    ck_assert_asock(tu_send(p.client, s[i]), ASOCK_PENDING);
+    if (i > 0)
+      ck_assert_uint_eq(asock_op_seq(s[i]), asock_op_seq(s[i - 1]) + 1);
+  }
+  ck_assert_uint_eq(asock_socket_send_queued(p.client), 9);
+  tu_recv_exact(p.server, in, sizeof(in));
+  ck_assert_int_eq(memcmp(in, "abcdefghi", 9), 0);
+  for (i = 0; i < 3; i++) {
+    ck_assert(tu_wait_calls(s[i], 1));
+    ck_assert_asock(tu_rec(s[i])->status, 0);
+    ck_assert_uint_eq(tu_rec(s[i])->bytes, strlen(parts[i]));
+    if (i > 0)
+      ck_assert_int_lt(tu_rec(s[i - 1])->order, tu_rec(s[i])->order);
+  }
+  ck_assert_uint_eq(asock_socket_send_queued(p.client), 0);
+  tu_run_for(20);
+  for (i = 0; i < 3; i++)
+    ck_assert_int_eq(tu_rec(s[i])->calls, 1);
+}
+END_TEST
+
+/* A close right after sends were posted, before the loop submitted them:
+ * each completes once, ASOCK_ECANCELED. A listener closed with its accept
+ * in the ring frees its port inside the close: the port can be listened on
+ * again at once. */
+START_TEST(ring_close_ends_what_was_just_posted) {
+  static unsigned char big[2u << 20];
+  struct sockaddr_storage addr;
+  asock_socket *again;
+  asock_op *s[2], *a = tu_op();
+  tu_pair p;
+  int i;
+  if (!ring_loop())
+    return;
+  tu_pair_open(&p, "127.0.0.1");
+  tu_shrink_buffers(p.client, p.server);
+  for (i = 0; i < 2; i++) {
+    s[i] = tu_op();
+    tu_set_buffer(s[i], big, sizeof(big));
+    ck_assert_asock(tu_send(p.client, s[i]), ASOCK_PENDING);
+  }
+  ck_assert_asock(tu_close(p.client, 0), 0);
+  for (i = 0; i < 2; i++) {
+    ck_assert(tu_wait_calls(s[i], 1));
+    ck_assert_asock(tu_rec(s[i])->status, ASOCK_ECANCELED);
+  }
+  ck_assert_int_lt(tu_rec(s[0])->order, tu_rec(s[1])->order);
+
+  ck_assert_asock(tu_accept(p.listener, a), ASOCK_PENDING);
+  tu_run_for(10); /* the accept is in the ring */
+  memcpy(&addr, &p.addr, sizeof(addr));
+  ck_assert_asock(tu_close(p.listener, 0), 0);
+  p.listener = NULL;
+  ck_assert_asock(asock_tcp_create(&again, tu_loop), 0);
+  ck_assert_asock(asock_tcp_listen(again, (struct sockaddr *)&addr, 4, 0), 0);
+  ck_assert(tu_wait_calls(a, 1));
+  ck_assert_asock(tu_rec(a)->status, ASOCK_ECANCELED);
+  ck_assert_asock(tu_close(again, 0), 0);
+  ck_assert_asock(tu_close(p.server, 0), 0);
+  for (i = 0; i < 2; i++)
+    ck_assert_int_eq(tu_rec(s[i])->calls, 1);
+}
+END_TEST
+
+/* A send still queued when its socket closes abortively, in the same
+ * loop iteration as an accept that was queued before it: the accept takes
+ * the lowest free descriptor, which is the closed socket's if it was
+ * closed before the kernel took the queued entries. Not one of the send's
+ * bytes may reach the accepted connection's peer. */
+START_TEST(ring_close_keeps_a_queued_send_off_a_new_connection) {
+  static const char secret[] = "not for the new connection";
+  asock_op *a = tu_op(), *s = tu_op();
+  struct sockaddr_in to;
+  socklen_t len = sizeof(to);
+  tu_pair p;
+  char buf[64];
+  int raw;
+  if (!ring_loop())
+    return;
+  tu_pair_open(&p, "127.0.0.1");
+  ck_assert_asock(tu_accept(p.listener, a), ASOCK_PENDING);
+  /* Connected in the kernel's backlog; accepted only by the ring. */
+  raw = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(raw, 0);
+  memcpy(&to, &p.addr, sizeof(to));
+  ck_assert_int_eq(connect(raw, (struct sockaddr *)&to, len), 0);
+  tu_set_buffer(s, (void *)secret, sizeof(secret));
+  ck_assert_asock(tu_send(p.client, s), ASOCK_PENDING);
+  ck_assert_asock(tu_close(p.client, ASOCK_CLOSE_ABORT), 0);
+  ck_assert(tu_wait_calls(a, 1));
+  ck_assert_asock(tu_rec(a)->status, 0);
+  ck_assert(tu_wait_calls(s, 1));
+  tu_run_for(20);
+  ck_assert_int_eq((int)recv(raw, buf, sizeof(buf), MSG_DONTWAIT), -1);
+  ck_assert_int_eq(errno, EAGAIN);
+  ck_assert_int_eq(close(raw), 0);
+  ck_assert_asock(tu_close(asock_op_accepted(a), 0), 0);
+}
+END_TEST
+
 static int app_timer_fired;
 static void on_app_timer(uv_timer_t *t) {
   (void)t;
@@ -410,6 +532,9 @@ Suite *asock_test_suite_backend(void) {
   tcase_add_test(tc, ring_lends_slices_and_gives_them_back);
   tcase_add_test(tc, ring_streams_both_ways);
   tcase_add_test(tc, ring_keeps_what_came_for_a_cancelled_receive);
+  tcase_add_test(tc, ring_sends_complete_through_the_ring);
+  tcase_add_test(tc, ring_close_ends_what_was_just_posted);
+  tcase_add_test(tc, ring_close_keeps_a_queued_send_off_a_new_connection);
   tcase_add_test(tc, ring_loop_shares_the_applications_loop);
 #ifdef ASOCK_FAULT_INJECTION
   tcase_add_test(tc, refused_ring_setup_falls_back);

@@ -18,7 +18,8 @@
  * must still complete it), or a hard limit passes.
  *
  * ASOCK_FAULT_SWEEP=quick (the valgrind stage sets it) tries fewer k per
- * point. */
+ * point. ASOCK_FAULT_JOBS (2 unless set) cases run at once, each in its
+ * own child; their reports come in the sweep's order. */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -198,34 +199,51 @@ static void child_run(const fx_scenario *sc, const fx_fault *f, uint64_t k,
   exit(0);
 }
 
-/* Runs one case in a child: 0 and *res, or -1 with why in msg. */
-static int run_case(const fx_scenario *sc, const fx_fault *f, uint64_t k,
-                    fx_result *res, char *msg, size_t msg_len) {
-  int fds[2];
+/* A case running in its child. */
+typedef struct fx_child {
+  const fx_fault *f;
+  uint64_t k;
   pid_t pid;
-  int status;
-  size_t got = 0;
+  int fd; /* the read end of the child's report */
+} fx_child;
 
-  memset(res, 0, sizeof(*res));
+/* Starts one case in a child. */
+static void start_case(const fx_scenario *sc, const fx_fault *f, uint64_t k,
+                       fx_child *c) {
+  int fds[2];
+
   ck_assert_int_eq(pipe(fds), 0);
   fflush(stdout);
   fflush(stderr);
-  pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
+  c->f = f;
+  c->k = k;
+  c->pid = fork();
+  ck_assert_int_ge(c->pid, 0);
+  if (c->pid == 0) {
     close(fds[0]);
     child_run(sc, f, k, fds[1]);
   }
   close(fds[1]);
+  c->fd = fds[0];
+}
+
+/* Waits for a case started by start_case(): 0 and *res, or -1 with why in
+ * msg. */
+static int finish_case(fx_child *c, fx_result *res, char *msg, size_t msg_len) {
+  pid_t pid = c->pid;
+  int status;
+  size_t got = 0;
+
+  memset(res, 0, sizeof(*res));
   while (got < sizeof(*res)) {
-    ssize_t n = read(fds[0], (char *)res + got, sizeof(*res) - got);
+    ssize_t n = read(c->fd, (char *)res + got, sizeof(*res) - got);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
       break;
     got += (size_t)n;
   }
-  close(fds[0]);
+  close(c->fd);
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
     ;
   if (WIFSIGNALED(status)) {
@@ -276,6 +294,26 @@ static uint64_t next_k(uint64_t k, uint64_t n) {
   return k + step < n ? k + step : n;
 }
 
+/* Runs one case in a child and waits for it. */
+static int run_case(const fx_scenario *sc, const fx_fault *f, uint64_t k,
+                    fx_result *res, char *msg, size_t msg_len) {
+  fx_child c;
+  start_case(sc, f, k, &c);
+  return finish_case(&c, res, msg, msg_len);
+}
+
+/* The cases that run at once: ASOCK_FAULT_JOBS, else 2 (each case is a
+ * process that mostly waits on its loop; the runs are independent). */
+static unsigned int sweep_jobs(void) {
+  const char *env = getenv("ASOCK_FAULT_JOBS");
+  unsigned long n = env != NULL ? strtoul(env, NULL, 10) : 2;
+  if (n < 1)
+    n = 1;
+  if (n > 16)
+    n = 16;
+  return (unsigned int)n;
+}
+
 /* ASOCK_FAULT_CASE=point:k (say "send:1") runs only that case. */
 /* Points the readiness backend reaches in every scenario that lists them,
  * and the io_uring backend may not: its connect reports without
@@ -315,8 +353,13 @@ static void sweep(const fx_scenario *sc) {
   unsigned long fired = 0;
   unsigned long completed = 0;
   unsigned long stalled = 0;
+  uint64_t next[sizeof(faults) / sizeof(faults[0])];
+  fx_child kids[16];
+  unsigned int jobs = sweep_jobs();
+  unsigned int head = 0, running = 0;
   size_t i;
 
+  memset(next, 0, sizeof(next));
   if (only != NULL && strcmp(only, sc->name) != 0)
     return;
   /* libuv opens a pipe for its signal handling with the first loop of a
@@ -339,39 +382,56 @@ static void sweep(const fx_scenario *sc) {
                   "scenario %s never reached point %s", sc->name,
                   asock__fault_name(sc->reaches[i]));
 
-  for (i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
-    const fx_fault *f = &faults[i];
-    uint64_t n = base.calls[f->point];
+  /* Every case, up to `jobs` children at once, reported in order. */
+  for (i = 0; i < sizeof(faults) / sizeof(faults[0]) || running > 0;) {
+    fx_child *c;
+    const fx_fault *f;
     uint64_t k;
 
-    for (k = next_k(0, n); k != 0; k = next_k(k, n)) {
-      if (!case_selected(f, k))
-        continue;
-      cases++;
-      if (run_case(sc, f, k, &res, msg, sizeof(msg)) == 0) {
-        if (getenv("ASOCK_FAULT_VERBOSE") != NULL)
-          printf("faults: %s %s %s k=%llu: %s%s%s\n", sc->name,
-                 asock__fault_name(f->point), asock_err_name(f->err),
-                 (unsigned long long)k, res.fired ? "fired" : "not reached",
-                 res.complete ? ", completed" : "",
-                 res.stalls ? ", stalled" : "");
-        fired += res.fired != 0;
-        completed += res.complete != 0;
-        stalled += res.stalls != 0;
+    if (i < sizeof(faults) / sizeof(faults[0]) && running < jobs) {
+      f = &faults[i];
+      k = next_k(next[i], base.calls[f->point]);
+      if (k == 0) {
+        i++;
         continue;
       }
-      failures++;
-      fprintf(stderr,
-              "faults: scenario %s, point %s failing with %s, k=%llu "
-              "of %llu: %s\n",
-              sc->name, asock__fault_name(f->point), asock_err_name(f->err),
-              (unsigned long long)k, (unsigned long long)n, msg);
-      if (first[0] == '\0')
-        snprintf(first, sizeof(first),
-                 "point %s failing with %s, k=%llu of %llu: %s",
-                 asock__fault_name(f->point), asock_err_name(f->err),
-                 (unsigned long long)k, (unsigned long long)n, msg);
+      next[i] = k;
+      if (case_selected(f, k)) {
+        start_case(sc, f, k, &kids[(head + running) % jobs]);
+        running++;
+        cases++;
+      }
+      continue;
     }
+    c = &kids[head];
+    head = (head + 1) % jobs;
+    running--;
+    f = c->f;
+    k = c->k;
+    if (finish_case(c, &res, msg, sizeof(msg)) == 0) {
+      if (getenv("ASOCK_FAULT_VERBOSE") != NULL)
+        printf("faults: %s %s %s k=%llu: %s%s%s\n", sc->name,
+               asock__fault_name(f->point), asock_err_name(f->err),
+               (unsigned long long)k, res.fired ? "fired" : "not reached",
+               res.complete ? ", completed" : "",
+               res.stalls ? ", stalled" : "");
+      fired += res.fired != 0;
+      completed += res.complete != 0;
+      stalled += res.stalls != 0;
+      continue;
+    }
+    failures++;
+    fprintf(stderr,
+            "faults: scenario %s, point %s failing with %s, k=%llu "
+            "of %llu: %s\n",
+            sc->name, asock__fault_name(f->point), asock_err_name(f->err),
+            (unsigned long long)k, (unsigned long long)base.calls[f->point],
+            msg);
+    if (first[0] == '\0')
+      snprintf(
+          first, sizeof(first), "point %s failing with %s, k=%llu of %llu: %s",
+          asock__fault_name(f->point), asock_err_name(f->err),
+          (unsigned long long)k, (unsigned long long)base.calls[f->point], msg);
   }
   printf("faults: scenario %s: %lu cases (%lu fired, %lu still completed, "
          "%lu stalled), %d failed\n",

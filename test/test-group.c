@@ -144,6 +144,24 @@ static void run_until_calls(int want) {
 
 static void connect_and_echo(void);
 
+/* The client's 16 bytes sent: inside the call, or on io_uring through the
+ * callback (its count of calls stays that of the connect). */
+static void send_whole(client *c) {
+  uint64_t deadline = asock__now_ms() + 20000;
+  int r = asock_send(c->sock, c->op);
+  ck_assert_msg(r == 0 || r == ASOCK_PENDING, "%s", asock_err_name(r));
+  if (r == ASOCK_PENDING) {
+    while (c->calls < 2) {
+      ck_assert_msg(asock__now_ms() < deadline, "the send did not complete");
+      asock_loop_run(client_loop, UV_RUN_NOWAIT);
+      uv_sleep(1);
+    }
+    c->calls = 1;
+  }
+  ck_assert_asock(asock_op_status(c->op), 0);
+  ck_assert_uint_eq(asock_op_bytes(c->op), 16);
+}
+
 /* A group of LOOPS loops listening on a loopback port with on_conn, its
  * clients connected, each having echoed 16 bytes. */
 static void serve_echoed(unsigned int listen_flags) {
@@ -180,7 +198,7 @@ static void connect_and_echo(void) {
     memset(c->out, 'a' + i % 26, sizeof(c->out));
     c->out[0] = (unsigned char)i;
     ck_assert_asock(asock_op_set_buffer(c->op, c->out, 16, 0, 16), 0);
-    ck_assert_int_ge(asock_send(c->sock, c->op), 0);
+    send_whole(c);
     ck_assert_asock(asock_op_set_buffer(c->op, c->in, 16, 0, 16), 0);
     ck_assert_int_ge(asock_receive(c->sock, c->op), 0);
     if (!asock_op_is_pending(c->op))

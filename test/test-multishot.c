@@ -282,7 +282,7 @@ START_TEST(misuse_is_refused) {
   ck_assert_int_eq(asock_op_is_pending(other), 0);
   /* The other direction is free. */
   tu_set_buffer(other, buf, sizeof(buf));
-  ck_assert_asock(tu_send(p.server, other), 0);
+  ck_assert_asock(tu_send_whole(p.server, other), 0);
   ck_assert_asock(tu_cancel(op), 0);
   ck_assert(tu_wait_count(&r.finals, 1));
   /* Ended, it gives the socket back to one-shot receives. */

@@ -101,7 +101,7 @@ START_TEST(attach_gives_a_taken_slice_to_an_op) {
   ck_assert_int_eq(asock_op_buffer_mode(tx), ASOCK_BUFFER_SLICE);
   ck_assert_ptr_eq(asock_op_data(tx), (char *)r.slices[0] + r.offsets[0]);
   ck_assert_uint_eq(asock_op_count(tx), 40);
-  ck_assert_asock(tu_send(p.server, tx), 0);
+  ck_assert_asock(tu_send_whole(p.server, tx), 0);
   tu_recv_exact(p.client, back, sizeof(back));
   ck_assert_uint_eq(tu_mismatch(back, sizeof(back), 15, 0), sizeof(back));
   ck_assert_uint_eq(asock_socket_slices_held(p.server), 1);

@@ -382,7 +382,12 @@ START_TEST(cancel_partial_send_resets_the_connection) {
   tu_set_buffer(ops[1], small, sizeof(small));
   tu_set_buffer(ops[2], rb, sizeof(rb));
   ck_assert_asock(tu_send(p.client, ops[0]), ASOCK_PENDING);
-  ck_assert_uint_lt(asock_socket_send_queued(p.client), sizeof(big));
+  /* Part of it went at once; on io_uring the whole send is in the ring's
+   * write once the loop runs, and the cancel resets the connection too. */
+  if (tu_sends_inline())
+    ck_assert_uint_lt(asock_socket_send_queued(p.client), sizeof(big));
+  else
+    tu_run_for(20);
   ck_assert_asock(tu_send(p.client, ops[1]), ASOCK_PENDING);
   ck_assert_asock(tu_receive(p.client, ops[2]), ASOCK_PENDING);
   ck_assert_asock(tu_cancel(ops[0]), 0);

@@ -89,7 +89,7 @@ START_TEST(connect_refused) {
     ck_assert(tu_wait_calls(cop, calls + 1));
     ck_assert_asock(asock_op_status(cop), 0);
     tu_set_buffer(sop, (void *)"agin", 4);
-    ck_assert_asock(tu_send(client, sop), 0);
+    ck_assert_asock(tu_send_whole(client, sop), 0);
     tu_recv_exact(server, buf, 4);
     ck_assert_int_eq(memcmp(buf, "agin", 4), 0);
     ck_assert_asock(tu_close(server, 0), 0);
@@ -240,7 +240,7 @@ START_TEST(connect_host_keeps_each_error) {
   tu_accept_done(listener, aop);
   /* Another operation leaves nothing to read. */
   tu_set_buffer(cop, (void *)"x", 1);
-  ck_assert_asock(tu_send(client, cop), 0);
+  ck_assert_asock(tu_send_whole(client, cop), 0);
   ck_assert_uint_eq(asock_op_connect_attempts(cop), 0);
   ck_assert_asock(tu_close(client, 0), 0);
   tu_close_uv(&bound);

@@ -244,9 +244,13 @@ START_TEST(small_send_completes_inline) {
 #ifdef _WIN32
   ck_assert_asock(r, ASOCK_PENDING);
 #else
-  ck_assert_asock(r, 0);
-  ck_assert_uint_eq(asock_op_bytes(pk), 1010);
-  ck_assert_int_eq(tu_rec(pk)->calls, 0);
+  if (tu_sends_inline()) {
+    ck_assert_asock(r, 0);
+    ck_assert_uint_eq(asock_op_bytes(pk), 1010);
+    ck_assert_int_eq(tu_rec(pk)->calls, 0);
+  } else {
+    ck_assert_asock(r, ASOCK_PENDING); /* the ring sends the head first */
+  }
 #endif
   ck_assert(tu_wait_idle(pk));
   ck_assert_asock(asock_op_status(pk), 0);

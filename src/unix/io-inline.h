@@ -44,8 +44,12 @@ static inline long asock__try_recv(asock_socket *sock, void *buf, size_t len) {
  * takes none, or an error. */
 static inline long asock__io_try_send(asock_socket *sock, const void *buf,
                                       size_t len) {
-  ssize_t r =
-      asock__sys_send(sock->io.watch.socket, buf, len, ASOCK__SEND_FLAGS);
+  ssize_t r;
+  /* A ring socket's sends are the ring's: submitted with the loop
+   * iteration's other requests, in one system call. */
+  if (ASOCK__ON_RING(sock))
+    return ASOCK_EAGAIN;
+  r = asock__sys_send(sock->io.watch.socket, buf, len, ASOCK__SEND_FLAGS);
   if (r >= 0)
     return (long)r;
   return asock__try_send_rest(sock->io.watch.socket, buf, len, r);
@@ -55,6 +59,8 @@ static inline long asock__io_try_write(asock_socket *sock, const uv_buf_t *iov,
                                        unsigned int n) {
   ssize_t r;
 
+  if (ASOCK__ON_RING(sock))
+    return ASOCK_EAGAIN;
   for (;;) {
     if (n == 1) {
       r = asock__sys_send(sock->io.watch.socket, iov[0].base, iov[0].len,

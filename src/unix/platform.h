@@ -45,6 +45,11 @@ typedef struct asock__io {
 #define ASOCK__ON_RING(sock) 0
 #endif
 
+/* Whether asock__io_write() takes the unsent rest of every queued send at
+ * once (a list the kernel sends in one request, on the ring), not only the
+ * head's: the shared code then marks each send it handed over. */
+#define ASOCK__IO_GATHERS(sock) ASOCK__ON_RING(sock)
+
 /* Makes fd the socket's, watched by its poll handle (which also makes it
  * non-blocking). On failure fd is closed. (tcp-io.c) */
 struct asock_socket;

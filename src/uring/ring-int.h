@@ -3,6 +3,7 @@
 #define ASOCK_URING_RING_INT_H
 
 #include <liburing.h>
+#include <sys/socket.h>
 
 #include "internal.h"
 
@@ -17,8 +18,8 @@
 #define ASOCK__RING_TAG_WRITABLE 3u /* a poll for room, for sendfile() */
 #define ASOCK__RING_TAG_ACCEPT 4u
 #define ASOCK__RING_TAG_CONNECT 5u
-#define ASOCK__RING_TAG_CLOSE 6u
-#define ASOCK__RING_TAG_IGNORE 7u /* a cancel's own completion */
+#define ASOCK__RING_TAG_CANCEL 6u /* a closing socket's cancel */
+#define ASOCK__RING_TAG_IGNORE 7u /* a completion nothing waits for */
 
 struct asock__ring {
   struct io_uring uring;
@@ -33,12 +34,31 @@ struct asock__ring {
   unsigned int active;   /* what waits on the ring and keeps the loop alive */
   asock_socket *starved; /* sockets whose receive found no buffer */
   asock_socket *kicked;  /* sockets to run before the next submission */
+  /* The message headers and buffer lists of the gathered sends queued
+   * since the last submission: the kernel has read them once it took the
+   * entries (IORING_FEAT_SUBMIT_STABLE), and they are used again then. */
+  struct msghdr *msgs;
+  struct iovec *iovs;
+  unsigned int msgs_used;
+  unsigned int iovs_used;
 };
 typedef struct asock__ring asock__ring;
+
+/* The message headers and list entries one loop's gathered sends may
+ * queue between two submissions. */
+#define ASOCK__RING_MSGS 256u
+#define ASOCK__RING_IOVS 2048u
 
 /* A submission queue entry, submitting what is queued when none is free:
  * NULL only when the kernel takes none. */
 struct io_uring_sqe *asock__ring_sqe(asock__ring *r);
+/* Submits what is queued; once the kernel took every entry, the gathered
+ * sends' headers and lists are free again. */
+void asock__ring_submit(asock__ring *r);
+/* A header with n list entries for a gathered send, until the next
+ * submission: NULL when too many are queued (submitting first frees
+ * them). */
+struct msghdr *asock__ring_msg(asock__ring *r, unsigned int n);
 /* Counts something that waits on the ring (delta 1) or stopped waiting
  * (-1): the loop stays alive while anything does. */
 void asock__ring_hold(asock__ring *r, int delta);

@@ -26,7 +26,14 @@ static void on_handle_closed(uv_handle_t *handle) {
   r->loop->handles--;
 }
 
-static void on_failed_close(uv_handle_t *handle) { asock__free(handle->data); }
+/* The ring's own memory. */
+static void free_ring(asock__ring *r) {
+  asock__free(r->msgs);
+  asock__free(r->iovs);
+  asock__free(r);
+}
+
+static void on_failed_close(uv_handle_t *handle) { free_ring(handle->data); }
 
 /* What the backend needs of the kernel: the features and the operations.
  * 0, or ASOCK_ENOTSUP. */
@@ -124,6 +131,12 @@ int asock__ring_create(asock_loop *loop) {
   r = asock__calloc(1, sizeof(*r));
   if (r == NULL)
     return ASOCK_ENOMEM;
+  r->msgs = asock__calloc(ASOCK__RING_MSGS, sizeof(*r->msgs));
+  r->iovs = asock__calloc(ASOCK__RING_IOVS, sizeof(*r->iovs));
+  if (r->msgs == NULL || r->iovs == NULL) {
+    free_ring(r);
+    return ASOCK_ENOMEM;
+  }
   r->loop = loop;
   memset(&params, 0, sizeof(params));
   params.flags = IORING_SETUP_CQSIZE;
@@ -133,7 +146,7 @@ int asock__ring_create(asock_loop *loop) {
     err = io_uring_queue_init_params(RING_ENTRIES, &r->uring, &params);
   if (err != 0) {
     /* ENOSYS, EPERM (a sandbox, or kernel.io_uring_disabled): not here. */
-    asock__free(r);
+    free_ring(r);
     return err == -ENOMEM ? ASOCK_ENOMEM : ASOCK_ENOTSUP;
   }
   err = probe(r, params.features);
@@ -152,7 +165,7 @@ int asock__ring_create(asock_loop *loop) {
   }
   if (err != 0) {
     io_uring_queue_exit(&r->uring);
-    asock__free(r);
+    free_ring(r);
     return err;
   }
   /* The poll handle is the last step that can fail: started, it cannot
@@ -173,7 +186,7 @@ int asock__ring_create(asock_loop *loop) {
     if (opened)
       uv_close((uv_handle_t *)&r->poll, on_failed_close);
     else
-      asock__free(r);
+      free_ring(r);
     return asock__from_uv(err);
   }
   uv_prepare_init(loop->uv, &r->prepare);
@@ -205,17 +218,38 @@ void asock__ring_destroy(asock_loop *loop) {
   give_back(r, r->nbufs);
   munmap(r->br, r->br_len);
   asock__free(r->bufs);
-  asock__free(r);
+  free_ring(r);
+}
+
+void asock__ring_submit(asock__ring *r) {
+  (void)io_uring_submit(&r->uring);
+  if (io_uring_sq_ready(&r->uring) == 0) {
+    r->msgs_used = 0;
+    r->iovs_used = 0;
+  }
 }
 
 struct io_uring_sqe *asock__ring_sqe(asock__ring *r) {
   struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
   if (sqe == NULL) {
     /* The queue is full: what it holds goes now. */
-    (void)io_uring_submit(&r->uring);
+    asock__ring_submit(r);
     sqe = io_uring_get_sqe(&r->uring);
   }
   return sqe;
+}
+
+struct msghdr *asock__ring_msg(asock__ring *r, unsigned int n) {
+  struct msghdr *msg;
+
+  if (r->msgs_used == ASOCK__RING_MSGS || ASOCK__RING_IOVS - r->iovs_used < n)
+    return NULL;
+  msg = &r->msgs[r->msgs_used++];
+  memset(msg, 0, sizeof(*msg));
+  msg->msg_iov = &r->iovs[r->iovs_used];
+  msg->msg_iovlen = n;
+  r->iovs_used += n;
+  return msg;
 }
 
 void asock__ring_hold(asock__ring *r, int delta) {
@@ -241,7 +275,7 @@ static void on_prepare(uv_prepare_t *prepare) {
   asock__ring_retry_starved(r);
   asock__ring_run_kicked(r);
   if (io_uring_sq_ready(&r->uring) > 0)
-    (void)io_uring_submit(&r->uring);
+    asock__ring_submit(r);
 }
 
 /* The ring's descriptor is readable: completions wait. */

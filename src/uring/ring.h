@@ -13,7 +13,8 @@
  *
  * The shared code sees the completion model of src/backend.h, as on Windows:
  * asock__recv_buffer() and asock__recv_result() for each arrival,
- * asock__io_write() writes and asock__send_written() reports. The readiness
+ * asock__io_write() writes (the rest of every queued send at once,
+ * ASOCK__IO_GATHERS) and asock__send_written() reports. The readiness
  * backend's functions (src/unix/tcp-io.c) hand a ring socket to the ones
  * below; the two calls of the per-message path (io-inline.h) test one flag.
  */
@@ -38,6 +39,8 @@ typedef struct asock__ring_io {
   unsigned char closing;    /* closing: the requests are being cancelled */
   unsigned char kicked;     /* on the ring's kicked list */
   unsigned char starved;    /* on the ring's starved list */
+  unsigned char send_tag;   /* the tag of the send out (ring-int.h) */
+  unsigned char cancels;    /* a closing socket's cancels out */
   unsigned short stash_bid; /* the provided buffer the stash is in */
   uint32_t stash_off;       /* where the bytes still to be read start */
   uint32_t stash_end;       /* and end */
@@ -60,7 +63,6 @@ typedef struct asock__ring_io {
 #define ASOCK__RING_SEND 0x2u
 #define ASOCK__RING_ACCEPT 0x4u
 #define ASOCK__RING_CONNECT 0x8u
-#define ASOCK__RING_CLOSE 0x10u
 
 /* Makes the loop's ring, unless the kernel refuses it or lacks what the
  * backend needs: 0, or the error (ASOCK_ENOTSUP for a kernel without
@@ -91,9 +93,9 @@ int asock__ring_write(struct asock_socket *sock, struct asock_op *op,
 void asock__ring_close(struct asock_socket *sock, int abortive);
 /* Whether a ring socket's receive out, or what one brought while no
  * receive waited, comes before a read of the socket's own (which the
- * readiness path then makes: a ring socket's sends, and its receives and
- * accepts while the ring has none out, complete inside the call as they do
- * there). */
+ * readiness path then makes: a ring socket's receives and accepts while the
+ * ring has none out complete inside the call as they do there; its sends
+ * are always the ring's, asock__io_try_send() says ASOCK_EAGAIN). */
 static inline int asock__ring_recv_held(const asock__ring_io *io) {
   return (io->out & ASOCK__RING_RECV) != 0 || io->stash != NULL ||
          io->stash_status != 0;

@@ -278,37 +278,49 @@ long asock__ring_try_recv(asock_socket *sock, void *buf, size_t len) {
 /* ---- sending -------------------------------------------------------------
  */
 
+/* A write is a send of one buffer, or a gathered send of the list (the
+ * unsent rest of every queued send, src/send.c), with MSG_WAITALL: the
+ * kernel retries a socket that is full until every byte went, and reports
+ * fewer only with the error that stopped it. The list is copied into the
+ * ring's headers, which live until the submission. */
 int asock__ring_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
                       unsigned int n, size_t bytes) {
   asock__ring *r = ring_of(sock);
-  struct io_uring_sqe *sqe = asock__ring_sqe(r);
+  struct io_uring_sqe *sqe;
+  struct msghdr *msg = NULL;
 
+  if (bytes > 0 && n > 1 &&
+      (r->msgs_used == ASOCK__RING_MSGS || ASOCK__RING_IOVS - r->iovs_used < n))
+    asock__ring_submit(r); /* the headers queued so far go, and are free */
+  sqe = asock__ring_sqe(r);
   if (sqe == NULL)
     return ASOCK_ENOMEM;
+  if (bytes > 0 && n > 1) {
+    msg = asock__ring_msg(r, n);
+    if (msg == NULL)
+      n = 1; /* the kernel left entries queued: the first buffer alone */
+  }
   op->write_bytes = 0;
-  if (inject(sqe, ASOCK__FAULT_SEND, &sock->io.ring.injected_out)) {
+  if (inject(sqe, msg != NULL ? ASOCK__FAULT_SENDMSG : ASOCK__FAULT_SEND,
+             &sock->io.ring.injected_out)) {
     io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_SEND));
   } else if (bytes == 0) {
     /* The file of a send of packets waits for room: sendfile() goes on
      * when the socket is writable. */
     io_uring_prep_poll_add(sqe, fd_of(sock), POLLOUT);
     io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_WRITABLE));
-  } else if (n == 1) {
+  } else if (msg == NULL) {
     io_uring_prep_send(sqe, fd_of(sock), iov[0].base, iov[0].len,
                        MSG_NOSIGNAL | MSG_WAITALL);
     io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_SEND));
   } else {
-    /* The header and the list are this call's: submitted now, the kernel
-     * has copied them when the submission returns (IORING_FEAT_SUBMIT_STABLE).
-     * uv_buf_t is laid out as struct iovec on Unix. */
-    struct msghdr msg;
-    memset(&msg, 0, sizeof(msg));
-    msg.msg_iov = (struct iovec *)(void *)iov;
-    msg.msg_iovlen = n;
-    io_uring_prep_sendmsg(sqe, fd_of(sock), &msg, MSG_NOSIGNAL | MSG_WAITALL);
+    /* uv_buf_t is laid out as struct iovec on Unix. */
+    memcpy(msg->msg_iov, iov, n * sizeof(*iov));
+    io_uring_prep_sendmsg(sqe, fd_of(sock), msg, MSG_NOSIGNAL | MSG_WAITALL);
     io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_SEND));
-    (void)io_uring_submit(&r->uring);
   }
+  sock->io.ring.send_tag =
+      (unsigned char)(sqe->user_data & ASOCK__RING_TAG_MASK);
   sock->io.ring.out |= ASOCK__RING_SEND;
   asock__ring_hold(r, 1);
   return 0;
@@ -418,7 +430,7 @@ int asock__ring_connect(asock_socket *sock, const struct sockaddr *addr,
     io_uring_prep_connect(sqe, fd_of(sock), addr, (socklen_t)len);
   io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_CONNECT));
   /* The address is the caller's: submitted now, the kernel has it. */
-  (void)io_uring_submit(&r->uring);
+  asock__ring_submit(r);
   sock->io.connecting = 1;
   sock->io.ring.out |= ASOCK__RING_CONNECT;
   asock__ring_hold(r, 1);
@@ -439,36 +451,71 @@ static void connect_done(asock_socket *sock, int res) {
 /* ---- closing -------------------------------------------------------------
  */
 
+/* Closes the OS socket, once no queued entry names it. */
+static void close_fd(asock_socket *sock) {
+  if (sock->io.watch.socket != ASOCK__NO_SOCKET) {
+    asock__sys_close(fd_of(sock));
+    sock->io.watch.socket = ASOCK__NO_SOCKET;
+  }
+}
+
+/* Cancels each request the closing socket has out, by its user data (the
+ * descriptor may be closed already). A cancel can miss: the request may be
+ * between an attempt and its next wait, queued to run again. When every
+ * cancel is back and something is still out, the socket is kicked, and
+ * run_kicked() cancels again; the request waits by then. */
+static void cancel_out(asock_socket *sock) {
+  asock__ring *r = ring_of(sock);
+  asock__ring_io *io = &sock->io.ring;
+  unsigned int tags[4];
+  unsigned int n = 0, i;
+
+  if (io->out & ASOCK__RING_RECV)
+    tags[n++] = ASOCK__RING_TAG_RECV;
+  if (io->out & ASOCK__RING_SEND)
+    tags[n++] = io->send_tag;
+  if (io->out & ASOCK__RING_ACCEPT)
+    tags[n++] = ASOCK__RING_TAG_ACCEPT;
+  if (io->out & ASOCK__RING_CONNECT)
+    tags[n++] = ASOCK__RING_TAG_CONNECT;
+  for (i = 0; i < n; i++) {
+    struct io_uring_sqe *sqe = asock__ring_sqe(r);
+    if (sqe == NULL)
+      break; /* the kernel takes nothing now */
+    io_uring_prep_cancel64(sqe, tagged(sock, tags[i]), 0);
+    io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_CANCEL));
+    io->cancels++;
+  }
+  if (io->cancels == 0)
+    starve(sock); /* tried again with the next pass's retries */
+}
+
 void asock__ring_close(asock_socket *sock, int abortive) {
   asock__ring *r = ring_of(sock);
   asock__ring_io *io = &sock->io.ring;
-  int fd = fd_of(sock);
 
   (void)abortive; /* SO_LINGER is set already */
   asock__ring_read_stop(sock);
   asock__ring_accept_wanted(sock, 0);
   io->closing = 1;
   asock__ring_hold(r, 1);
-  if (io->out != 0) {
-    /* Cancelled now: the requests on a socket are waiting for it to be
-     * ready (it is non-blocking), and such a request's cancel takes effect
-     * inside the submission. Their completions follow. */
-    struct io_uring_sqe *sqe = asock__ring_sqe(r);
-    if (sqe != NULL) {
-      io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-      io_uring_sqe_set_data64(sqe, ASOCK__RING_TAG_IGNORE);
-      (void)io_uring_submit(&r->uring);
-    } else {
-      /* No room to cancel: the reads and the accept end with the socket's
-       * shutdown instead, and a send with the reset or FIN after it. */
-      (void)shutdown(fd, SHUT_RDWR);
-    }
+  if (io->out == 0) {
+    /* As on the readiness backend, the OS socket closes now. */
+    close_fd(sock);
+    kick(sock); /* ends from the prepare handle, never in this call */
+    return;
   }
-  /* As on the readiness backend, the OS socket closes now: its port is
-   * free once this returns. */
-  asock__sys_close(fd);
-  sock->io.watch.socket = ASOCK__NO_SOCKET;
-  kick(sock); /* ends once nothing is out */
+  /* What the socket has out is cancelled in a submission made now, with
+   * every entry still queued: an entry names the socket by its descriptor,
+   * which must not be closed (and its number given to another socket, by an
+   * accept in the same submission) before the kernel took it. A request
+   * the kernel holds keeps the file, and a listener's port bound, until it
+   * ends: the cancel ends it inside this call. */
+  cancel_out(sock);
+  asock__ring_submit(r);
+  if (io_uring_sq_ready(&r->uring) == 0)
+    close_fd(sock);
+  /* else the kernel left entries queued: closed with the socket's end */
 }
 
 /* Everything the socket had out is back: it closes, and what was handed
@@ -476,6 +523,8 @@ void asock__ring_close(asock_socket *sock, int abortive) {
 static void close_end(asock_socket *sock) {
   asock__ring *r = ring_of(sock);
   asock__ring_io *io = &sock->io.ring;
+
+  close_fd(sock);
 
   if (io->stash != NULL) {
     recycle(r, io->stash_bid, io->stash, io->stash_end);
@@ -518,10 +567,14 @@ void asock__ring_complete(asock__ring *r, uint64_t data, int res,
   case ASOCK__RING_TAG_CONNECT:
     connect_done(sock, res);
     break;
+  case ASOCK__RING_TAG_CANCEL:
+    sock->io.ring.cancels--;
+    break;
   default:
-    return; /* a cancel's own completion */
+    return; /* nothing waits for it */
   }
-  if (sock->io.ring.closing && sock->io.ring.out == 0)
+  /* A closing socket ends, or cancels again what a cancel missed. */
+  if (sock->io.ring.closing && sock->io.ring.cancels == 0)
     kick(sock);
 }
 
@@ -533,7 +586,9 @@ void asock__ring_retry_starved(asock__ring *r) {
     list = sock->io.ring.starved_next;
     sock->io.ring.starved_next = NULL;
     sock->io.ring.starved = 0;
-    if (recv_due(sock))
+    if (sock->io.ring.closing)
+      kick(sock); /* its cancels could not be queued */
+    else if (recv_due(sock))
       submit_recv(sock);
     asock__socket_unref(sock);
   }
@@ -545,8 +600,12 @@ static void run_kicked(asock_socket *sock) {
   asock__ring_io *io = &sock->io.ring;
 
   if (io->closing) {
+    if (io->cancels != 0)
+      return; /* kicked again once they are back */
     if (io->out == 0)
       close_end(sock);
+    else
+      cancel_out(sock);
     return;
   }
   if (asock__socket_is_listener(sock)) {
