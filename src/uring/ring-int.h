@@ -28,12 +28,13 @@ struct asock__ring {
   asock_loop *loop;
   struct io_uring_buf_ring *br; /* the provided buffers */
   size_t br_len;
-  void **bufs;           /* the slice of each buffer id */
-  unsigned int nbufs;    /* a power of two */
-  unsigned int buf_len;  /* the bytes one provided buffer takes */
-  unsigned int active;   /* what waits on the ring and keeps the loop alive */
-  asock_socket *starved; /* sockets whose receive found no buffer */
-  asock_socket *kicked;  /* sockets to run before the next submission */
+  void **bufs;            /* the slice of each buffer id */
+  unsigned char returned; /* buffers came back since the starved retried */
+  unsigned int nbufs;     /* a power of two */
+  unsigned int buf_len;   /* the bytes one provided buffer takes */
+  unsigned int active;    /* what waits on the ring and keeps the loop alive */
+  asock_socket *starved;  /* sockets whose receive found no buffer */
+  asock_socket *kicked;   /* sockets to run before the next submission */
   /* The message headers and buffer lists of the gathered sends queued
    * since the last submission: the kernel has read them once it took the
    * entries (IORING_FEAT_SUBMIT_STABLE), and they are used again then. */

@@ -263,6 +263,7 @@ void asock__ring_hold(asock__ring *r, int delta) {
 
 void asock__ring_recycle(asock__ring *r, unsigned short bid, void *slice) {
   r->bufs[bid] = slice;
+  r->returned = 1;
   io_uring_buf_ring_add(r->br, slice, r->buf_len, bid,
                         io_uring_buf_ring_mask(r->nbufs), 0);
   io_uring_buf_ring_advance(r->br, 1);

@@ -105,6 +105,7 @@ static void submit_recv(asock_socket *sock) {
 
   if (sqe == NULL) {
     starve(sock);
+    r->returned = 1; /* not a buffer it waits for: the next pass retries */
     return;
   }
   if (!inject(sqe, ASOCK__FAULT_RECV, &sock->io.ring.injected_in)) {
@@ -580,11 +581,21 @@ void asock__ring_complete(asock__ring *r, uint64_t data, int res,
 
 void asock__ring_retry_starved(asock__ring *r) {
   asock_socket *list = r->starved;
+  /* A receive that found no buffer tries again once one came back, not on
+   * every pass: back-pressure waits without turning the loop. */
+  int returned = r->returned;
+
+  r->returned = 0;
   r->starved = NULL;
   while (list != NULL) {
     asock_socket *sock = list;
     list = sock->io.ring.starved_next;
     sock->io.ring.starved_next = NULL;
+    if (!returned && !sock->io.ring.closing) {
+      sock->io.ring.starved_next = r->starved; /* still starved */
+      r->starved = sock;
+      continue;
+    }
     sock->io.ring.starved = 0;
     if (sock->io.ring.closing)
       kick(sock); /* its cancels could not be queued */
