@@ -73,6 +73,8 @@ typedef struct client {
   uint32_t off;
   uint32_t total;
   uint64_t sent;    /* pattern bytes the kernel took */
+  uint64_t sending; /* pattern bytes of the send still pending: the peer
+                     * may echo some before it completes */
   uint64_t echoed;  /* pattern bytes read back */
   uint64_t stop_at; /* a reset or quiet client stops sending here */
   uint64_t cancel_at;
