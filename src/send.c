@@ -84,6 +84,31 @@ void asock__send_fail_all(asock_socket *sock, int status) {
   }
 }
 
+/* The unsent rest of every queued send, up to a send of packets (which
+ * is sent on its own, at the head), into iov: returns the count. */
+static unsigned int gather(asock_socket *sock, uv_buf_t *iov, size_t *bytes) {
+  asock_op *op;
+  unsigned int n = 0;
+  for (op = sock->send_head;
+       op != NULL && n < ASOCK__IOV_MAX && op->kind != ASOCK_OP_SENDPACKETS;
+       op = op->qnext)
+    n = fill_iov(op, iov, n, ASOCK__IOV_MAX, bytes);
+  return n;
+}
+
+/* Counts `bytes` the kernel took of the sends from op on, in queue
+ * order. */
+static void spread(asock_socket *sock, asock_op *op, size_t bytes) {
+  for (; op != NULL && bytes > 0; op = op->qnext) {
+    size_t take = op->total - op->sent;
+    if (take > bytes)
+      take = bytes;
+    op->sent += take;
+    sock->send_queued -= take;
+    bytes -= take;
+  }
+}
+
 /* Marks the head send op, whose write it is (a wait for room included),
  * and the sends after it that have bytes among the first `bytes` of the
  * queue's unsent ones. */
@@ -96,36 +121,36 @@ static void mark_written(asock_op *op, size_t bytes) {
   } while (op != NULL && bytes > 0);
 }
 
-/* Hands the unsent part of the head send to the platform, which reports
- * when the socket is writable (readiness), or when the bytes are written:
- * the head's alone (Windows), or those of every send queued up to a send of
- * packets (the ring, ASOCK__IO_GATHERS), which the report spreads over them
- * in order. Each send with bytes in the write is marked. */
-static int start_write(asock_socket *sock) {
+/* Hands iov, the unsent bytes from the head send on, to the platform, and
+ * marks each send with bytes in it. */
+static int hand_over(asock_socket *sock, const uv_buf_t *iov, unsigned int n,
+                     size_t bytes) {
   asock_op *op = sock->send_head;
-  uv_buf_t head[ASOCK__WRITE_BUFS];
-  uv_buf_t *iov = head;
-  size_t bytes = 0;
-  unsigned int n;
-  int err;
-
-  if (ASOCK__IO_GATHERS(sock) && op->kind != ASOCK_OP_SENDPACKETS) {
-    asock_op *o;
-    iov = sock->loop->iov;
-    n = 0;
-    for (o = op;
-         o != NULL && n < ASOCK__IOV_MAX && o->kind != ASOCK_OP_SENDPACKETS;
-         o = o->qnext)
-      n = fill_iov(o, iov, n, ASOCK__IOV_MAX, &bytes);
-  } else {
-    n = fill_iov(op, iov, 0, ASOCK__WRITE_BUFS, &bytes);
-  }
-  err = asock__io_write(sock, op, iov, n, bytes);
+  int err = asock__io_write(sock, op, iov, n, bytes);
   if (err != 0)
     return err;
   mark_written(op, bytes);
   sock->flags |= ASOCK__SF_WRITING;
   return 0;
+}
+
+/* Hands the unsent part of the head send to the platform, which reports
+ * when the socket is writable (readiness), or when the bytes are written:
+ * the head's alone (Windows), or those of every send queued up to a send of
+ * packets (the ring, ASOCK__IO_GATHERS), which the report spreads over them
+ * in order. */
+static int start_write(asock_socket *sock) {
+  asock_op *op = sock->send_head;
+  uv_buf_t head[ASOCK__WRITE_BUFS];
+  size_t bytes = 0;
+  unsigned int n;
+
+  if (ASOCK__IO_GATHERS(sock) && op->kind != ASOCK_OP_SENDPACKETS) {
+    n = gather(sock, sock->loop->iov, &bytes);
+    return hand_over(sock, sock->loop->iov, n, bytes);
+  }
+  n = fill_iov(op, head, 0, ASOCK__WRITE_BUFS, &bytes);
+  return hand_over(sock, head, n, bytes);
 }
 
 /* The socket's sending is over, for err (the first such error stays). */
@@ -207,10 +232,8 @@ static void flush(asock_socket *sock) {
     asock__send_fail_all(sock, ASOCK_ECANCELED);
   }
   while (sock->send_head != NULL && (sock->flags & ASOCK__SF_HANDLE) == 0) {
-    asock_op *op;
-    unsigned int n = 0;
+    unsigned int n;
     size_t bytes = 0;
-    size_t left;
     long written;
 
     if (sock->send_head->kind == ASOCK_OP_SENDPACKETS) {
@@ -221,11 +244,7 @@ static void flush(asock_socket *sock) {
       collect_done(sock, &done_tail);
       continue;
     }
-    /* A send of packets is sent on its own, at the head. */
-    for (op = sock->send_head;
-         op != NULL && n < ASOCK__IOV_MAX && op->kind != ASOCK_OP_SENDPACKETS;
-         op = op->qnext)
-      n = fill_iov(op, loop->iov, n, ASOCK__IOV_MAX, &bytes);
+    n = gather(sock, loop->iov, &bytes);
     written = asock__io_try_write(sock, loop->iov, n);
     if (written == ASOCK_EAGAIN)
       written = 0;
@@ -233,19 +252,15 @@ static void flush(asock_socket *sock) {
       err = (int)written;
       break;
     }
-    left = (size_t)written;
-    for (op = sock->send_head; left > 0; op = op->qnext) {
-      size_t take = op->total - op->sent;
-      if (take > left)
-        take = left;
-      op->sent += take;
-      sock->send_queued -= take;
-      left -= take;
-    }
+    spread(sock, sock->send_head, (size_t)written);
     collect_done(sock, &done_tail);
     if ((size_t)written < bytes) {
-      /* The kernel is full: libuv waits for room. */
-      if (sock->send_head != NULL)
+      /* The kernel is full: libuv waits for room. A backend that gathers
+       * (the ring, whose try-write takes nothing) is handed the list just
+       * made. */
+      if (written == 0 && ASOCK__IO_GATHERS(sock))
+        err = hand_over(sock, loop->iov, n, bytes);
+      else if (sock->send_head != NULL)
         err = start_write(sock);
       break;
     }
@@ -306,15 +321,7 @@ void asock__send_written(asock_op *op, int status) {
     sock->send_queued -= left;
     asock__packets_took(op);
   } else {
-    /* A gathered write's bytes, in queue order. */
-    for (o = op; o != NULL && left > 0; o = o->qnext) {
-      size_t take = o->total - o->sent;
-      if (take > left)
-        take = left;
-      o->sent += take;
-      sock->send_queued -= take;
-      left -= take;
-    }
+    spread(sock, op, left); /* a gathered write's, in queue order */
   }
   flush(sock);
 }
