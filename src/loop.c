@@ -51,6 +51,7 @@ static void run_kicked(asock_loop *loop) {
 static void on_idle(uv_idle_t *idle) {
   asock_loop *loop = idle->data;
 
+  loop->idle_runs++;
   loop->callbacks++;
   run_kicked(loop);
   while (loop->deferred_head != NULL) {
@@ -443,6 +444,10 @@ int asock_loop_run(asock_loop *loop, uv_run_mode mode) {
    * they are the loop's. */
   if (!asock__loop_on_thread(loop))
     loop->thread = asock__thread_token();
+#ifdef ASOCK_HAVE_URING
+  if (loop->ring != NULL)
+    return asock__ring_run(loop, mode);
+#endif
   return uv_run(loop->uv, mode);
 }
 

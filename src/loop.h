@@ -62,6 +62,7 @@ struct asock_loop {
   asock__atomic_ptr tasks;   /* asock_loop_post(), newest first */
   unsigned int handles;      /* asock's own handles still open */
   unsigned int callbacks;    /* depth of asock callbacks running now */
+  unsigned int idle_runs;    /* times the idle handle ran */
   int owns_uv;
   int timer_running;
   int closing;

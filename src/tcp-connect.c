@@ -48,7 +48,9 @@ static int connect_next(asock_socket *sock, asock_op *op) {
     op->flags |= ASOCK__OPF_HAS_REMOTE;
     memcpy(&op->attempts[op->nattempts].addr, ai->ai_addr, ai->ai_addrlen);
     op->attempts[op->nattempts++].error = 0;
-    err = asock__io_connect(sock, op, ai->ai_addr, sock->opts);
+    /* The op's copy: a ring's connect may be submitted after this call. */
+    err = asock__io_connect(sock, op, (const struct sockaddr *)&op->remote,
+                            sock->opts);
     if (err == 0)
       return 0;
     attempt_ended(op, err);

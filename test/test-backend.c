@@ -412,6 +412,34 @@ START_TEST(ring_close_keeps_a_queued_send_off_a_new_connection) {
 }
 END_TEST
 
+static void run_from_another_thread(void *arg) {
+  int *result = arg;
+  *result = asock_loop_run(tu_loop, UV_RUN_NOWAIT);
+}
+
+/* A ring with deferred completion work takes submissions from one thread,
+ * the first to submit: a run from another thread is refused and changes
+ * nothing; the loop goes on serving on its own thread. */
+START_TEST(ring_loop_stays_with_its_first_thread) {
+  tu_pair p;
+  uv_thread_t other;
+  int result = 1;
+  char c = 0;
+  if (!ring_loop())
+    return;
+  tu_pair_open(&p, "127.0.0.1");
+  if (!asock__ring_deferred(tu_loop))
+    return; /* a kernel without it: any thread may run the loop */
+  ck_assert_int_eq(uv_thread_create(&other, run_from_another_thread, &result),
+                   0);
+  ck_assert_int_eq(uv_thread_join(&other), 0);
+  ck_assert_asock(result, ASOCK_ETHREAD);
+  tu_send_all(p.client, "x", 1);
+  tu_recv_exact(p.server, &c, 1);
+  ck_assert_int_eq(c, 'x');
+}
+END_TEST
+
 static int app_timer_fired;
 static void on_app_timer(uv_timer_t *t) {
   (void)t;
@@ -536,6 +564,7 @@ Suite *asock_test_suite_backend(void) {
   tcase_add_test(tc, ring_close_ends_what_was_just_posted);
   tcase_add_test(tc, ring_close_keeps_a_queued_send_off_a_new_connection);
   tcase_add_test(tc, ring_loop_shares_the_applications_loop);
+  tcase_add_test(tc, ring_loop_stays_with_its_first_thread);
 #ifdef ASOCK_FAULT_INJECTION
   tcase_add_test(tc, refused_ring_setup_falls_back);
   tcase_add_test(tc, refused_probe_falls_back);

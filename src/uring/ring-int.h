@@ -23,18 +23,35 @@
 
 struct asock__ring {
   struct io_uring uring;
-  uv_poll_t poll;       /* the ring's descriptor: completions wait */
+  uv_poll_t poll;       /* completions wait (see `evfd`) */
   uv_prepare_t prepare; /* submits before libuv blocks */
   asock_loop *loop;
   struct io_uring_buf_ring *br; /* the provided buffers */
   size_t br_len;
   void **bufs;            /* the slice of each buffer id */
   unsigned char returned; /* buffers came back since the starved retried */
-  unsigned int nbufs;     /* a power of two */
-  unsigned int buf_len;   /* the bytes one provided buffer takes */
-  unsigned int active;    /* what waits on the ring and keeps the loop alive */
-  asock_socket *starved;  /* sockets whose receive found no buffer */
-  asock_socket *kicked;   /* sockets to run before the next submission */
+  /* The kernel runs the ring's completion work only when the loop's thread
+   * asks (IORING_SETUP_DEFER_TASKRUN): the ring's descriptor does not
+   * become readable for it, an eventfd the kernel signals does, and the
+   * poll handle watches that instead. -1 on a ring made without. */
+  int evfd;
+  /* The ring was enabled (IORING_SETUP_R_DISABLED) by the first thread
+   * that submitted to it, and is that thread's: `owner`. */
+  unsigned char enabled;
+  uintptr_t owner;
+  unsigned int idle_runs; /* asock_loop.idle_runs when this run began */
+  /* Inside asock_loop_run() on a ring with deferred work: the prepare
+   * handle waits in the ring (ASOCK__RING_WAIT_*), with a poll of libuv's
+   * own descriptor among its requests. */
+  unsigned char waits;
+  unsigned char backend_polled; /* that poll is out */
+  unsigned char backend_ready;  /* it fired: libuv has events */
+  uv_idle_t idle;               /* keeps libuv from blocking after a wait */
+  unsigned int nbufs;           /* a power of two */
+  unsigned int buf_len;         /* the bytes one provided buffer takes */
+  unsigned int active;   /* what waits on the ring and keeps the loop alive */
+  asock_socket *starved; /* sockets whose receive found no buffer */
+  asock_socket *kicked;  /* sockets to run before the next submission */
   /* The message headers and buffer lists of the gathered sends queued
    * since the last submission: the kernel has read them once it took the
    * entries (IORING_FEAT_SUBMIT_STABLE), and they are used again then. */
@@ -44,6 +61,12 @@ struct asock__ring {
   unsigned int iovs_used;
 };
 typedef struct asock__ring asock__ring;
+
+/* What asock__ring.waits says: no waiting, or waiting in the ring until
+ * libuv has something to do (UV_RUN_DEFAULT), or once (UV_RUN_ONCE). */
+#define ASOCK__RING_WAIT_NO 0u
+#define ASOCK__RING_WAIT_LOOP 1u
+#define ASOCK__RING_WAIT_ONCE 2u
 
 /* The message headers and list entries one loop's gathered sends may
  * queue between two submissions. */
@@ -56,6 +79,9 @@ struct io_uring_sqe *asock__ring_sqe(asock__ring *r);
 /* Submits what is queued; once the kernel took every entry, the gathered
  * sends' headers and lists are free again. */
 void asock__ring_submit(asock__ring *r);
+/* asock__ring_submit(), and the completion work that leaves, run now: what
+ * the submission ended has let go of its files when it returns. */
+void asock__ring_submit_now(asock__ring *r);
 /* A header with n list entries for a gathered send, until the next
  * submission: NULL when too many are queued (submitting first frees
  * them). */

@@ -3,8 +3,12 @@
  * kernel's provided buffers; submitted from a prepare handle, reaped from a
  * poll handle on its descriptor. */
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "ring-int.h"
@@ -18,19 +22,46 @@
 #define RING_BUFS_MIN 4u
 #define RING_BUFS_MAX 256u
 
+/* The user data of the poll of libuv's own descriptor (no socket's). */
+#define BACKEND_POLL_DATA 0u
+
 static void on_ring(uv_poll_t *poll, int status, int events);
 static void on_prepare(uv_prepare_t *prepare);
+static void on_idle(uv_idle_t *idle);
 
 static void on_handle_closed(uv_handle_t *handle) {
   asock__ring *r = handle->data;
   r->loop->handles--;
 }
 
-/* The ring's own memory. */
+/* The ring's own memory, and its eventfd. */
 static void free_ring(asock__ring *r) {
+  if (r->evfd >= 0)
+    (void)close(r->evfd);
   asock__free(r->msgs);
   asock__free(r->iovs);
   asock__free(r);
+}
+
+/* After a submission: once the kernel took every entry, the gathered
+ * sends' headers and lists are free again. */
+static void submitted(asock__ring *r) {
+  if (io_uring_sq_ready(&r->uring) == 0) {
+    r->msgs_used = 0;
+    r->iovs_used = 0;
+  }
+}
+
+/* A ring made disabled belongs to the first thread to submit to it, the
+ * loop's thread at that moment: enabled then. (liburing 2.3 declares
+ * io_uring_enable_rings() but does not export it.) */
+static void enable(asock__ring *r) {
+  if (r->enabled)
+    return;
+  (void)syscall(__NR_io_uring_register, r->uring.ring_fd,
+                IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+  r->enabled = 1;
+  r->owner = asock__thread_token();
 }
 
 static void on_failed_close(uv_handle_t *handle) { free_ring(handle->data); }
@@ -122,6 +153,47 @@ static int provide(asock__ring *r) {
   return 0;
 }
 
+/* The ring. Where the kernel has it (6.1), its completion work runs only
+ * when the loop's thread asks for it (IORING_SETUP_DEFER_TASKRUN): no
+ * interrupt of the thread for each completion, and no lock fought for with
+ * the network's softirq. Such a ring is made disabled, for one thread alone
+ * may submit to it and a loop may be made on another thread than it runs
+ * on: the first submission enables it. Its descriptor never becomes
+ * readable for pending work and its eventfd is signalled for it late, so
+ * the loop's thread waits in the ring (asock__ring_run()); the eventfd, which
+ * the poll handle watches, serves runs that do not wait there. Only a loop
+ * asock owns has it: an application's own libuv loop is run by uv_run(),
+ * never waiting in the ring. 0, or a negative errno. */
+static int make_ring(asock__ring *r, struct io_uring_params *params) {
+  int err;
+
+  if (r->loop->owns_uv) {
+    memset(params, 0, sizeof(*params));
+    params->flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
+                    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                    IORING_SETUP_R_DISABLED;
+    params->cq_entries = 4 * RING_ENTRIES;
+    err = io_uring_queue_init_params(RING_ENTRIES, &r->uring, params);
+    if (err == 0) {
+      r->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      err =
+          r->evfd < 0 ? -errno : io_uring_register_eventfd(&r->uring, r->evfd);
+      if (err != 0)
+        io_uring_queue_exit(&r->uring);
+      return err;
+    }
+    if (err != -EINVAL)
+      return err;
+  }
+  /* An older kernel, or an application's loop: completion work as task
+   * work, and the ring's descriptor readable when completions wait. */
+  memset(params, 0, sizeof(*params));
+  params->flags = IORING_SETUP_CQSIZE;
+  params->cq_entries = 4 * RING_ENTRIES;
+  r->enabled = 1;
+  return io_uring_queue_init_params(RING_ENTRIES, &r->uring, params);
+}
+
 int asock__ring_create(asock_loop *loop) {
   struct io_uring_params params;
   asock__ring *r;
@@ -131,6 +203,7 @@ int asock__ring_create(asock_loop *loop) {
   r = asock__calloc(1, sizeof(*r));
   if (r == NULL)
     return ASOCK_ENOMEM;
+  r->evfd = -1;
   r->msgs = asock__calloc(ASOCK__RING_MSGS, sizeof(*r->msgs));
   r->iovs = asock__calloc(ASOCK__RING_IOVS, sizeof(*r->iovs));
   if (r->msgs == NULL || r->iovs == NULL) {
@@ -138,12 +211,9 @@ int asock__ring_create(asock_loop *loop) {
     return ASOCK_ENOMEM;
   }
   r->loop = loop;
-  memset(&params, 0, sizeof(params));
-  params.flags = IORING_SETUP_CQSIZE;
-  params.cq_entries = 4 * RING_ENTRIES;
   err = asock__fault(ASOCK__FAULT_URING_INIT);
   if (err == 0)
-    err = io_uring_queue_init_params(RING_ENTRIES, &r->uring, &params);
+    err = make_ring(r, &params);
   if (err != 0) {
     /* ENOSYS, EPERM (a sandbox, or kernel.io_uring_disabled): not here. */
     free_ring(r);
@@ -171,7 +241,8 @@ int asock__ring_create(asock_loop *loop) {
   /* The poll handle is the last step that can fail: started, it cannot
    * fail after, and a failure before leaves no handle to close. */
   r->poll.data = r;
-  err = asock__uv_poll_init_socket(loop->uv, &r->poll, r->uring.ring_fd);
+  err = asock__uv_poll_init_socket(loop->uv, &r->poll,
+                                   r->evfd >= 0 ? r->evfd : r->uring.ring_fd);
   if (err == 0) {
     err = asock__uv_poll_start(&r->poll, UV_READABLE, on_ring);
   }
@@ -191,12 +262,15 @@ int asock__ring_create(asock_loop *loop) {
   }
   uv_prepare_init(loop->uv, &r->prepare);
   uv_prepare_start(&r->prepare, on_prepare);
+  uv_idle_init(loop->uv, &r->idle);
   r->poll.data = r;
   r->prepare.data = r;
+  r->idle.data = r;
   /* Only what waits on the ring keeps the loop alive (asock__ring_hold()). */
   uv_unref((uv_handle_t *)&r->poll);
   uv_unref((uv_handle_t *)&r->prepare);
-  loop->handles += 2;
+  uv_unref((uv_handle_t *)&r->idle);
+  loop->handles += 3;
   loop->ring = r;
   asock__store_u32_relaxed(&loop->slices_ringed, r->nbufs);
   return 0;
@@ -206,6 +280,7 @@ void asock__ring_close_handles(asock_loop *loop) {
   asock__ring *r = loop->ring;
   uv_close((uv_handle_t *)&r->poll, on_handle_closed);
   uv_close((uv_handle_t *)&r->prepare, on_handle_closed);
+  uv_close((uv_handle_t *)&r->idle, on_handle_closed);
 }
 
 void asock__ring_destroy(asock_loop *loop) {
@@ -222,11 +297,19 @@ void asock__ring_destroy(asock_loop *loop) {
 }
 
 void asock__ring_submit(asock__ring *r) {
+  enable(r);
   (void)io_uring_submit(&r->uring);
-  if (io_uring_sq_ready(&r->uring) == 0) {
-    r->msgs_used = 0;
-    r->iovs_used = 0;
+  submitted(r);
+}
+
+void asock__ring_submit_now(asock__ring *r) {
+  if (r->evfd < 0) {
+    asock__ring_submit(r);
+    return;
   }
+  enable(r);
+  (void)io_uring_submit_and_get_events(&r->uring);
+  submitted(r);
 }
 
 struct io_uring_sqe *asock__ring_sqe(asock__ring *r) {
@@ -269,29 +352,156 @@ void asock__ring_recycle(asock__ring *r, unsigned short bid, void *slice) {
   io_uring_buf_ring_advance(r->br, 1);
 }
 
-/* Submits before libuv blocks: what the callbacks of this loop iteration
- * prepared, after the receives that could not get a buffer retry. */
-static void on_prepare(uv_prepare_t *prepare) {
-  asock__ring *r = prepare->data;
-  asock__ring_retry_starved(r);
-  asock__ring_run_kicked(r);
-  if (io_uring_sq_ready(&r->uring) > 0)
-    asock__ring_submit(r);
-}
-
-/* The ring's descriptor is readable: completions wait. */
-static void on_ring(uv_poll_t *poll, int status, int events) {
-  asock__ring *r = poll->data;
+/* Each completion that waits, to what it is for. How many there were. */
+static unsigned int reap(asock__ring *r) {
   struct io_uring_cqe *cqe;
+  unsigned int n = 0;
 
-  (void)status;
-  (void)events;
   while (io_uring_peek_cqe(&r->uring, &cqe) == 0) {
     uint64_t data = cqe->user_data;
     int res = cqe->res;
     unsigned int flags = cqe->flags;
     io_uring_cqe_seen(&r->uring, cqe);
-    asock__ring_complete(r, data, res, flags);
+    n++;
+    if (data == BACKEND_POLL_DATA) {
+      r->backend_polled = 0;
+      r->backend_ready = 1;
+    } else {
+      asock__ring_complete(r, data, res, flags);
+    }
   }
+  return n;
+}
+
+/* Asks the ring to tell when libuv's own descriptor has events: other
+ * handles' I/O, a wake-up from another thread. */
+static void poll_backend(asock__ring *r) {
+  struct io_uring_sqe *sqe;
+
+  if (r->backend_polled)
+    return;
+  sqe = asock__ring_sqe(r);
+  if (sqe == NULL)
+    return; /* the wait below is then bounded by nothing new: see run_waiting */
+  io_uring_prep_poll_add(sqe, uv_backend_fd(r->loop->uv), POLLIN);
+  io_uring_sqe_set_data64(sqe, BACKEND_POLL_DATA);
+  r->backend_polled = 1;
+}
+
+/* The loop's thread waits in the ring instead of libuv's epoll_wait(): a
+ * ring with deferred work (make_ring()) wakes a thread waiting in it at
+ * once, while its eventfd's signal for new work may come a scheduler tick
+ * later. Waits until libuv has something to do (its descriptor, polled from
+ * the ring; its timers, idle, pending and closing handles, a stop: what
+ * uv_backend_timeout() says), running completions between waits; once, for
+ * UV_RUN_ONCE. libuv then polls without blocking (the idle handle): what
+ * completes meanwhile is waited for at the next prepare. */
+static void run_waiting(asock__ring *r) {
+  uv_loop_t *uv = r->loop->uv;
+
+  enable(r);
+  for (;;) {
+    struct __kernel_timespec ts;
+    struct io_uring_cqe *cqe;
+    int timeout;
+
+    uv_update_time(uv);
+    timeout = uv_backend_timeout(uv);
+    /* libuv's UV_RUN_ONCE does not block once idle callbacks ran: asock's
+     * may have delivered completions in this iteration, and stopped. */
+    if (r->waits == ASOCK__RING_WAIT_ONCE && r->loop->idle_runs != r->idle_runs)
+      timeout = 0;
+    if (timeout != 0)
+      poll_backend(r);
+    if (timeout == 0 || !r->backend_polled) {
+      /* libuv has work: what is queued goes, what is done runs. */
+      (void)io_uring_submit_and_get_events(&r->uring);
+      submitted(r);
+      (void)reap(r);
+      break;
+    }
+    if (timeout > 0) {
+      ts.tv_sec = timeout / 1000;
+      ts.tv_nsec = (long long)(timeout % 1000) * 1000000;
+    }
+    (void)io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1,
+                                           timeout > 0 ? &ts : NULL, NULL);
+    submitted(r);
+    (void)reap(r);
+    if (r->backend_ready || r->waits == ASOCK__RING_WAIT_ONCE)
+      break;
+    asock__ring_retry_starved(r);
+    asock__ring_run_kicked(r);
+  }
+  uv_idle_start(&r->idle, on_idle);
+}
+
+/* libuv polled without blocking after a wait in the ring: done. */
+static void on_idle(uv_idle_t *idle) { uv_idle_stop(idle); }
+
+/* Submits before libuv blocks: what the callbacks of this loop iteration
+ * prepared, after the receives that could not get a buffer retry; inside
+ * asock_loop_run() on a ring with deferred work, waits in the ring. */
+static void on_prepare(uv_prepare_t *prepare) {
+  asock__ring *r = prepare->data;
+  asock__ring_retry_starved(r);
+  asock__ring_run_kicked(r);
+  r->backend_ready = 0;
+  if (r->waits != ASOCK__RING_WAIT_NO) {
+    run_waiting(r);
+  } else if (io_uring_sq_ready(&r->uring) > 0) {
+    asock__ring_submit(r);
+  }
+}
+
+int asock__ring_deferred(const asock_loop *loop) {
+  return loop->ring != NULL && loop->ring->evfd >= 0;
+}
+
+int asock__ring_run(asock_loop *loop, uv_run_mode mode) {
+  asock__ring *r = loop->ring;
+  int rc;
+
+  if (r->enabled && r->evfd >= 0 && r->owner != asock__thread_token())
+    return ASOCK_ETHREAD; /* the ring is another thread's: see enable() */
+  if (r->evfd < 0 || mode == UV_RUN_NOWAIT)
+    return uv_run(loop->uv, mode);
+  r->waits =
+      mode == UV_RUN_ONCE ? ASOCK__RING_WAIT_ONCE : ASOCK__RING_WAIT_LOOP;
+  r->idle_runs = loop->idle_runs;
+  /* The prepare handle runs what completes; the eventfd would only wake
+   * libuv for it again. */
+  (void)io_uring_cq_eventfd_toggle(&r->uring, false);
+  {
+    uint64_t n;
+    (void)read(r->evfd, &n, sizeof(n));
+  }
+  rc = uv_run(loop->uv, mode);
+  r->waits = ASOCK__RING_WAIT_NO;
+  (void)io_uring_cq_eventfd_toggle(&r->uring, true);
+  /* Work deferred meanwhile runs now, so that what it completes signals
+   * the eventfd; what completed unreaped wakes the poll handle. */
+  if (r->enabled)
+    (void)io_uring_get_events(&r->uring);
+  if (io_uring_cq_ready(&r->uring) > 0)
+    (void)eventfd_write(r->evfd, 1);
+  return rc;
+}
+
+/* Completions wait: the ring's descriptor is readable, or (deferred work)
+ * its eventfd. */
+static void on_ring(uv_poll_t *poll, int status, int events) {
+  asock__ring *r = poll->data;
+
+  (void)status;
+  (void)events;
+  if (r->evfd >= 0) {
+    /* Deferred work: the eventfd is drained, then the work run. */
+    uint64_t n;
+    (void)read(r->evfd, &n, sizeof(n));
+    if (r->enabled)
+      (void)io_uring_get_events(&r->uring);
+  }
+  (void)reap(r);
   asock__ring_retry_starved(r);
 }

@@ -68,6 +68,13 @@ typedef struct asock__ring_io {
  * backend needs: 0, or the error (ASOCK_ENOTSUP for a kernel without
  * it), with nothing left made. Loop thread, at loop creation. */
 int asock__ring_create(struct asock_loop *loop);
+/* 1 when the loop's ring runs its completion work on the loop's thread
+ * only (IORING_SETUP_DEFER_TASKRUN): it then belongs to one thread. */
+int asock__ring_deferred(const struct asock_loop *loop);
+/* asock_loop_run() on a loop with a ring: uv_run(), during which a run that
+ * may block waits in the ring rather than in libuv's epoll_wait() where the
+ * ring's completion work waits for the loop's thread (see ring.c). */
+int asock__ring_run(struct asock_loop *loop, uv_run_mode mode);
 /* Closes the ring's handles: their callbacks count down loop->handles. */
 void asock__ring_close_handles(struct asock_loop *loop);
 /* Frees the ring once its handles are closed; the provided slices go back to

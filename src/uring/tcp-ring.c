@@ -430,7 +430,7 @@ int asock__ring_connect(asock_socket *sock, const struct sockaddr *addr,
   if (!inject(sqe, ASOCK__FAULT_CONNECT, &sock->io.ring.injected_in))
     io_uring_prep_connect(sqe, fd_of(sock), addr, (socklen_t)len);
   io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_CONNECT));
-  /* The address is the caller's: submitted now, the kernel has it. */
+  /* The address is the op's (op->remote), which lasts until it ends. */
   asock__ring_submit(r);
   sock->io.connecting = 1;
   sock->io.ring.out |= ASOCK__RING_CONNECT;
@@ -511,9 +511,10 @@ void asock__ring_close(asock_socket *sock, int abortive) {
    * which must not be closed (and its number given to another socket, by an
    * accept in the same submission) before the kernel took it. A request
    * the kernel holds keeps the file, and a listener's port bound, until it
-   * ends: the cancel ends it inside this call. */
+   * ends: the cancel, and the completion work it leaves (a ring with
+   * deferred work), end it inside this call. */
   cancel_out(sock);
-  asock__ring_submit(r);
+  asock__ring_submit_now(r);
   if (io_uring_sq_ready(&r->uring) == 0)
     close_fd(sock);
   /* else the kernel left entries queued: closed with the socket's end */
