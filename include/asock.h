@@ -1011,9 +1011,14 @@ ASOCK_EXTERN const char *asock_backend_name(asock_backend backend);
  * whose only work is ops handed over from other threads (or tasks) is kept
  * alive with asock_loop_keep_alive() (a loop group's loops are).
  * \param loop the loop.
+ * On the io_uring backend, where the kernel runs the ring's completion work
+ * on the loop's thread alone (docs/backends.md), the ring belongs to the
+ * first thread that submitted to it (the one that ran the loop, or started
+ * its first connect): a later run from another thread is refused.
  * \param mode UV_RUN_DEFAULT, UV_RUN_ONCE or UV_RUN_NOWAIT.
- * \return what uv_run() returns (non-zero if handles are still active), or
- *   ASOCK_EINVAL for NULL.
+ * \return what uv_run() returns (non-zero if handles are still active),
+ *   ASOCK_EINVAL for NULL, or ASOCK_ETHREAD for a ring that is another
+ *   thread's (nothing ran).
  *
  * The loop's thread; not while the loop is already running. */
 ASOCK_EXTERN int asock_loop_run(asock_loop *loop, uv_run_mode mode);

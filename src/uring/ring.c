@@ -4,6 +4,7 @@
  * poll handle on its descriptor. */
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -153,6 +154,16 @@ static int provide(asock__ring *r) {
   return 0;
 }
 
+/* Valgrind (3.19) runs one thread at a time and lets the others run only
+ * while the running one blocks in a system call it knows may block, which
+ * io_uring_enter() is not: a loop waiting in its ring would keep every other
+ * thread (a wake-up, a stop) from running. Its preload library says it is
+ * there. */
+static int under_valgrind(void) {
+  const char *preload = getenv("LD_PRELOAD");
+  return preload != NULL && strstr(preload, "vgpreload") != NULL;
+}
+
 /* The ring. Where the kernel has it (6.1), its completion work runs only
  * when the loop's thread asks for it (IORING_SETUP_DEFER_TASKRUN): no
  * interrupt of the thread for each completion, and no lock fought for with
@@ -162,12 +173,13 @@ static int provide(asock__ring *r) {
  * readable for pending work and its eventfd is signalled for it late, so
  * the loop's thread waits in the ring (asock__ring_run()); the eventfd, which
  * the poll handle watches, serves runs that do not wait there. Only a loop
- * asock owns has it: an application's own libuv loop is run by uv_run(),
- * never waiting in the ring. 0, or a negative errno. */
+ * asock owns has it (and not under valgrind): an application's own libuv
+ * loop is run by uv_run(), never waiting in the ring. 0, or a negative
+ * errno. */
 static int make_ring(asock__ring *r, struct io_uring_params *params) {
   int err;
 
-  if (r->loop->owns_uv) {
+  if (r->loop->owns_uv && !under_valgrind()) {
     memset(params, 0, sizeof(*params));
     params->flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
                     IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
