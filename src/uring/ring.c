@@ -164,6 +164,21 @@ static int under_valgrind(void) {
   return preload != NULL && strstr(preload, "vgpreload") != NULL;
 }
 
+/* ThreadSanitizer runs a signal's handler only when the thread next enters
+ * a call it intercepts, which io_uring_enter() is not: a loop waiting in its
+ * ring would never see a signal libuv watches. Such a build has the plain
+ * ring. */
+#if defined(__SANITIZE_THREAD__)
+#define ASOCK__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ASOCK__TSAN 1
+#endif
+#endif
+#ifndef ASOCK__TSAN
+#define ASOCK__TSAN 0
+#endif
+
 /* The ring. Where the kernel has it (6.1), its completion work runs only
  * when the loop's thread asks for it (IORING_SETUP_DEFER_TASKRUN): no
  * interrupt of the thread for each completion, and no lock fought for with
@@ -173,13 +188,13 @@ static int under_valgrind(void) {
  * readable for pending work and its eventfd is signalled for it late, so
  * the loop's thread waits in the ring (asock__ring_run()); the eventfd, which
  * the poll handle watches, serves runs that do not wait there. Only a loop
- * asock owns has it (and not under valgrind): an application's own libuv
- * loop is run by uv_run(), never waiting in the ring. 0, or a negative
- * errno. */
+ * asock owns has it (not under valgrind or ThreadSanitizer): an application's
+ * own libuv loop is run by uv_run(), never waiting in the ring. 0, or a
+ * negative errno. */
 static int make_ring(asock__ring *r, struct io_uring_params *params) {
   int err;
 
-  if (r->loop->owns_uv && !under_valgrind()) {
+  if (r->loop->owns_uv && !ASOCK__TSAN && !under_valgrind()) {
     memset(params, 0, sizeof(*params));
     params->flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
                     IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
@@ -364,6 +379,12 @@ void asock__ring_recycle(asock__ring *r, unsigned short bid, void *slice) {
   io_uring_buf_ring_advance(r->br, 1);
 }
 
+/* The eventfd of a ring with deferred work reads as unsignalled. */
+static void clear_eventfd(asock__ring *r) {
+  eventfd_t n;
+  (void)eventfd_read(r->evfd, &n);
+}
+
 /* Each completion that waits, to what it is for. How many there were. */
 static unsigned int reap(asock__ring *r) {
   struct io_uring_cqe *cqe;
@@ -484,10 +505,7 @@ int asock__ring_run(asock_loop *loop, uv_run_mode mode) {
   /* The prepare handle runs what completes; the eventfd would only wake
    * libuv for it again. */
   (void)io_uring_cq_eventfd_toggle(&r->uring, false);
-  {
-    uint64_t n;
-    (void)read(r->evfd, &n, sizeof(n));
-  }
+  clear_eventfd(r);
   rc = uv_run(loop->uv, mode);
   r->waits = ASOCK__RING_WAIT_NO;
   (void)io_uring_cq_eventfd_toggle(&r->uring, true);
@@ -509,8 +527,7 @@ static void on_ring(uv_poll_t *poll, int status, int events) {
   (void)events;
   if (r->evfd >= 0) {
     /* Deferred work: the eventfd is drained, then the work run. */
-    uint64_t n;
-    (void)read(r->evfd, &n, sizeof(n));
+    clear_eventfd(r);
     if (r->enabled)
       (void)io_uring_get_events(&r->uring);
   }
