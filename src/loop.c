@@ -440,6 +440,11 @@ int asock_loop_create_config(asock_loop **loop_out, asock_pool *pool,
 int asock_loop_run(asock_loop *loop, uv_run_mode mode) {
   if (loop == NULL)
     return ASOCK_EINVAL;
+#ifdef ASOCK_HAVE_URING
+  /* Refused before anything changes, the loop's thread included. */
+  if (loop->ring != NULL && asock__ring_elsewhere(loop))
+    return ASOCK_ETHREAD;
+#endif
   /* Written only when it changes: other threads read it to decide whether
    * they are the loop's. */
   if (!asock__loop_on_thread(loop))

@@ -491,12 +491,15 @@ int asock__ring_deferred(const asock_loop *loop) {
   return loop->ring != NULL && loop->ring->evfd >= 0;
 }
 
+int asock__ring_elsewhere(const asock_loop *loop) {
+  const asock__ring *r = loop->ring;
+  return r->enabled && r->evfd >= 0 && r->owner != asock__thread_token();
+}
+
 int asock__ring_run(asock_loop *loop, uv_run_mode mode) {
   asock__ring *r = loop->ring;
   int rc;
 
-  if (r->enabled && r->evfd >= 0 && r->owner != asock__thread_token())
-    return ASOCK_ETHREAD; /* the ring is another thread's: see enable() */
   if (r->evfd < 0 || mode == UV_RUN_NOWAIT)
     return uv_run(loop->uv, mode);
   r->waits =

@@ -71,6 +71,10 @@ int asock__ring_create(struct asock_loop *loop);
 /* 1 when the loop's ring runs its completion work on the loop's thread
  * only (IORING_SETUP_DEFER_TASKRUN): it then belongs to one thread. */
 int asock__ring_deferred(const struct asock_loop *loop);
+/* 1 when the ring belongs to another thread than the caller (a ring with
+ * deferred work, enabled by the first thread that submitted to it): the
+ * caller may not run the loop. */
+int asock__ring_elsewhere(const struct asock_loop *loop);
 /* asock_loop_run() on a loop with a ring: uv_run(), during which a run that
  * may block waits in the ring rather than in libuv's epoll_wait() where the
  * ring's completion work waits for the loop's thread (see ring.c). */
