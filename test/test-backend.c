@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "multishot-util.h"
 #include "tcp-util.h"
 #include "test.h"
 
@@ -297,6 +298,95 @@ START_TEST(ring_keeps_what_came_for_a_cancelled_receive) {
 }
 END_TEST
 
+static void setup_ring_quota(void) { tu_setup_pool(1024, 128, 4, 0); }
+
+/* A multishot receive is one multishot request on the ring, bounded by
+ * what the socket's quota leaves (a pool of 1 KiB slices, quota 4): while
+ * the application keeps every slice, the socket reads four and no more,
+ * and the ring holds one buffer for it at most; released, the rest comes,
+ * in order. */
+START_TEST(ring_multishot_stops_at_the_quota) {
+  static ms_rec r;
+  static unsigned char out[8192];
+  size_t held = 0;
+  const asock__ring_io *io;
+  tu_pair p;
+  asock_op *op;
+  int i;
+  if (!ring_loop())
+    return;
+  ck_assert_int_eq(asock__ring_multishot(tu_loop), 1);
+  tu_pair_open(&p, "127.0.0.1");
+  op = ms_op(&r);
+  r.detach = 1;
+  ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
+  tu_fill(out, sizeof(out), 9, 0);
+  tu_send_all(p.client, out, sizeof(out));
+  ck_assert(tu_wait_count(&r.deliveries, 4));
+  tu_run_for(50);
+  ck_assert_int_eq(r.deliveries, 4);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 4);
+  for (i = 0; i < 4; i++) {
+    ck_assert_uint_le(r.sizes[i], 1024);
+    held += r.sizes[i];
+  }
+  ms_assert_stream(&r, held, 9);
+  ck_assert_uint_eq(p.server->io.ring.out & ASOCK__RING_RECV, 0);
+  /* The ring holds one buffer more at most, as a one-shot receive would:
+   * the bytes that come next. */
+  io = &p.server->io.ring;
+  if (io->stash != NULL) {
+    ck_assert_uint_eq(io->stash_bid, io->stash_last);
+    ck_assert_uint_le(io->stash_end - io->stash_off, 1024);
+    ck_assert_int_eq(memcmp(io->stash + io->stash_off, out + held,
+                            io->stash_end - io->stash_off),
+                     0);
+  }
+  /* Given back, the slices let the socket read the rest. */
+  r.detach = 0;
+  for (i = 0; i < r.nslices; i++)
+    ck_assert_asock(asock_pool_release(tu_pool, r.slices[i]), 0);
+  while (r.len < sizeof(out))
+    ck_assert_msg(tu_wait_count(&r.deliveries, r.deliveries + 1),
+                  "%zu of %zu bytes came", r.len, sizeof(out));
+  ms_assert_stream(&r, sizeof(out), 9);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
+  ck_assert_asock(tu_close(p.server, 0), 0);
+  ck_assert(tu_wait_count(&r.finals, 1));
+  ck_assert_asock(r.final_status, ASOCK_ECANCELED);
+  ck_assert_asock(tu_close(p.client, 0), 0);
+}
+END_TEST
+
+/* A multishot receive cancelled while its request is out: the request is
+ * cancelled with it, and what comes after waits for the next receive,
+ * whole and in order. */
+START_TEST(ring_multishot_cancelled_leaves_the_rest) {
+  static ms_rec r;
+  tu_pair p;
+  asock_op *op;
+  char b[8];
+  if (!ring_loop())
+    return;
+  tu_pair_open(&p, "127.0.0.1");
+  op = ms_op(&r);
+  ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
+  ms_send_and_wait(p.client, &r, 3, 11, 0, 1);
+  ck_assert_uint_eq(p.server->io.ring.out & ASOCK__RING_MSHOT,
+                    ASOCK__RING_MSHOT);
+  ck_assert_asock(tu_cancel(op), 0);
+  ck_assert(tu_wait_count(&r.finals, 1));
+  ck_assert_asock(r.final_status, ASOCK_ECANCELED);
+  ms_assert_stream(&r, 3, 11);
+  tu_send_all(p.client, "defgh", 5);
+  tu_run_for(30);
+  ck_assert_uint_eq(p.server->io.ring.out & ASOCK__RING_RECV, 0);
+  tu_recv_exact(p.server, b, 5);
+  ck_assert_int_eq(memcmp(b, "defgh", 5), 0);
+  ck_assert_int_eq(r.deliveries, 1);
+}
+END_TEST
+
 /* A ring socket's sends all pend: the loop's next submission is their
  * attempt. Sends posted together reach the peer whole and in order, each
  * completing once with its own count, in posting order. */
@@ -513,6 +603,34 @@ static void refused_at(asock__fault_point point, int err, int expect) {
   ck_assert_int_eq(memcmp(buf, "hello", 5), 0);
 }
 
+/* A kernel that refuses the multishot request's bound (before 6.17)
+ * answers EINVAL: the ring's receives go one at a time from then on, and
+ * the multishot receive loses nothing. */
+START_TEST(refused_multishot_bound_goes_one_at_a_time) {
+  static ms_rec r;
+  tu_pair p;
+  asock_op *op;
+  if (!ring_loop())
+    return;
+  tu_pair_open(&p, "127.0.0.1");
+  op = ms_op(&r);
+  asock__fault_reset();
+  asock__fault_arm(ASOCK__FAULT_RECV, 1, UV_EINVAL);
+  ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
+  ms_send_and_wait(p.client, &r, 100, 12, 0, 1);
+  ck_assert(asock__fault_fired(ASOCK__FAULT_RECV));
+  asock__fault_reset();
+  ck_assert_int_eq(asock__ring_multishot(tu_loop), 0);
+  ck_assert_uint_eq(p.server->io.ring.out & ASOCK__RING_MSHOT, 0);
+  ms_send_and_wait(p.client, &r, 100, 12, 100, 2);
+  ms_assert_stream(&r, 200, 12);
+  ck_assert_int_eq(r.finals, 0);
+  ck_assert_asock(tu_close(p.server, 0), 0);
+  ck_assert(tu_wait_count(&r.finals, 1));
+  ck_assert_asock(tu_close(p.client, 0), 0);
+}
+END_TEST
+
 START_TEST(refused_ring_setup_falls_back) {
   if (!ring_runs())
     return;
@@ -560,6 +678,7 @@ Suite *asock_test_suite_backend(void) {
   tcase_add_test(tc, ring_lends_slices_and_gives_them_back);
   tcase_add_test(tc, ring_streams_both_ways);
   tcase_add_test(tc, ring_keeps_what_came_for_a_cancelled_receive);
+  tcase_add_test(tc, ring_multishot_cancelled_leaves_the_rest);
   tcase_add_test(tc, ring_sends_complete_through_the_ring);
   tcase_add_test(tc, ring_close_ends_what_was_just_posted);
   tcase_add_test(tc, ring_close_keeps_a_queued_send_off_a_new_connection);
@@ -567,11 +686,20 @@ Suite *asock_test_suite_backend(void) {
   tcase_add_test(tc, ring_loop_stays_with_its_first_thread);
 #ifdef ASOCK_FAULT_INJECTION
   tcase_add_test(tc, refused_ring_setup_falls_back);
+  tcase_add_test(tc, refused_multishot_bound_goes_one_at_a_time);
   tcase_add_test(tc, refused_probe_falls_back);
   tcase_add_test(tc, refused_buffer_ring_falls_back);
   tcase_add_test(tc, refused_poll_handle_falls_back);
 #endif
 #endif
   suite_add_tcase(s, tc);
+#ifdef ASOCK_HAVE_URING
+  /* 1 KiB slices, 128 of them (8 lent to a ring), a quota of 4. */
+  tc = tcase_create("ring-quota");
+  tcase_set_timeout(tc, ASOCK_TEST_TIMEOUT);
+  tcase_add_checked_fixture(tc, setup_ring_quota, tu_teardown);
+  tcase_add_test(tc, ring_multishot_stops_at_the_quota);
+  suite_add_tcase(s, tc);
+#endif
   return s;
 }

@@ -21,6 +21,13 @@
 #define ASOCK__RING_TAG_CANCEL 6u /* a closing socket's cancel */
 #define ASOCK__RING_TAG_IGNORE 7u /* a completion nothing waits for */
 
+/* A provided buffer a socket stashes: what it holds, and the one stashed
+ * after it on the same socket. */
+typedef struct asock__ring_stashed {
+  uint32_t len;
+  unsigned short next;
+} asock__ring_stashed;
+
 struct asock__ring {
   struct io_uring uring;
   uv_poll_t poll;       /* completions wait (see `evfd`) */
@@ -28,8 +35,12 @@ struct asock__ring {
   asock_loop *loop;
   struct io_uring_buf_ring *br; /* the provided buffers */
   size_t br_len;
-  void **bufs;            /* the slice of each buffer id */
+  void **bufs;                  /* the slice of each buffer id */
+  asock__ring_stashed *stashed; /* and, while a socket stashes it, this */
   unsigned char returned; /* buffers came back since the starved retried */
+  /* The kernel takes a multishot receive bounded by a byte count (Linux
+   * 6.17); cleared when it refuses one, and receives go one at a time. */
+  unsigned char mshot;
   /* The kernel runs the ring's completion work only when the loop's thread
    * asks (IORING_SETUP_DEFER_TASKRUN): the ring's descriptor does not
    * become readable for it, an eventfd the kernel signals does, and the

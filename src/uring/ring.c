@@ -94,6 +94,14 @@ static int probe(asock__ring *r, unsigned int features) {
   return ok ? 0 : ASOCK_ENOTSUP;
 }
 
+/* The buffer ids' slices and stash links. */
+static void free_bufs(asock__ring *r) {
+  asock__free(r->bufs);
+  asock__free(r->stashed);
+  r->bufs = NULL;
+  r->stashed = NULL;
+}
+
 /* Gives the slices of the provided buffers back to the pool. */
 static void give_back(asock__ring *r, unsigned int n) {
   unsigned int i;
@@ -111,14 +119,17 @@ static int provide(asock__ring *r) {
   int err;
 
   r->bufs = asock__calloc(r->nbufs, sizeof(*r->bufs));
-  if (r->bufs == NULL)
+  r->stashed = asock__calloc(r->nbufs, sizeof(*r->stashed));
+  if (r->bufs == NULL || r->stashed == NULL) {
+    free_bufs(r);
     return ASOCK_ENOMEM;
+  }
   r->br_len = (len + 4095u) & ~(size_t)4095u;
   r->br = mmap(NULL, r->br_len, PROT_READ | PROT_WRITE,
                MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (r->br == MAP_FAILED) {
     r->br = NULL;
-    asock__free(r->bufs);
+    free_bufs(r);
     return ASOCK_ENOMEM;
   }
   io_uring_buf_ring_init(r->br);
@@ -132,7 +143,7 @@ static int provide(asock__ring *r) {
   if (err != 0) {
     munmap(r->br, r->br_len);
     r->br = NULL;
-    asock__free(r->bufs);
+    free_bufs(r);
     return ASOCK_ENOTSUP;
   }
   for (i = 0; i < r->nbufs; i++) {
@@ -142,7 +153,7 @@ static int provide(asock__ring *r) {
       (void)io_uring_unregister_buf_ring(&r->uring, ASOCK__RING_BGID);
       munmap(r->br, r->br_len);
       r->br = NULL;
-      asock__free(r->bufs);
+      free_bufs(r);
       return ASOCK_ENOBUFS;
     }
     asock__unpoison(slice, pool->slice_size);
@@ -231,6 +242,7 @@ int asock__ring_create(asock_loop *loop) {
   if (r == NULL)
     return ASOCK_ENOMEM;
   r->evfd = -1;
+  r->mshot = 1;
   r->msgs = asock__calloc(ASOCK__RING_MSGS, sizeof(*r->msgs));
   r->iovs = asock__calloc(ASOCK__RING_IOVS, sizeof(*r->iovs));
   if (r->msgs == NULL || r->iovs == NULL) {
@@ -278,7 +290,7 @@ int asock__ring_create(asock_loop *loop) {
     give_back(r, r->nbufs);
     (void)io_uring_unregister_buf_ring(&r->uring, ASOCK__RING_BGID);
     munmap(r->br, r->br_len);
-    asock__free(r->bufs);
+    free_bufs(r);
     io_uring_queue_exit(&r->uring);
     /* An opened handle frees the rest once libuv is done with it. */
     if (opened)
@@ -319,7 +331,7 @@ void asock__ring_destroy(asock_loop *loop) {
   asock__store_u32_relaxed(&loop->slices_ringed, 0);
   give_back(r, r->nbufs);
   munmap(r->br, r->br_len);
-  asock__free(r->bufs);
+  free_bufs(r);
   free_ring(r);
 }
 

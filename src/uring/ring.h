@@ -42,15 +42,17 @@ typedef struct asock__ring_io {
   unsigned char send_tag;   /* the tag of the send out (ring-int.h) */
   unsigned char cancels;    /* a closing socket's cancels out */
   unsigned short stash_bid; /* the provided buffer the stash is in */
-  uint32_t stash_off;       /* where the bytes still to be read start */
-  uint32_t stash_end;       /* and end */
-  char *stash;              /* a slice of bytes that came while no receive
-                             * waited, or NULL */
-  int stash_status;         /* the end of stream or error that did */
-  int injected_in;          /* a fault injected into the receive, accept or
-                             * connect out (src/fault.h), or 0 */
-  int injected_out;         /* and into the send out */
-  int accepted;             /* a listener's: a connection taken, or -1 */
+  unsigned short stash_last; /* the last of the stashed buffers (the ring
+                              * links each to the next) */
+  uint32_t stash_off;        /* where the bytes still to be read start */
+  uint32_t stash_end;        /* and end */
+  char *stash;               /* the first slice of bytes that came while no
+                              * receive took them, or NULL */
+  int stash_status;          /* the end of stream or error that did */
+  int injected_in;           /* a fault injected into the receive, accept or
+                              * connect out (src/fault.h), or 0 */
+  int injected_out;          /* and into the send out */
+  int accepted;              /* a listener's: a connection taken, or -1 */
   struct asock_socket *kick_next;    /* the ring's kicked list: sockets
                                       * with something to deliver, or
                                       * closing with nothing out */
@@ -63,6 +65,7 @@ typedef struct asock__ring_io {
 #define ASOCK__RING_SEND 0x2u
 #define ASOCK__RING_ACCEPT 0x4u
 #define ASOCK__RING_CONNECT 0x8u
+#define ASOCK__RING_MSHOT 0x10u /* the receive out is multishot */
 
 /* Makes the loop's ring, unless the kernel refuses it or lacks what the
  * backend needs: 0, or the error (ASOCK_ENOTSUP for a kernel without
@@ -71,6 +74,9 @@ int asock__ring_create(struct asock_loop *loop);
 /* 1 when the loop's ring runs its completion work on the loop's thread
  * only (IORING_SETUP_DEFER_TASKRUN): it then belongs to one thread. */
 int asock__ring_deferred(const struct asock_loop *loop);
+/* 1 while the loop's ring takes a socket's receives as one multishot
+ * request bounded by its quota (the kernel has not refused the bound). */
+int asock__ring_multishot(const struct asock_loop *loop);
 /* 1 when the ring belongs to another thread than the caller (a ring with
  * deferred work, enabled by the first thread that submitted to it): the
  * caller may not run the loop. */

@@ -2,14 +2,18 @@
  * connects submitted to the kernel, and their completions turned into the
  * reports of the completion model (src/backend.h).
  *
- * A receive is a one-shot IORING_OP_RECV that selects a provided buffer:
- * the kernel takes a pool slice only when data arrives. The bytes go to the
- * head receive through asock__recv_buffer(): an on-demand receive's empty
- * slice and the provided one change places (nothing is copied, the slice
- * the receive held becomes the provided buffer), a receive into its own
- * buffer gets a copy. Bytes that come while no receive waits (one was
- * cancelled with its read out) stay in their provided buffer, the stash,
- * until the next receive reads them. A socket stays open until every
+ * A receive is an IORING_OP_RECV that selects a provided buffer: the
+ * kernel takes a pool slice only when data arrives. While a multishot
+ * receive is queued the request is multishot too, bounded by what the
+ * socket's quota leaves (MSHOT_BUFS at most): it stays out across arrivals
+ * until that many bytes came, and is cancelled when reading stops. Else it
+ * is one-shot, and so on a kernel that refuses the bound (before 6.17).
+ * The bytes go to the head receive through asock__recv_buffer(): an
+ * on-demand receive's empty slice and the provided one change places
+ * (nothing is copied, the slice the receive held becomes the provided
+ * buffer), a receive into its own buffer gets a copy. Bytes that come while
+ * no receive takes them stay in their provided buffers, the stash, oldest
+ * first, until the next receive reads them. A socket stays open until every
  * request it has out is back, so that a completion never outlives it. */
 #include <errno.h>
 #include <fcntl.h>
@@ -99,9 +103,30 @@ static void starve(asock_socket *sock) {
 /* ---- receiving ----------------------------------------------------------
  */
 
+/* The most provided buffers' worth of bytes one multishot request of a
+ * socket may take before it is submitted again: what one socket can hold of
+ * the ring's buffers while the application does not read. */
+#define MSHOT_BUFS 16u
+
+/* The bytes a multishot request of the socket may take: what its quota
+ * leaves, in buffers of the ring, at least one. */
+static unsigned int mshot_bytes(const asock_socket *sock) {
+  const asock__ring *r = ring_of(sock);
+  size_t quota = sock->loop->slice_quota;
+  size_t held = asock__socket_slices(sock);
+  size_t n = held < quota ? quota - held : 1;
+
+  if (n > MSHOT_BUFS)
+    n = MSHOT_BUFS;
+  if (n > 0xffffffffu / r->buf_len)
+    n = 0xffffffffu / r->buf_len;
+  return (unsigned int)(n > 0 ? n : 1) * r->buf_len;
+}
+
 static void submit_recv(asock_socket *sock) {
   asock__ring *r = ring_of(sock);
   struct io_uring_sqe *sqe = asock__ring_sqe(r);
+  int mshot = r->mshot && (sock->flags & ASOCK__SF_MULTISHOT) != 0;
 
   if (sqe == NULL) {
     starve(sock);
@@ -109,12 +134,23 @@ static void submit_recv(asock_socket *sock) {
     return;
   }
   if (!inject(sqe, ASOCK__FAULT_RECV, &sock->io.ring.injected_in)) {
-    io_uring_prep_recv(sqe, fd_of(sock), NULL, r->buf_len, 0);
+    if (mshot) {
+      io_uring_prep_recv_multishot(sqe, fd_of(sock), NULL, 0, 0);
+      /* The bound, in the field later headers call optlen. */
+      sqe->file_index = mshot_bytes(sock);
+    } else {
+      io_uring_prep_recv(sqe, fd_of(sock), NULL, r->buf_len, 0);
+    }
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = ASOCK__RING_BGID;
   }
   io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_RECV));
-  sock->io.ring.out |= ASOCK__RING_RECV;
+  sock->io.ring.out |=
+      (unsigned char)(ASOCK__RING_RECV | (mshot ? ASOCK__RING_MSHOT : 0u));
+}
+
+int asock__ring_multishot(const asock_loop *loop) {
+  return loop->ring != NULL && loop->ring->mshot;
 }
 
 /* Whether a receive is to be submitted: receives wait, none is out, and
@@ -135,13 +171,51 @@ static void recycle(asock__ring *r, unsigned short bid, void *slice,
   asock__ring_recycle(r, bid, slice);
 }
 
-static void stash(asock_socket *sock, unsigned short bid, char *slice,
-                  size_t off, size_t end) {
+/* Bytes that came in provided buffer bid go last in the stash. */
+static void stash(asock_socket *sock, unsigned short bid, size_t len) {
+  asock__ring *r = ring_of(sock);
   asock__ring_io *io = &sock->io.ring;
-  io->stash = slice;
+
+  r->stashed[bid].len = (uint32_t)len;
+  if (io->stash != NULL) {
+    r->stashed[io->stash_last].next = bid;
+    io->stash_last = bid;
+    return;
+  }
+  io->stash = r->bufs[bid];
   io->stash_bid = bid;
-  io->stash_off = (uint32_t)off;
-  io->stash_end = (uint32_t)end;
+  io->stash_last = bid;
+  io->stash_off = 0;
+  io->stash_end = (uint32_t)len;
+}
+
+/* The first stashed buffer is read (and is, or is about to be, the
+ * kernel's again): the next one is first. */
+static void stash_next(asock_socket *sock) {
+  asock__ring *r = ring_of(sock);
+  asock__ring_io *io = &sock->io.ring;
+  unsigned short bid;
+
+  if (io->stash_bid == io->stash_last) {
+    io->stash = NULL;
+    return;
+  }
+  bid = r->stashed[io->stash_bid].next;
+  io->stash = r->bufs[bid];
+  io->stash_bid = bid;
+  io->stash_off = 0;
+  io->stash_end = r->stashed[bid].len;
+}
+
+/* The first stashed buffer back to the kernel, the next one first. */
+static void stash_recycle(asock_socket *sock) {
+  asock__ring_io *io = &sock->io.ring;
+  unsigned short bid = io->stash_bid;
+  char *slice = io->stash;
+  size_t end = io->stash_end;
+
+  stash_next(sock);
+  recycle(ring_of(sock), bid, slice, end);
 }
 
 /* What the stash holds goes to the receives, for as long as they read. It
@@ -171,22 +245,21 @@ static void drain(asock_socket *sock) {
         buf.base == (char *)op->mem && end <= buf.len) {
       /* The receive's own slice is empty: the two change places. */
       void *mine = op->mem;
+      unsigned short bid = io->stash_bid;
       op->mem = (unsigned char *)slice;
-      asock__ring_recycle(r, io->stash_bid, mine);
-      io->stash = NULL;
+      stash_next(sock);
+      asock__ring_recycle(r, bid, mine);
       buf.base = slice;
       asock__recv_result(sock, (long)end, &buf);
-      return;
+      continue;
     }
     n = end - off;
     if (n > buf.len)
       n = buf.len;
     memcpy(buf.base, slice + off, n);
     io->stash_off += (uint32_t)n;
-    if (io->stash_off == io->stash_end) {
-      recycle(r, io->stash_bid, slice, end);
-      io->stash = NULL;
-    }
+    if (io->stash_off == io->stash_end)
+      stash_recycle(sock);
     asock__recv_result(sock, (long)n, &buf);
   }
 }
@@ -209,16 +282,24 @@ static void recv_done(asock_socket *sock, int res, unsigned int flags) {
   asock__ring_io *io = &sock->io.ring;
   unsigned short bid = (unsigned short)(flags >> IORING_CQE_BUFFER_SHIFT);
   int buffered = (flags & IORING_CQE_F_BUFFER) != 0;
+  int mshot = (io->out & ASOCK__RING_MSHOT) != 0;
 
-  io->out &= (unsigned char)~ASOCK__RING_RECV;
+  /* A multishot request stays out while the kernel says more comes. */
+  if ((flags & IORING_CQE_F_MORE) == 0)
+    io->out &= (unsigned char)~(ASOCK__RING_RECV | ASOCK__RING_MSHOT);
   res = result_of(res, &io->injected_in);
   if (io->closing) {
     if (buffered)
       recycle(r, bid, r->bufs[bid], res > 0 ? (size_t)res : 0);
     return;
   }
-  if (res > 0 && buffered) {
-    stash(sock, bid, r->bufs[bid], 0, (size_t)res);
+  if (res == -EINVAL && mshot) {
+    /* A kernel without the bound: receives go one at a time. */
+    r->mshot = 0;
+  } else if (res == -ECANCELED && mshot) {
+    /* Reading stopped (asock__ring_read_stop()). */
+  } else if (res > 0 && buffered) {
+    stash(sock, bid, (size_t)res);
     drain(sock);
   } else if (res == 0) {
     recv_end(sock, ASOCK_EOF);
@@ -250,12 +331,24 @@ int asock__ring_read_start(asock_socket *sock) {
 }
 
 void asock__ring_read_stop(asock_socket *sock) {
+  asock__ring *r = ring_of(sock);
   asock__ring_io *io = &sock->io.ring;
-  /* A receive out stays out: what it brings is stashed. */
-  if (io->reading) {
-    io->reading = 0;
-    asock__ring_hold(ring_of(sock), -1);
-  }
+  struct io_uring_sqe *sqe;
+
+  if (!io->reading)
+    return;
+  io->reading = 0;
+  asock__ring_hold(r, -1);
+  /* A one-shot receive out stays out: what it brings is stashed. A
+   * multishot one would go on taking buffers, and is cancelled (what it
+   * brought before is stashed). */
+  if ((io->out & ASOCK__RING_MSHOT) == 0 || io->closing)
+    return;
+  sqe = asock__ring_sqe(r);
+  if (sqe == NULL)
+    return; /* the kernel takes nothing now: its bound holds it */
+  io_uring_prep_cancel64(sqe, tagged(sock, ASOCK__RING_TAG_RECV), 0);
+  io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_IGNORE));
 }
 
 long asock__ring_try_recv(asock_socket *sock, void *buf, size_t len) {
@@ -269,10 +362,8 @@ long asock__ring_try_recv(asock_socket *sock, void *buf, size_t len) {
     n = len;
   memcpy(buf, io->stash + io->stash_off, n);
   io->stash_off += (uint32_t)n;
-  if (io->stash_off == io->stash_end) {
-    recycle(ring_of(sock), io->stash_bid, io->stash, io->stash_end);
-    io->stash = NULL;
-  }
+  if (io->stash_off == io->stash_end)
+    stash_recycle(sock);
   return (long)n;
 }
 
@@ -528,10 +619,8 @@ static void close_end(asock_socket *sock) {
 
   close_fd(sock);
 
-  if (io->stash != NULL) {
-    recycle(r, io->stash_bid, io->stash, io->stash_end);
-    io->stash = NULL;
-  }
+  while (io->stash != NULL)
+    stash_recycle(sock);
   if (io->accepted >= 0) {
     asock__sys_close(io->accepted);
     io->accepted = -1;
