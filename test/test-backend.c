@@ -387,6 +387,110 @@ START_TEST(ring_multishot_cancelled_leaves_the_rest) {
 }
 END_TEST
 
+/* A client whose connect to addr is started, not waited for. */
+static asock_socket *start_dial(const struct sockaddr_storage *addr,
+                                asock_op **cop) {
+  asock_socket *client;
+  *cop = tu_op();
+  ck_assert_asock(asock_tcp_create(&client, tu_loop), 0);
+  ck_assert_asock(asock_op_set_remote(*cop, (const struct sockaddr *)addr), 0);
+  ck_assert_asock(tu_connect(client, *cop), ASOCK_PENDING);
+  return client;
+}
+
+#define DIALS 4
+
+/* A listener's accepts are one multishot request: the connections that
+ * come while no accept waits queue in the listener (or in the kernel,
+ * once the request is cancelled), and the next accepts take them inside
+ * their calls, each once, none lost. */
+START_TEST(ring_accepts_queue_while_none_waits) {
+  struct sockaddr_storage addr, local[DIALS];
+  asock_socket *listener, *clients[DIALS], *got[DIALS];
+  asock_op *acc = tu_op(), *cop[DIALS];
+  int i, j;
+  if (!ring_loop())
+    return;
+  ck_assert_int_eq(asock__ring_multishot_accepts(tu_loop), 1);
+  listener = tu_listen("127.0.0.1", &addr);
+  ck_assert_asock(tu_accept(listener, acc), ASOCK_PENDING);
+  ck_assert_uint_eq(listener->io.ring.out & ASOCK__RING_MACCEPT,
+                    ASOCK__RING_MACCEPT);
+  for (i = 0; i < DIALS; i++)
+    clients[i] = start_dial(&addr, &cop[i]);
+  for (i = 0; i < DIALS; i++) {
+    int len = (int)sizeof(local[i]);
+    ck_assert(tu_wait_calls(cop[i], 1));
+    ck_assert_asock(tu_rec(cop[i])->status, 0);
+    ck_assert_asock(asock_socket_local_address(
+                        clients[i], (struct sockaddr *)&local[i], &len),
+                    0);
+  }
+  ck_assert(tu_wait_calls(acc, 1));
+  ck_assert_asock(tu_rec(acc)->status, 0);
+  got[0] = asock_op_accepted(acc);
+  /* No accept wants: the request is cancelled. */
+  tu_run_for(30);
+  ck_assert_uint_eq(listener->io.ring.out & ASOCK__RING_ACCEPT, 0);
+  ck_assert_uint_le(listener->io.ring.conns_len, DIALS - 1);
+  for (i = 1; i < DIALS; i++) {
+    ck_assert_asock(tu_accept(listener, acc), 0);
+    got[i] = asock_op_accepted(acc);
+  }
+  ck_assert_uint_eq(listener->io.ring.conns_len, 0);
+  /* Each client was accepted once. */
+  for (i = 0; i < DIALS; i++) {
+    struct sockaddr_storage remote;
+    int len = (int)sizeof(remote);
+    int matches = 0;
+    ck_assert_ptr_nonnull(got[i]);
+    ck_assert_asock(
+        asock_socket_remote_address(got[i], (struct sockaddr *)&remote, &len),
+        0);
+    for (j = 0; j < DIALS; j++)
+      matches += tu_same_addr((struct sockaddr *)&remote,
+                              (struct sockaddr *)&local[j]);
+    ck_assert_int_eq(matches, 1);
+    for (j = 0; j < i; j++)
+      ck_assert_ptr_ne(got[i], got[j]);
+  }
+  for (i = 0; i < DIALS; i++) {
+    ck_assert_asock(tu_close(got[i], 0), 0);
+    ck_assert_asock(tu_close(clients[i], 0), 0);
+  }
+  ck_assert_asock(tu_close(listener, 0), 0);
+}
+END_TEST
+
+/* A listener closed with connections in its queue closes them: their
+ * clients hear the end. */
+START_TEST(ring_listener_close_ends_queued_connections) {
+  struct sockaddr_storage addr;
+  asock_socket *listener, *clients[DIALS];
+  asock_op *acc = tu_op(), *cop[DIALS];
+  size_t got = 0;
+  int i;
+  if (!ring_loop())
+    return;
+  listener = tu_listen("127.0.0.1", &addr);
+  ck_assert_asock(tu_accept(listener, acc), ASOCK_PENDING);
+  for (i = 0; i < DIALS; i++)
+    clients[i] = start_dial(&addr, &cop[i]);
+  for (i = 0; i < DIALS; i++)
+    ck_assert(tu_wait_calls(cop[i], 1));
+  ck_assert(tu_wait_calls(acc, 1));
+  ck_assert_asock(tu_close(asock_op_accepted(acc), 0), 0);
+  ck_assert_asock(tu_close(listener, 0), 0);
+  for (i = 0; i < DIALS; i++) {
+    int r = tu_recv_to_end(clients[i], 0, 0, 0, &got);
+    ck_assert_msg(r == ASOCK_EOF || r == ASOCK_ECONNRESET, "%s",
+                  asock_err_name(r));
+    ck_assert_uint_eq(got, 0);
+    ck_assert_asock(tu_close(clients[i], 0), 0);
+  }
+}
+END_TEST
+
 /* A ring socket's sends all pend: the loop's next submission is their
  * attempt. Sends posted together reach the peer whole and in order, each
  * completing once with its own count, in posting order. */
@@ -603,6 +707,44 @@ static void refused_at(asock__fault_point point, int err, int expect) {
   ck_assert_int_eq(memcmp(buf, "hello", 5), 0);
 }
 
+/* A kernel that refuses multishot accepts answers EINVAL: the listener's
+ * accepts go one at a time from then on, and the connection is taken. */
+START_TEST(refused_multishot_accept_goes_one_at_a_time) {
+  struct sockaddr_storage addr;
+  asock_socket *listener, *client;
+  asock_op *acc = tu_op(), *cop;
+  uint64_t k;
+  if (!ring_loop())
+    return;
+  /* Which call of the accept point the ring's request is: a first
+   * listener shows it. */
+  listener = tu_listen("127.0.0.1", &addr);
+  asock__fault_reset();
+  ck_assert_asock(tu_accept(listener, acc), ASOCK_PENDING);
+  k = asock__fault_calls(ASOCK__FAULT_ACCEPT);
+  ck_assert_uint_ge(k, 1);
+  ck_assert_asock(tu_close(listener, 0), 0);
+  ck_assert(tu_wait_calls(acc, 1));
+  ck_assert_asock(tu_rec(acc)->status, ASOCK_ECANCELED);
+  listener = tu_listen("127.0.0.1", &addr);
+  asock__fault_reset();
+  asock__fault_arm(ASOCK__FAULT_ACCEPT, k, UV_EINVAL);
+  ck_assert_asock(tu_accept(listener, acc), ASOCK_PENDING);
+  client = start_dial(&addr, &cop);
+  ck_assert(tu_wait_calls(acc, 2));
+  ck_assert(asock__fault_fired(ASOCK__FAULT_ACCEPT));
+  asock__fault_reset();
+  ck_assert_asock(tu_rec(acc)->status, 0);
+  ck_assert_int_eq(asock__ring_multishot_accepts(tu_loop), 0);
+  ck_assert_uint_eq(listener->io.ring.out & ASOCK__RING_MACCEPT, 0);
+  ck_assert(tu_wait_calls(cop, 1));
+  ck_assert_asock(tu_rec(cop)->status, 0);
+  ck_assert_asock(tu_close(asock_op_accepted(acc), 0), 0);
+  ck_assert_asock(tu_close(client, 0), 0);
+  ck_assert_asock(tu_close(listener, 0), 0);
+}
+END_TEST
+
 /* A kernel that refuses the multishot request's bound (before 6.17)
  * answers EINVAL: the ring's receives go one at a time from then on, and
  * the multishot receive loses nothing. */
@@ -679,6 +821,8 @@ Suite *asock_test_suite_backend(void) {
   tcase_add_test(tc, ring_streams_both_ways);
   tcase_add_test(tc, ring_keeps_what_came_for_a_cancelled_receive);
   tcase_add_test(tc, ring_multishot_cancelled_leaves_the_rest);
+  tcase_add_test(tc, ring_accepts_queue_while_none_waits);
+  tcase_add_test(tc, ring_listener_close_ends_queued_connections);
   tcase_add_test(tc, ring_sends_complete_through_the_ring);
   tcase_add_test(tc, ring_close_ends_what_was_just_posted);
   tcase_add_test(tc, ring_close_keeps_a_queued_send_off_a_new_connection);
@@ -687,6 +831,7 @@ Suite *asock_test_suite_backend(void) {
 #ifdef ASOCK_FAULT_INJECTION
   tcase_add_test(tc, refused_ring_setup_falls_back);
   tcase_add_test(tc, refused_multishot_bound_goes_one_at_a_time);
+  tcase_add_test(tc, refused_multishot_accept_goes_one_at_a_time);
   tcase_add_test(tc, refused_probe_falls_back);
   tcase_add_test(tc, refused_buffer_ring_falls_back);
   tcase_add_test(tc, refused_poll_handle_falls_back);

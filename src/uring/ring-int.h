@@ -41,6 +41,9 @@ struct asock__ring {
   /* The kernel takes a multishot receive bounded by a byte count (Linux
    * 6.17); cleared when it refuses one, and receives go one at a time. */
   unsigned char mshot;
+  /* The kernel takes a multishot accept (Linux 5.19); cleared when it
+   * refuses one, and accepts go one at a time. */
+  unsigned char maccept;
   /* The kernel runs the ring's completion work only when the loop's thread
    * asks (IORING_SETUP_DEFER_TASKRUN): the ring's descriptor does not
    * become readable for it, an eventfd the kernel signals does, and the

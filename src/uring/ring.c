@@ -243,6 +243,7 @@ int asock__ring_create(asock_loop *loop) {
     return ASOCK_ENOMEM;
   r->evfd = -1;
   r->mshot = 1;
+  r->maccept = 1;
   r->msgs = asock__calloc(ASOCK__RING_MSGS, sizeof(*r->msgs));
   r->iovs = asock__calloc(ASOCK__RING_IOVS, sizeof(*r->iovs));
   if (r->msgs == NULL || r->iovs == NULL) {

@@ -32,27 +32,39 @@ struct asock__ring;
 
 /* What a TCP socket of a ring loop keeps (asock__io.ring). */
 typedef struct asock__ring_io {
-  unsigned char on;         /* the socket runs on the loop's ring */
-  unsigned char out;        /* ASOCK__RING_* of the requests the kernel holds */
-  unsigned char reading;    /* receives want data */
-  unsigned char wanted;     /* a listener's accepts want connections */
-  unsigned char closing;    /* closing: the requests are being cancelled */
-  unsigned char kicked;     /* on the ring's kicked list */
-  unsigned char starved;    /* on the ring's starved list */
-  unsigned char send_tag;   /* the tag of the send out (ring-int.h) */
-  unsigned char cancels;    /* a closing socket's cancels out */
-  unsigned short stash_bid; /* the provided buffer the stash is in */
-  unsigned short stash_last; /* the last of the stashed buffers (the ring
-                              * links each to the next) */
-  uint32_t stash_off;        /* where the bytes still to be read start */
-  uint32_t stash_end;        /* and end */
-  char *stash;               /* the first slice of bytes that came while no
-                              * receive took them, or NULL */
-  int stash_status;          /* the end of stream or error that did */
-  int injected_in;           /* a fault injected into the receive, accept or
-                              * connect out (src/fault.h), or 0 */
-  int injected_out;          /* and into the send out */
-  int accepted;              /* a listener's: a connection taken, or -1 */
+  unsigned char on;       /* the socket runs on the loop's ring */
+  unsigned char out;      /* ASOCK__RING_* of the requests the kernel holds */
+  unsigned char reading;  /* receives want data */
+  unsigned char wanted;   /* a listener's accepts want connections */
+  unsigned char closing;  /* closing: the requests are being cancelled */
+  unsigned char kicked;   /* on the ring's kicked list */
+  unsigned char starved;  /* on the ring's starved list */
+  unsigned char send_tag; /* the tag of the send out (ring-int.h) */
+  unsigned char cancels;  /* a closing socket's cancels out */
+  union {
+    struct {                     /* a socket that reads: the stash */
+      unsigned short stash_bid;  /* the provided buffer the stash is in */
+      unsigned short stash_last; /* the last of the stashed buffers (the
+                                  * ring links each to the next) */
+      uint32_t stash_off;        /* where the bytes still to be read start */
+      uint32_t stash_end;        /* and end */
+      char *stash; /* the first slice of bytes that came while no receive
+                    * took them, or NULL */
+    };
+    struct { /* a listener: the connections the kernel accepted that no
+              * accept took yet, oldest first, a circular queue */
+      uint32_t conns_cap; /* 0: the one in conn_one, no array yet */
+      uint32_t conns_head;
+      uint32_t conns_len;
+      int conn_one;
+      int *conns; /* made when a second connection has to wait */
+    };
+  };
+  int stash_status; /* the end of stream or error that came while no
+                     * receive took it */
+  int injected_in;  /* a fault injected into the receive, accept or
+                     * connect out (src/fault.h), or 0 */
+  int injected_out; /* and into the send out */
   struct asock_socket *kick_next;    /* the ring's kicked list: sockets
                                       * with something to deliver, or
                                       * closing with nothing out */
@@ -65,7 +77,8 @@ typedef struct asock__ring_io {
 #define ASOCK__RING_SEND 0x2u
 #define ASOCK__RING_ACCEPT 0x4u
 #define ASOCK__RING_CONNECT 0x8u
-#define ASOCK__RING_MSHOT 0x10u /* the receive out is multishot */
+#define ASOCK__RING_MSHOT 0x10u   /* the receive out is multishot */
+#define ASOCK__RING_MACCEPT 0x20u /* the accept out is multishot */
 
 /* Makes the loop's ring, unless the kernel refuses it or lacks what the
  * backend needs: 0, or the error (ASOCK_ENOTSUP for a kernel without
@@ -77,6 +90,9 @@ int asock__ring_deferred(const struct asock_loop *loop);
 /* 1 while the loop's ring takes a socket's receives as one multishot
  * request bounded by its quota (the kernel has not refused the bound). */
 int asock__ring_multishot(const struct asock_loop *loop);
+/* 1 while it takes a listener's accepts as one multishot request (the
+ * kernel has not refused one). */
+int asock__ring_multishot_accepts(const struct asock_loop *loop);
 /* 1 when the ring belongs to another thread than the caller (a ring with
  * deferred work, enabled by the first thread that submitted to it): the
  * caller may not run the loop. */

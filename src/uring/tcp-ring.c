@@ -13,8 +13,10 @@
  * (nothing is copied, the slice the receive held becomes the provided
  * buffer), a receive into its own buffer gets a copy. Bytes that come while
  * no receive takes them stay in their provided buffers, the stash, oldest
- * first, until the next receive reads them. A socket stays open until every
- * request it has out is back, so that a completion never outlives it. */
+ * first, until the next receive reads them. A listener's accept is a
+ * multishot request while accepts want connections. A socket stays open
+ * until every request it has out is back, so that a completion never
+ * outlives it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -59,7 +61,6 @@ static int result_of(int res, int *slot) {
 void asock__ring_io_init(asock_socket *sock) {
   memset(&sock->io.ring, 0, sizeof(sock->io.ring));
   sock->io.ring.on = 1;
-  sock->io.ring.accepted = -1;
 }
 
 int asock__ring_adopt_fd(asock_socket *sock, int fd) {
@@ -151,6 +152,10 @@ static void submit_recv(asock_socket *sock) {
 
 int asock__ring_multishot(const asock_loop *loop) {
   return loop->ring != NULL && loop->ring->mshot;
+}
+
+int asock__ring_multishot_accepts(const asock_loop *loop) {
+  return loop->ring != NULL && loop->ring->maccept;
 }
 
 /* Whether a receive is to be submitted: receives wait, none is out, and
@@ -438,33 +443,84 @@ static void send_done(asock_socket *sock, int res, unsigned int tag) {
 /* ---- accepting and connecting ---------------------------------------------
  */
 
+/* A listener's accept is one multishot request while its accepts want
+ * connections: the kernel accepts each as it comes, and the connections no
+ * accept took yet wait in the listener's queue, in order. A listener whose
+ * accepts stop wanting cancels the request (from the prepare handle, so
+ * that an accept started again in the callback keeps it). */
 static void submit_accept(asock_socket *listener) {
-  struct io_uring_sqe *sqe = asock__ring_sqe(ring_of(listener));
+  asock__ring *r = ring_of(listener);
+  struct io_uring_sqe *sqe = asock__ring_sqe(r);
+  int mshot = r->maccept;
+
   if (sqe == NULL) {
     kick(listener); /* tried again before the next submission */
     return;
   }
-  if (!inject(sqe, ASOCK__FAULT_ACCEPT, &listener->io.ring.injected_in))
-    io_uring_prep_accept(sqe, fd_of(listener), NULL, NULL,
-                         SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (!inject(sqe, ASOCK__FAULT_ACCEPT, &listener->io.ring.injected_in)) {
+    if (mshot)
+      io_uring_prep_multishot_accept(sqe, fd_of(listener), NULL, NULL,
+                                     SOCK_CLOEXEC | SOCK_NONBLOCK);
+    else
+      io_uring_prep_accept(sqe, fd_of(listener), NULL, NULL,
+                           SOCK_CLOEXEC | SOCK_NONBLOCK);
+  }
   io_uring_sqe_set_data64(sqe, tagged(listener, ASOCK__RING_TAG_ACCEPT));
-  listener->io.ring.out |= ASOCK__RING_ACCEPT;
+  listener->io.ring.out |=
+      (unsigned char)(ASOCK__RING_ACCEPT | (mshot ? ASOCK__RING_MACCEPT : 0u));
 }
 
 static int accept_due(const asock_socket *listener) {
   const asock__ring_io *io = &listener->io.ring;
-  return io->wanted && !io->closing && io->accepted < 0 &&
+  return io->wanted && !io->closing && io->conns_len == 0 &&
          (io->out & ASOCK__RING_ACCEPT) == 0;
+}
+
+/* The i-th connection of the listener's queue. */
+static int *conns_at(asock__ring_io *io, uint32_t i) {
+  if (io->conns_cap == 0)
+    return &io->conn_one;
+  return &io->conns[(io->conns_head + i) % io->conns_cap];
+}
+
+/* A connection the kernel accepted goes last in the listener's queue: in
+ * conn_one while it is alone, in an array that grows as it must once more
+ * wait. 0, or ASOCK_ENOMEM (the connection is not queued). */
+static int conns_push(asock__ring_io *io, int fd) {
+  uint32_t cap = io->conns_cap != 0 ? io->conns_cap : 1;
+  if (io->conns_len == cap) {
+    uint32_t more = cap < 8 ? 16 : cap * 2;
+    int *conns = asock__calloc(more, sizeof(*conns));
+    uint32_t i;
+    if (conns == NULL)
+      return ASOCK_ENOMEM;
+    for (i = 0; i < io->conns_len; i++)
+      conns[i] = *conns_at(io, i);
+    asock__free(io->conns);
+    io->conns = conns;
+    io->conns_cap = more;
+    io->conns_head = 0;
+  }
+  *conns_at(io, io->conns_len) = fd;
+  io->conns_len++;
+  return 0;
+}
+
+static int conns_pop(asock__ring_io *io) {
+  int fd = *conns_at(io, 0);
+  if (io->conns_cap != 0)
+    io->conns_head = (io->conns_head + 1) % io->conns_cap;
+  io->conns_len--;
+  return fd;
 }
 
 int asock__ring_accept(asock_socket *listener, uintptr_t *conn) {
   asock__ring_io *io = &listener->io.ring;
 
   *conn = 0;
-  if (io->accepted < 0)
+  if (io->conns_len == 0)
     return (io->out & ASOCK__RING_ACCEPT) ? ASOCK_EAGAIN : ASOCK__RING_PASS;
-  *conn = (uintptr_t)io->accepted;
-  io->accepted = -1;
+  *conn = (uintptr_t)conns_pop(io);
   if (accept_due(listener))
     submit_accept(listener);
   return 0;
@@ -480,28 +536,43 @@ void asock__ring_accept_wanted(asock_socket *listener, int wanted) {
     io->wanted = 0;
     asock__ring_hold(ring_of(listener), -1);
   }
-  if (!wanted)
-    return; /* an accept out stays out: its connection waits in `accepted` */
-  if (io->accepted >= 0)
+  if (!wanted) {
+    /* A one-shot accept out stays out: its connection waits in the queue.
+     * A multishot one is cancelled unless an accept wants again by the
+     * next submission. */
+    if ((io->out & ASOCK__RING_MACCEPT) && !io->closing)
+      kick(listener);
+    return;
+  }
+  if (io->conns_len > 0)
     kick(listener);
   else if (accept_due(listener))
     submit_accept(listener);
 }
 
-static void accept_done(asock_socket *listener, int res) {
+static void accept_done(asock_socket *listener, int res, unsigned int flags) {
   asock__ring_io *io = &listener->io.ring;
+  int mshot = (io->out & ASOCK__RING_MACCEPT) != 0;
 
-  io->out &= (unsigned char)~ASOCK__RING_ACCEPT;
+  if ((flags & IORING_CQE_F_MORE) == 0)
+    io->out &= (unsigned char)~(ASOCK__RING_ACCEPT | ASOCK__RING_MACCEPT);
   res = result_of(res, &io->injected_in);
   if (io->closing) {
     if (res >= 0)
       asock__sys_close(res);
     return;
   }
-  if (res >= 0) {
-    io->accepted = res;
+  if (res == -EINVAL && mshot) {
+    /* A kernel without multishot accepts: one at a time. */
+    ring_of(listener)->maccept = 0;
+  } else if (res == -ECANCELED && mshot) {
+    /* The accepts stopped wanting (run_kicked()). */
+  } else if (res >= 0) {
+    int err = conns_push(io, res);
+    if (err != 0)
+      asock__sys_close(res); /* no room to keep it: the listener hears */
     if (io->wanted)
-      asock__on_connection(listener, 0);
+      asock__on_connection(listener, err);
   } else if (res != -ECONNABORTED && res != -EINTR && res != -EAGAIN &&
              io->wanted) {
     /* Out of descriptors, say: the listener hears, and pauses. */
@@ -538,6 +609,16 @@ static void connect_done(asock_socket *sock, int res) {
     return;
   sock->io.connecting = 0;
   asock__io_connected(sock, res == 0 ? 0 : asock__from_uv(res));
+}
+
+/* A multishot accept nothing wants: cancelled (what it took meanwhile
+ * waits in the queue). */
+static void cancel_accept(asock_socket *listener) {
+  struct io_uring_sqe *sqe = asock__ring_sqe(ring_of(listener));
+  if (sqe == NULL)
+    return; /* the kernel takes nothing now: its connections queue */
+  io_uring_prep_cancel64(sqe, tagged(listener, ASOCK__RING_TAG_ACCEPT), 0);
+  io_uring_sqe_set_data64(sqe, tagged(listener, ASOCK__RING_TAG_IGNORE));
 }
 
 /* ---- closing -------------------------------------------------------------
@@ -619,11 +700,15 @@ static void close_end(asock_socket *sock) {
 
   close_fd(sock);
 
-  while (io->stash != NULL)
-    stash_recycle(sock);
-  if (io->accepted >= 0) {
-    asock__sys_close(io->accepted);
-    io->accepted = -1;
+  if (!asock__socket_is_listener(sock)) {
+    while (io->stash != NULL)
+      stash_recycle(sock);
+  } else {
+    while (io->conns_len > 0)
+      asock__sys_close(conns_pop(io));
+    asock__free(io->conns);
+    io->conns = NULL;
+    io->conns_cap = 0;
   }
   io->closing = 0;
   asock__ring_hold(r, -1);
@@ -653,7 +738,7 @@ void asock__ring_complete(asock__ring *r, uint64_t data, int res,
     send_done(sock, res, tag);
     break;
   case ASOCK__RING_TAG_ACCEPT:
-    accept_done(sock, res);
+    accept_done(sock, res, flags);
     break;
   case ASOCK__RING_TAG_CONNECT:
     connect_done(sock, res);
@@ -710,8 +795,10 @@ static void run_kicked(asock_socket *sock) {
     return;
   }
   if (asock__socket_is_listener(sock)) {
-    if (io->wanted && io->accepted >= 0)
+    if (io->wanted && io->conns_len > 0)
       asock__on_connection(sock, 0);
+    if (!io->wanted && (io->out & ASOCK__RING_MACCEPT))
+      cancel_accept(sock);
     if (accept_due(sock))
       submit_accept(sock);
     return;
