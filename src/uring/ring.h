@@ -41,6 +41,8 @@ typedef struct asock__ring_io {
   unsigned char starved;  /* on the ring's starved list */
   unsigned char send_tag; /* the tag of the send out (ring-int.h) */
   unsigned char cancels;  /* a closing socket's cancels out */
+  int injected_in; /* a fault injected into the receive, accept or connect
+                    * out (src/fault.h), or 0 */
   union {
     struct {                     /* a socket that reads: the stash */
       unsigned short stash_bid;  /* the provided buffer the stash is in */
@@ -48,8 +50,10 @@ typedef struct asock__ring_io {
                                   * ring links each to the next) */
       uint32_t stash_off;        /* where the bytes still to be read start */
       uint32_t stash_end;        /* and end */
-      char *stash; /* the first slice of bytes that came while no receive
-                    * took them, or NULL */
+      int stash_status; /* the end of stream or error that came while no
+                         * receive took it */
+      char *stash;      /* the first slice of bytes that came while no receive
+                         * took them, or NULL */
     };
     struct { /* a listener: the connections the kernel accepted that no
               * accept took yet, oldest first, a circular queue */
@@ -60,14 +64,10 @@ typedef struct asock__ring_io {
       int *conns; /* made when a second connection has to wait */
     };
   };
-  int stash_status; /* the end of stream or error that came while no
-                     * receive took it */
-  int injected_in;  /* a fault injected into the receive, accept or
-                     * connect out (src/fault.h), or 0 */
-  int injected_out; /* and into the send out */
-  struct asock_socket *kick_next;    /* the ring's kicked list: sockets
-                                      * with something to deliver, or
-                                      * closing with nothing out */
+  int injected_out;               /* a fault injected into the send out, or 0 */
+  struct asock_socket *kick_next; /* the ring's kicked list: sockets
+                                   * with something to deliver, or
+                                   * closing with nothing out */
   struct asock_socket *starved_next; /* the ring's list of sockets whose
                                       * receive found no provided buffer */
 } asock__ring_io;
