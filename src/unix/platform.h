@@ -29,18 +29,28 @@ typedef unsigned char asock__mcast4_opt;
 #endif
 
 typedef struct asock__io {
-  asock__watch watch;       /* first, so that a handle pointer is the socket;
-                             * its socket is -1 until the OS socket exists */
+#ifdef ASOCK_HAVE_URING
+  union {
+#endif
+    asock__watch watch; /* first, so that a handle pointer is the socket;
+                         * its socket is -1 until the OS socket exists */
+#ifdef ASOCK_HAVE_URING
+    /* A TCP socket of a ring loop (src/uring/) never opens the poll
+     * handle: what it keeps of the ring lies in the handle's room, and it
+     * has its OS socket in watch.socket as every other socket. */
+    asock__ring_io ring;
+  };
+  unsigned char on_ring; /* the socket runs on the loop's ring */
+#endif
   unsigned char connecting; /* a connect waits for writability */
   int connect_error;        /* a connect that failed at once */
-#ifdef ASOCK_HAVE_URING
-  asock__ring_io ring; /* a TCP socket of a ring loop (src/uring/) */
-#endif
 } asock__io;
 
 /* Whether a socket runs on its loop's io_uring ring (src/uring/ring.h). */
 #ifdef ASOCK_HAVE_URING
-#define ASOCK__ON_RING(sock) ((sock)->io.ring.on != 0)
+_Static_assert(sizeof(asock__ring_io) <= sizeof(uv_poll_t),
+               "a ring socket's share lies in the poll handle's room");
+#define ASOCK__ON_RING(sock) ((sock)->io.on_ring != 0)
 #else
 #define ASOCK__ON_RING(sock) 0
 #endif

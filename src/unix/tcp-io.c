@@ -170,7 +170,7 @@ int asock__io_init(asock_socket *sock) {
   if (sock->loop->ring != NULL && !asock__socket_is_udp(sock))
     asock__ring_io_init(sock);
   else
-    sock->io.ring.on = 0;
+    sock->io.on_ring = 0;
 #endif
   return 0;
 }

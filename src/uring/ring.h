@@ -30,9 +30,9 @@ struct asock_loop;
 struct asock_op;
 struct asock__ring;
 
-/* What a TCP socket of a ring loop keeps (asock__io.ring). */
+/* What a TCP socket of a ring loop keeps (asock__io.ring, in the room of
+ * the poll handle it never opens). */
 typedef struct asock__ring_io {
-  unsigned char on;       /* the socket runs on the loop's ring */
   unsigned char out;      /* ASOCK__RING_* of the requests the kernel holds */
   unsigned char reading;  /* receives want data */
   unsigned char wanted;   /* a listener's accepts want connections */
@@ -108,7 +108,7 @@ void asock__ring_close_handles(struct asock_loop *loop);
 void asock__ring_destroy(struct asock_loop *loop);
 
 /* The seam functions for a ring socket (src/uring/tcp-ring.c), called by
- * src/unix/tcp-io.c's when asock__io.ring.on is set. */
+ * src/unix/tcp-io.c's when asock__io.on_ring is set. */
 void asock__ring_io_init(struct asock_socket *sock);
 int asock__ring_adopt_fd(struct asock_socket *sock, int fd);
 /* A connection the ring accepted: 0 with *conn set, ASOCK_EAGAIN while an

@@ -60,7 +60,7 @@ static int result_of(int res, int *slot) {
 
 void asock__ring_io_init(asock_socket *sock) {
   memset(&sock->io.ring, 0, sizeof(sock->io.ring));
-  sock->io.ring.on = 1;
+  sock->io.on_ring = 1;
 }
 
 int asock__ring_adopt_fd(asock_socket *sock, int fd) {
