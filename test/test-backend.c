@@ -298,6 +298,14 @@ START_TEST(ring_keeps_what_came_for_a_cancelled_receive) {
 }
 END_TEST
 
+/* Whether the socket has no receive, or no accept, in the ring. */
+static int no_recv_out(const void *sock) {
+  return (((const asock_socket *)sock)->io.ring.out & ASOCK__RING_RECV) == 0;
+}
+static int no_accept_out(const void *sock) {
+  return (((const asock_socket *)sock)->io.ring.out & ASOCK__RING_ACCEPT) == 0;
+}
+
 static void setup_ring_quota(void) { tu_setup_pool(1024, 128, 4, 0); }
 
 /* A multishot receive is one multishot request on the ring, bounded by
@@ -323,6 +331,9 @@ START_TEST(ring_multishot_stops_at_the_quota) {
   tu_fill(out, sizeof(out), 9, 0);
   tu_send_all(p.client, out, sizeof(out));
   ck_assert(tu_wait_count(&r.deliveries, 4));
+  /* The request ends (its bound, or reading stopped), and nothing more
+   * comes meanwhile. */
+  ck_assert(tu_run_until(no_recv_out, p.server, 10000));
   tu_run_for(50);
   ck_assert_int_eq(r.deliveries, 4);
   ck_assert_uint_eq(asock_socket_slices_held(p.server), 4);
@@ -378,9 +389,10 @@ START_TEST(ring_multishot_cancelled_leaves_the_rest) {
   ck_assert(tu_wait_count(&r.finals, 1));
   ck_assert_asock(r.final_status, ASOCK_ECANCELED);
   ms_assert_stream(&r, 3, 11);
+  /* Reading stops when the next bytes find no receive: the request is
+   * cancelled then, and the bytes wait for the next receive. */
   tu_send_all(p.client, "defgh", 5);
-  tu_run_for(30);
-  ck_assert_uint_eq(p.server->io.ring.out & ASOCK__RING_RECV, 0);
+  ck_assert(tu_run_until(no_recv_out, p.server, 10000));
   tu_recv_exact(p.server, b, 5);
   ck_assert_int_eq(memcmp(b, "defgh", 5), 0);
   ck_assert_int_eq(r.deliveries, 1);
@@ -430,8 +442,7 @@ START_TEST(ring_accepts_queue_while_none_waits) {
   ck_assert_asock(tu_rec(acc)->status, 0);
   got[0] = asock_op_accepted(acc);
   /* No accept wants: the request is cancelled. */
-  tu_run_for(30);
-  ck_assert_uint_eq(listener->io.ring.out & ASOCK__RING_ACCEPT, 0);
+  ck_assert(tu_run_until(no_accept_out, listener, 10000));
   ck_assert_uint_le(listener->io.ring.conns_len, DIALS - 1);
   for (i = 1; i < DIALS; i++) {
     ck_assert_asock(tu_accept(listener, acc), 0);
