@@ -423,6 +423,8 @@ START_TEST(ring_accepts_queue_while_none_waits) {
   int i, j;
   if (!ring_loop())
     return;
+  ck_assert_int_eq(asock__ring_multishot_accepts(tu_loop), 0);
+  asock__ring_set_multishot_accepts(tu_loop, 1);
   ck_assert_int_eq(asock__ring_multishot_accepts(tu_loop), 1);
   listener = tu_listen("127.0.0.1", &addr);
   ck_assert_asock(tu_accept(listener, acc), ASOCK_PENDING);
@@ -483,6 +485,7 @@ START_TEST(ring_listener_close_ends_queued_connections) {
   int i;
   if (!ring_loop())
     return;
+  asock__ring_set_multishot_accepts(tu_loop, 1);
   listener = tu_listen("127.0.0.1", &addr);
   ck_assert_asock(tu_accept(listener, acc), ASOCK_PENDING);
   for (i = 0; i < DIALS; i++)
@@ -727,6 +730,7 @@ START_TEST(refused_multishot_accept_goes_one_at_a_time) {
   uint64_t k;
   if (!ring_loop())
     return;
+  asock__ring_set_multishot_accepts(tu_loop, 1);
   /* Which call of the accept point the ring's request is: a first
    * listener shows it. */
   listener = tu_listen("127.0.0.1", &addr);

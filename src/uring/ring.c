@@ -243,7 +243,11 @@ int asock__ring_create(asock_loop *loop) {
     return ASOCK_ENOMEM;
   r->evfd = -1;
   r->mshot = 1;
-  r->maccept = 1;
+  /* Multishot accepts are off until the soak's failure with them is
+   * understood: graceful connections timed out on the io_uring pass (seed
+   * 1796659977, 2000 connections); the tests turn them on to keep the
+   * path tested (asock__ring_set_multishot_accepts()). */
+  r->maccept = 0;
   r->msgs = asock__calloc(ASOCK__RING_MSGS, sizeof(*r->msgs));
   r->iovs = asock__calloc(ASOCK__RING_IOVS, sizeof(*r->iovs));
   if (r->msgs == NULL || r->iovs == NULL) {

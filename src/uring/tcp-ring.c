@@ -158,6 +158,11 @@ int asock__ring_multishot_accepts(const asock_loop *loop) {
   return loop->ring != NULL && loop->ring->maccept;
 }
 
+void asock__ring_set_multishot_accepts(asock_loop *loop, int on) {
+  if (loop->ring != NULL)
+    loop->ring->maccept = (unsigned char)(on != 0);
+}
+
 /* Whether a receive is to be submitted: receives wait, none is out, and
  * nothing that came before waits to be read. */
 static int recv_due(const asock_socket *sock) {
