@@ -101,6 +101,18 @@ static void starve(asock_socket *sock) {
   r->starved = sock;
 }
 
+/* Queues a cancel of the socket's request `tag`, whose own completion
+ * comes tagged `reply`: 0 when the kernel takes no entry now. */
+static int cancel_request(asock_socket *sock, unsigned int tag,
+                          unsigned int reply) {
+  struct io_uring_sqe *sqe = asock__ring_sqe(ring_of(sock));
+  if (sqe == NULL)
+    return 0;
+  io_uring_prep_cancel64(sqe, tagged(sock, tag), 0);
+  io_uring_sqe_set_data64(sqe, tagged(sock, reply));
+  return 1;
+}
+
 /* ---- receiving ----------------------------------------------------------
  */
 
@@ -341,24 +353,19 @@ int asock__ring_read_start(asock_socket *sock) {
 }
 
 void asock__ring_read_stop(asock_socket *sock) {
-  asock__ring *r = ring_of(sock);
   asock__ring_io *io = &sock->io.ring;
-  struct io_uring_sqe *sqe;
 
   if (!io->reading)
     return;
   io->reading = 0;
-  asock__ring_hold(r, -1);
+  asock__ring_hold(ring_of(sock), -1);
   /* A one-shot receive out stays out: what it brings is stashed. A
    * multishot one would go on taking buffers, and is cancelled (what it
    * brought before is stashed). */
   if ((io->out & ASOCK__RING_MSHOT) == 0 || io->closing)
     return;
-  sqe = asock__ring_sqe(r);
-  if (sqe == NULL)
-    return; /* the kernel takes nothing now: its bound holds it */
-  io_uring_prep_cancel64(sqe, tagged(sock, ASOCK__RING_TAG_RECV), 0);
-  io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_IGNORE));
+  /* When the kernel takes no entry now, the request's bound holds it. */
+  (void)cancel_request(sock, ASOCK__RING_TAG_RECV, ASOCK__RING_TAG_IGNORE);
 }
 
 long asock__ring_try_recv(asock_socket *sock, void *buf, size_t len) {
@@ -619,11 +626,9 @@ static void connect_done(asock_socket *sock, int res) {
 /* A multishot accept nothing wants: cancelled (what it took meanwhile
  * waits in the queue). */
 static void cancel_accept(asock_socket *listener) {
-  struct io_uring_sqe *sqe = asock__ring_sqe(ring_of(listener));
-  if (sqe == NULL)
-    return; /* the kernel takes nothing now: its connections queue */
-  io_uring_prep_cancel64(sqe, tagged(listener, ASOCK__RING_TAG_ACCEPT), 0);
-  io_uring_sqe_set_data64(sqe, tagged(listener, ASOCK__RING_TAG_IGNORE));
+  /* When the kernel takes no entry now, its connections queue. */
+  (void)cancel_request(listener, ASOCK__RING_TAG_ACCEPT,
+                       ASOCK__RING_TAG_IGNORE);
 }
 
 /* ---- closing -------------------------------------------------------------
@@ -643,7 +648,6 @@ static void close_fd(asock_socket *sock) {
  * cancel is back and something is still out, the socket is kicked, and
  * run_kicked() cancels again; the request waits by then. */
 static void cancel_out(asock_socket *sock) {
-  asock__ring *r = ring_of(sock);
   asock__ring_io *io = &sock->io.ring;
   unsigned int tags[4];
   unsigned int n = 0, i;
@@ -657,11 +661,8 @@ static void cancel_out(asock_socket *sock) {
   if (io->out & ASOCK__RING_CONNECT)
     tags[n++] = ASOCK__RING_TAG_CONNECT;
   for (i = 0; i < n; i++) {
-    struct io_uring_sqe *sqe = asock__ring_sqe(r);
-    if (sqe == NULL)
+    if (!cancel_request(sock, tags[i], ASOCK__RING_TAG_CANCEL))
       break; /* the kernel takes nothing now */
-    io_uring_prep_cancel64(sqe, tagged(sock, tags[i]), 0);
-    io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_CANCEL));
     io->cancels++;
   }
   if (io->cancels == 0)
