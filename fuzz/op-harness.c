@@ -475,6 +475,35 @@ static void drop_idle_slices(void) {
     }
 }
 
+/* An on-demand receive that waits for a slice while every slice is held
+ * waits for good when the holders are receives that wait too: one queued
+ * behind it on its socket, or one on the other end whose bytes all came.
+ * That is the contract (exhaustion is back-pressure), so the drain does what
+ * an application would: it cancels the receives that hold a slice of their
+ * own, and drop_idle_slices() gives those slices back once they ended. */
+static void unpin_slices(int to) {
+  asock_pool_stats st;
+  size_t i;
+  int waiting = 0;
+
+  for (i = 0; i < NOPS; i++)
+    if (h.ops[i].pending && h.ops[i].kind == ASOCK_OP_RECEIVE &&
+        h.ops[i].sock == to && h.ops[i].window == 0)
+      waiting = 1;
+  FZ_CHECK_CODE(asock_pool_stats_get(h.pool, &st), 0, "stats");
+  if (!waiting || st.slices_in_use < st.slices_total)
+    return;
+  for (i = 0; i < NOPS; i++) {
+    fop *f = &h.ops[i];
+    if (f->pending && !f->multishot && fo_is_receive(f->kind) &&
+        asock_op_buffer_mode(f->op) == ASOCK_BUFFER_SLICE) {
+      if (trace)
+        fprintf(stderr, "fo_drain cancels op %zu, which holds a slice\n", i);
+      FZ_CHECK_CODE(asock_cancel(f->op), 0, "cancel of a receive's slice");
+    }
+  }
+}
+
 static int sender_idle(void) {
   size_t i;
   for (i = 0; i < NOPS; i++)
@@ -506,6 +535,7 @@ void fo_drain(int dir) {
     /* A receive that completes on demand keeps its slice: given back, so
      * that a receive waiting for one is not held up by back-pressure. */
     drop_idle_slices();
+    unpin_slices(to);
     if (!drain_busy && !fo_multishot_on(to)) {
       int r;
       asock_op_set_buffer(op, drain_buf, sizeof(drain_buf), 0,
