@@ -38,6 +38,16 @@ struct asock__ring {
   void **bufs;                  /* the slice of each buffer id */
   asock__ring_stashed *stashed; /* and, while a socket stashes it, this */
   unsigned char returned; /* buffers came back since the starved retried */
+  /* The provided buffers the kernel has, as far as the completions reaped
+   * say (a completion that took one may still wait to be reaped). */
+  unsigned int avail;
+  /* Receives sent again from the starved list, queued and not submitted
+   * yet, or submitted since the completions were last reaped: each takes a
+   * buffer as it finds its bytes waiting, and completes at its submission
+   * when it does. */
+  unsigned int retry_queued;
+  unsigned int retry_sent;
+  unsigned long refusals; /* receives that found no buffer (for the tests) */
   /* The kernel takes a multishot receive bounded by a byte count (Linux
    * 6.17); cleared when it refuses one, and receives go one at a time. */
   unsigned char mshot;
@@ -63,9 +73,11 @@ struct asock__ring {
   uv_idle_t idle;               /* keeps libuv from blocking after a wait */
   unsigned int nbufs;           /* a power of two */
   unsigned int buf_len;         /* the bytes one provided buffer takes */
-  unsigned int active;   /* what waits on the ring and keeps the loop alive */
-  asock_socket *starved; /* sockets whose receive found no buffer */
-  asock_socket *kicked;  /* sockets to run before the next submission */
+  unsigned int active; /* what waits on the ring and keeps the loop alive */
+  /* Sockets whose receive found no buffer, oldest first. */
+  asock_socket *starved;
+  asock_socket *starved_tail;
+  asock_socket *kicked; /* sockets to run before the next submission */
   /* The message headers and buffer lists of the gathered sends queued
    * since the last submission: the kernel has read them once it took the
    * entries (IORING_FEAT_SUBMIT_STABLE), and they are used again then. */

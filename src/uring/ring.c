@@ -50,6 +50,8 @@ static void submitted(asock__ring *r) {
   if (io_uring_sq_ready(&r->uring) == 0) {
     r->msgs_used = 0;
     r->iovs_used = 0;
+    r->retry_sent += r->retry_queued;
+    r->retry_queued = 0;
   }
 }
 
@@ -162,6 +164,7 @@ static int provide(asock__ring *r) {
                           io_uring_buf_ring_mask(r->nbufs), (int)i);
   }
   io_uring_buf_ring_advance(r->br, (int)r->nbufs);
+  r->avail = r->nbufs;
   return 0;
 }
 
@@ -243,11 +246,7 @@ int asock__ring_create(asock_loop *loop) {
     return ASOCK_ENOMEM;
   r->evfd = -1;
   r->mshot = 1;
-  /* Multishot accepts are off until the soak's failure with them is
-   * understood: graceful connections timed out on the io_uring pass (seed
-   * 1796659977, 2000 connections); the tests turn them on to keep the
-   * path tested (asock__ring_set_multishot_accepts()). */
-  r->maccept = 0;
+  r->maccept = 1;
   r->msgs = asock__calloc(ASOCK__RING_MSGS, sizeof(*r->msgs));
   r->iovs = asock__calloc(ASOCK__RING_IOVS, sizeof(*r->iovs));
   if (r->msgs == NULL || r->iovs == NULL) {
@@ -391,6 +390,7 @@ void asock__ring_hold(asock__ring *r, int delta) {
 void asock__ring_recycle(asock__ring *r, unsigned short bid, void *slice) {
   r->bufs[bid] = slice;
   r->returned = 1;
+  r->avail++;
   io_uring_buf_ring_add(r->br, slice, r->buf_len, bid,
                         io_uring_buf_ring_mask(r->nbufs), 0);
   io_uring_buf_ring_advance(r->br, 1);
@@ -420,6 +420,8 @@ static unsigned int reap(asock__ring *r) {
       asock__ring_complete(r, data, res, flags);
     }
   }
+  /* The receives sent again took their buffers, or wait for bytes. */
+  r->retry_sent = 0;
   return n;
 }
 
@@ -494,6 +496,9 @@ static void on_idle(uv_idle_t *idle) { uv_idle_stop(idle); }
  * asock_loop_run() on a ring with deferred work, waits in the ring. */
 static void on_prepare(uv_prepare_t *prepare) {
   asock__ring *r = prepare->data;
+  /* libuv polled since the last submission: what the receives sent again
+   * completed with was reaped, and those still out wait for bytes. */
+  r->retry_sent = 0;
   asock__ring_retry_starved(r);
   asock__ring_run_kicked(r);
   r->backend_ready = 0;

@@ -90,12 +90,12 @@ int asock__ring_deferred(const struct asock_loop *loop);
 /* 1 while the loop's ring takes a socket's receives as one multishot
  * request bounded by its quota (the kernel has not refused the bound). */
 int asock__ring_multishot(const struct asock_loop *loop);
-/* 1 while it takes a listener's accepts as one multishot request (turned
- * on, and the kernel has not refused one). */
+/* How many receives the kernel refused for want of a provided buffer (for
+ * the tests). */
+unsigned long asock__ring_refusals(const struct asock_loop *loop);
+/* 1 while it takes a listener's accepts as one multishot request (the
+ * kernel has not refused one). */
 int asock__ring_multishot_accepts(const struct asock_loop *loop);
-/* Turns the loop's multishot accepts on or off (for the tests: off by
- * default, see ring.c). Loop thread, with no listener accepting. */
-void asock__ring_set_multishot_accepts(struct asock_loop *loop, int on);
 /* 1 when the ring belongs to another thread than the caller (a ring with
  * deferred work, enabled by the first thread that submitted to it): the
  * caller may not run the loop. */

@@ -89,16 +89,24 @@ static void kick(asock_socket *sock) {
   r->kicked = sock;
 }
 
+/* Goes last in the ring's list of starved sockets. */
+static void starved_append(asock__ring *r, asock_socket *sock) {
+  sock->io.ring.starved_next = NULL;
+  if (r->starved_tail != NULL)
+    r->starved_tail->io.ring.starved_next = sock;
+  else
+    r->starved = sock;
+  r->starved_tail = sock;
+}
+
 /* Its receive found no provided buffer: it is submitted again once buffers
- * came back. */
+ * came back, after the sockets that found none before it. */
 static void starve(asock_socket *sock) {
-  asock__ring *r = ring_of(sock);
   if (sock->io.ring.starved)
     return;
   sock->io.ring.starved = 1;
   asock__socket_ref(sock);
-  sock->io.ring.starved_next = r->starved;
-  r->starved = sock;
+  starved_append(ring_of(sock), sock);
 }
 
 /* Queues a cancel of the socket's request `tag`, whose own completion
@@ -136,7 +144,11 @@ static unsigned int mshot_bytes(const asock_socket *sock) {
   return (unsigned int)(n > 0 ? n : 1) * r->buf_len;
 }
 
-static void submit_recv(asock_socket *sock) {
+/* A receive's request. One that waits for bytes first (the socket had none
+ * when it was last read: `wait` set) takes a buffer only once they came;
+ * tried at once, a request takes one first, and the kernel refuses it
+ * while none is free even when nothing came. */
+static void submit_recv(asock_socket *sock, int wait) {
   asock__ring *r = ring_of(sock);
   struct io_uring_sqe *sqe = asock__ring_sqe(r);
   int mshot = r->mshot && (sock->flags & ASOCK__SF_MULTISHOT) != 0;
@@ -154,6 +166,8 @@ static void submit_recv(asock_socket *sock) {
     } else {
       io_uring_prep_recv(sqe, fd_of(sock), NULL, r->buf_len, 0);
     }
+    if (wait)
+      sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = ASOCK__RING_BGID;
   }
@@ -166,13 +180,12 @@ int asock__ring_multishot(const asock_loop *loop) {
   return loop->ring != NULL && loop->ring->mshot;
 }
 
-int asock__ring_multishot_accepts(const asock_loop *loop) {
-  return loop->ring != NULL && loop->ring->maccept;
+unsigned long asock__ring_refusals(const asock_loop *loop) {
+  return loop->ring != NULL ? loop->ring->refusals : 0;
 }
 
-void asock__ring_set_multishot_accepts(asock_loop *loop, int on) {
-  if (loop->ring != NULL)
-    loop->ring->maccept = (unsigned char)(on != 0);
+int asock__ring_multishot_accepts(const asock_loop *loop) {
+  return loop->ring != NULL && loop->ring->maccept;
 }
 
 /* Whether a receive is to be submitted: receives wait, none is out, and
@@ -306,6 +319,8 @@ static void recv_done(asock_socket *sock, int res, unsigned int flags) {
   int buffered = (flags & IORING_CQE_F_BUFFER) != 0;
   int mshot = (io->out & ASOCK__RING_MSHOT) != 0;
 
+  if (buffered)
+    r->avail--;
   /* A multishot request stays out while the kernel says more comes. */
   if ((flags & IORING_CQE_F_MORE) == 0)
     io->out &= (unsigned char)~(ASOCK__RING_RECV | ASOCK__RING_MSHOT);
@@ -327,6 +342,7 @@ static void recv_done(asock_socket *sock, int res, unsigned int flags) {
     recv_end(sock, ASOCK_EOF);
   } else if (res == -ENOBUFS) {
     /* Every provided buffer is taken: back-pressure until one is back. */
+    r->refusals++;
     starve(sock);
     return;
   } else if (res != -EINTR && res != -EAGAIN) {
@@ -334,8 +350,9 @@ static void recv_done(asock_socket *sock, int res, unsigned int flags) {
       recycle(r, bid, r->bufs[bid], 0);
     recv_end(sock, asock__from_uv(res));
   }
+  /* A buffer filled to the end leaves more waiting, likely. */
   if (recv_due(sock))
-    submit_recv(sock);
+    submit_recv(sock, !(res > 0 && (unsigned int)res >= r->buf_len));
 }
 
 int asock__ring_read_start(asock_socket *sock) {
@@ -348,7 +365,7 @@ int asock__ring_read_start(asock_socket *sock) {
   if (io->stash != NULL || io->stash_status != 0)
     kick(sock); /* delivered from the prepare handle, never in this call */
   else if (recv_due(sock))
-    submit_recv(sock);
+    submit_recv(sock, 1);
   return 0;
 }
 
@@ -763,27 +780,43 @@ void asock__ring_complete(asock__ring *r, uint64_t data, int res,
 void asock__ring_retry_starved(asock__ring *r) {
   asock_socket *list = r->starved;
   /* A receive that found no buffer tries again once one came back, not on
-   * every pass: back-pressure waits without turning the loop. */
+   * every pass: back-pressure waits without turning the loop. And only as
+   * many as the kernel has buffers, oldest first: each finds its bytes
+   * waiting and takes one, so that the rest would find none again. A pass
+   * that sent them all again spent the loop's time on thousands of
+   * refusals with thousands of busy connections (docs/backends.md). */
   int returned = r->returned;
+  unsigned int claimed = r->retry_queued + r->retry_sent;
+  unsigned int budget = returned && r->avail > claimed ? r->avail - claimed : 0;
 
   r->returned = 0;
   r->starved = NULL;
+  r->starved_tail = NULL;
   while (list != NULL) {
     asock_socket *sock = list;
     list = sock->io.ring.starved_next;
-    sock->io.ring.starved_next = NULL;
-    if (!returned && !sock->io.ring.closing) {
-      sock->io.ring.starved_next = r->starved; /* still starved */
-      r->starved = sock;
-      continue;
+    if (!sock->io.ring.closing) {
+      if (budget == 0) {
+        starved_append(r, sock); /* still starved, in its place */
+        continue;
+      }
+      budget--;
     }
+    sock->io.ring.starved_next = NULL;
     sock->io.ring.starved = 0;
-    if (sock->io.ring.closing)
+    if (sock->io.ring.closing) {
       kick(sock); /* its cancels could not be queued */
-    else if (recv_due(sock))
-      submit_recv(sock);
+    } else if (recv_due(sock)) {
+      submit_recv(sock, 0);
+      if (sock->io.ring.out & ASOCK__RING_RECV)
+        r->retry_queued++;
+    }
     asock__socket_unref(sock);
   }
+  /* The next passes go on with the rest as the receives sent again
+   * complete: one may wait for its bytes, taking no buffer. */
+  if (r->starved != NULL && returned)
+    r->returned = 1;
 }
 
 /* A kicked socket: a closing one with nothing out closes; a reading one
@@ -813,7 +846,7 @@ static void run_kicked(asock_socket *sock) {
   if (io->reading && io->stash == NULL && io->stash_status != 0)
     recv_end(sock, io->stash_status);
   if (recv_due(sock))
-    submit_recv(sock);
+    submit_recv(sock, 1);
 }
 
 void asock__ring_run_kicked(asock__ring *r) {
