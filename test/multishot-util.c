@@ -89,3 +89,11 @@ void ms_assert_stream(const ms_rec *r, size_t len, uint32_t stream) {
   ck_assert_uint_eq(r->len, len);
   ck_assert_uint_eq(tu_mismatch(r->data, len, stream, 0), len);
 }
+
+void ms_close_pair(tu_pair *p, ms_rec *r) {
+  ck_assert_int_eq(r->finals, 0);
+  ck_assert_asock(tu_close(p->server, 0), 0);
+  ck_assert(tu_wait_count(&r->finals, 1));
+  ck_assert_asock(r->final_status, ASOCK_ECANCELED);
+  ck_assert_asock(tu_close(p->client, 0), 0);
+}

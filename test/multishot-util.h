@@ -43,5 +43,9 @@ void ms_send_and_wait(asock_socket *sock, ms_rec *r, size_t len,
                       uint32_t stream, uint64_t pos, int deliveries);
 /* r holds exactly the first len bytes of stream. */
 void ms_assert_stream(const ms_rec *r, size_t len, uint32_t stream);
+/* Closes the pair's server, whose multishot receive (reporting to r) must
+ * end then with ASOCK_ECANCELED, its only final completion, and the
+ * client. */
+void ms_close_pair(tu_pair *p, ms_rec *r);
 
 #endif /* ASOCK_TEST_MULTISHOT_UTIL_H */

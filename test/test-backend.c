@@ -362,10 +362,7 @@ START_TEST(ring_multishot_stops_at_the_quota) {
                   "%zu of %zu bytes came", r.len, sizeof(out));
   ms_assert_stream(&r, sizeof(out), 9);
   ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
-  ck_assert_asock(tu_close(p.server, 0), 0);
-  ck_assert(tu_wait_count(&r.finals, 1));
-  ck_assert_asock(r.final_status, ASOCK_ECANCELED);
-  ck_assert_asock(tu_close(p.client, 0), 0);
+  ms_close_pair(&p, &r);
 }
 END_TEST
 
@@ -826,9 +823,7 @@ START_TEST(refused_multishot_bound_goes_one_at_a_time) {
   ms_send_and_wait(p.client, &r, 100, 12, 100, 2);
   ms_assert_stream(&r, 200, 12);
   ck_assert_int_eq(r.finals, 0);
-  ck_assert_asock(tu_close(p.server, 0), 0);
-  ck_assert(tu_wait_count(&r.finals, 1));
-  ck_assert_asock(tu_close(p.client, 0), 0);
+  ms_close_pair(&p, &r);
 }
 END_TEST
 

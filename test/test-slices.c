@@ -109,9 +109,7 @@ START_TEST(attach_gives_a_taken_slice_to_an_op) {
   ck_assert_asock(asock_op_clear_buffer(tx), 0);
   ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
   ck_assert_uint_eq(ms_stats().slices_in_use, 0);
-  ck_assert_asock(tu_close(p.server, 0), 0);
-  ck_assert(tu_wait_count(&r.finals, 1));
-  ck_assert_asock(tu_close(p.client, 0), 0);
+  ms_close_pair(&p, &r);
 }
 END_TEST
 
@@ -147,9 +145,7 @@ START_TEST(taken_slices_count_against_the_quota) {
   for (i = 1; i < r.nslices; i++)
     ck_assert_asock(asock_pool_release(tu_pool, r.slices[i]), 0);
   ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
-  ck_assert_asock(tu_close(p.server, 0), 0);
-  ck_assert(tu_wait_count(&r.finals, 1));
-  ck_assert_asock(tu_close(p.client, 0), 0);
+  ms_close_pair(&p, &r);
 }
 END_TEST
 
@@ -176,10 +172,7 @@ START_TEST(exhaustion_pauses_and_resumes) {
   ck_assert(tu_wait_count(&r.deliveries, 2));
   ms_assert_stream(&r, 250, 9);
   ck_assert_asock(asock_pool_release(tu_pool, held[0]), 0);
-  ck_assert_asock(tu_close(p.server, 0), 0);
-  ck_assert(tu_wait_count(&r.finals, 1));
-  ck_assert_asock(r.final_status, ASOCK_ECANCELED);
-  ck_assert_asock(tu_close(p.client, 0), 0);
+  ms_close_pair(&p, &r);
 }
 END_TEST
 
@@ -235,9 +228,7 @@ START_TEST(release_from_another_thread_after_close) {
   ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
   for (i = 0; i < 3; i++)
     ms_send_and_wait(p.client, &r, 64, 11, (uint64_t)i * 64, i + 1);
-  ck_assert_asock(tu_close(p.server, 0), 0);
-  ck_assert(tu_wait_count(&r.finals, 1));
-  ck_assert_asock(tu_close(p.client, 0), 0);
+  ms_close_pair(&p, &r);
   /* The loop goes too: the socket outlives it. */
   ck_assert_asock(tu_close_loop(), 0);
   ck_assert_uint_eq(ms_stats().slices_in_use, 3);
