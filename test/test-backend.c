@@ -412,6 +412,64 @@ START_TEST(ring_starved_receives_wait_their_turn) {
 }
 END_TEST
 
+static int stashed(const void *arg) {
+  const asock_socket *sock = arg;
+  return sock->io.ring.stash != NULL;
+}
+
+/* Sockets whose bytes wait for a receive that does not come keep them in
+ * slices of their own once the kernel has fewer than half its buffers (8
+ * lent, 12 such sockets): the first four hold provided buffers, the other
+ * eight a slice each, charged to them; another socket's receive still gets
+ * its bytes, and each waiting socket's bytes come whole to its next
+ * receive. */
+START_TEST(ring_waiting_bytes_let_go_of_the_kernels_buffers) {
+  enum { N = 12, LEN = 100 };
+  static tu_pair p[N + 1];
+  static asock_op *ops[N + 1];
+  unsigned char out[LEN], in[LEN];
+  int i;
+  if (!ring_loop())
+    return;
+  ck_assert_uint_eq(tu_lent(tu_loop), 8);
+  for (i = 0; i <= N; i++) {
+    tu_pair_open(&p[i], "127.0.0.1");
+    ops[i] = tu_op();
+  }
+  for (i = 0; i < N; i++) {
+    /* One receive, answered: the socket reads on, with a request out, and
+     * the next bytes wait in a buffer. */
+    ck_assert_asock(tu_receive(p[i].server, ops[i]), ASOCK_PENDING);
+    tu_fill(out, 1, (uint32_t)i, 0);
+    tu_os_send(p[i].client, out, 1);
+    ck_assert(tu_wait_calls(ops[i], 1));
+    ck_assert_uint_eq(tu_rec(ops[i])->bytes, 1);
+    tu_fill(out, LEN, (uint32_t)i, 1);
+    tu_os_send(p[i].client, out, LEN);
+    ck_assert(tu_run_until(stashed, p[i].server, 10000));
+  }
+  ck_assert_uint_eq(asock_socket_slices_held(p[0].server), 1);
+  ck_assert_uint_eq(asock_socket_slices_held(p[N - 1].server), 2);
+  ck_assert_asock(tu_receive(p[N].server, ops[N]), ASOCK_PENDING);
+  tu_fill(out, LEN, N, 0);
+  tu_os_send(p[N].client, out, LEN);
+  ck_assert(tu_wait_calls(ops[N], 1));
+  ck_assert_asock(tu_rec(ops[N])->status, 0);
+  ck_assert_uint_eq(tu_rec(ops[N])->bytes, LEN);
+  ck_assert_uint_eq(tu_mismatch(asock_op_data(ops[N]), LEN, N, 0), LEN);
+  for (i = 0; i < N; i++) {
+    tu_recv_exact(p[i].server, in, LEN);
+    ck_assert_uint_eq(tu_mismatch(in, LEN, (uint32_t)i, 1), LEN);
+    ck_assert_asock(asock_op_clear_buffer(ops[i]), 0);
+    ck_assert_uint_eq(asock_socket_slices_held(p[i].server), 0);
+  }
+  for (i = 0; i <= N; i++) {
+    ck_assert_asock(tu_close(p[i].server, 0), 0);
+    ck_assert_asock(tu_close(p[i].client, 0), 0);
+  }
+}
+END_TEST
+
 /* A multishot receive cancelled while its request is out: the request is
  * cancelled with it, and what comes after waits for the next receive,
  * whole and in order. */
@@ -899,6 +957,7 @@ Suite *asock_test_suite_backend(void) {
   tcase_add_checked_fixture(tc, setup_ring_quota, tu_teardown);
   tcase_add_test(tc, ring_multishot_stops_at_the_quota);
   tcase_add_test(tc, ring_starved_receives_wait_their_turn);
+  tcase_add_test(tc, ring_waiting_bytes_let_go_of_the_kernels_buffers);
   suite_add_tcase(s, tc);
 #endif
   return s;

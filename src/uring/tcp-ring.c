@@ -25,6 +25,11 @@
 
 #include "ring-int.h"
 
+/* A stash that let go of its provided buffer (stash_keep()) holds a slice
+ * of the pool charged to its socket, under no buffer id (the ring has 256
+ * buffers at most). */
+#define NO_BID 0xffffu
+
 static asock__ring *ring_of(const asock_socket *sock) {
   return sock->loop->ring;
 }
@@ -212,6 +217,7 @@ static void stash(asock_socket *sock, unsigned short bid, size_t len) {
   asock__ring_io *io = &sock->io.ring;
 
   r->stashed[bid].len = (uint32_t)len;
+  /* (A kept stash, stash_keep(), has no request out that could add to it.) */
   if (io->stash != NULL) {
     r->stashed[io->stash_last].next = bid;
     io->stash_last = bid;
@@ -242,7 +248,18 @@ static void stash_next(asock_socket *sock) {
   io->stash_end = r->stashed[bid].len;
 }
 
-/* The first stashed buffer back to the kernel, the next one first. */
+/* The stash's own slice back to the loop, no longer charged to the
+ * socket. */
+static void stash_release(asock_socket *sock, char *slice, size_t used) {
+  asock_loop *loop = sock->loop;
+  if (loop->pool->flags & ASOCK_POOL_ZERO_ON_RELEASE)
+    memset(slice, 0, used);
+  asock__loop_give_slice(loop, slice);
+  asock__socket_release(sock, ASOCK__REF_SLICE);
+}
+
+/* The first stashed buffer back to the kernel (or the pool), the next one
+ * first. */
 static void stash_recycle(asock_socket *sock) {
   asock__ring_io *io = &sock->io.ring;
   unsigned short bid = io->stash_bid;
@@ -250,7 +267,32 @@ static void stash_recycle(asock_socket *sock) {
   size_t end = io->stash_end;
 
   stash_next(sock);
-  recycle(ring_of(sock), bid, slice, end);
+  if (bid == NO_BID)
+    stash_release(sock, slice, end);
+  else
+    recycle(ring_of(sock), bid, slice, end);
+}
+
+/* Bytes that wait for a receive that may be long in coming (no request is
+ * out, so the socket has stopped reading) hold a provided buffer, and
+ * enough such sockets would hold them all: every other socket's receives
+ * would wait for them. Once the kernel has fewer than half its buffers, a
+ * stash of one buffer keeps that buffer's slice as a slice of its own,
+ * charged to the socket like any received slice (its quota allowing), and
+ * the kernel gets a free slice of the pool in its place. Nothing is
+ * copied. */
+static void stash_keep(asock_socket *sock) {
+  asock__ring *r = ring_of(sock);
+  asock__ring_io *io = &sock->io.ring;
+  void *fresh;
+
+  if (io->stash == NULL || (io->out & ASOCK__RING_RECV) != 0 ||
+      io->stash_bid != io->stash_last || io->stash_bid == NO_BID ||
+      r->avail >= r->nbufs / 2 || asock__socket_take_slice(sock, &fresh) != 0)
+    return;
+  asock__ring_recycle(r, io->stash_bid, fresh);
+  io->stash_bid = NO_BID;
+  io->stash_last = NO_BID;
 }
 
 /* What the stash holds goes to the receives, for as long as they read. It
@@ -283,7 +325,10 @@ static void drain(asock_socket *sock) {
       unsigned short bid = io->stash_bid;
       op->mem = (unsigned char *)slice;
       stash_next(sock);
-      asock__ring_recycle(r, bid, mine);
+      if (bid == NO_BID)
+        stash_release(sock, mine, 0); /* the op's charge covers the stash's */
+      else
+        asock__ring_recycle(r, bid, mine);
       buf.base = slice;
       asock__recv_result(sock, (long)end, &buf);
       continue;
@@ -338,6 +383,7 @@ static void recv_done(asock_socket *sock, int res, unsigned int flags) {
   } else if (res > 0 && buffered) {
     stash(sock, bid, (size_t)res);
     drain(sock);
+    stash_keep(sock);
   } else if (res == 0) {
     recv_end(sock, ASOCK_EOF);
   } else if (res == -ENOBUFS) {
