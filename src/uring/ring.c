@@ -35,6 +35,10 @@ static void on_handle_closed(uv_handle_t *handle) {
   r->loop->handles--;
 }
 
+/* Whether the ring runs its completion work only when the loop's thread
+ * asks (IORING_SETUP_DEFER_TASKRUN): such a ring has the eventfd. */
+static int deferred(const asock__ring *r) { return r->evfd >= 0; }
+
 /* The ring's own memory, and its eventfd. */
 static void free_ring(asock__ring *r) {
   if (r->evfd >= 0)
@@ -285,7 +289,7 @@ int asock__ring_create(asock_loop *loop) {
    * fail after, and a failure before leaves no handle to close. */
   r->poll.data = r;
   err = asock__uv_poll_init_socket(loop->uv, &r->poll,
-                                   r->evfd >= 0 ? r->evfd : r->uring.ring_fd);
+                                   deferred(r) ? r->evfd : r->uring.ring_fd);
   if (err == 0) {
     err = asock__uv_poll_start(&r->poll, UV_READABLE, on_ring);
   }
@@ -346,7 +350,7 @@ void asock__ring_submit(asock__ring *r) {
 }
 
 void asock__ring_submit_now(asock__ring *r) {
-  if (r->evfd < 0) {
+  if (!deferred(r)) {
     asock__ring_submit(r);
     return;
   }
@@ -510,19 +514,19 @@ static void on_prepare(uv_prepare_t *prepare) {
 }
 
 int asock__ring_deferred(const asock_loop *loop) {
-  return loop->ring != NULL && loop->ring->evfd >= 0;
+  return loop->ring != NULL && deferred(loop->ring);
 }
 
 int asock__ring_elsewhere(const asock_loop *loop) {
   const asock__ring *r = loop->ring;
-  return r->enabled && r->evfd >= 0 && r->owner != asock__thread_token();
+  return r->enabled && deferred(r) && r->owner != asock__thread_token();
 }
 
 int asock__ring_run(asock_loop *loop, uv_run_mode mode) {
   asock__ring *r = loop->ring;
   int rc;
 
-  if (r->evfd < 0 || mode == UV_RUN_NOWAIT)
+  if (!deferred(r) || mode == UV_RUN_NOWAIT)
     return uv_run(loop->uv, mode);
   r->waits =
       mode == UV_RUN_ONCE ? ASOCK__RING_WAIT_ONCE : ASOCK__RING_WAIT_LOOP;
@@ -550,7 +554,7 @@ static void on_ring(uv_poll_t *poll, int status, int events) {
 
   (void)status;
   (void)events;
-  if (r->evfd >= 0) {
+  if (deferred(r)) {
     /* Deferred work: the eventfd is drained, then the work run. */
     clear_eventfd(r);
     if (r->enabled)

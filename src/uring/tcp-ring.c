@@ -375,6 +375,11 @@ static void recv_done(asock_socket *sock, int res, unsigned int flags) {
       recycle(r, bid, r->bufs[bid], res > 0 ? (size_t)res : 0);
     return;
   }
+  if (buffered && res <= 0) {
+    /* A buffer with nothing in it, whatever ended the request: back. */
+    recycle(r, bid, r->bufs[bid], 0);
+    buffered = 0;
+  }
   if (res == -EINVAL && mshot) {
     /* A kernel without the bound: receives go one at a time. */
     r->mshot = 0;
@@ -392,8 +397,6 @@ static void recv_done(asock_socket *sock, int res, unsigned int flags) {
     starve(sock);
     return;
   } else if (res != -EINTR && res != -EAGAIN) {
-    if (buffered)
-      recycle(r, bid, r->bufs[bid], 0);
     recv_end(sock, asock__from_uv(res));
   }
   /* A buffer filled to the end leaves more waiting, likely. */
