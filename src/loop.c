@@ -43,7 +43,7 @@ static void run_kicked(asock_loop *loop) {
     if ((sock->flags & ASOCK__SF_UDP) == 0)
       asock__send_resume(sock);
     else if ((sock->flags & (ASOCK__SF_CLOSED | ASOCK__SF_HANDLE)) == 0)
-      asock__udp_recv_ready(sock);
+      asock__udp_recv_kept(sock);
     asock__socket_unref(sock);
   }
 }

@@ -256,6 +256,23 @@ void asock__udp_recv_ready(asock_socket *sock) {
   }
   if (sock->recv_head == NULL)
     stop_reading(sock);
+  else if (asock__udp(sock)->kept_count > 0)
+    /* The share ended with datagrams read ahead, which no readiness report
+     * will name once the socket is empty: the loop delivers them next,
+     * after the other sockets' turn. */
+    asock__loop_kick(sock->loop, sock);
+}
+
+void asock__udp_recv_kept(asock_socket *sock) {
+  while (asock__udp(sock)->kept_count > 0) {
+    asock_op *op = sock->recv_head;
+    if (op == NULL || (sock->flags & (ASOCK__SF_READING | ASOCK__SF_HANDLE)) !=
+                          ASOCK__SF_READING)
+      break;
+    got_datagram(sock, op, from_kept(sock, op));
+  }
+  if (sock->recv_head == NULL)
+    stop_reading(sock);
 }
 
 int asock__recvfrom_check(asock_socket *sock, asock_op *op) {

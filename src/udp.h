@@ -104,6 +104,11 @@ int asock__recvfrom_start(asock_socket *sock, asock_op *op);
 void asock__udp_ready(asock_socket *sock, int readable, int writable);
 /* Receive side: the socket is readable. */
 void asock__udp_recv_ready(asock_socket *sock);
+/* Delivers the datagrams the socket read ahead, reading none anew: from
+ * the loop (asock__loop_kick()), for the ones no readiness report names
+ * (a multishot receive started with some kept, or a report's share that
+ * ended with some kept). */
+void asock__udp_recv_kept(asock_socket *sock);
 /* Resumes reading for a UDP socket that waited for a slice. */
 void asock__udp_recv_retry(asock_socket *sock);
 /* Gives back the slices of the datagrams kept for later receives. */
