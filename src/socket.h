@@ -274,6 +274,12 @@ static inline int asock__socket_take_slice(asock_socket *sock, void **slice) {
   asock__add_u64(&sock->refs, ASOCK__REF_SLICE);
   return 0;
 }
+/* Gives a slice charged to the socket back to the loop, and its charge.
+ * Loop thread. */
+static inline void asock__socket_give_slice(asock_socket *sock, void *slice) {
+  asock__loop_give_slice(sock->loop, slice);
+  asock__socket_release(sock, ASOCK__REF_SLICE);
+}
 /* A receive that takes a slice on demand: no buffer, or the slice an
  * earlier on-demand receive left in the op. */
 static ASOCK__ALWAYS_INLINE int asock__op_wants_slice(const asock_op *op) {

@@ -12,12 +12,6 @@
  * loop's other sockets get their turn (as many as libuv reads). */
 #define ASOCK__UDP_PER_EVENT 32
 
-/* Gives back a kept datagram's slice and its charge. */
-static void give_charged(asock_socket *sock, void *slice) {
-  asock__loop_give_slice(sock->loop, slice);
-  asock__socket_release(sock, ASOCK__REF_SLICE);
-}
-
 /* Moves the oldest kept datagram into op: an on-demand receive takes its
  * slice (and the charge with it), any other copies it into its window.
  * Returns the bytes the op received. */
@@ -46,7 +40,7 @@ static size_t from_kept(asock_socket *sock, asock_op *op) {
     op->msg_flags |= ASOCK_MSG_TRUNCATED;
   }
   memcpy(op->mem + op->offset, k->slice, n);
-  give_charged(sock, k->slice);
+  asock__socket_give_slice(sock, k->slice);
   return n;
 }
 
@@ -194,7 +188,7 @@ void asock__udp_drop_kept(asock_socket *sock) {
   asock__udp_socket *u = asock__udp(sock);
   while (u->kept_count > 0) {
     u->kept_count--;
-    give_charged(sock, u->kept[u->kept_first++].slice);
+    asock__socket_give_slice(sock, u->kept[u->kept_first++].slice);
   }
 }
 
@@ -207,16 +201,24 @@ static void got_datagram(asock_socket *sock, asock_op *op, size_t bytes) {
     asock__op_done(op, 0, bytes);
 }
 
+/* The receive to deliver the next datagram to, or NULL while the socket
+ * does not read (none waits, back-pressure, or handed over). */
+static asock_op *reading_head(const asock_socket *sock) {
+  if ((sock->flags & (ASOCK__SF_READING | ASOCK__SF_HANDLE)) !=
+      ASOCK__SF_READING)
+    return NULL;
+  return sock->recv_head;
+}
+
 void asock__udp_recv_ready(asock_socket *sock) {
   int i;
 
   for (i = 0; i < ASOCK__UDP_PER_EVENT; i++) {
-    asock_op *op = sock->recv_head;
+    asock_op *op = reading_head(sock);
     size_t bytes = 0;
     int r;
 
-    if (op == NULL || (sock->flags & (ASOCK__SF_READING | ASOCK__SF_HANDLE)) !=
-                          ASOCK__SF_READING)
+    if (op == NULL)
       break;
     if (asock__udp(sock)->kept_count > 0) {
       bytes = from_kept(sock, op);
@@ -264,13 +266,9 @@ void asock__udp_recv_ready(asock_socket *sock) {
 }
 
 void asock__udp_recv_kept(asock_socket *sock) {
-  while (asock__udp(sock)->kept_count > 0) {
-    asock_op *op = sock->recv_head;
-    if (op == NULL || (sock->flags & (ASOCK__SF_READING | ASOCK__SF_HANDLE)) !=
-                          ASOCK__SF_READING)
-      break;
+  asock_op *op;
+  while (asock__udp(sock)->kept_count > 0 && (op = reading_head(sock)) != NULL)
     got_datagram(sock, op, from_kept(sock, op));
-  }
   if (sock->recv_head == NULL)
     stop_reading(sock);
 }

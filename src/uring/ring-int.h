@@ -37,7 +37,9 @@ struct asock__ring {
   size_t br_len;
   void **bufs;                  /* the slice of each buffer id */
   asock__ring_stashed *stashed; /* and, while a socket stashes it, this */
-  unsigned char returned; /* buffers came back since the starved retried */
+  /* Buffers came back since the starved retried, or the starved still
+   * wait their turn (asock__ring_retry_starved()). */
+  unsigned char returned;
   /* The provided buffers the kernel has, as far as the completions reaped
    * say (a completion that took one may still wait to be reaped). */
   unsigned int avail;

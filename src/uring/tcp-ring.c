@@ -248,16 +248,6 @@ static void stash_next(asock_socket *sock) {
   io->stash_end = r->stashed[bid].len;
 }
 
-/* The stash's own slice back to the loop, no longer charged to the
- * socket. */
-static void stash_release(asock_socket *sock, char *slice, size_t used) {
-  asock_loop *loop = sock->loop;
-  if (loop->pool->flags & ASOCK_POOL_ZERO_ON_RELEASE)
-    memset(slice, 0, used);
-  asock__loop_give_slice(loop, slice);
-  asock__socket_release(sock, ASOCK__REF_SLICE);
-}
-
 /* The first stashed buffer back to the kernel (or the pool), the next one
  * first. */
 static void stash_recycle(asock_socket *sock) {
@@ -268,7 +258,7 @@ static void stash_recycle(asock_socket *sock) {
 
   stash_next(sock);
   if (bid == NO_BID)
-    stash_release(sock, slice, end);
+    asock__socket_give_slice(sock, slice); /* the loop erases it, if asked */
   else
     recycle(ring_of(sock), bid, slice, end);
 }
@@ -325,10 +315,12 @@ static void drain(asock_socket *sock) {
       unsigned short bid = io->stash_bid;
       op->mem = (unsigned char *)slice;
       stash_next(sock);
-      if (bid == NO_BID)
-        stash_release(sock, mine, 0); /* the op's charge covers the stash's */
-      else
+      if (bid == NO_BID) {
+        /* The op's charge covers the stash's slice now. */
+        asock__socket_give_slice(sock, mine);
+      } else {
         asock__ring_recycle(r, bid, mine);
+      }
       buf.base = slice;
       asock__recv_result(sock, (long)end, &buf);
       continue;
