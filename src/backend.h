@@ -37,6 +37,10 @@ void asock__platform_init(void);
  * functions of "up" below, from libuv callbacks, never inside the call
  * that started the work (except where said). Errors are asock codes. */
 
+/* The bytes a TCP socket of loop is allocated: sizeof(asock_socket), or
+ * less where the loop's sockets need less of asock__io (the last member)
+ * than its whole. */
+size_t asock__io_socket_size(const asock_loop *loop);
 /* Readies the handle storage of a new socket. */
 int asock__io_init(asock_socket *sock);
 /* Makes the OS socket for addr's family, sets the options in opts (NULL:

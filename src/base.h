@@ -15,6 +15,12 @@
 #include "fault.h"
 #include "platform.h"
 
+/* The struct of `type` whose `member` (a member designator, which may name
+ * a member of a member) `ptr` points to: how a libuv callback finds the
+ * socket or holder its handle lies in. */
+#define ASOCK__CONTAINER_OF(ptr, type, member)                                 \
+  ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
 /* For the few functions of the per-message path that the compiler would
  * otherwise leave out of line because of their size: inlined into their one
  * or two callers they cost about a tenth fewer instructions per message. */

@@ -88,7 +88,8 @@ static int on_group_thread(const asock_group *group) {
 static void adopt(group_loop *gl, uintptr_t conn) {
   asock_group *group = gl->group;
   asock_socket *client;
-  int err = asock__socket_new(gl->loop, sizeof(asock_socket), 0, &client);
+  int err =
+      asock__socket_new(gl->loop, asock__io_socket_size(gl->loop), 0, &client);
 
   if (err != 0) {
     asock__io_drop(conn);

@@ -55,7 +55,9 @@ int asock__socket_create(asock_socket **sock_out, asock_loop *loop, size_t size,
 }
 
 int asock_tcp_create(asock_socket **sock_out, asock_loop *loop) {
-  return asock__socket_create(sock_out, loop, sizeof(asock_socket), 0);
+  return asock__socket_create(
+      sock_out, loop,
+      loop != NULL ? asock__io_socket_size(loop) : sizeof(asock_socket), 0);
 }
 
 void asock__socket_free(asock_socket *sock) {

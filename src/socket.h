@@ -128,7 +128,6 @@ typedef struct asock__tcp_options {
   (ASOCK__STAGE_CONNECTED | ASOCK__SF_READING | ASOCK__SF_MULTISHOT)
 
 struct asock_socket {
-  asock__io io; /* first, so that a handle pointer is the socket */
   asock_loop *loop;
   asock_op *recv_head; /* receives, or accepts on a listener */
   asock_op *recv_tail;
@@ -169,6 +168,10 @@ struct asock_socket {
   uint32_t linger_tick; /* a lingering socket's: the loop's tick to give up
                          * and reset the connection at */
   uint32_t flags;
+  /* Last: the platform's handle, of which a socket may need less than the
+   * whole (asock__io_socket_size()). A libuv callback finds the socket from
+   * its handle with ASOCK__CONTAINER_OF(). */
+  asock__io io;
 };
 
 /* The socket's stage (ASOCK__STAGE_*) and its handle's life

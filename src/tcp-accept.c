@@ -26,7 +26,8 @@ static int accept_one(asock_socket *listener, asock_op *op, int *taken) {
     op->conn = conn;
     return 0;
   }
-  err = asock__socket_new(listener->loop, sizeof(asock_socket), 0, &client);
+  err = asock__socket_new(listener->loop, asock__io_socket_size(listener->loop),
+                          0, &client);
   if (err != 0) {
     asock__io_drop(conn);
     return err;

@@ -16,12 +16,15 @@
 #define ASOCK__WATCH_WRITE 0x2u
 
 typedef struct asock__watch {
-  uv_poll_t poll;      /* first, so that a handle pointer is the watch */
-  uv_os_sock_t socket; /* ASOCK__NO_SOCKET until opened, and once closed */
-  uv_poll_cb cb;       /* the backend's callback */
+  uv_os_sock_t socket; /* ASOCK__NO_SOCKET until opened, and once closed;
+                        * first, where a ring socket (src/uring/ring.h)
+                        * keeps its own */
   unsigned char want;  /* ASOCK__WATCH_* wanted */
   unsigned char armed; /* what the handle watches now */
   unsigned char busy;  /* the callback runs: changes wait for its end */
+  uv_poll_cb cb;       /* the backend's callback */
+  uv_poll_t poll;      /* last: a holder finds itself from a handle pointer
+                        * with ASOCK__CONTAINER_OF() */
 } asock__watch;
 
 /* Nothing watched, no socket. */

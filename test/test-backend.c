@@ -14,6 +14,7 @@
 
 #ifdef ASOCK_HAVE_URING
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -239,6 +240,49 @@ START_TEST(ring_lends_slices_and_gives_them_back) {
   ck_assert_asock(tu_close_loop(), 0);
   ck_assert_asock(asock_pool_stats_get(tu_pool, &st), 0);
   ck_assert_uint_eq(st.slices_in_use, 0);
+}
+END_TEST
+
+/* Whether the block at p was allocated for `size` bytes: the allocator
+ * rounds up by less than 16. */
+static int allocated_for(const void *p, size_t size) {
+  size_t usable = malloc_usable_size((void *)p);
+  return usable >= size && usable < size + 16;
+}
+
+/* A ring loop's TCP socket is allocated without the readiness backend's
+ * poll handle (asock__io_socket_size()): made, accepted or connected, and
+ * it still streams; a UDP socket of the same loop, which runs the readiness
+ * way, has all of it. */
+START_TEST(ring_sockets_leave_out_the_poll_handle) {
+  static unsigned char out[64 * 1024], in[64 * 1024];
+  size_t ring_size;
+  asock_socket *tcp, *dgram;
+  tu_pair p;
+  if (!ring_loop())
+    return;
+  ring_size = asock__io_socket_size(tu_loop);
+  ck_assert_uint_eq(ring_size, offsetof(asock_socket, io) +
+                                   offsetof(asock__io, ring) +
+                                   sizeof(asock__ring_io));
+  /* The poll handle's room is gone but for what the ring keeps. */
+  ck_assert_uint_le(ring_size, sizeof(asock_socket) - sizeof(uv_poll_t) +
+                                   sizeof(asock__ring_io));
+  ck_assert_asock(asock_tcp_create(&tcp, tu_loop), 0);
+  ck_assert_asock(asock_udp_create(&dgram, tu_loop), 0);
+  ck_assert(allocated_for(tcp, ring_size));
+  ck_assert(allocated_for(dgram, sizeof(asock__udp_socket)));
+  ck_assert_asock(tu_close(tcp, 0), 0);
+  ck_assert_asock(tu_close(dgram, 0), 0);
+  tu_pair_open(&p, "127.0.0.1");
+  ck_assert(allocated_for(p.server, ring_size));
+  ck_assert(allocated_for(p.client, ring_size));
+  ck_assert_int_eq(p.server->io.ring.socket, p.server->io.watch.socket);
+  ck_assert_int_ge(p.server->io.ring.socket, 0);
+  tu_fill(out, sizeof(out), 3, 0);
+  tu_send_all(p.client, out, sizeof(out));
+  tu_recv_exact(p.server, in, sizeof(in));
+  ck_assert_uint_eq(tu_mismatch(in, sizeof(in), 3, 0), sizeof(in));
 }
 END_TEST
 
@@ -930,6 +974,7 @@ Suite *asock_test_suite_backend(void) {
 #ifdef ASOCK_HAVE_URING
   tcase_add_test(tc, small_pool_cannot_lend);
   tcase_add_test(tc, ring_lends_slices_and_gives_them_back);
+  tcase_add_test(tc, ring_sockets_leave_out_the_poll_handle);
   tcase_add_test(tc, ring_streams_both_ways);
   tcase_add_test(tc, ring_keeps_what_came_for_a_cancelled_receive);
   tcase_add_test(tc, ring_multishot_cancelled_leaves_the_rest);

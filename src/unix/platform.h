@@ -3,6 +3,7 @@
 #ifndef ASOCK_PLATFORM_H
 #define ASOCK_PLATFORM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <uv.h>
@@ -30,26 +31,30 @@ typedef unsigned char asock__mcast4_opt;
 
 typedef struct asock__io {
 #ifdef ASOCK_HAVE_URING
-  union {
-#endif
-    asock__watch watch; /* first, so that a handle pointer is the socket;
-                         * its socket is -1 until the OS socket exists */
-#ifdef ASOCK_HAVE_URING
-    /* A TCP socket of a ring loop (src/uring/) never opens the poll
-     * handle: what it keeps of the ring lies in the handle's room, and it
-     * has its OS socket in watch.socket as every other socket. */
-    asock__ring_io ring;
-  };
   unsigned char on_ring; /* the socket runs on the loop's ring */
 #endif
   unsigned char connecting; /* a connect waits for writability */
   int connect_error;        /* a connect that failed at once */
+#ifdef ASOCK_HAVE_URING
+  /* Last, as asock__io is in asock_socket: a TCP socket of a ring loop
+   * (src/uring/) never opens the poll handle, and is allocated only as far
+   * as the end of what it keeps of the ring (asock__io_socket_size()). Both
+   * begin with the OS socket, which the shared Unix code reads as
+   * watch.socket whichever the socket runs on. */
+  union {
+    asock__watch watch;
+    asock__ring_io ring;
+  };
+#else
+  asock__watch watch; /* its socket is -1 until the OS socket exists */
+#endif
 } asock__io;
 
 /* Whether a socket runs on its loop's io_uring ring (src/uring/ring.h). */
 #ifdef ASOCK_HAVE_URING
-_Static_assert(sizeof(asock__ring_io) <= sizeof(uv_poll_t),
-               "a ring socket's share lies in the poll handle's room");
+_Static_assert(offsetof(asock__ring_io, socket) == 0 &&
+                   offsetof(asock__watch, socket) == 0,
+               "a ring socket's OS socket is where the watch keeps its own");
 #define ASOCK__ON_RING(sock) ((sock)->io.on_ring != 0)
 #else
 #define ASOCK__ON_RING(sock) 0

@@ -30,9 +30,13 @@ struct asock_loop;
 struct asock_op;
 struct asock__ring;
 
-/* What a TCP socket of a ring loop keeps (asock__io.ring, in the room of
- * the poll handle it never opens). */
+/* What a TCP socket of a ring loop keeps (asock__io.ring, in the union with
+ * the readiness backend's watch, which it never opens). Such a socket is
+ * allocated only as far as the end of this struct (asock__io_socket_size()),
+ * so it touches nothing of the watch beyond their common first member. */
 typedef struct asock__ring_io {
+  int socket;             /* the OS socket, or -1: asock__watch.socket, the
+                           * common first member the shared Unix code reads */
   unsigned char out;      /* ASOCK__RING_* of the requests the kernel holds */
   unsigned char reading;  /* receives want data */
   unsigned char wanted;   /* a listener's accepts want connections */

@@ -65,6 +65,7 @@ static int result_of(int res, int *slot) {
 
 void asock__ring_io_init(asock_socket *sock) {
   memset(&sock->io.ring, 0, sizeof(sock->io.ring));
+  sock->io.ring.socket = ASOCK__NO_SOCKET;
   sock->io.on_ring = 1;
 }
 

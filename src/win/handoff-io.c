@@ -16,8 +16,8 @@
 #include "internal.h"
 
 struct asock__handoff {
-  asock__win_poll p; /* first: the close callback frees the struct; READ
-                      * wanted while accept ops wait */
+  asock__win_poll p; /* READ wanted while accept ops wait; the close
+                      * callback frees the struct */
 };
 
 static int wsa_error(void) { return asock__win_error(WSAGetLastError()); }
@@ -159,13 +159,14 @@ void asock__win_handoff_want(asock_socket *listener, int wanted) {
 }
 
 static void on_tcp_closed(uv_handle_t *handle) {
-  asock__socket_closed((asock_socket *)handle);
+  asock__socket_closed(
+      ASOCK__CONTAINER_OF(handle, asock_socket, io.handle.tcp));
 }
 
 /* The poll handle is gone: the TCP handle, which never opened, goes next,
  * and its callback reports the socket closed. */
 static void on_poll_closed(uv_handle_t *handle) {
-  asock__handoff *h = (asock__handoff *)handle;
+  asock__handoff *h = ASOCK__CONTAINER_OF(handle, asock__handoff, p.watch.poll);
   asock_socket *sock = h->p.sock;
 
   sock->io.handle.tcp.data = NULL;

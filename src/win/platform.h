@@ -51,7 +51,8 @@ typedef struct asock__handoff asock__handoff;
  * asock__handoff that listens. */
 typedef struct asock__io {
   union {
-    uv_tcp_t tcp;           /* first, so that a handle pointer is the socket */
+    uv_tcp_t tcp;           /* its callbacks find the socket with
+                             * ASOCK__CONTAINER_OF() */
     asock__udp_handle *udp; /* NULL until the OS socket exists */
   } handle;
   uint32_t pending_conns; /* connections libuv has for uv_accept() */
@@ -66,8 +67,8 @@ typedef struct asock__win_poll asock__win_poll;
 typedef void (*asock__win_ready_fn)(asock__win_poll *p, int readable,
                                     int writable);
 struct asock__win_poll {
-  asock__watch watch;        /* first: the close callback frees the struct that
-                              * holds this one first */
+  asock__watch watch;        /* the close callback finds the struct that
+                              * holds this one from its poll handle */
   struct asock_socket *sock; /* whose socket this is */
   asock__win_ready_fn ready;
 };

@@ -26,7 +26,7 @@ void asock__win_poll_want(asock__win_poll *p, unsigned int what, int on) {
 }
 
 static void on_poll(uv_poll_t *poll, int status, int events) {
-  asock__win_poll *p = (asock__win_poll *)poll;
+  asock__win_poll *p = ASOCK__CONTAINER_OF(poll, asock__win_poll, watch.poll);
   unsigned int want = p->watch.want;
 
   if (status < 0) {

@@ -11,12 +11,22 @@ static asock_op *op_of(void *req) {
   return (asock_op *)((char *)req - offsetof(asock_op, req));
 }
 
+/* The socket a libuv callback's handle (its TCP handle) lies in. */
+static asock_socket *socket_of(void *handle) {
+  return ASOCK__CONTAINER_OF(handle, asock_socket, io.handle.tcp);
+}
+
 static void on_close(uv_handle_t *handle) {
-  asock__socket_closed((asock_socket *)handle);
+  asock__socket_closed(socket_of(handle));
 }
 
 static int is_udp(const asock_socket *sock) {
   return asock__socket_is_udp(sock);
+}
+
+size_t asock__io_socket_size(const asock_loop *loop) {
+  (void)loop;
+  return sizeof(asock_socket);
 }
 
 int asock__io_init(asock_socket *sock) {
@@ -88,7 +98,7 @@ int asock__io_bind(asock_socket *sock, const struct sockaddr *addr,
 }
 
 static void on_connection(uv_stream_t *server, int status) {
-  asock_socket *listener = (asock_socket *)server;
+  asock_socket *listener = socket_of(server);
   if (status < 0) {
     asock__on_connection(listener, asock__from_uv(status));
     return;
@@ -179,11 +189,11 @@ int asock__io_connect(asock_socket *sock, asock_op *op,
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
-  asock__recv_buffer((asock_socket *)handle, buf);
+  asock__recv_buffer(socket_of(handle), buf);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  asock_socket *sock = (asock_socket *)stream;
+  asock_socket *sock = socket_of(stream);
   if (nread == UV_ENOBUFS)
     asock__recv_unbuffered(sock);
   else if (nread >= 0)

@@ -39,7 +39,7 @@
 #define ASOCK__CMSG_SPACE 128
 
 struct asock__udp_handle {
-  asock__win_poll p;       /* first: the close callback frees the struct */
+  asock__win_poll p;       /* the close callback frees the struct */
   LPFN_WSARECVMSG recvmsg; /* WSARecvMsg, an extension of its provider */
 };
 
@@ -174,7 +174,8 @@ uv_os_sock_t asock__win_udp_socket(const asock_socket *sock) {
 }
 
 static void on_close(uv_handle_t *handle) {
-  asock__udp_handle *h = (asock__udp_handle *)handle;
+  asock__udp_handle *h =
+      ASOCK__CONTAINER_OF(handle, asock__udp_handle, p.watch.poll);
   asock_socket *sock = h->p.sock;
 
   asock__free(h);
