@@ -1584,7 +1584,8 @@ ASOCK_EXTERN int asock_socket_get_option(asock_socket *sock, int level,
  * \param cap the hard cap: a send that would take the queue beyond it fails
  *   with ASOCK_ENOBUFS (a send into an empty queue is always allowed). 0
  *   means no cap.
- * \return 0; ASOCK_EINVAL if low > high, or cap is non-zero and below high.
+ * \return 0; ASOCK_EINVAL if low > high, cap is non-zero and below high,
+ *   or high or cap is 4 GiB or more.
  *
  * The loop's thread. */
 ASOCK_EXTERN int asock_socket_set_send_limits(asock_socket *sock, size_t low,

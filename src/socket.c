@@ -5,8 +5,8 @@
 
 #include "internal.h"
 
-#define ASOCK__DEFAULT_SEND_LOW ((size_t)16 * 1024)
-#define ASOCK__DEFAULT_SEND_HIGH ((size_t)64 * 1024)
+#define ASOCK__DEFAULT_SEND_LOW ((uint32_t)16 * 1024)
+#define ASOCK__DEFAULT_SEND_HIGH ((uint32_t)64 * 1024)
 
 /* Makes a socket with its handle initialised: two references, one for the
  * application and one for the handle. */
@@ -355,13 +355,15 @@ void asock__op_expired(asock_op *op) {
 
 int asock_socket_set_send_limits(asock_socket *sock, size_t low, size_t high,
                                  size_t cap) {
-  if (sock == NULL || low > high || (cap != 0 && cap < high))
+  /* Kept in 32 bits: a socket holds them as small as its other limits. */
+  if (sock == NULL || low > high || (cap != 0 && cap < high) ||
+      (uint64_t)high > UINT32_MAX || (uint64_t)cap > UINT32_MAX)
     return ASOCK_EINVAL;
   if (!asock__loop_on_thread(sock->loop))
     return ASOCK_ETHREAD;
-  sock->send_low = low;
-  sock->send_high = high;
-  sock->send_cap = cap;
+  sock->send_low = (uint32_t)low;
+  sock->send_high = (uint32_t)high;
+  sock->send_cap = (uint32_t)cap;
   asock__send_check_marks(sock);
   return 0;
 }

@@ -105,6 +105,9 @@ typedef struct asock__tcp_options {
 /* send_error is set: sends complete with it at once. A flag as well, so
  * that a send's one test of the flags sees it. */
 #define ASOCK__SF_SEND_FAILED 0x1000000u
+/* A TCP socket of a ring loop: it runs on the loop's io_uring ring
+ * (src/uring/), and has no room for the readiness backend's handle. */
+#define ASOCK__SF_RING 0x2000000u
 
 /* The parts of the state a stream send depends on: a send may start when
  * (flags & ASOCK__SEND_STATE) == ASOCK__STAGE_CONNECTED, that is, a
@@ -153,20 +156,24 @@ struct asock_socket {
   uint64_t recv_seq;
   uint64_t send_seq;
   size_t send_queued;
-  size_t send_low;
-  size_t send_high;
-  size_t send_cap;
   /* References (the application, the handle, posted ops, lists, and one per
    * charged slice) in the low 32 bits; charged slices in the high 32, so
    * that charging a slice is one atomic operation. */
   asock__atomic_u64 refs;
-  int read_error;       /* sticky: ASOCK_EOF or the error that ended reading */
-  int send_error;       /* sticky: the error that ended sending */
-  uint32_t resume_tick; /* a paused listener's: the loop's tick to resume
-                         * accepting at */
-  uint32_t linger_s;    /* asock_socket_set_linger()'s time */
-  uint32_t linger_tick; /* a lingering socket's: the loop's tick to give up
-                         * and reset the connection at */
+  /* asock_socket_set_send_limits()'s, which keeps them below 4 GiB. */
+  uint32_t send_low;
+  uint32_t send_high;
+  uint32_t send_cap;
+  int read_error;    /* sticky: ASOCK_EOF or the error that ended reading */
+  int send_error;    /* sticky: the error that ended sending */
+  uint32_t linger_s; /* asock_socket_set_linger()'s time */
+  union {
+    uint32_t resume_tick; /* a paused listener's: the loop's tick to resume
+                           * accepting at */
+    uint32_t linger_tick; /* a lingering socket's (never a listener): the
+                           * loop's tick to give up and reset the
+                           * connection at */
+  };
   uint32_t flags;
   /* Last: the platform's handle, of which a socket may need less than the
    * whole (asock__io_socket_size()). A libuv callback finds the socket from

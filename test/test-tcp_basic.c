@@ -417,6 +417,18 @@ START_TEST(socket_options) {
   ck_assert_asock(asock_socket_set_send_limits(p.client, 5, 10, 10), 0);
   ck_assert_asock(asock_socket_set_send_limits(p.client, 5, 10, 0), 0);
   ck_assert_asock(asock_socket_set_send_limits(NULL, 5, 10, 0), ASOCK_EINVAL);
+  /* Each below 4 GiB, where size_t holds more. */
+  ck_assert_asock(
+      asock_socket_set_send_limits(p.client, 5, (size_t)UINT32_MAX, 0), 0);
+#if SIZE_MAX > UINT32_MAX
+  ck_assert_asock(
+      asock_socket_set_send_limits(p.client, 5, (size_t)UINT32_MAX + 1, 0),
+      ASOCK_EINVAL);
+  ck_assert_asock(
+      asock_socket_set_send_limits(p.client, 5, 10, (size_t)UINT32_MAX + 1),
+      ASOCK_EINVAL);
+#endif
+  ck_assert_asock(asock_socket_set_send_limits(p.client, 5, 10, 0), 0);
   ck_assert_asock(asock_socket_set_watermark_cb(p.client, unused_watermark), 0);
   ck_assert_asock(asock_socket_set_watermark_cb(NULL, unused_watermark),
                   ASOCK_EINVAL);

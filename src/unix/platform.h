@@ -31,16 +31,11 @@ typedef unsigned char asock__mcast4_opt;
 
 typedef struct asock__io {
 #ifdef ASOCK_HAVE_URING
-  unsigned char on_ring; /* the socket runs on the loop's ring */
-#endif
-  unsigned char connecting; /* a connect waits for writability */
-  int connect_error;        /* a connect that failed at once */
-#ifdef ASOCK_HAVE_URING
-  /* Last, as asock__io is in asock_socket: a TCP socket of a ring loop
-   * (src/uring/) never opens the poll handle, and is allocated only as far
-   * as the end of what it keeps of the ring (asock__io_socket_size()). Both
-   * begin with the OS socket, which the shared Unix code reads as
-   * watch.socket whichever the socket runs on. */
+  /* A TCP socket of a ring loop (src/uring/, ASOCK__SF_RING) never opens
+   * the poll handle, and is allocated only as far as the end of what it
+   * keeps of the ring (asock__io_socket_size(); asock__io is last in
+   * asock_socket). Both begin with the OS socket, which the shared Unix
+   * code reads as watch.socket whichever the socket runs on. */
   union {
     asock__watch watch;
     asock__ring_io ring;
@@ -48,6 +43,9 @@ typedef struct asock__io {
 #else
   asock__watch watch; /* its socket is -1 until the OS socket exists */
 #endif
+  /* The readiness backend's alone, beyond a ring socket's end: */
+  unsigned char connecting; /* a connect waits for writability */
+  int connect_error;        /* a connect that failed at once */
 } asock__io;
 
 /* Whether a socket runs on its loop's io_uring ring (src/uring/ring.h). */
@@ -55,7 +53,7 @@ typedef struct asock__io {
 _Static_assert(offsetof(asock__ring_io, socket) == 0 &&
                    offsetof(asock__watch, socket) == 0,
                "a ring socket's OS socket is where the watch keeps its own");
-#define ASOCK__ON_RING(sock) ((sock)->io.on_ring != 0)
+#define ASOCK__ON_RING(sock) (((sock)->flags & ASOCK__SF_RING) != 0)
 #else
 #define ASOCK__ON_RING(sock) 0
 #endif

@@ -38,15 +38,20 @@ typedef struct asock__ring_io {
   int socket;             /* the OS socket, or -1: asock__watch.socket, the
                            * common first member the shared Unix code reads */
   unsigned char out;      /* ASOCK__RING_* of the requests the kernel holds */
-  unsigned char reading;  /* receives want data */
-  unsigned char wanted;   /* a listener's accepts want connections */
-  unsigned char closing;  /* closing: the requests are being cancelled */
-  unsigned char kicked;   /* on the ring's kicked list */
-  unsigned char starved;  /* on the ring's starved list */
   unsigned char send_tag; /* the tag of the send out (ring-int.h) */
   unsigned char cancels;  /* a closing socket's cancels out */
-  int injected_in; /* a fault injected into the receive, accept or connect
-                    * out (src/fault.h), or 0 */
+  /* One bit each, in one byte (src/uring/ is GNU C): a ring socket is
+   * allocated to the end of this struct, which every byte enlarges. */
+  unsigned char reading : 1;    /* receives want data */
+  unsigned char wanted : 1;     /* a listener's accepts want connections */
+  unsigned char closing : 1;    /* closing: the requests are being cancelled */
+  unsigned char kicked : 1;     /* on the ring's kicked list */
+  unsigned char starved : 1;    /* on the ring's starved list */
+  unsigned char connecting : 1; /* a connect waits for its result */
+  /* Faults injected into the receive, accept or connect out (in) and the
+   * send out (out) (src/fault.h), or 0: an asock error code. */
+  int16_t injected_in;
+  int16_t injected_out;
   union {
     struct {                     /* a socket that reads: the stash */
       unsigned short stash_bid;  /* the provided buffer the stash is in */
@@ -68,10 +73,9 @@ typedef struct asock__ring_io {
       int *conns; /* made when a second connection has to wait */
     };
   };
-  int injected_out;               /* a fault injected into the send out, or 0 */
-  struct asock_socket *kick_next; /* the ring's kicked list: sockets
-                                   * with something to deliver, or
-                                   * closing with nothing out */
+  struct asock_socket *kick_next;    /* the ring's kicked list: sockets
+                                      * with something to deliver, or
+                                      * closing with nothing out */
   struct asock_socket *starved_next; /* the ring's list of sockets whose
                                       * receive found no provided buffer */
 } asock__ring_io;
@@ -115,7 +119,7 @@ void asock__ring_close_handles(struct asock_loop *loop);
 void asock__ring_destroy(struct asock_loop *loop);
 
 /* The seam functions for a ring socket (src/uring/tcp-ring.c), called by
- * src/unix/tcp-io.c's when asock__io.on_ring is set. */
+ * src/unix/tcp-io.c's when the socket has ASOCK__SF_RING. */
 void asock__ring_io_init(struct asock_socket *sock);
 int asock__ring_adopt_fd(struct asock_socket *sock, int fd);
 /* A connection the ring accepted: 0 with *conn set, ASOCK_EAGAIN while an

@@ -38,24 +38,25 @@ static uint64_t tagged(asock_socket *sock, unsigned int tag) {
   return (uint64_t)(uintptr_t)sock | tag;
 }
 
-static int fd_of(const asock_socket *sock) { return sock->io.watch.socket; }
+static int fd_of(const asock_socket *sock) { return sock->io.ring.socket; }
 
 /* The fault point of a request about to be submitted (src/fault.h): when
  * it fires, a no-op goes in the request's place and its completion reports
  * the injected error, as a request the kernel refused at once would, so
  * that the sweep (test/test-faults.c) reaches the ring's error paths as it
  * reaches the readiness backend's system calls. 1 when it fired. */
-static int inject(struct io_uring_sqe *sqe, asock__fault_point p, int *slot) {
+static int inject(struct io_uring_sqe *sqe, asock__fault_point p,
+                  int16_t *slot) {
   int err = asock__fault(p);
   if (err == 0)
     return 0;
   io_uring_prep_nop(sqe);
-  *slot = err;
+  *slot = (int16_t)err;
   return 1;
 }
 
 /* A completion's result, or the error injected in its request's place. */
-static int result_of(int res, int *slot) {
+static int result_of(int res, int16_t *slot) {
   if (*slot != 0) {
     res = *slot;
     *slot = 0;
@@ -66,7 +67,7 @@ static int result_of(int res, int *slot) {
 void asock__ring_io_init(asock_socket *sock) {
   memset(&sock->io.ring, 0, sizeof(sock->io.ring));
   sock->io.ring.socket = ASOCK__NO_SOCKET;
-  sock->io.on_ring = 1;
+  sock->flags |= ASOCK__SF_RING;
 }
 
 int asock__ring_adopt_fd(asock_socket *sock, int fd) {
@@ -79,7 +80,7 @@ int asock__ring_adopt_fd(asock_socket *sock, int fd) {
     asock__sys_close(fd);
     return err;
   }
-  sock->io.watch.socket = fd;
+  sock->io.ring.socket = fd;
   return 0;
 }
 
@@ -665,7 +666,7 @@ int asock__ring_connect(asock_socket *sock, const struct sockaddr *addr,
   io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_CONNECT));
   /* The address is the op's (op->remote), which lasts until it ends. */
   asock__ring_submit(r);
-  sock->io.connecting = 1;
+  sock->io.ring.connecting = 1;
   sock->io.ring.out |= ASOCK__RING_CONNECT;
   asock__ring_hold(r, 1);
   return 0;
@@ -678,7 +679,7 @@ static void connect_done(asock_socket *sock, int res) {
   /* A closing socket's connect is cancelled once everything is back. */
   if (sock->io.ring.closing)
     return;
-  sock->io.connecting = 0;
+  sock->io.ring.connecting = 0;
   asock__io_connected(sock, res == 0 ? 0 : asock__from_uv(res));
 }
 
@@ -695,9 +696,9 @@ static void cancel_accept(asock_socket *listener) {
 
 /* Closes the OS socket, once no queued entry names it. */
 static void close_fd(asock_socket *sock) {
-  if (sock->io.watch.socket != ASOCK__NO_SOCKET) {
+  if (sock->io.ring.socket != ASOCK__NO_SOCKET) {
     asock__sys_close(fd_of(sock));
-    sock->io.watch.socket = ASOCK__NO_SOCKET;
+    sock->io.ring.socket = ASOCK__NO_SOCKET;
   }
 }
 
@@ -777,8 +778,8 @@ static void close_end(asock_socket *sock) {
   }
   io->closing = 0;
   asock__ring_hold(r, -1);
-  if (sock->io.connecting) {
-    sock->io.connecting = 0;
+  if (sock->io.ring.connecting) {
+    sock->io.ring.connecting = 0;
     asock__io_connected(sock, ASOCK_ECANCELED);
   }
   asock__io_write_cancelled(sock);
