@@ -14,6 +14,7 @@
 
 #ifdef ASOCK_HAVE_URING
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -252,8 +253,8 @@ static int allocated_for(const void *p, size_t size) {
 
 /* A ring loop's TCP socket is allocated without the readiness backend's
  * poll handle (asock__io_socket_size()): made, accepted or connected, and
- * it still streams; a UDP socket of the same loop, which runs the readiness
- * way, has all of it. */
+ * it still streams, its OS socket born non-blocking; a UDP socket of the same
+ * loop, which runs the readiness way, has all of it. */
 START_TEST(ring_sockets_leave_out_the_poll_handle) {
   static unsigned char out[64 * 1024], in[64 * 1024];
   size_t ring_size;
@@ -279,6 +280,9 @@ START_TEST(ring_sockets_leave_out_the_poll_handle) {
   ck_assert(allocated_for(p.client, ring_size));
   ck_assert_int_eq(p.server->io.ring.socket, p.server->io.watch.socket);
   ck_assert_int_ge(p.server->io.ring.socket, 0);
+  /* Born non-blocking: the ring sets nothing after. */
+  ck_assert_int_ne(fcntl(p.server->io.ring.socket, F_GETFL) & O_NONBLOCK, 0);
+  ck_assert_int_ne(fcntl(p.client->io.ring.socket, F_GETFL) & O_NONBLOCK, 0);
   tu_fill(out, sizeof(out), 3, 0);
   tu_send_all(p.client, out, sizeof(out));
   tu_recv_exact(p.server, in, sizeof(in));

@@ -23,7 +23,15 @@ static socklen_t addr_len(const struct sockaddr *addr) {
                                      : (socklen_t)sizeof(struct sockaddr_in);
 }
 
-#if defined(SOCK_CLOEXEC)
+/* Where the system can, a socket is born non-blocking, as a ring socket
+ * must be (src/uring/tcp-ring.c sets nothing after): the poll handle would
+ * make it so with a system call of its own. */
+#if defined(SOCK_CLOEXEC) && defined(SOCK_NONBLOCK)
+static int open_socket(int family) {
+  return asock__sys_socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                           0);
+}
+#elif defined(SOCK_CLOEXEC)
 static int open_socket(int family) {
   return asock__sys_socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 }
@@ -38,7 +46,8 @@ static int open_socket(int family) {
 
 #if defined(__linux__) || defined(__FreeBSD__)
 static int accept_socket(int listen_fd) {
-  return asock__sys_accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+  return asock__sys_accept4(listen_fd, NULL, NULL,
+                            SOCK_CLOEXEC | SOCK_NONBLOCK);
 }
 #else
 static int accept_socket(int listen_fd) {

@@ -18,7 +18,6 @@
  * until every request it has out is back, so that a completion never
  * outlives it. */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -71,15 +70,11 @@ void asock__ring_io_init(asock_socket *sock) {
 }
 
 int asock__ring_adopt_fd(asock_socket *sock, int fd) {
-  /* Non-blocking, as on the readiness backend: the ring retries a request
-   * that would block once the socket is ready, and the calls asock still
-   * makes itself (sendfile(), shutdown()) must not block the loop. */
-  int fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
-    int err = asock__sys_error();
-    asock__sys_close(fd);
-    return err;
-  }
+  /* fd is non-blocking, as on the readiness backend (the calls asock still
+   * makes itself, sendfile() and shutdown(), must not block the loop): on
+   * Linux every socket asock makes is born so, by socket(), accept4() or
+   * the ring's accepts (SOCK_NONBLOCK), which saves two fcntl() calls per
+   * connection. */
   sock->io.ring.socket = fd;
   return 0;
 }
