@@ -17,7 +17,7 @@
 
 /* The struct of `type` whose `member` (a member designator, which may name
  * a member of a member) `ptr` points to: how a libuv callback finds the
- * socket or holder its handle lies in. */
+ * socket, op or holder its handle or request lies in. */
 #define ASOCK__CONTAINER_OF(ptr, type, member)                                 \
   ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 

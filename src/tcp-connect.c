@@ -179,7 +179,7 @@ static int keep_attempts(asock_op *op, const struct addrinfo *res) {
 
 static void on_resolved(uv_getaddrinfo_t *req, int status,
                         struct addrinfo *res) {
-  asock_op *op = (asock_op *)((char *)req - offsetof(asock_op, req));
+  asock_op *op = ASOCK__CONTAINER_OF(req, asock_op, req);
   asock_socket *sock = op->socket;
   int err;
 

@@ -171,7 +171,8 @@ static void on_close(uv_handle_t *handle) {
 
 size_t asock__io_socket_size(const asock_loop *loop) {
 #ifdef ASOCK_HAVE_URING
-  /* A ring loop's TCP socket keeps no poll handle: 248 bytes, not 384. */
+  /* A ring loop's TCP socket keeps no poll handle: it ends with the
+   * ring's share. */
   if (loop->ring != NULL)
     return offsetof(asock_socket, io) + offsetof(asock__io, ring) +
            sizeof(asock__ring_io);

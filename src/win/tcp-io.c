@@ -8,7 +8,7 @@
 #include "internal.h"
 
 static asock_op *op_of(void *req) {
-  return (asock_op *)((char *)req - offsetof(asock_op, req));
+  return ASOCK__CONTAINER_OF(req, asock_op, req);
 }
 
 /* The socket a libuv callback's handle (its TCP handle) lies in. */
