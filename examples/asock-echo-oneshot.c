@@ -1,7 +1,8 @@
 /* asock-echo's one-op paths (see asock-echo.c): TCP with --oneshot, each
  * connection owning exactly one op that alternates receive and send, the
  * way a .NET SocketAsyncEventArgs server is written; and UDP (--udp), each
- * receive op alternating receive-from and send-to the sender. */
+ * receive op alternating receive-from and send-to the sender, or with
+ * --multishot one receive-from delivering every datagram. */
 #include <stdio.h>
 
 #include "asock-echo.h"
@@ -136,3 +137,52 @@ static void udp_step(asock_op *op) {
 }
 
 void echo_on_udp_op(asock_op *op) { udp_step(op); }
+
+/* --udp --multishot: one multishot receive-from delivers every datagram;
+ * each goes back from its own slice with a send op of the pool, which
+ * takes the slice and gives it back when it is released. With no op free
+ * (--receives sends wait already) the datagram is dropped and counted as a
+ * send error, as the kernel drops what it has no room for. */
+static void on_udp_sent(asock_op *tx) {
+  if (asock_op_status(tx) != 0)
+    srv.send_errors++;
+  asock_op_release(srv.pool, tx);
+}
+
+void echo_on_udp_delivery(asock_op *rx) {
+  asock_op *tx;
+  void *slice;
+  size_t off, len;
+  int r;
+
+  if (!asock_op_more(rx)) {
+    /* The final completion: an error the kernel reported (an ICMP error)
+     * ends the receive, which starts again; the socket's close ends it for
+     * good, and main() releases the op. */
+    if (srv.stopping || asock_op_status(rx) == ASOCK_ECANCELED)
+      return;
+    srv.receive_errors++;
+    r = asock_receive_from(srv.udp, rx);
+    if (r != ASOCK_PENDING)
+      fprintf(stderr, "asock-echo: receive-from: %s\n", asock_strerror(r));
+    return;
+  }
+  srv.counts.messages++;
+  srv.counts.bytes += asock_op_bytes(rx);
+  if (asock_op_msg_flags(rx) & ASOCK_MSG_TRUNCATED)
+    srv.truncated++;
+  if (asock_op_acquire(srv.pool, &tx) != 0) {
+    srv.send_errors++;
+    return;
+  }
+  asock_op_detach_slice(rx, &slice, &off, &len);
+  asock_op_attach_slice(tx, slice, off, len);
+  asock_op_set_remote(tx, asock_op_remote(rx));
+  asock_op_set_callback(tx, on_udp_sent);
+  r = asock_send_to(srv.udp, tx);
+  if (r == ASOCK_PENDING)
+    return;
+  if (r != 0 || asock_op_status(tx) != 0)
+    srv.send_errors++;
+  asock_op_release(srv.pool, tx);
+}

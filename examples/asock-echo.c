@@ -25,7 +25,9 @@
  * is there), send-to back to the sender with the same op and the same bytes,
  * receive-from again. A datagram longer than a slice is echoed truncated to
  * the slice and counted. Several ops let the socket go on reading while
- * some echoes wait for the kernel to take them.
+ * some echoes wait for the kernel to take them. With --multishot, one
+ * multishot receive-from delivers every datagram instead, each sent back
+ * from its slice by a send op of the pool (--receives of them at most).
  *
  * TCP with --threads N (N > 1): a loop group of N loops on N threads, all
  * over the one pool, listening on the same address; each connection is
@@ -36,7 +38,7 @@
  *
  *   asock-echo [--host ADDR] [--port N] [--slice-size BYTES] [--slices N]
  *              [--max-connections N] [--threads N] [--oneshot]
- *              [--udp [--receives N]]
+ *              [--udp [--receives N] [--multishot]]
  *
  * Prints "listening on ADDR:PORT" once it accepts (TCP) or receives (UDP);
  * on SIGUSR1 prints the statistics and goes on serving (on Windows, which
@@ -147,11 +149,13 @@ static void usage(void) {
   fprintf(stderr, "usage: asock-echo [--host ADDR] [--port N] "
                   "[--slice-size BYTES] [--slices N] "
                   "[--max-connections N] [--threads N] [--oneshot] "
-                  "[--udp [--receives N]]\n"
+                  "[--udp [--receives N] [--multishot]]\n"
                   "  --threads N  N loops on N threads (TCP only: not "
                   "with --udp)\n"
                   "  --oneshot    one op per connection, re-posting its "
-                  "receive after each echo (TCP)\n");
+                  "receive after each echo (TCP)\n"
+                  "  --multishot  one multishot receive-from, each datagram "
+                  "sent back by a send op of its own (UDP)\n");
   exit(2);
 }
 
@@ -539,7 +543,12 @@ static int start_udp(const struct sockaddr *addr) {
     r = asock_op_acquire(srv.pool, &srv.udp_ops[i]);
     if (r != 0)
       break;
-    asock_op_set_callback(srv.udp_ops[i], echo_on_udp_op);
+    if (srv.udp_multishot) {
+      asock_op_set_callback(srv.udp_ops[i], echo_on_udp_delivery);
+      asock_op_set_multishot(srv.udp_ops[i], 1);
+    } else {
+      asock_op_set_callback(srv.udp_ops[i], echo_on_udp_op);
+    }
     r = asock_receive_from(srv.udp, srv.udp_ops[i]);
     if (r == 0)
       echo_on_udp_op(srv.udp_ops[i]);
@@ -668,6 +677,10 @@ int main(int argc, char **argv) {
       srv.oneshot = 1;
       continue;
     }
+    if (strcmp(argv[i], "--multishot") == 0) {
+      srv.udp_multishot = 1;
+      continue;
+    }
     if (i + 1 >= argc)
       usage();
     if (strcmp(argv[i], "--host") == 0)
@@ -687,7 +700,7 @@ int main(int argc, char **argv) {
     else
       usage();
   }
-  if ((udp && receives == 0) || threads == 0)
+  if ((udp && receives == 0) || threads == 0 || (srv.udp_multishot && !udp))
     usage();
   if (udp && threads > 1) {
     fprintf(stderr, "asock-echo: --threads serves TCP only, not --udp\n");
@@ -703,7 +716,7 @@ int main(int argc, char **argv) {
     config.socket_quota = ECHO_QUOTA;
   }
   if (udp)
-    config.op_count = receives;
+    config.op_count = receives + (srv.udp_multishot ? 1 : 0);
   else if (srv.threads > 0)
     config.op_count += GROUP_ACCEPT_OPS * srv.threads;
   else
@@ -720,7 +733,7 @@ int main(int argc, char **argv) {
   if (srv.threads > 0)
     return run_group(&config, &addr);
   if (udp) {
-    srv.udp_op_count = receives;
+    srv.udp_op_count = srv.udp_multishot ? 1 : receives;
     srv.udp_ops = calloc(receives, sizeof(*srv.udp_ops));
     if (srv.udp_ops == NULL) {
       fprintf(stderr, "asock-echo: %s\n", asock_strerror(ASOCK_ENOMEM));

@@ -44,8 +44,9 @@ typedef struct server {
   unsigned long long truncated; /* UDP: datagrams longer than a slice */
   unsigned long long send_errors;
   unsigned long long receive_errors;
-  int stopping; /* the single loop's; a group's loops stop by themselves */
-  int oneshot;  /* --oneshot: one op per connection, receive then send */
+  int stopping;      /* the single loop's; a group's loops stop by themselves */
+  int oneshot;       /* --oneshot: one op per connection, receive then send */
+  int udp_multishot; /* --udp --multishot: one multishot receive-from */
   /* The loops' backend, noted when they are made: the statistics at exit
    * come after they are closed. */
   asock_backend backend;
@@ -64,5 +65,7 @@ void echo_serve_on(echo_counts *n, asock_socket *client);
 void echo_serve_multishot(echo_counts *n, asock_socket *client);
 /* The callback of the UDP socket's receive ops. */
 void echo_on_udp_op(asock_op *op);
+/* The callback of the UDP socket's multishot receive (--multishot). */
+void echo_on_udp_delivery(asock_op *rx);
 
 #endif /* ASOCK_ECHO_H */

@@ -105,8 +105,9 @@ typedef struct asock__tcp_options {
 /* send_error is set: sends complete with it at once. A flag as well, so
  * that a send's one test of the flags sees it. */
 #define ASOCK__SF_SEND_FAILED 0x1000000u
-/* A TCP socket of a ring loop: it runs on the loop's io_uring ring
- * (src/uring/), and has no room for the readiness backend's handle. */
+/* A socket of a ring loop: it runs on the loop's io_uring ring
+ * (src/uring/); a TCP one has no room for the readiness backend's
+ * handle. */
 #define ASOCK__SF_RING 0x2000000u
 
 /* The parts of the state a stream send depends on: a send may start when

@@ -480,3 +480,129 @@ void scenario_multishot(void) {
   fx_run(multishot_done);
   fx.complete = fm_clients_ok() && nconns == 3 && fm_servers_ended();
 }
+
+/* ---- a multishot receive-from ------------------------------------------ */
+
+enum { UM_DATAGRAMS = 6, UM_LEN = 100 };
+
+/* b sends UM_DATAGRAMS datagrams to a, whose one multishot receive-from
+ * (buffer-less) checks each and cancels itself once all came. On the
+ * io_uring backend the datagrams come through the ring's lent slices
+ * (src/uring/udp-ring.c), on readiness through recvmmsg(). */
+typedef struct um_state {
+  asock_socket *a;
+  asock_socket *b;
+  struct sockaddr_storage a_addr;
+  fx_rec *recv; /* on a, multishot */
+  fx_rec *send; /* on b, to a */
+  int got;
+  int ended; /* the receive's final completion came */
+  int final_status;
+  int sent;
+  int send_done;
+  unsigned char out[UM_LEN];
+} um_state;
+
+static um_state um;
+
+static unsigned char um_byte(int n, int i) {
+  return (unsigned char)(n * 31 + i);
+}
+
+static void um_recv_done(fx_rec *rec) {
+  asock_op *op = rec->op;
+  const unsigned char *p = asock_op_data(op);
+  size_t i;
+
+  if (!asock_op_more(op)) {
+    um.ended = 1;
+    um.final_status = asock_op_status(op);
+    return;
+  }
+  if (asock_op_bytes(op) != UM_LEN || p == NULL)
+    fx_fail("udp multishot: a datagram of %llu bytes",
+            (unsigned long long)asock_op_bytes(op));
+  else
+    for (i = 0; i < UM_LEN; i++)
+      if (p[i] != um_byte(p[0] / 31, (int)i)) {
+        fx_fail("udp multishot: datagram %d arrived damaged", um.got);
+        break;
+      }
+  if (++um.got == UM_DATAGRAMS)
+    fx_cancel(rec);
+}
+
+static void um_send_next(int r) {
+  asock_op *op = um.send->op;
+  for (;;) {
+    if (r == ASOCK_PENDING)
+      return;
+    if (r < 0 || asock_op_status(op) != 0 || ++um.sent == UM_DATAGRAMS)
+      break;
+    for (r = 0; r < UM_LEN; r++)
+      um.out[r] = um_byte(um.sent, r);
+    asock_op_set_buffer(op, um.out, UM_LEN, 0, UM_LEN);
+    r = fx_started(um.send, asock_send_to(um.b, op), "asock_send_to");
+  }
+  um.send_done = 1;
+  /* Datagrams that were not sent will not come. */
+  if (um.sent < UM_DATAGRAMS)
+    fx_cancel(um.recv);
+}
+
+static void um_send_done(fx_rec *rec) {
+  (void)rec;
+  um_send_next(0);
+}
+
+static asock_socket *um_socket(struct sockaddr_storage *addr) {
+  asock_socket *s;
+  int len = (int)sizeof(*addr);
+  int r = asock_udp_create(&s, fx.loop);
+
+  fx_check_code(r, "udp multishot", "asock_udp_create");
+  if (r != 0)
+    return NULL;
+  fx_track(s);
+  tu_addr("127.0.0.1", 0, addr);
+  r = asock_udp_bind(s, (struct sockaddr *)addr, 0);
+  fx_check_code(r, "udp multishot", "asock_udp_bind");
+  if (r == 0) {
+    r = asock_socket_local_address(s, (struct sockaddr *)addr, &len);
+    fx_check_code(r, "udp multishot", "asock_socket_local_address");
+  }
+  return r == 0 ? s : NULL;
+}
+
+static int um_done(void) { return um.ended && um.send_done; }
+
+void scenario_udp_multishot(void) {
+  struct sockaddr_storage b_addr;
+  int r;
+
+  memset(&um, 0, sizeof(um));
+  um.a = um_socket(&um.a_addr);
+  um.b = um_socket(&b_addr);
+  if (um.a == NULL || um.b == NULL)
+    return;
+  um.recv = fx_op("udp multishot receive-from", um_recv_done, NULL);
+  um.send = fx_op("udp multishot send-to", um_send_done, NULL);
+  if (um.recv == NULL || um.send == NULL)
+    return;
+  asock_op_set_multishot(um.recv->op, 1);
+  r = fx_started(um.recv, asock_receive_from(um.a, um.recv->op),
+                 "asock_receive_from");
+  if (r != ASOCK_PENDING) {
+    fx_check_code(r, "udp multishot", "asock_receive_from");
+    return;
+  }
+  asock_op_set_remote(um.send->op, (const struct sockaddr *)&um.a_addr);
+  for (r = 0; r < UM_LEN; r++)
+    um.out[r] = um_byte(0, r);
+  asock_op_set_buffer(um.send->op, um.out, UM_LEN, 0, UM_LEN);
+  um_send_next(
+      fx_started(um.send, asock_send_to(um.b, um.send->op), "asock_send_to"));
+  fx_run(um_done);
+  fx.complete =
+      um.got == UM_DATAGRAMS && um.ended && um.final_status == ASOCK_ECANCELED;
+}

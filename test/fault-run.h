@@ -127,6 +127,7 @@ int fm_clients_done(void);
 int fm_clients_ok(void);
 void fm_reset(void);
 void scenario_multishot(void);
+void scenario_udp_multishot(void);
 /* fault-relay.c. */
 void scenario_relay(void);
 /* fault-packets.c: sends of packets, a file range between two buffers. */

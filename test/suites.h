@@ -35,6 +35,7 @@
   XX(tcp_stress, "tcp")                                                        \
   XX(udp_basic, "udp")                                                         \
   XX(udp_flow, "udp")                                                          \
+  XX(udp_ring, "udp")                                                          \
   XX(security, "tcp")                                                          \
   XX(hostile, "tcp;novalgrind")                                                \
   XX(backend, "tcp")                                                           \

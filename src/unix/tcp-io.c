@@ -184,10 +184,10 @@ size_t asock__io_socket_size(const asock_loop *loop) {
 
 int asock__io_init(asock_socket *sock) {
 #ifdef ASOCK_HAVE_URING
-  /* A ring loop's TCP sockets are the ring's (and have no room for the
-   * rest); its UDP sockets are run the readiness way. */
+  /* A ring loop's sockets are the ring's (and its TCP sockets have no
+   * room for the rest). */
   sock->flags &= ~ASOCK__SF_RING;
-  if (sock->loop->ring != NULL && !asock__socket_is_udp(sock)) {
+  if (sock->loop->ring != NULL) {
     asock__ring_io_init(sock);
     return 0;
   }

@@ -66,7 +66,11 @@ int asock__udp_io_pktinfo(asock_socket *sock) {
 
 static int open_udp(int family, unsigned int flags) {
   int fd;
-#if defined(SOCK_CLOEXEC)
+#if defined(SOCK_CLOEXEC) && defined(SOCK_NONBLOCK)
+  /* Born non-blocking, as a ring socket must be (the poll handle would set
+   * it too). */
+  fd = asock__sys_socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+#elif defined(SOCK_CLOEXEC)
   fd = asock__sys_socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 #else
   fd = asock__sys_socket(family, SOCK_DGRAM, 0);
@@ -238,6 +242,45 @@ static unsigned short info_port(asock_socket *sock) {
   return asock__udp(sock)->port;
 }
 
+#ifdef ASOCK_HAVE_URING
+/* Reads up to n of the datagrams the ring brought a ring socket (copied
+ * out of their provided buffers): how many, 0 when the ring holds none and
+ * has no receive out (the socket is read then), ASOCK_EAGAIN while it has
+ * one, or the error the socket met. */
+static int ring_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
+  unsigned int i;
+
+  for (i = 0; i < n; i++) {
+    asock__ring_dgram g;
+    size_t name;
+    int r = asock__ring_udp_peek(sock, &g);
+
+    if (r != 1) {
+      if (i > 0)
+        break; /* the error, if any, is the next read's */
+      if (r < 0 && r != ASOCK_EAGAIN)
+        asock__ring_udp_next(sock);
+      return r;
+    }
+    d[i].bytes = g.len < d[i].len ? g.len : d[i].len;
+    d[i].flags = g.whole > d[i].bytes ? ASOCK_MSG_TRUNCATED : 0;
+    memcpy(d[i].base, g.data, d[i].bytes);
+    name = g.namelen < sizeof(*d[i].from) ? g.namelen : sizeof(*d[i].from);
+    memset(d[i].from, 0, sizeof(*d[i].from));
+    memcpy(d[i].from, g.name, name);
+    if (d[i].local != NULL) {
+      struct msghdr msg;
+      memset(&msg, 0, sizeof(msg));
+      msg.msg_control = g.control;
+      msg.msg_controllen = g.controllen;
+      read_pktinfo(&msg, &d[i], info_port(sock), asock__udp(sock)->family);
+    }
+    asock__ring_udp_next(sock);
+  }
+  return (int)i;
+}
+#endif
+
 #if defined(__linux__)
 int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
   struct mmsghdr msgs[ASOCK__UDP_BATCH];
@@ -248,6 +291,13 @@ int asock__udp_io_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
 
   if (sock->io.watch.socket < 0)
     return ASOCK_EBADF;
+#ifdef ASOCK_HAVE_URING
+  if (ASOCK__ON_RING(sock)) {
+    got = ring_recv(sock, d, n);
+    if (got != 0)
+      return got;
+  }
+#endif
   if (n == 1 && d->local == NULL)
     return recv_plain(sock->io.watch.socket, d);
   for (i = 0; i < n; i++)
@@ -327,6 +377,12 @@ long asock__udp_io_send(asock_socket *sock, const uv_buf_t *iov, unsigned int n,
 }
 
 void asock__udp_io_want(asock_socket *sock, unsigned int what, int on) {
+#ifdef ASOCK_HAVE_URING
+  if (ASOCK__ON_RING(sock)) {
+    asock__ring_udp_want(sock, what, on);
+    return;
+  }
+#endif
   asock__io_want(sock, what, on);
 }
 

@@ -87,6 +87,13 @@ struct asock__ring {
   struct iovec *iovs;
   unsigned int msgs_used;
   unsigned int iovs_used;
+  /* The template header of a UDP socket's receive: the kernel reads only
+   * its lengths, which lay out each datagram's provided buffer. */
+  struct msghdr udp_msg;
+  /* The kernel takes a multishot UDP receive (Linux 6.0); cleared when it
+   * refuses one, and UDP receives go one at a time. */
+  unsigned char udp_mshot;
+  unsigned long udp_received; /* datagrams, for the tests */
 };
 typedef struct asock__ring asock__ring;
 
@@ -120,6 +127,54 @@ void asock__ring_hold(asock__ring *r, int delta);
 /* Gives a provided buffer back to the kernel, as `slice` (which may be
  * another slice than the one it held). */
 void asock__ring_recycle(asock__ring *r, unsigned short bid, void *slice);
+/* A socket's ring, the user data of its request `tag`, and its OS
+ * socket. */
+static inline asock__ring *asock__ring_of(const asock_socket *sock) {
+  return sock->loop->ring;
+}
+static inline uint64_t asock__ring_tagged(asock_socket *sock,
+                                          unsigned int tag) {
+  return (uint64_t)(uintptr_t)sock | tag;
+}
+static inline int asock__ring_fd(const asock_socket *sock) {
+  return sock->io.ring.socket;
+}
+
+/* What the TCP and UDP sockets of a ring share (tcp-ring.c). */
+/* The fault point p of a request about to be submitted: 1 when it fired,
+ * a no-op in sqe then, its completion carrying the error kept in *slot. */
+int asock__ring_inject(struct io_uring_sqe *sqe, asock__fault_point p,
+                       int16_t *slot);
+/* A completion's result, or the error injected in its request's place. */
+int asock__ring_result(int res, int16_t *slot);
+/* Runs the socket from the prepare handle, before the next submission. */
+void asock__ring_kick(asock_socket *sock);
+/* Its receive found no provided buffer: it tries again once some are back. */
+void asock__ring_starve(asock_socket *sock);
+/* Queues a cancel of the socket's request `tag`, replied to as `reply`: 0
+ * when the kernel takes no entry now. */
+int asock__ring_cancel(asock_socket *sock, unsigned int tag,
+                       unsigned int reply);
+/* Submits the receive of a socket whose receive is due (`wait`: for bytes
+ * first, a TCP socket's). */
+void asock__ring_submit_recv(asock_socket *sock, int wait);
+/* A provided buffer done with goes back to the kernel (erased first where
+ * the pool erases slices: `used` bytes). */
+void asock__ring_recycle_used(asock__ring *r, unsigned short bid, void *slice,
+                              size_t used);
+/* Provided buffer bid, len bytes, goes last in the socket's stash; the
+ * first stashed one goes back to the kernel, the next one first. */
+void asock__ring_stash(asock_socket *sock, unsigned short bid, size_t len);
+void asock__ring_stash_recycle(asock_socket *sock);
+
+/* UDP sockets of a ring (udp-ring.c). */
+/* Readies the ring's UDP receives, at its creation. */
+void asock__ring_udp_init(asock__ring *r);
+void asock__ring_udp_submit(asock_socket *sock);
+void asock__ring_udp_complete(asock_socket *sock, unsigned int tag, int res,
+                              unsigned int flags);
+void asock__ring_udp_kicked(asock_socket *sock);
+
 /* One completion (tcp-ring.c). */
 void asock__ring_complete(asock__ring *r, uint64_t data, int res,
                           unsigned int flags);

@@ -76,10 +76,10 @@ static void on_failed_close(uv_handle_t *handle) { free_ring(handle->data); }
 /* What the backend needs of the kernel: the features and the operations.
  * 0, or ASOCK_ENOTSUP. */
 static int probe(asock__ring *r, unsigned int features) {
-  static const int ops[] = {IORING_OP_NOP,      IORING_OP_RECV,
-                            IORING_OP_SEND,     IORING_OP_SENDMSG,
-                            IORING_OP_ACCEPT,   IORING_OP_CONNECT,
-                            IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL};
+  static const int ops[] = {
+      IORING_OP_NOP,      IORING_OP_RECV,         IORING_OP_SEND,
+      IORING_OP_SENDMSG,  IORING_OP_ACCEPT,       IORING_OP_CONNECT,
+      IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL, IORING_OP_RECVMSG};
   const unsigned int need =
       IORING_FEAT_NODROP | IORING_FEAT_SUBMIT_STABLE | IORING_FEAT_FAST_POLL;
   struct io_uring_probe *p;
@@ -251,6 +251,7 @@ int asock__ring_create(asock_loop *loop) {
   r->evfd = -1;
   r->mshot = 1;
   r->maccept = 1;
+  asock__ring_udp_init(r);
   r->msgs = asock__calloc(ASOCK__RING_MSGS, sizeof(*r->msgs));
   r->iovs = asock__calloc(ASOCK__RING_IOVS, sizeof(*r->iovs));
   if (r->msgs == NULL || r->iovs == NULL) {

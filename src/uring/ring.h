@@ -8,8 +8,8 @@
  * fills). A TCP socket of a ring loop makes no system call of its own on
  * the per-message path: its receives, sends, accepts and connects are
  * submitted; a receive without a buffer of its own takes its pool slice from
- * the ring's provided buffers only when data arrives. UDP sockets of such a
- * loop are run the readiness way (src/watch.c), as on Windows.
+ * the ring's provided buffers only when data arrives. A UDP socket's
+ * datagrams arrive through the ring too (udp-ring.c).
  *
  * The shared code sees the completion model of src/backend.h, as on Windows:
  * asock__recv_buffer() and asock__recv_result() for each arrival,
@@ -43,7 +43,8 @@ typedef struct asock__ring_io {
   /* One bit each, in one byte (src/uring/ is GNU C): a ring socket is
    * allocated to the end of this struct, which every byte enlarges. */
   unsigned char reading : 1;    /* receives want data */
-  unsigned char wanted : 1;     /* a listener's accepts want connections */
+  unsigned char wanted : 1;     /* a listener's accepts want connections; a
+                                 * UDP socket's sends want room */
   unsigned char closing : 1;    /* closing: the requests are being cancelled */
   unsigned char kicked : 1;     /* on the ring's kicked list */
   unsigned char starved : 1;    /* on the ring's starved list */
@@ -135,6 +136,37 @@ void asock__ring_read_stop(struct asock_socket *sock);
 int asock__ring_write(struct asock_socket *sock, struct asock_op *op,
                       const uv_buf_t *iov, unsigned int n, size_t bytes);
 void asock__ring_close(struct asock_socket *sock, int abortive);
+/* UDP sockets of a ring loop (src/uring/udp-ring.c), called by
+ * src/unix/udp-io.c's functions. */
+/* asock__udp_io_want() of such a socket. */
+void asock__ring_udp_want(struct asock_socket *sock, unsigned int what, int on);
+/* The oldest datagram the ring received for the socket, where it lies in
+ * its provided buffer. */
+typedef struct asock__ring_dgram {
+  const char *data; /* its bytes, len of them: all that the buffer held */
+  size_t len;
+  size_t whole;     /* the datagram's length */
+  int truncated;    /* whole > len */
+  const void *name; /* its sender, namelen bytes */
+  unsigned int namelen;
+  void *control; /* its packet information, controllen bytes */
+  size_t controllen;
+} asock__ring_dgram;
+/* 1 with *d set, 0 when the ring holds nothing and none of its receives
+ * is out (the caller may read the socket itself), ASOCK_EAGAIN while one
+ * is, or the error the socket met after the datagrams the ring holds. */
+int asock__ring_udp_peek(struct asock_socket *sock, asock__ring_dgram *d);
+/* What the last peek gave is read: its buffer goes back to the kernel, or
+ * the error is given. */
+void asock__ring_udp_next(struct asock_socket *sock);
+/* For the tests: the datagrams the loop's ring received into provided
+ * buffers, and the most bytes of one datagram such a buffer holds. */
+unsigned long asock__ring_udp_received(const struct asock_loop *loop);
+size_t asock__ring_udp_room(const struct asock_loop *loop);
+/* Test hook: a ring made while it is not 0 takes no multishot receive of
+ * messages, as a kernel before 6.0 would: its UDP sockets' receives poll. */
+extern unsigned int asock__ring_udp_poll;
+
 /* Whether a ring socket's receive out, or what one brought while no
  * receive waited, comes before a read of the socket's own (which the
  * readiness path then makes: a ring socket's receives and accepts while the

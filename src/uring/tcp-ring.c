@@ -29,23 +29,13 @@
  * buffers at most). */
 #define NO_BID 0xffffu
 
-static asock__ring *ring_of(const asock_socket *sock) {
-  return sock->loop->ring;
-}
-
-static uint64_t tagged(asock_socket *sock, unsigned int tag) {
-  return (uint64_t)(uintptr_t)sock | tag;
-}
-
-static int fd_of(const asock_socket *sock) { return sock->io.ring.socket; }
-
 /* The fault point of a request about to be submitted (src/fault.h): when
  * it fires, a no-op goes in the request's place and its completion reports
  * the injected error, as a request the kernel refused at once would, so
  * that the sweep (test/test-faults.c) reaches the ring's error paths as it
  * reaches the readiness backend's system calls. 1 when it fired. */
-static int inject(struct io_uring_sqe *sqe, asock__fault_point p,
-                  int16_t *slot) {
+int asock__ring_inject(struct io_uring_sqe *sqe, asock__fault_point p,
+                       int16_t *slot) {
   int err = asock__fault(p);
   if (err == 0)
     return 0;
@@ -55,7 +45,7 @@ static int inject(struct io_uring_sqe *sqe, asock__fault_point p,
 }
 
 /* A completion's result, or the error injected in its request's place. */
-static int result_of(int res, int16_t *slot) {
+int asock__ring_result(int res, int16_t *slot) {
   if (*slot != 0) {
     res = *slot;
     *slot = 0;
@@ -81,8 +71,8 @@ int asock__ring_adopt_fd(asock_socket *sock, int fd) {
 
 /* Runs the socket from the prepare handle, before the next submission. A
  * reference keeps it while it is listed. */
-static void kick(asock_socket *sock) {
-  asock__ring *r = ring_of(sock);
+void asock__ring_kick(asock_socket *sock) {
+  asock__ring *r = asock__ring_of(sock);
   if (sock->io.ring.kicked)
     return;
   sock->io.ring.kicked = 1;
@@ -103,23 +93,23 @@ static void starved_append(asock__ring *r, asock_socket *sock) {
 
 /* Its receive found no provided buffer: it is submitted again once buffers
  * came back, after the sockets that found none before it. */
-static void starve(asock_socket *sock) {
+void asock__ring_starve(asock_socket *sock) {
   if (sock->io.ring.starved)
     return;
   sock->io.ring.starved = 1;
   asock__socket_ref(sock);
-  starved_append(ring_of(sock), sock);
+  starved_append(asock__ring_of(sock), sock);
 }
 
 /* Queues a cancel of the socket's request `tag`, whose own completion
  * comes tagged `reply`: 0 when the kernel takes no entry now. */
-static int cancel_request(asock_socket *sock, unsigned int tag,
-                          unsigned int reply) {
-  struct io_uring_sqe *sqe = asock__ring_sqe(ring_of(sock));
+int asock__ring_cancel(asock_socket *sock, unsigned int tag,
+                       unsigned int reply) {
+  struct io_uring_sqe *sqe = asock__ring_sqe(asock__ring_of(sock));
   if (sqe == NULL)
     return 0;
-  io_uring_prep_cancel64(sqe, tagged(sock, tag), 0);
-  io_uring_sqe_set_data64(sqe, tagged(sock, reply));
+  io_uring_prep_cancel64(sqe, asock__ring_tagged(sock, tag), 0);
+  io_uring_sqe_set_data64(sqe, asock__ring_tagged(sock, reply));
   return 1;
 }
 
@@ -134,7 +124,7 @@ static int cancel_request(asock_socket *sock, unsigned int tag,
 /* The bytes a multishot request of the socket may take: what its quota
  * leaves, in buffers of the ring, at least one. */
 static unsigned int mshot_bytes(const asock_socket *sock) {
-  const asock__ring *r = ring_of(sock);
+  const asock__ring *r = asock__ring_of(sock);
   size_t quota = sock->loop->slice_quota;
   size_t held = asock__socket_slices(sock);
   size_t n = held < quota ? quota - held : 1;
@@ -150,30 +140,35 @@ static unsigned int mshot_bytes(const asock_socket *sock) {
  * when it was last read: `wait` set) takes a buffer only once they came;
  * tried at once, a request takes one first, and the kernel refuses it
  * while none is free even when nothing came. */
-static void submit_recv(asock_socket *sock, int wait) {
-  asock__ring *r = ring_of(sock);
-  struct io_uring_sqe *sqe = asock__ring_sqe(r);
+void asock__ring_submit_recv(asock_socket *sock, int wait) {
+  asock__ring *r = asock__ring_of(sock);
+  struct io_uring_sqe *sqe;
   int mshot = r->mshot && (sock->flags & ASOCK__SF_MULTISHOT) != 0;
 
+  if (asock__socket_is_udp(sock)) {
+    asock__ring_udp_submit(sock);
+    return;
+  }
+  sqe = asock__ring_sqe(r);
   if (sqe == NULL) {
-    starve(sock);
+    asock__ring_starve(sock);
     r->returned = 1; /* not a buffer it waits for: the next pass retries */
     return;
   }
-  if (!inject(sqe, ASOCK__FAULT_RECV, &sock->io.ring.injected_in)) {
+  if (!asock__ring_inject(sqe, ASOCK__FAULT_RECV, &sock->io.ring.injected_in)) {
     if (mshot) {
-      io_uring_prep_recv_multishot(sqe, fd_of(sock), NULL, 0, 0);
+      io_uring_prep_recv_multishot(sqe, asock__ring_fd(sock), NULL, 0, 0);
       /* The bound, in the field later headers call optlen. */
       sqe->file_index = mshot_bytes(sock);
     } else {
-      io_uring_prep_recv(sqe, fd_of(sock), NULL, r->buf_len, 0);
+      io_uring_prep_recv(sqe, asock__ring_fd(sock), NULL, r->buf_len, 0);
     }
     if (wait)
       sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = ASOCK__RING_BGID;
   }
-  io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_RECV));
+  io_uring_sqe_set_data64(sqe, asock__ring_tagged(sock, ASOCK__RING_TAG_RECV));
   sock->io.ring.out |=
       (unsigned char)(ASOCK__RING_RECV | (mshot ? ASOCK__RING_MSHOT : 0u));
 }
@@ -201,16 +196,16 @@ static int recv_due(const asock_socket *sock) {
 
 /* A provided buffer is done with: back to the kernel, erased first where
  * the pool erases what slices held. */
-static void recycle(asock__ring *r, unsigned short bid, void *slice,
-                    size_t used) {
+void asock__ring_recycle_used(asock__ring *r, unsigned short bid, void *slice,
+                              size_t used) {
   if (r->loop->pool->flags & ASOCK_POOL_ZERO_ON_RELEASE)
     memset(slice, 0, used);
   asock__ring_recycle(r, bid, slice);
 }
 
 /* Bytes that came in provided buffer bid go last in the stash. */
-static void stash(asock_socket *sock, unsigned short bid, size_t len) {
-  asock__ring *r = ring_of(sock);
+void asock__ring_stash(asock_socket *sock, unsigned short bid, size_t len) {
+  asock__ring *r = asock__ring_of(sock);
   asock__ring_io *io = &sock->io.ring;
 
   r->stashed[bid].len = (uint32_t)len;
@@ -230,7 +225,7 @@ static void stash(asock_socket *sock, unsigned short bid, size_t len) {
 /* The first stashed buffer is read (and is, or is about to be, the
  * kernel's again): the next one is first. */
 static void stash_next(asock_socket *sock) {
-  asock__ring *r = ring_of(sock);
+  asock__ring *r = asock__ring_of(sock);
   asock__ring_io *io = &sock->io.ring;
   unsigned short bid;
 
@@ -247,7 +242,7 @@ static void stash_next(asock_socket *sock) {
 
 /* The first stashed buffer back to the kernel (or the pool), the next one
  * first. */
-static void stash_recycle(asock_socket *sock) {
+void asock__ring_stash_recycle(asock_socket *sock) {
   asock__ring_io *io = &sock->io.ring;
   unsigned short bid = io->stash_bid;
   char *slice = io->stash;
@@ -257,7 +252,7 @@ static void stash_recycle(asock_socket *sock) {
   if (bid == NO_BID)
     asock__socket_give_slice(sock, slice); /* the loop erases it, if asked */
   else
-    recycle(ring_of(sock), bid, slice, end);
+    asock__ring_recycle_used(asock__ring_of(sock), bid, slice, end);
 }
 
 /* Bytes that wait for a receive that may be long in coming (no request is
@@ -269,7 +264,7 @@ static void stash_recycle(asock_socket *sock) {
  * the kernel gets a free slice of the pool in its place. Nothing is
  * copied. */
 static void stash_keep(asock_socket *sock) {
-  asock__ring *r = ring_of(sock);
+  asock__ring *r = asock__ring_of(sock);
   asock__ring_io *io = &sock->io.ring;
   void *fresh;
 
@@ -287,7 +282,7 @@ static void stash_keep(asock_socket *sock) {
  * started there reads the next of it inside its call (asock__try_recv()),
  * never bytes the kernel has that came after. */
 static void drain(asock_socket *sock) {
-  asock__ring *r = ring_of(sock);
+  asock__ring *r = asock__ring_of(sock);
   asock__ring_io *io = &sock->io.ring;
 
   while (io->stash != NULL && io->reading && !io->closing) {
@@ -328,7 +323,7 @@ static void drain(asock_socket *sock) {
     memcpy(buf.base, slice + off, n);
     io->stash_off += (uint32_t)n;
     if (io->stash_off == io->stash_end)
-      stash_recycle(sock);
+      asock__ring_stash_recycle(sock);
     asock__recv_result(sock, (long)n, &buf);
   }
 }
@@ -347,7 +342,7 @@ static void recv_end(asock_socket *sock, int status) {
 }
 
 static void recv_done(asock_socket *sock, int res, unsigned int flags) {
-  asock__ring *r = ring_of(sock);
+  asock__ring *r = asock__ring_of(sock);
   asock__ring_io *io = &sock->io.ring;
   unsigned short bid = (unsigned short)(flags >> IORING_CQE_BUFFER_SHIFT);
   int buffered = (flags & IORING_CQE_F_BUFFER) != 0;
@@ -358,15 +353,15 @@ static void recv_done(asock_socket *sock, int res, unsigned int flags) {
   /* A multishot request stays out while the kernel says more comes. */
   if ((flags & IORING_CQE_F_MORE) == 0)
     io->out &= (unsigned char)~(ASOCK__RING_RECV | ASOCK__RING_MSHOT);
-  res = result_of(res, &io->injected_in);
+  res = asock__ring_result(res, &io->injected_in);
   if (io->closing) {
     if (buffered)
-      recycle(r, bid, r->bufs[bid], res > 0 ? (size_t)res : 0);
+      asock__ring_recycle_used(r, bid, r->bufs[bid], res > 0 ? (size_t)res : 0);
     return;
   }
   if (buffered && res <= 0) {
     /* A buffer with nothing in it, whatever ended the request: back. */
-    recycle(r, bid, r->bufs[bid], 0);
+    asock__ring_recycle_used(r, bid, r->bufs[bid], 0);
     buffered = 0;
   }
   if (res == -EINVAL && mshot) {
@@ -375,7 +370,7 @@ static void recv_done(asock_socket *sock, int res, unsigned int flags) {
   } else if (res == -ECANCELED && mshot) {
     /* Reading stopped (asock__ring_read_stop()). */
   } else if (res > 0 && buffered) {
-    stash(sock, bid, (size_t)res);
+    asock__ring_stash(sock, bid, (size_t)res);
     drain(sock);
     stash_keep(sock);
   } else if (res == 0) {
@@ -383,14 +378,15 @@ static void recv_done(asock_socket *sock, int res, unsigned int flags) {
   } else if (res == -ENOBUFS) {
     /* Every provided buffer is taken: back-pressure until one is back. */
     r->refusals++;
-    starve(sock);
+    asock__ring_starve(sock);
     return;
   } else if (res != -EINTR && res != -EAGAIN) {
     recv_end(sock, asock__from_uv(res));
   }
   /* A buffer filled to the end leaves more waiting, likely. */
   if (recv_due(sock))
-    submit_recv(sock, !(res > 0 && (unsigned int)res >= r->buf_len));
+    asock__ring_submit_recv(sock,
+                            !(res > 0 && (unsigned int)res >= r->buf_len));
 }
 
 int asock__ring_read_start(asock_socket *sock) {
@@ -398,12 +394,13 @@ int asock__ring_read_start(asock_socket *sock) {
 
   if (!io->reading) {
     io->reading = 1;
-    asock__ring_hold(ring_of(sock), 1);
+    asock__ring_hold(asock__ring_of(sock), 1);
   }
   if (io->stash != NULL || io->stash_status != 0)
-    kick(sock); /* delivered from the prepare handle, never in this call */
+    asock__ring_kick(
+        sock); /* delivered from the prepare handle, never in this call */
   else if (recv_due(sock))
-    submit_recv(sock, 1);
+    asock__ring_submit_recv(sock, 1);
   return 0;
 }
 
@@ -413,14 +410,14 @@ void asock__ring_read_stop(asock_socket *sock) {
   if (!io->reading)
     return;
   io->reading = 0;
-  asock__ring_hold(ring_of(sock), -1);
+  asock__ring_hold(asock__ring_of(sock), -1);
   /* A one-shot receive out stays out: what it brings is stashed. A
    * multishot one would go on taking buffers, and is cancelled (what it
    * brought before is stashed). */
   if ((io->out & ASOCK__RING_MSHOT) == 0 || io->closing)
     return;
   /* When the kernel takes no entry now, the request's bound holds it. */
-  (void)cancel_request(sock, ASOCK__RING_TAG_RECV, ASOCK__RING_TAG_IGNORE);
+  (void)asock__ring_cancel(sock, ASOCK__RING_TAG_RECV, ASOCK__RING_TAG_IGNORE);
 }
 
 long asock__ring_try_recv(asock_socket *sock, void *buf, size_t len) {
@@ -435,7 +432,7 @@ long asock__ring_try_recv(asock_socket *sock, void *buf, size_t len) {
   memcpy(buf, io->stash + io->stash_off, n);
   io->stash_off += (uint32_t)n;
   if (io->stash_off == io->stash_end)
-    stash_recycle(sock);
+    asock__ring_stash_recycle(sock);
   return (long)n;
 }
 
@@ -449,7 +446,7 @@ long asock__ring_try_recv(asock_socket *sock, void *buf, size_t len) {
  * ring's headers, which live until the submission. */
 int asock__ring_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
                       unsigned int n, size_t bytes) {
-  asock__ring *r = ring_of(sock);
+  asock__ring *r = asock__ring_of(sock);
   struct io_uring_sqe *sqe;
   struct msghdr *msg = NULL;
 
@@ -465,23 +462,29 @@ int asock__ring_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
       n = 1; /* the kernel left entries queued: the first buffer alone */
   }
   op->write_bytes = 0;
-  if (inject(sqe, msg != NULL ? ASOCK__FAULT_SENDMSG : ASOCK__FAULT_SEND,
-             &sock->io.ring.injected_out)) {
-    io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_SEND));
+  if (asock__ring_inject(sqe,
+                         msg != NULL ? ASOCK__FAULT_SENDMSG : ASOCK__FAULT_SEND,
+                         &sock->io.ring.injected_out)) {
+    io_uring_sqe_set_data64(sqe,
+                            asock__ring_tagged(sock, ASOCK__RING_TAG_SEND));
   } else if (bytes == 0) {
     /* The file of a send of packets waits for room: sendfile() goes on
      * when the socket is writable. */
-    io_uring_prep_poll_add(sqe, fd_of(sock), POLLOUT);
-    io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_WRITABLE));
+    io_uring_prep_poll_add(sqe, asock__ring_fd(sock), POLLOUT);
+    io_uring_sqe_set_data64(sqe,
+                            asock__ring_tagged(sock, ASOCK__RING_TAG_WRITABLE));
   } else if (msg == NULL) {
-    io_uring_prep_send(sqe, fd_of(sock), iov[0].base, iov[0].len,
+    io_uring_prep_send(sqe, asock__ring_fd(sock), iov[0].base, iov[0].len,
                        MSG_NOSIGNAL | MSG_WAITALL);
-    io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_SEND));
+    io_uring_sqe_set_data64(sqe,
+                            asock__ring_tagged(sock, ASOCK__RING_TAG_SEND));
   } else {
     /* uv_buf_t is laid out as struct iovec on Unix. */
     memcpy(msg->msg_iov, iov, n * sizeof(*iov));
-    io_uring_prep_sendmsg(sqe, fd_of(sock), msg, MSG_NOSIGNAL | MSG_WAITALL);
-    io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_SEND));
+    io_uring_prep_sendmsg(sqe, asock__ring_fd(sock), msg,
+                          MSG_NOSIGNAL | MSG_WAITALL);
+    io_uring_sqe_set_data64(sqe,
+                            asock__ring_tagged(sock, ASOCK__RING_TAG_SEND));
   }
   sock->io.ring.send_tag =
       (unsigned char)(sqe->user_data & ASOCK__RING_TAG_MASK);
@@ -493,9 +496,9 @@ int asock__ring_write(asock_socket *sock, asock_op *op, const uv_buf_t *iov,
 static void send_done(asock_socket *sock, int res, unsigned int tag) {
   asock_op *op = sock->send_head;
 
-  res = result_of(res, &sock->io.ring.injected_out);
+  res = asock__ring_result(res, &sock->io.ring.injected_out);
   sock->io.ring.out &= (unsigned char)~ASOCK__RING_SEND;
-  asock__ring_hold(ring_of(sock), -1);
+  asock__ring_hold(asock__ring_of(sock), -1);
   /* A closing socket's write is cancelled once everything is back. */
   if (sock->io.ring.closing || op == NULL)
     return;
@@ -516,23 +519,25 @@ static void send_done(asock_socket *sock, int res, unsigned int tag) {
  * accepts stop wanting cancels the request (from the prepare handle, so
  * that an accept started again in the callback keeps it). */
 static void submit_accept(asock_socket *listener) {
-  asock__ring *r = ring_of(listener);
+  asock__ring *r = asock__ring_of(listener);
   struct io_uring_sqe *sqe = asock__ring_sqe(r);
   int mshot = r->maccept;
 
   if (sqe == NULL) {
-    kick(listener); /* tried again before the next submission */
+    asock__ring_kick(listener); /* tried again before the next submission */
     return;
   }
-  if (!inject(sqe, ASOCK__FAULT_ACCEPT, &listener->io.ring.injected_in)) {
+  if (!asock__ring_inject(sqe, ASOCK__FAULT_ACCEPT,
+                          &listener->io.ring.injected_in)) {
     if (mshot)
-      io_uring_prep_multishot_accept(sqe, fd_of(listener), NULL, NULL,
+      io_uring_prep_multishot_accept(sqe, asock__ring_fd(listener), NULL, NULL,
                                      SOCK_CLOEXEC | SOCK_NONBLOCK);
     else
-      io_uring_prep_accept(sqe, fd_of(listener), NULL, NULL,
+      io_uring_prep_accept(sqe, asock__ring_fd(listener), NULL, NULL,
                            SOCK_CLOEXEC | SOCK_NONBLOCK);
   }
-  io_uring_sqe_set_data64(sqe, tagged(listener, ASOCK__RING_TAG_ACCEPT));
+  io_uring_sqe_set_data64(sqe,
+                          asock__ring_tagged(listener, ASOCK__RING_TAG_ACCEPT));
   listener->io.ring.out |=
       (unsigned char)(ASOCK__RING_ACCEPT | (mshot ? ASOCK__RING_MACCEPT : 0u));
 }
@@ -598,21 +603,21 @@ void asock__ring_accept_wanted(asock_socket *listener, int wanted) {
 
   if (wanted && !io->wanted) {
     io->wanted = 1;
-    asock__ring_hold(ring_of(listener), 1);
+    asock__ring_hold(asock__ring_of(listener), 1);
   } else if (!wanted && io->wanted) {
     io->wanted = 0;
-    asock__ring_hold(ring_of(listener), -1);
+    asock__ring_hold(asock__ring_of(listener), -1);
   }
   if (!wanted) {
     /* A one-shot accept out stays out: its connection waits in the queue.
      * A multishot one is cancelled unless an accept wants again by the
      * next submission. */
     if ((io->out & ASOCK__RING_MACCEPT) && !io->closing)
-      kick(listener);
+      asock__ring_kick(listener);
     return;
   }
   if (io->conns_len > 0)
-    kick(listener);
+    asock__ring_kick(listener);
   else if (accept_due(listener))
     submit_accept(listener);
 }
@@ -623,7 +628,7 @@ static void accept_done(asock_socket *listener, int res, unsigned int flags) {
 
   if ((flags & IORING_CQE_F_MORE) == 0)
     io->out &= (unsigned char)~(ASOCK__RING_ACCEPT | ASOCK__RING_MACCEPT);
-  res = result_of(res, &io->injected_in);
+  res = asock__ring_result(res, &io->injected_in);
   if (io->closing) {
     if (res >= 0)
       asock__sys_close(res);
@@ -631,7 +636,7 @@ static void accept_done(asock_socket *listener, int res, unsigned int flags) {
   }
   if (res == -EINVAL && mshot) {
     /* A kernel without multishot accepts: one at a time. */
-    ring_of(listener)->maccept = 0;
+    asock__ring_of(listener)->maccept = 0;
   } else if (res == -ECANCELED && mshot) {
     /* The accepts stopped wanting (run_kicked()). */
   } else if (res >= 0) {
@@ -651,14 +656,16 @@ static void accept_done(asock_socket *listener, int res, unsigned int flags) {
 
 int asock__ring_connect(asock_socket *sock, const struct sockaddr *addr,
                         unsigned int len) {
-  asock__ring *r = ring_of(sock);
+  asock__ring *r = asock__ring_of(sock);
   struct io_uring_sqe *sqe = asock__ring_sqe(r);
 
   if (sqe == NULL)
     return ASOCK_ENOMEM;
-  if (!inject(sqe, ASOCK__FAULT_CONNECT, &sock->io.ring.injected_in))
-    io_uring_prep_connect(sqe, fd_of(sock), addr, (socklen_t)len);
-  io_uring_sqe_set_data64(sqe, tagged(sock, ASOCK__RING_TAG_CONNECT));
+  if (!asock__ring_inject(sqe, ASOCK__FAULT_CONNECT,
+                          &sock->io.ring.injected_in))
+    io_uring_prep_connect(sqe, asock__ring_fd(sock), addr, (socklen_t)len);
+  io_uring_sqe_set_data64(sqe,
+                          asock__ring_tagged(sock, ASOCK__RING_TAG_CONNECT));
   /* The address is the op's (op->remote), which lasts until it ends. */
   asock__ring_submit(r);
   sock->io.ring.connecting = 1;
@@ -668,9 +675,9 @@ int asock__ring_connect(asock_socket *sock, const struct sockaddr *addr,
 }
 
 static void connect_done(asock_socket *sock, int res) {
-  res = result_of(res, &sock->io.ring.injected_in);
+  res = asock__ring_result(res, &sock->io.ring.injected_in);
   sock->io.ring.out &= (unsigned char)~ASOCK__RING_CONNECT;
-  asock__ring_hold(ring_of(sock), -1);
+  asock__ring_hold(asock__ring_of(sock), -1);
   /* A closing socket's connect is cancelled once everything is back. */
   if (sock->io.ring.closing)
     return;
@@ -682,8 +689,8 @@ static void connect_done(asock_socket *sock, int res) {
  * waits in the queue). */
 static void cancel_accept(asock_socket *listener) {
   /* When the kernel takes no entry now, its connections queue. */
-  (void)cancel_request(listener, ASOCK__RING_TAG_ACCEPT,
-                       ASOCK__RING_TAG_IGNORE);
+  (void)asock__ring_cancel(listener, ASOCK__RING_TAG_ACCEPT,
+                           ASOCK__RING_TAG_IGNORE);
 }
 
 /* ---- closing -------------------------------------------------------------
@@ -692,7 +699,7 @@ static void cancel_accept(asock_socket *listener) {
 /* Closes the OS socket, once no queued entry names it. */
 static void close_fd(asock_socket *sock) {
   if (sock->io.ring.socket != ASOCK__NO_SOCKET) {
-    asock__sys_close(fd_of(sock));
+    asock__sys_close(asock__ring_fd(sock));
     sock->io.ring.socket = ASOCK__NO_SOCKET;
   }
 }
@@ -716,16 +723,16 @@ static void cancel_out(asock_socket *sock) {
   if (io->out & ASOCK__RING_CONNECT)
     tags[n++] = ASOCK__RING_TAG_CONNECT;
   for (i = 0; i < n; i++) {
-    if (!cancel_request(sock, tags[i], ASOCK__RING_TAG_CANCEL))
+    if (!asock__ring_cancel(sock, tags[i], ASOCK__RING_TAG_CANCEL))
       break; /* the kernel takes nothing now */
     io->cancels++;
   }
   if (io->cancels == 0)
-    starve(sock); /* tried again with the next pass's retries */
+    asock__ring_starve(sock); /* tried again with the next pass's retries */
 }
 
 void asock__ring_close(asock_socket *sock, int abortive) {
-  asock__ring *r = ring_of(sock);
+  asock__ring *r = asock__ring_of(sock);
   asock__ring_io *io = &sock->io.ring;
 
   (void)abortive; /* SO_LINGER is set already */
@@ -736,7 +743,8 @@ void asock__ring_close(asock_socket *sock, int abortive) {
   if (io->out == 0) {
     /* As on the readiness backend, the OS socket closes now. */
     close_fd(sock);
-    kick(sock); /* ends from the prepare handle, never in this call */
+    asock__ring_kick(
+        sock); /* ends from the prepare handle, never in this call */
     return;
   }
   /* What the socket has out is cancelled in a submission made now, with
@@ -756,14 +764,14 @@ void asock__ring_close(asock_socket *sock, int abortive) {
 /* Everything the socket had out is back: it closes, and what was handed
  * over hears it was cancelled, in the readiness backend's order. */
 static void close_end(asock_socket *sock) {
-  asock__ring *r = ring_of(sock);
+  asock__ring *r = asock__ring_of(sock);
   asock__ring_io *io = &sock->io.ring;
 
   close_fd(sock);
 
   if (!asock__socket_is_listener(sock)) {
     while (io->stash != NULL)
-      stash_recycle(sock);
+      asock__ring_stash_recycle(sock);
   } else {
     while (io->conns_len > 0)
       asock__sys_close(conns_pop(io));
@@ -792,11 +800,19 @@ void asock__ring_complete(asock__ring *r, uint64_t data, int res,
   (void)r;
   switch (tag) {
   case ASOCK__RING_TAG_RECV:
-    recv_done(sock, res, flags);
+    if (asock__socket_is_udp(sock))
+      asock__ring_udp_complete(sock, tag, res, flags);
+    else
+      recv_done(sock, res, flags);
     break;
   case ASOCK__RING_TAG_SEND:
-  case ASOCK__RING_TAG_WRITABLE:
     send_done(sock, res, tag);
+    break;
+  case ASOCK__RING_TAG_WRITABLE:
+    if (asock__socket_is_udp(sock))
+      asock__ring_udp_complete(sock, tag, res, flags);
+    else
+      send_done(sock, res, tag);
     break;
   case ASOCK__RING_TAG_ACCEPT:
     accept_done(sock, res, flags);
@@ -812,7 +828,7 @@ void asock__ring_complete(asock__ring *r, uint64_t data, int res,
   }
   /* A closing socket ends, or cancels again what a cancel missed. */
   if (sock->io.ring.closing && sock->io.ring.cancels == 0)
-    kick(sock);
+    asock__ring_kick(sock);
 }
 
 void asock__ring_retry_starved(asock__ring *r) {
@@ -843,9 +859,9 @@ void asock__ring_retry_starved(asock__ring *r) {
     sock->io.ring.starved_next = NULL;
     sock->io.ring.starved = 0;
     if (sock->io.ring.closing) {
-      kick(sock); /* its cancels could not be queued */
+      asock__ring_kick(sock); /* its cancels could not be queued */
     } else if (recv_due(sock)) {
-      submit_recv(sock, 0);
+      asock__ring_submit_recv(sock, 0);
       if (sock->io.ring.out & ASOCK__RING_RECV)
         r->retry_queued++;
     }
@@ -880,11 +896,15 @@ static void run_kicked(asock_socket *sock) {
       submit_accept(sock);
     return;
   }
+  if (asock__socket_is_udp(sock)) {
+    asock__ring_udp_kicked(sock);
+    return;
+  }
   drain(sock);
   if (io->reading && io->stash == NULL && io->stash_status != 0)
     recv_end(sock, io->stash_status);
   if (recv_due(sock))
-    submit_recv(sock, 1);
+    asock__ring_submit_recv(sock, 1);
 }
 
 void asock__ring_run_kicked(asock__ring *r) {
