@@ -107,7 +107,7 @@ static int read_into(asock_socket *sock, asock_op *op, size_t *bytes) {
   asock__dgram d[ASOCK__UDP_BATCH];
   unsigned int n = 1;
   unsigned int i;
-  int got;
+  int got, full;
 
   if (asock__op_wants_slice(op)) {
     if (op->mode == ASOCK_BUFFER_SLICE) {
@@ -131,15 +131,15 @@ static int read_into(asock_socket *sock, asock_op *op, size_t *bytes) {
     n += take_ahead(sock, d + 1, u->ahead);
 #endif
   got = asock__udp_io_recv(sock, d, n);
+  /* Fewer than asked for, or all a ring socket had: the socket is drained,
+   * and a receive started before the next readiness report need not try. */
+  full = got == (int)n && ASOCK__UDP_MAY_HOLD_MORE(sock);
 #if ASOCK__UDP_READ_AHEAD
-  settle_ahead(sock, d + 1, n - 1, got > 1 ? (unsigned int)got - 1 : 0,
-               got == (int)n);
+  settle_ahead(sock, d + 1, n - 1, got > 1 ? (unsigned int)got - 1 : 0, full);
 #endif
   if (got <= 0)
     return got;
-  /* Fewer than asked for: the socket is drained, and a receive started
-   * before the next readiness report need not try. */
-  if ((unsigned int)got < n)
+  if (!full)
     sock->flags |= ASOCK__SF_DRAINED;
   else
     sock->flags &= ~ASOCK__SF_DRAINED;

@@ -58,6 +58,16 @@ _Static_assert(offsetof(asock__ring_io, socket) == 0 &&
 #define ASOCK__ON_RING(sock) 0
 #endif
 
+/* Whether a UDP read that got every datagram it asked for may find more:
+ * a readiness socket may hold more, a ring socket only what its stash
+ * holds, or the socket while the ring reads none of it (src/uring/ring.h). */
+#ifdef ASOCK_HAVE_URING
+#define ASOCK__UDP_MAY_HOLD_MORE(sock)                                         \
+  (!ASOCK__ON_RING(sock) || asock__ring_udp_more(&(sock)->io.ring))
+#else
+#define ASOCK__UDP_MAY_HOLD_MORE(sock) 1
+#endif
+
 /* Whether asock__io_write() takes the unsent rest of every queued send at
  * once (a list the kernel sends in one request, on the ring), not only the
  * head's: the shared code then marks each send it handed over. */

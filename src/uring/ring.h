@@ -163,6 +163,13 @@ void asock__ring_udp_next(struct asock_socket *sock);
  * buffers, and the most bytes of one datagram such a buffer holds. */
 unsigned long asock__ring_udp_received(const struct asock_loop *loop);
 size_t asock__ring_udp_room(const struct asock_loop *loop);
+/* Whether the socket may have datagrams for a read after one: its stash
+ * holds some (or an error), or no multishot receive of the ring's is out
+ * and the socket itself is read. */
+static inline int asock__ring_udp_more(const asock__ring_io *io) {
+  return io->stash != NULL || io->stash_status != 0 ||
+         (io->out & ASOCK__RING_MSHOT) == 0;
+}
 /* Test hook: a ring made while it is not 0 takes no multishot receive of
  * messages, as a kernel before 6.0 would: its UDP sockets' receives poll. */
 extern unsigned int asock__ring_udp_poll;

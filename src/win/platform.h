@@ -117,6 +117,8 @@ uv_os_sock_t asock__win_handoff_socket(const struct asock_socket *sock);
  * Nothing balances connections between listeners of one port: a loop group
  * hands them over. */
 #define ASOCK__UDP_READ_AHEAD 0
+/* A read that got every datagram it asked for may find more. */
+#define ASOCK__UDP_MAY_HOLD_MORE(sock) 1
 /* libuv writes the head send's rest alone (src/backend.h). */
 #define ASOCK__IO_GATHERS(sock) 0
 #define ASOCK__REUSEPORT_BALANCES 0
