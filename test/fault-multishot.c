@@ -1,7 +1,8 @@
-/* The fault injection sweep's multishot scenario, and what the relay
+/* The fault injection sweep's multishot scenarios, and what the relay
  * scenario (fault-relay.c) builds on: an echo server whose connections are
  * each served by one multishot receive and one send op, and clients that
- * stream to it and check every byte that comes back.
+ * stream to it and check every byte that comes back; and a UDP socket's
+ * multishot receive-from (at the end).
  *
  * A server connection sends each delivery back from the slice it came in.
  * When the send has to wait, the slice must outlive the delivery: the
@@ -555,25 +556,6 @@ static void um_send_done(fx_rec *rec) {
   um_send_next(0);
 }
 
-static asock_socket *um_socket(struct sockaddr_storage *addr) {
-  asock_socket *s;
-  int len = (int)sizeof(*addr);
-  int r = asock_udp_create(&s, fx.loop);
-
-  fx_check_code(r, "udp multishot", "asock_udp_create");
-  if (r != 0)
-    return NULL;
-  fx_track(s);
-  tu_addr("127.0.0.1", 0, addr);
-  r = asock_udp_bind(s, (struct sockaddr *)addr, 0);
-  fx_check_code(r, "udp multishot", "asock_udp_bind");
-  if (r == 0) {
-    r = asock_socket_local_address(s, (struct sockaddr *)addr, &len);
-    fx_check_code(r, "udp multishot", "asock_socket_local_address");
-  }
-  return r == 0 ? s : NULL;
-}
-
 static int um_done(void) { return um.ended && um.send_done; }
 
 void scenario_udp_multishot(void) {
@@ -581,8 +563,8 @@ void scenario_udp_multishot(void) {
   int r;
 
   memset(&um, 0, sizeof(um));
-  um.a = um_socket(&um.a_addr);
-  um.b = um_socket(&b_addr);
+  um.a = fx_udp_socket(&um.a_addr, "udp multishot");
+  um.b = fx_udp_socket(&b_addr, "udp multishot");
   if (um.a == NULL || um.b == NULL)
     return;
   um.recv = fx_op("udp multishot receive-from", um_recv_done, NULL);

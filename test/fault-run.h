@@ -111,6 +111,10 @@ unsigned char fx_byte(int conn, size_t pos);
  * run is over. Keeps two accepts posted. */
 int fx_listen_with(struct sockaddr_storage *addr,
                    void (*serve)(asock_socket *));
+/* A UDP socket of fx's loop bound to 127.0.0.1 on a port of its own, whose
+ * address goes to addr; NULL (the run failed where it should) if a call
+ * failed. */
+asock_socket *fx_udp_socket(struct sockaddr_storage *addr, const char *what);
 /* Cancels an op if it is pending. */
 void fx_cancel(fx_rec *rec);
 

@@ -670,21 +670,21 @@ static void udp_reply_recv_done(fx_rec *rec) {
   udp_reply_recv_next(0);
 }
 
-static asock_socket *udp_socket(struct sockaddr_storage *addr) {
+asock_socket *fx_udp_socket(struct sockaddr_storage *addr, const char *what) {
   asock_socket *s;
   int len = (int)sizeof(*addr);
   int r = asock_udp_create(&s, fx.loop);
 
-  fx_check_code(r, "udp", "asock_udp_create");
+  fx_check_code(r, what, "asock_udp_create");
   if (r != 0)
     return NULL;
   fx_track(s);
   tu_addr("127.0.0.1", 0, addr);
   r = asock_udp_bind(s, (struct sockaddr *)addr, 0);
-  fx_check_code(r, "udp", "asock_udp_bind");
+  fx_check_code(r, what, "asock_udp_bind");
   if (r == 0) {
     r = asock_socket_local_address(s, (struct sockaddr *)addr, &len);
-    fx_check_code(r, "udp", "asock_socket_local_address");
+    fx_check_code(r, what, "asock_socket_local_address");
   }
   return r == 0 ? s : NULL;
 }
@@ -697,8 +697,8 @@ void scenario_udp(void) {
   int r;
 
   memset(&u, 0, sizeof(u));
-  u.a = udp_socket(&u.a_addr);
-  u.b = udp_socket(&u.b_addr);
+  u.a = fx_udp_socket(&u.a_addr, "udp");
+  u.b = fx_udp_socket(&u.b_addr, "udp");
   if (u.a == NULL || u.b == NULL)
     return;
   r = asock_udp_connect(u.b, (const struct sockaddr *)&u.a_addr);
