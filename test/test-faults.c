@@ -1,9 +1,8 @@
 /* The fault injection sweep (builds with ASOCK_FAULT_INJECTION only). Real
  * scenarios (an echo over several TCP connections, a connect by host name,
  * a UDP exchange, loop groups, an echo served by multishot receives, a
- * multishot receive-from, a
- * relay that passes taken slices on, sends of packets with a file range)
- * run once with every injection point
+ * multishot receive-from, a relay that passes taken slices on, sends of
+ * packets with a file range) run once with every injection point
  * counting, then again for each point and each k with the k-th call of
  * that point failing. Every run happens in a child process of its own, so
  * that a crash or a hang is reported with the scenario, point and k that
