@@ -30,8 +30,7 @@ typedef struct dg_rec {
   int from_ok[MAX_DG]; /* the sender was `from` */
   struct sockaddr_storage local[MAX_DG];
   unsigned int ifindex[MAX_DG];
-  unsigned char first[MAX_DG]; /* each datagram's first byte */
-  int intact[MAX_DG];          /* its bytes were the pattern sent */
+  int intact[MAX_DG]; /* its bytes were the pattern sent */
   const struct sockaddr_storage *from;
 } dg_rec;
 
@@ -54,8 +53,6 @@ static void dg_cb(asock_op *op) {
       tu_same_addr(asock_op_remote(op), (const struct sockaddr *)r->from);
   if (asock_op_last_kind(op) == ASOCK_OP_RECEIVEMESSAGEFROM)
     ck_assert_asock(asock_op_packet_info(op, &r->local[i], &r->ifindex[i]), 0);
-  r->first[i] =
-      r->sizes[i] > 0 ? ((const unsigned char *)asock_op_data(op))[0] : 0;
   /* Datagram i is pattern i from 0. */
   r->intact[i] = tu_mismatch(asock_op_data(op), r->sizes[i], (uint32_t)i, 0) ==
                  r->sizes[i];
@@ -247,9 +244,9 @@ START_TEST(ring_udp_refused_peer_ends_the_receive) {
   ck_assert_asock(tu_receive_from(p.b, op), ASOCK_PENDING);
   send_each(p.a, &one, 1, &p.b_addr);
   ck_assert(tu_wait_count(&r.deliveries, 1));
-  /* Now the peer goes: b's next send draws the ICMP error. */
+  /* Now the peer goes (a ring socket with nothing out closes its OS socket
+   * inside the call): b's next send draws the ICMP error. */
   ck_assert_asock(tu_close(p.a, 0), 0);
-  tu_run_for(10);
   send_each(p.b, &one, 1, &p.a_addr);
   ck_assert(tu_wait_count(&r.finals, 1));
   ck_assert_asock(r.final_status, ASOCK_ECONNREFUSED);
