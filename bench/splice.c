@@ -21,78 +21,42 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <liburing.h>
 
-#define MAX_SIZES 16
-#define MAX_ROUNDS 15
+#include "bench-ab.h"
+
 #define FILE_BYTES (64u << 20)
 #define PIPE_MAX (1u << 20)
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-/* The process's CPU: its threads and the ring's kernel workers. */
-static double process_cpu_s(void) {
-  struct rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
-/* A connected pair over loopback: *out sends, a reader process drains
- * the other end. */
+/* A connection over loopback: *out sends, a reader process drains the
+ * other end. */
 static int connect_pair(int *out, pid_t *reader) {
-  struct sockaddr_in a;
-  socklen_t len = sizeof(a);
-  int one = 1;
-  int l = socket(AF_INET, SOCK_STREAM, 0);
-  int s = socket(AF_INET, SOCK_STREAM, 0);
   int in;
 
-  memset(&a, 0, sizeof(a));
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (l < 0 || s < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-      listen(l, 1) != 0 || getsockname(l, (struct sockaddr *)&a, &len) != 0 ||
-      connect(s, (struct sockaddr *)&a, sizeof(a)) != 0)
-    return -1;
-  in = accept(l, NULL, NULL);
-  close(l);
-  if (in < 0)
+  if (bench_ab_pair(out, &in) != 0)
     return -1;
   *reader = fork();
   if (*reader < 0)
     return -1;
   if (*reader == 0) {
     static char buf[1 << 20];
-    close(s);
+    close(*out);
     while (read(in, buf, sizeof(buf)) > 0) {
     }
     _exit(0);
   }
   close(in);
-  (void)setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  if (fcntl(s, F_SETFL, O_NONBLOCK) != 0)
-    return -1;
-  *out = s;
-  return 0;
+  return fcntl(*out, F_SETFL, O_NONBLOCK);
 }
 
 /* A file of FILE_BYTES, read once so that it is in the page cache. */
@@ -118,11 +82,6 @@ static int make_file(void) {
       return -1;
   return fd;
 }
-
-typedef struct result {
-  double mbs;        /* MB/s */
-  double cpu_us_kib; /* the process's CPU per KiB sent */
-} result;
 
 /* size bytes of the file from off with sendfile(): 0 or a negative errno. */
 static int send_sendfile(int sock, int file, size_t off, size_t size) {
@@ -210,135 +169,75 @@ static int send_splice(struct io_uring *ring, const int pipe_fds[2],
   return 0;
 }
 
-/* Sends size-byte ranges for `seconds` with one way: 0, or a negative
- * errno. */
-static int run(struct io_uring *ring, const int pipe_fds[2], int sock, int file,
-               size_t size, int splice_way, double seconds, result *res) {
-  unsigned long long bytes = 0;
+typedef struct splice_ctx {
+  struct io_uring ring;
+  int pipe_fds[2];
+  int sock;
+  int file;
+} splice_ctx;
+
+/* Sends size-byte ranges with sendfile() (way 0) or splice (way 1) until
+ * `until`: 0, or a negative errno. */
+static int run(void *arg, size_t size, int splice_way, double until,
+               unsigned long long *bytes) {
+  splice_ctx *ctx = arg;
   size_t off = 0;
   size_t pipe_len = size < PIPE_MAX ? size : PIPE_MAX;
-  double t0, c0, t;
 
-  if (splice_way && fcntl(pipe_fds[1], F_SETPIPE_SZ, (int)pipe_len) < 0)
+  if (splice_way && fcntl(ctx->pipe_fds[1], F_SETPIPE_SZ, (int)pipe_len) < 0)
     return -errno;
-  t0 = now_s();
-  c0 = process_cpu_s();
   do {
     int err;
     if (off + size > FILE_BYTES)
       off = 0;
-    err = splice_way
-              ? send_splice(ring, pipe_fds, pipe_len, sock, file, off, size)
-              : send_sendfile(sock, file, off, size);
+    err = splice_way ? send_splice(&ctx->ring, ctx->pipe_fds, pipe_len,
+                                   ctx->sock, ctx->file, off, size)
+                     : send_sendfile(ctx->sock, ctx->file, off, size);
     if (err < 0)
       return err;
-    bytes += size;
+    *bytes += size;
     off += size;
-    t = now_s() - t0;
-  } while (t < seconds);
-  res->mbs = (double)bytes / t / 1e6;
-  res->cpu_us_kib = (process_cpu_s() - c0) * 1e6 / ((double)bytes / 1024.0);
+  } while (bench_ab_now() < until);
   return 0;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof(*v), cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 int main(int argc, char **argv) {
   static const size_t default_sizes[] = {65536, 262144, 1048576, 4194304};
-  size_t sizes[MAX_SIZES];
-  int nsizes = 0, rounds = 3, i, r, err;
-  double seconds = 2;
-  struct io_uring ring;
-  int pipe_fds[2];
-  int out, file;
+  bench_ab ab;
+  splice_ctx ctx;
   pid_t reader;
+  int err;
 
-  for (i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
-      seconds = atof(argv[++i]);
-    } else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
-      rounds = atoi(argv[++i]);
-    } else if (argv[i][0] != '-' && nsizes < MAX_SIZES) {
-      sizes[nsizes++] = strtoul(argv[i], NULL, 0);
-    } else {
-      fprintf(stderr,
-              "usage: bench-splice [--seconds S] [--rounds N] [SIZE...]\n");
-      return 2;
-    }
-  }
-  if (rounds < 1 || rounds > MAX_ROUNDS || seconds <= 0) {
-    fprintf(stderr, "bench-splice: 1 to %d rounds of more than 0 s\n",
-            MAX_ROUNDS);
+  memset(&ab, 0, sizeof(ab));
+  ab.name = "bench-splice";
+  ab.way[0] = "sendfile";
+  ab.way[1] = "splice";
+  ab.process_cpu = 1;
+  if (bench_ab_args(&ab, argc, argv, default_sizes,
+                    (int)(sizeof(default_sizes) / sizeof(default_sizes[0])),
+                    FILE_BYTES) != 0)
     return 2;
-  }
-  if (nsizes == 0) {
-    nsizes = (int)(sizeof(default_sizes) / sizeof(default_sizes[0]));
-    memcpy(sizes, default_sizes, sizeof(default_sizes));
-  }
-  for (i = 0; i < nsizes; i++) {
-    if (sizes[i] == 0 || sizes[i] > FILE_BYTES) {
-      fprintf(stderr, "bench-splice: sizes from 1 byte to 64 MiB\n");
-      return 2;
-    }
-  }
-  file = make_file();
-  if (file < 0 || pipe2(pipe_fds, O_CLOEXEC) != 0 ||
-      connect_pair(&out, &reader) != 0) {
+  ctx.file = make_file();
+  if (ctx.file < 0 || pipe2(ctx.pipe_fds, O_CLOEXEC) != 0 ||
+      connect_pair(&ctx.sock, &reader) != 0) {
     perror("bench-splice: setting up");
     return 1;
   }
-  err = io_uring_queue_init(8, &ring, 0);
+  err = io_uring_queue_init(8, &ctx.ring, 0);
   if (err < 0) {
     fprintf(stderr, "bench-splice: io_uring: %s\n", strerror(-err));
     kill(reader, SIGTERM);
     return 77;
   }
-  printf("| size | sendfile MB/s | splice MB/s | ratio | sendfile CPU µs/KiB "
-         "| splice CPU µs/KiB | ratio |\n");
-  printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-  for (i = 0; i < nsizes; i++) {
-    double mbs[2][MAX_ROUNDS], cpu[2][MAX_ROUNDS], m[2], c[2];
-    int k;
-    for (r = 0; r < rounds; r++) {
-      for (k = 0; k < 2; k++) {
-        int way = (k + r) % 2; /* the order swaps every round */
-        result res = {0, 0};
-        err = run(&ring, pipe_fds, out, file, sizes[i], way, seconds, &res);
-        if (err == -EINVAL || err == -EOPNOTSUPP) {
-          fprintf(stderr, "bench-splice: the kernel refuses %s: %s\n",
-                  way ? "splice" : "sendfile", strerror(-err));
-          kill(reader, SIGTERM);
-          return 77;
-        }
-        if (err < 0) {
-          fprintf(stderr, "bench-splice: %s\n", strerror(-err));
-          kill(reader, SIGTERM);
-          return 1;
-        }
-        mbs[way][r] = res.mbs;
-        cpu[way][r] = res.cpu_us_kib;
-      }
-    }
-    for (k = 0; k < 2; k++) {
-      m[k] = median(mbs[k], rounds);
-      c[k] = median(cpu[k], rounds);
-    }
-    printf("| %zu | %.0f | %.0f | %.2fx | %.3f | %.3f | %.2fx |\n", sizes[i],
-           m[0], m[1], m[1] / m[0], c[0], c[1], c[1] / c[0]);
-    fflush(stdout);
+  err = bench_ab_table(&ab, run, &ctx);
+  if (err != 0) {
+    kill(reader, SIGTERM);
+    return err;
   }
-  shutdown(out, SHUT_WR);
-  close(out);
+  shutdown(ctx.sock, SHUT_WR);
+  close(ctx.sock);
   (void)waitpid(reader, NULL, 0);
-  io_uring_queue_exit(&ring);
-  close(file);
+  io_uring_queue_exit(&ctx.ring);
+  close(ctx.file);
   return 0;
 }
