@@ -1906,9 +1906,9 @@ ASOCK_EXTERN int asock_send_to(asock_socket *sock, asock_op *op);
  * datagram; an error the kernel reports for one (such as
  * ASOCK_ECONNREFUSED) is its final completion. On the io_uring backend a
  * multishot receive's datagrams arrive in the kernel's lent slices, which
- * keep 120 bytes for the datagram's header, sender and packet information:
- * a datagram longer than the rest of a slice is cut there, with
- * ASOCK_MSG_TRUNCATED (docs/backends.md).
+ * keep room in front for the datagram's header, sender and packet
+ * information: a datagram longer than the rest of a slice is cut there,
+ * with ASOCK_MSG_TRUNCATED (docs/backends.md says how much room).
  * \param sock a bound or connected UDP socket.
  * \param op an idle op of the loop's pool, with a window to receive into or no
  *   buffer.

@@ -51,13 +51,13 @@ int asock__socket_create(asock_socket **sock_out, asock_loop *loop, size_t size,
     return ASOCK_ETHREAD;
   if (loop->closing)
     return ASOCK_ECLOSED;
+  if (size == 0)
+    size = asock__io_socket_size(loop);
   return asock__socket_new(loop, size, flags, sock_out);
 }
 
 int asock_tcp_create(asock_socket **sock_out, asock_loop *loop) {
-  return asock__socket_create(
-      sock_out, loop,
-      loop != NULL ? asock__io_socket_size(loop) : sizeof(asock_socket), 0);
+  return asock__socket_create(sock_out, loop, 0, 0);
 }
 
 void asock__socket_free(asock_socket *sock) {

@@ -74,7 +74,8 @@ void asock__socket_options_done(asock_socket *sock);
 int asock__socket_new(asock_loop *loop, size_t size, uint32_t flags,
                       asock_socket **sock_out);
 /* asock_tcp_create() and asock_udp_create(): the checks of an application's
- * request for a socket, then asock__socket_new(). */
+ * request for a socket, then asock__socket_new(); `size` 0 is a TCP
+ * socket's size on this loop (asock__io_socket_size()). */
 int asock__socket_create(asock_socket **sock_out, asock_loop *loop, size_t size,
                          uint32_t flags);
 /* The handle was closed to retry a connect with the next address. */

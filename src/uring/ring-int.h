@@ -162,6 +162,31 @@ void asock__ring_submit_recv(asock_socket *sock, int wait);
  * the pool erases slices: `used` bytes). */
 void asock__ring_recycle_used(asock__ring *r, unsigned short bid, void *slice,
                               size_t used);
+/* What every receive completion of a socket begins with (recv_done() of
+ * tcp-ring.c and udp-ring.c): the provided buffer counted out of the ring,
+ * the request no longer out unless the kernel says more comes, an injected
+ * fault's result in *res's place, and the buffer back to the kernel when
+ * the socket is closing or nothing is in it. -1: the socket is closing, the
+ * completion is done with; else 1 when a buffer with *res bytes came. */
+static inline int asock__ring_recv_head(asock_socket *sock, int *res,
+                                        unsigned int flags) {
+  asock__ring *r = asock__ring_of(sock);
+  asock__ring_io *io = &sock->io.ring;
+  unsigned short bid = (unsigned short)(flags >> IORING_CQE_BUFFER_SHIFT);
+  int buffered = (flags & IORING_CQE_F_BUFFER) != 0;
+
+  if (buffered)
+    r->avail--;
+  /* A multishot request stays out while the kernel says more comes. */
+  if ((flags & IORING_CQE_F_MORE) == 0)
+    io->out &= (unsigned char)~(ASOCK__RING_RECV | ASOCK__RING_MSHOT);
+  *res = asock__ring_result(*res, &io->injected_in);
+  if (buffered && (io->closing || *res <= 0)) {
+    asock__ring_recycle_used(r, bid, r->bufs[bid], *res > 0 ? (size_t)*res : 0);
+    buffered = 0;
+  }
+  return io->closing ? -1 : buffered;
+}
 /* Provided buffer bid, len bytes, goes last in the socket's stash; the
  * first stashed one goes back to the kernel, the next one first. */
 void asock__ring_stash(asock_socket *sock, unsigned short bid, size_t len);

@@ -343,34 +343,19 @@ static void recv_end(asock_socket *sock, int status) {
 
 static void recv_done(asock_socket *sock, int res, unsigned int flags) {
   asock__ring *r = asock__ring_of(sock);
-  asock__ring_io *io = &sock->io.ring;
-  unsigned short bid = (unsigned short)(flags >> IORING_CQE_BUFFER_SHIFT);
-  int buffered = (flags & IORING_CQE_F_BUFFER) != 0;
-  int mshot = (io->out & ASOCK__RING_MSHOT) != 0;
+  int mshot = (sock->io.ring.out & ASOCK__RING_MSHOT) != 0;
+  int buffered = asock__ring_recv_head(sock, &res, flags);
 
-  if (buffered)
-    r->avail--;
-  /* A multishot request stays out while the kernel says more comes. */
-  if ((flags & IORING_CQE_F_MORE) == 0)
-    io->out &= (unsigned char)~(ASOCK__RING_RECV | ASOCK__RING_MSHOT);
-  res = asock__ring_result(res, &io->injected_in);
-  if (io->closing) {
-    if (buffered)
-      asock__ring_recycle_used(r, bid, r->bufs[bid], res > 0 ? (size_t)res : 0);
+  if (buffered < 0)
     return;
-  }
-  if (buffered && res <= 0) {
-    /* A buffer with nothing in it, whatever ended the request: back. */
-    asock__ring_recycle_used(r, bid, r->bufs[bid], 0);
-    buffered = 0;
-  }
   if (res == -EINVAL && mshot) {
     /* A kernel without the bound: receives go one at a time. */
     r->mshot = 0;
   } else if (res == -ECANCELED && mshot) {
     /* Reading stopped (asock__ring_read_stop()). */
-  } else if (res > 0 && buffered) {
-    asock__ring_stash(sock, bid, (size_t)res);
+  } else if (buffered) {
+    asock__ring_stash(sock, (unsigned short)(flags >> IORING_CQE_BUFFER_SHIFT),
+                      (size_t)res);
     drain(sock);
     stash_keep(sock);
   } else if (res == 0) {

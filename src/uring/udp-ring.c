@@ -104,33 +104,21 @@ static void deliver(asock_socket *sock) {
 static void recv_done(asock_socket *sock, int res, unsigned int flags) {
   asock__ring *r = asock__ring_of(sock);
   asock__ring_io *io = &sock->io.ring;
-  unsigned short bid = (unsigned short)(flags >> IORING_CQE_BUFFER_SHIFT);
-  int buffered = (flags & IORING_CQE_F_BUFFER) != 0;
   int mshot = (io->out & ASOCK__RING_MSHOT) != 0;
+  int buffered = asock__ring_recv_head(sock, &res, flags);
 
-  if (buffered)
-    r->avail--;
-  if ((flags & IORING_CQE_F_MORE) == 0)
-    io->out &= (unsigned char)~(ASOCK__RING_RECV | ASOCK__RING_MSHOT);
-  res = asock__ring_result(res, &io->injected_in);
-  if (io->closing) {
-    if (buffered)
-      asock__ring_recycle_used(r, bid, r->bufs[bid], res > 0 ? (size_t)res : 0);
+  if (buffered < 0)
     return;
-  }
-  if (buffered && res <= 0) {
-    asock__ring_recycle_used(r, bid, r->bufs[bid], 0);
-    buffered = 0;
-  }
   if (res == -EINVAL && mshot) {
     /* A kernel without multishot receives of messages: the ring polls, and
      * the shared code reads. */
     r->udp_mshot = 0;
   } else if (res == -ECANCELED) {
     /* Reading stopped (asock__ring_read_stop()). */
-  } else if (res > 0 && buffered) {
+  } else if (buffered) {
     r->udp_received++;
-    asock__ring_stash(sock, bid, (size_t)res);
+    asock__ring_stash(sock, (unsigned short)(flags >> IORING_CQE_BUFFER_SHIFT),
+                      (size_t)res);
     deliver(sock);
   } else if (res > 0) {
     deliver(sock); /* the poll: the socket is readable */
