@@ -24,7 +24,8 @@ typedef struct dg_rec {
   int deliveries;
   int finals;
   int final_status;
-  int close_at; /* closes the socket inside this delivery (1-based) */
+  int close_at;  /* closes the socket inside this delivery (1-based) */
+  int cancel_at; /* cancels the receive inside this delivery (1-based) */
   size_t sizes[MAX_DG];
   unsigned int flags[MAX_DG];
   int from_ok[MAX_DG]; /* the sender was `from` */
@@ -58,6 +59,8 @@ static void dg_cb(asock_op *op) {
                  r->sizes[i];
   if (r->close_at == r->deliveries)
     ck_assert_asock(asock_socket_close(asock_op_socket(op), 0), 0);
+  if (r->cancel_at == r->deliveries)
+    ck_assert_asock(asock_cancel(op), 0);
 }
 
 /* A multishot receive (with packet information when `msg`) of sock into
@@ -226,6 +229,70 @@ START_TEST(ring_udp_close_gives_back_the_buffers) {
 }
 END_TEST
 
+static int recv_out(const void *arg) {
+  const asock_socket *sock = arg;
+  return (sock->io.ring.out & ASOCK__RING_RECV) != 0;
+}
+
+/* Datagrams that wait for a receive that does not come let go of the
+ * kernel's buffers once it has fewer than half of them (4 lent, 3 such
+ * sockets): each socket's receive takes the first of two datagrams that
+ * the kernel brought together and cancels itself, so the second waits in a
+ * buffer; the first two sockets hold a provided buffer each, the third's
+ * datagram moves to a slice charged to it and the kernel gets a free one.
+ * Every waiting datagram comes whole, with its sender, to the socket's next
+ * receive, and every slice goes back. */
+START_TEST(ring_udp_waiting_datagrams_let_go_of_the_kernels_buffers) {
+  enum { N = 3 };
+  static dg_rec r[N];
+  static const size_t sizes[2] = {40, 300};
+  size_t held[N];
+  asock_pool_stats st;
+  uu_pair p[N];
+  asock_op *op;
+  int i;
+
+  if (!ring_loop())
+    return;
+  ck_assert_uint_eq(tu_lent(tu_loop), 4);
+  for (i = 0; i < N; i++) {
+    uu_pair_open(&p[i], "127.0.0.1");
+    op = dg_op(&r[i], &p[i].a_addr);
+    r[i].cancel_at = 1;
+    ck_assert_asock(tu_receive_from(p[i].b, op), ASOCK_PENDING);
+    send_each(p[i].a, sizes, 2, &p[i].b_addr);
+    ck_assert(tu_wait_count(&r[i].finals, 1));
+    ck_assert_asock(r[i].final_status, ASOCK_ECANCELED);
+    ck_assert_int_eq(r[i].deliveries, 1);
+    ck_assert_uint_eq(r[i].sizes[0], sizes[0]);
+    ck_assert_int_eq(r[i].intact[0], 1);
+    ck_assert(!recv_out(p[i].b));
+    ck_assert_ptr_nonnull(p[i].b->io.ring.stash);
+    held[i] = asock_socket_slices_held(p[i].b);
+  }
+  ck_assert_uint_eq(held[1], held[0]);
+  ck_assert_uint_eq(held[2], held[0] + 1);
+  ck_assert_uint_eq(p[2].b->io.ring.stash_bid, 0xffffu);
+  for (i = 0; i < N; i++) {
+    op = tu_op();
+    ck_assert_int_eq(uu_receive_one(p[i].b, op), 1);
+    ck_assert_uint_eq(asock_op_bytes(op), sizes[1]);
+    ck_assert_uint_eq(asock_op_msg_flags(op), 0);
+    ck_assert_uint_eq(tu_mismatch(asock_op_data(op), sizes[1], 1, 0), sizes[1]);
+    ck_assert(tu_same_addr(asock_op_remote(op),
+                           (const struct sockaddr *)&p[i].a_addr));
+    ck_assert_ptr_null(p[i].b->io.ring.stash);
+    ck_assert_asock(asock_op_clear_buffer(op), 0);
+  }
+  ck_assert_uint_eq(asock_socket_slices_held(p[2].b), held[0]);
+  for (i = 0; i < N; i++)
+    uu_pair_close(&p[i]);
+  tu_run_for(0);
+  ck_assert_asock(asock_pool_stats_get(tu_pool, &st), 0);
+  ck_assert_uint_eq(st.slices_in_use, 0);
+}
+END_TEST
+
 /* On a socket with a default peer that is not there, the ICMP port
  * unreachable reaches the ring's request as an error: the multishot
  * receive ends with ASOCK_ECONNREFUSED, after the datagram that came
@@ -299,6 +366,7 @@ Suite *asock_test_suite_udp_ring(void) {
   tcase_add_test(tc, ring_udp_multishot_brings_every_datagram);
   tcase_add_test(tc, ring_udp_cuts_what_a_buffer_cannot_hold);
   tcase_add_test(tc, ring_udp_close_gives_back_the_buffers);
+  tcase_add_test(tc, ring_udp_waiting_datagrams_let_go_of_the_kernels_buffers);
   tcase_add_test(tc, ring_udp_refused_peer_ends_the_receive);
   tcase_add_test(tc, ring_udp_without_multishot_polls);
 #endif

@@ -191,6 +191,11 @@ static inline int asock__ring_recv_head(asock_socket *sock, int *res,
  * first stashed one goes back to the kernel, the next one first. */
 void asock__ring_stash(asock_socket *sock, unsigned short bid, size_t len);
 void asock__ring_stash_recycle(asock_socket *sock);
+/* A stash of one provided buffer, waiting with no request out while the
+ * kernel has fewer than half its buffers, keeps that buffer's slice as a
+ * slice of the socket's (charged, its quota allowing) and the kernel gets a
+ * free one in its place. */
+void asock__ring_stash_keep(asock_socket *sock);
 
 /* UDP sockets of a ring (udp-ring.c). */
 /* Readies the ring's UDP receives, at its creation. */

@@ -24,8 +24,8 @@
 
 #include "ring-int.h"
 
-/* A stash that let go of its provided buffer (stash_keep()) holds a slice
- * of the pool charged to its socket, under no buffer id (the ring has 256
+/* A stash that let go of its provided buffer (asock__ring_stash_keep()) holds a
+ * slice of the pool charged to its socket, under no buffer id (the ring has 256
  * buffers at most). */
 #define NO_BID 0xffffu
 
@@ -209,7 +209,8 @@ void asock__ring_stash(asock_socket *sock, unsigned short bid, size_t len) {
   asock__ring_io *io = &sock->io.ring;
 
   r->stashed[bid].len = (uint32_t)len;
-  /* (A kept stash, stash_keep(), has no request out that could add to it.) */
+  /* (A kept stash, asock__ring_stash_keep(), has no request out that could add
+   * to it.) */
   if (io->stash != NULL) {
     r->stashed[io->stash_last].next = bid;
     io->stash_last = bid;
@@ -263,11 +264,10 @@ void asock__ring_stash_recycle(asock_socket *sock) {
  * charged to the socket like any received slice (its quota allowing), and
  * the kernel gets a free slice of the pool in its place. Nothing is
  * copied. */
-static void stash_keep(asock_socket *sock) {
+void asock__ring_stash_keep(asock_socket *sock) {
   asock__ring *r = asock__ring_of(sock);
   asock__ring_io *io = &sock->io.ring;
   void *fresh;
-
   if (io->stash == NULL || (io->out & ASOCK__RING_RECV) != 0 ||
       io->stash_bid != io->stash_last || io->stash_bid == NO_BID ||
       r->avail >= r->nbufs / 2 || asock__socket_take_slice(sock, &fresh) != 0)
@@ -352,17 +352,21 @@ static void recv_done(asock_socket *sock, int res, unsigned int flags) {
     /* A kernel without the bound: receives go one at a time. */
     r->mshot = 0;
   } else if (res == -ECANCELED && mshot) {
-    /* Reading stopped (asock__ring_read_stop()). */
+    /* Reading stopped (asock__ring_read_stop()): what the request brought
+     * before waits for the next receive. */
+    asock__ring_stash_keep(sock);
   } else if (buffered) {
     asock__ring_stash(sock, (unsigned short)(flags >> IORING_CQE_BUFFER_SHIFT),
                       (size_t)res);
     drain(sock);
-    stash_keep(sock);
+    asock__ring_stash_keep(sock);
   } else if (res == 0) {
     recv_end(sock, ASOCK_EOF);
   } else if (res == -ENOBUFS) {
-    /* Every provided buffer is taken: back-pressure until one is back. */
+    /* Every provided buffer is taken: back-pressure until one is back.
+     * What the request brought before may let go of its buffer. */
     r->refusals++;
+    asock__ring_stash_keep(sock);
     asock__ring_starve(sock);
     return;
   } else if (res != -EINTR && res != -EAGAIN) {

@@ -9,7 +9,8 @@
  * stash, oldest first; the shared code (src/udp-recv.c) reads them through
  * asock__udp_io_recv() as it would read the socket, and each goes back to
  * the kernel once its datagram is copied out. Reading stops as on TCP: the
- * request is cancelled, and what it brought before stays stashed.
+ * request is cancelled, and what it brought before stays stashed (and
+ * leaves the kernel's buffer as on TCP, asock__ring_stash_keep()).
  *
  * One-shot receives wait for a poll of the ring, and the shared code reads
  * the socket itself when it is readable (recvmmsg(), several datagrams per
@@ -114,17 +115,22 @@ static void recv_done(asock_socket *sock, int res, unsigned int flags) {
      * the shared code reads. */
     r->udp_mshot = 0;
   } else if (res == -ECANCELED) {
-    /* Reading stopped (asock__ring_read_stop()). */
+    /* Reading stopped (asock__ring_read_stop()): what the request brought
+     * before waits for the next receive. */
+    asock__ring_stash_keep(sock);
   } else if (buffered) {
     r->udp_received++;
     asock__ring_stash(sock, (unsigned short)(flags >> IORING_CQE_BUFFER_SHIFT),
                       (size_t)res);
     deliver(sock);
+    asock__ring_stash_keep(sock);
   } else if (res > 0) {
     deliver(sock); /* the poll: the socket is readable */
   } else if (res == -ENOBUFS) {
-    /* Every provided buffer is taken: back-pressure until one is back. */
+    /* Every provided buffer is taken: back-pressure until one is back.
+     * What the request brought before may let go of its buffer. */
     r->refusals++;
+    asock__ring_stash_keep(sock);
     asock__ring_starve(sock);
     return;
   } else if (res < 0 && res != -EINTR && res != -EAGAIN) {
