@@ -256,6 +256,13 @@ int fx_run(int (*done)(void)) {
   return 1;
 }
 
+/* Every op completed and every socket closed: a socket's close ends
+ * after its call (the ring's sockets wait for their requests to come back,
+ * and what their stashes hold is given back then). */
+static int fx_all_closed(void) {
+  return fx_all_completed() && fx.loop->sockets == NULL;
+}
+
 int fx_all_completed(void) {
   int i;
   int done = 1;
@@ -311,7 +318,9 @@ void fx_end(void) {
     goto pool;
   for (i = 0; i < fx.nsocks; i++)
     fx_close(fx.socks[i]);
-  if (!fx_run(fx_all_completed)) {
+  if (!fx_run(fx_all_closed)) {
+    if (fx.loop->sockets != NULL)
+      fx_fail("a socket still open, every socket closed");
     for (i = 0; i < fx.nrecs; i++)
       if (fx.recs[i].op != NULL && fx.recs[i].calls < fx.recs[i].pending)
         fx_fail("%s: %d pending start(s), %d callback(s), its socket "
