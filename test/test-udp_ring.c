@@ -234,62 +234,125 @@ static int recv_out(const void *arg) {
   return (sock->io.ring.out & ASOCK__RING_RECV) != 0;
 }
 
+/* Opens p and has a multishot receive on it take the first of the n
+ * datagrams sent to it (pattern i, sizes[i]) and cancel itself there: the
+ * rest wait in the socket's stash, with no request out. */
+static void stop_after_first(uu_pair *p, dg_rec *r, const size_t *sizes,
+                             int n) {
+  asock_op *op;
+
+  uu_pair_open(p, "127.0.0.1");
+  op = dg_op(r, &p->a_addr);
+  r->cancel_at = 1;
+  ck_assert_asock(tu_receive_from(p->b, op), ASOCK_PENDING);
+  send_each(p->a, sizes, n, &p->b_addr);
+  ck_assert(tu_wait_count(&r->finals, 1));
+  ck_assert_asock(r->final_status, ASOCK_ECANCELED);
+  ck_assert_int_eq(r->deliveries, 1);
+  ck_assert_uint_eq(r->sizes[0], sizes[0]);
+  ck_assert_int_eq(r->intact[0], 1);
+  ck_assert(!recv_out(p->b));
+  ck_assert_ptr_nonnull(p->b->io.ring.stash);
+}
+
+/* The stashed datagrams are ids the ring kept (1) or provided buffers (0). */
+static int stash_kept(const asock_socket *sock, int kept) {
+  const asock__ring_io *io = &sock->io.ring;
+  size_t nbufs = tu_lent(sock->loop);
+  return kept ? io->stash_bid >= nbufs && io->stash_last >= nbufs
+              : io->stash_bid < nbufs && io->stash_last < nbufs;
+}
+
+/* Datagrams 1 to n-1 come whole, with their sender, in order, to one-shot
+ * receives. */
+static void read_rest(uu_pair *p, const size_t *sizes, int n) {
+  int i;
+
+  for (i = 1; i < n; i++) {
+    asock_op *op = tu_op();
+    ck_assert_int_eq(uu_receive_one(p->b, op), 1);
+    ck_assert_uint_eq(asock_op_bytes(op), sizes[i]);
+    ck_assert_uint_eq(asock_op_msg_flags(op), 0);
+    ck_assert_uint_eq(tu_mismatch(asock_op_data(op), sizes[i], (uint32_t)i, 0),
+                      sizes[i]);
+    ck_assert(
+        tu_same_addr(asock_op_remote(op), (const struct sockaddr *)&p->a_addr));
+    ck_assert_asock(asock_op_clear_buffer(op), 0);
+  }
+  ck_assert_ptr_null(p->b->io.ring.stash);
+}
+
+/* Every slice is back once the pairs are closed. */
+static void close_all(uu_pair *p, int n) {
+  asock_pool_stats st;
+  int i;
+
+  for (i = 0; i < n; i++)
+    uu_pair_close(&p[i]);
+  tu_run_for(0);
+  ck_assert_asock(asock_pool_stats_get(tu_pool, &st), 0);
+  ck_assert_uint_eq(st.slices_in_use, 0);
+}
+
 /* Datagrams that wait for a receive that does not come let go of the
  * kernel's buffers once it has fewer than half of them (4 lent, 3 such
- * sockets): each socket's receive takes the first of two datagrams that
- * the kernel brought together and cancels itself, so the second waits in a
- * buffer; the first two sockets hold a provided buffer each, the third's
- * datagram moves to a slice charged to it and the kernel gets a free one.
- * Every waiting datagram comes whole, with its sender, to the socket's next
- * receive, and every slice goes back. */
+ * sockets, one datagram waiting on each): the first two sockets hold a
+ * provided buffer each, the third's datagram (whose request the kernel
+ * ended for want of a buffer) moves to a slice charged to it and the
+ * kernel gets a free one. Every waiting datagram comes whole to the
+ * socket's next receive, and every slice goes back. */
 START_TEST(ring_udp_waiting_datagrams_let_go_of_the_kernels_buffers) {
   enum { N = 3 };
   static dg_rec r[N];
   static const size_t sizes[2] = {40, 300};
   size_t held[N];
-  asock_pool_stats st;
   uu_pair p[N];
-  asock_op *op;
   int i;
 
   if (!ring_loop())
     return;
   ck_assert_uint_eq(tu_lent(tu_loop), 4);
   for (i = 0; i < N; i++) {
-    uu_pair_open(&p[i], "127.0.0.1");
-    op = dg_op(&r[i], &p[i].a_addr);
-    r[i].cancel_at = 1;
-    ck_assert_asock(tu_receive_from(p[i].b, op), ASOCK_PENDING);
-    send_each(p[i].a, sizes, 2, &p[i].b_addr);
-    ck_assert(tu_wait_count(&r[i].finals, 1));
-    ck_assert_asock(r[i].final_status, ASOCK_ECANCELED);
-    ck_assert_int_eq(r[i].deliveries, 1);
-    ck_assert_uint_eq(r[i].sizes[0], sizes[0]);
-    ck_assert_int_eq(r[i].intact[0], 1);
-    ck_assert(!recv_out(p[i].b));
-    ck_assert_ptr_nonnull(p[i].b->io.ring.stash);
+    stop_after_first(&p[i], &r[i], sizes, 2);
     held[i] = asock_socket_slices_held(p[i].b);
   }
   ck_assert_uint_eq(held[1], held[0]);
   ck_assert_uint_eq(held[2], held[0] + 1);
-  ck_assert_uint_eq(p[2].b->io.ring.stash_bid, 0xffffu);
-  for (i = 0; i < N; i++) {
-    op = tu_op();
-    ck_assert_int_eq(uu_receive_one(p[i].b, op), 1);
-    ck_assert_uint_eq(asock_op_bytes(op), sizes[1]);
-    ck_assert_uint_eq(asock_op_msg_flags(op), 0);
-    ck_assert_uint_eq(tu_mismatch(asock_op_data(op), sizes[1], 1, 0), sizes[1]);
-    ck_assert(tu_same_addr(asock_op_remote(op),
-                           (const struct sockaddr *)&p[i].a_addr));
-    ck_assert_ptr_null(p[i].b->io.ring.stash);
-    ck_assert_asock(asock_op_clear_buffer(op), 0);
-  }
-  ck_assert_uint_eq(asock_socket_slices_held(p[2].b), held[0]);
+  ck_assert(stash_kept(p[0].b, 0));
+  ck_assert(stash_kept(p[1].b, 0));
+  ck_assert(stash_kept(p[2].b, 1));
   for (i = 0; i < N; i++)
-    uu_pair_close(&p[i]);
-  tu_run_for(0);
-  ck_assert_asock(asock_pool_stats_get(tu_pool, &st), 0);
-  ck_assert_uint_eq(st.slices_in_use, 0);
+    read_rest(&p[i], sizes, 2);
+  ck_assert_uint_eq(asock_socket_slices_held(p[2].b), held[0]);
+  close_all(p, N);
+}
+END_TEST
+
+/* A socket with several datagrams waiting lets go of every buffer they
+ * hold: one socket holds a provided buffer (4 lent), the next has two
+ * datagrams waiting when its request ends with the kernel one buffer
+ * short of half, and both move to slices charged to it, in order. */
+START_TEST(ring_udp_waiting_datagrams_let_go_of_every_buffer) {
+  static dg_rec r[2];
+  static const size_t sizes[3] = {40, 300, 1000};
+  size_t held0;
+  uu_pair p[2];
+
+  if (!ring_loop())
+    return;
+  ck_assert_uint_eq(tu_lent(tu_loop), 4);
+  stop_after_first(&p[0], &r[0], sizes, 2);
+  held0 = asock_socket_slices_held(p[0].b);
+  ck_assert(stash_kept(p[0].b, 0));
+  stop_after_first(&p[1], &r[1], sizes, 3);
+  ck_assert_uint_eq(asock_socket_slices_held(p[1].b), held0 + 2);
+  ck_assert(stash_kept(p[1].b, 1));
+  ck_assert_uint_ne(p[1].b->io.ring.stash_bid, p[1].b->io.ring.stash_last);
+  ck_assert(stash_kept(p[0].b, 0));
+  read_rest(&p[1], sizes, 3);
+  ck_assert_uint_eq(asock_socket_slices_held(p[1].b), held0);
+  read_rest(&p[0], sizes, 2);
+  close_all(p, 2);
 }
 END_TEST
 
@@ -367,6 +430,7 @@ Suite *asock_test_suite_udp_ring(void) {
   tcase_add_test(tc, ring_udp_cuts_what_a_buffer_cannot_hold);
   tcase_add_test(tc, ring_udp_close_gives_back_the_buffers);
   tcase_add_test(tc, ring_udp_waiting_datagrams_let_go_of_the_kernels_buffers);
+  tcase_add_test(tc, ring_udp_waiting_datagrams_let_go_of_every_buffer);
   tcase_add_test(tc, ring_udp_refused_peer_ends_the_receive);
   tcase_add_test(tc, ring_udp_without_multishot_polls);
 #endif

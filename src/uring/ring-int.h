@@ -22,11 +22,17 @@
 #define ASOCK__RING_TAG_IGNORE 7u /* a completion nothing waits for */
 
 /* A provided buffer a socket stashes: what it holds, and the one stashed
- * after it on the same socket. */
+ * after it on the same socket. Ids below nbufs are the kernel's buffer
+ * ids; the nbufs above them name slices that stashes kept as their own
+ * (asock__ring_stash_keep()), the free ones linked through `next` from
+ * asock__ring.keep_free. */
 typedef struct asock__ring_stashed {
   uint32_t len;
   unsigned short next;
 } asock__ring_stashed;
+
+/* No id: the end of the free kept ids. */
+#define ASOCK__RING_NO_ID 0xffffu
 
 struct asock__ring {
   struct io_uring uring;
@@ -35,8 +41,9 @@ struct asock__ring {
   asock_loop *loop;
   struct io_uring_buf_ring *br; /* the provided buffers */
   size_t br_len;
-  void **bufs;                  /* the slice of each buffer id */
+  void **bufs;                  /* the slice of each id (2 * nbufs) */
   asock__ring_stashed *stashed; /* and, while a socket stashes it, this */
+  unsigned short keep_free;     /* the first free kept id, or NO_ID */
   /* Buffers came back since the starved retried, or the starved still
    * wait their turn (asock__ring_retry_starved()). */
   unsigned char returned;
@@ -191,11 +198,25 @@ static inline int asock__ring_recv_head(asock_socket *sock, int *res,
  * first stashed one goes back to the kernel, the next one first. */
 void asock__ring_stash(asock_socket *sock, unsigned short bid, size_t len);
 void asock__ring_stash_recycle(asock_socket *sock);
-/* A stash of one provided buffer, waiting with no request out while the
- * kernel has fewer than half its buffers, keeps that buffer's slice as a
- * slice of the socket's (charged, its quota allowing) and the kernel gets a
- * free one in its place. */
+/* Whether a stash id names a slice kept as the socket's own rather than a
+ * buffer of the kernel's. */
+static inline int asock__ring_kept(const asock__ring *r, unsigned short id) {
+  return id >= r->nbufs;
+}
+/* A stash waiting with no request out while the kernel has fewer than
+ * half its buffers keeps its buffers' slices as slices of the socket's
+ * (charged, its quota allowing, as far as kept ids are free) and the kernel
+ * gets free ones in their place: asock__ring_stash_keep(), where
+ * asock__ring_stash_keeps() says it is due (inline: every receive
+ * completion asks). */
 void asock__ring_stash_keep(asock_socket *sock);
+static inline void asock__ring_stash_keeps(asock_socket *sock) {
+  const asock__ring_io *io = &sock->io.ring;
+  const asock__ring *r = asock__ring_of(sock);
+  if (io->stash != NULL && (io->out & ASOCK__RING_RECV) == 0 &&
+      r->avail < r->nbufs / 2)
+    asock__ring_stash_keep(sock);
+}
 
 /* UDP sockets of a ring (udp-ring.c). */
 /* Readies the ring's UDP receives, at its creation. */

@@ -124,12 +124,17 @@ static int provide(asock__ring *r) {
   unsigned int i;
   int err;
 
-  r->bufs = asock__calloc(r->nbufs, sizeof(*r->bufs));
-  r->stashed = asock__calloc(r->nbufs, sizeof(*r->stashed));
+  /* Each buffer id, then as many ids for slices that stashes keep. */
+  r->bufs = asock__calloc(2 * (size_t)r->nbufs, sizeof(*r->bufs));
+  r->stashed = asock__calloc(2 * (size_t)r->nbufs, sizeof(*r->stashed));
   if (r->bufs == NULL || r->stashed == NULL) {
     free_bufs(r);
     return ASOCK_ENOMEM;
   }
+  for (i = r->nbufs; i < 2 * r->nbufs; i++)
+    r->stashed[i].next =
+        (unsigned short)(i + 1 < 2 * r->nbufs ? i + 1 : ASOCK__RING_NO_ID);
+  r->keep_free = (unsigned short)r->nbufs;
   r->br_len = (len + 4095u) & ~(size_t)4095u;
   r->br = mmap(NULL, r->br_len, PROT_READ | PROT_WRITE,
                MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);

@@ -55,9 +55,10 @@ typedef struct asock__ring_io {
   int16_t injected_out;
   union {
     struct {                     /* a socket that reads: the stash */
-      unsigned short stash_bid;  /* the provided buffer the stash is in */
-      unsigned short stash_last; /* the last of the stashed buffers (the
-                                  * ring links each to the next) */
+      unsigned short stash_bid;  /* the id of the stash's first slice: a
+                                  * provided buffer's, or a kept one's */
+      unsigned short stash_last; /* the last of the stashed ids (the ring
+                                  * links each to the next, ring-int.h) */
       uint32_t stash_off;        /* where the bytes still to be read start */
       uint32_t stash_end;        /* and end */
       int stash_status; /* the end of stream or error that came while no

@@ -24,11 +24,6 @@
 
 #include "ring-int.h"
 
-/* A stash that let go of its provided buffer (asock__ring_stash_keep()) holds a
- * slice of the pool charged to its socket, under no buffer id (the ring has 256
- * buffers at most). */
-#define NO_BID 0xffffu
-
 /* The fault point of a request about to be submitted (src/fault.h): when
  * it fires, a no-op goes in the request's place and its completion reports
  * the injected error, as a request the kernel refused at once would, so
@@ -241,40 +236,66 @@ static void stash_next(asock_socket *sock) {
   io->stash_end = r->stashed[bid].len;
 }
 
+/* A kept id is free again, its slice given back (or taken by a receive). */
+static void unkeep(asock__ring *r, unsigned short id) {
+  r->stashed[id].next = r->keep_free;
+  r->keep_free = id;
+}
+
 /* The first stashed buffer back to the kernel (or the pool), the next one
  * first. */
 void asock__ring_stash_recycle(asock_socket *sock) {
+  asock__ring *r = asock__ring_of(sock);
   asock__ring_io *io = &sock->io.ring;
-  unsigned short bid = io->stash_bid;
+  unsigned short id = io->stash_bid;
   char *slice = io->stash;
   size_t end = io->stash_end;
 
   stash_next(sock);
-  if (bid == NO_BID)
+  if (asock__ring_kept(r, id)) {
+    unkeep(r, id);
     asock__socket_give_slice(sock, slice); /* the loop erases it, if asked */
-  else
-    asock__ring_recycle_used(asock__ring_of(sock), bid, slice, end);
+  } else {
+    asock__ring_recycle_used(r, id, slice, end);
+  }
 }
 
 /* Bytes that wait for a receive that may be long in coming (no request is
- * out, so the socket has stopped reading) hold a provided buffer, and
+ * out, so the socket has stopped reading) hold provided buffers, and
  * enough such sockets would hold them all: every other socket's receives
- * would wait for them. Once the kernel has fewer than half its buffers, a
- * stash of one buffer keeps that buffer's slice as a slice of its own,
- * charged to the socket like any received slice (its quota allowing), and
- * the kernel gets a free slice of the pool in its place. Nothing is
- * copied. */
+ * would wait for them. Once the kernel has fewer than half its buffers,
+ * each stashed buffer's slice becomes a slice of the socket's own, charged
+ * to it like any received slice (its quota allowing), under a kept id in
+ * the same chain, and the kernel gets a free slice of the pool in its
+ * place. Nothing is copied. The kept ids are as many as the buffers: when
+ * they run out, the rest stay lent. (asock__ring_stash_keeps() checks
+ * when.) */
 void asock__ring_stash_keep(asock_socket *sock) {
   asock__ring *r = asock__ring_of(sock);
   asock__ring_io *io = &sock->io.ring;
-  void *fresh;
-  if (io->stash == NULL || (io->out & ASOCK__RING_RECV) != 0 ||
-      io->stash_bid != io->stash_last || io->stash_bid == NO_BID ||
-      r->avail >= r->nbufs / 2 || asock__socket_take_slice(sock, &fresh) != 0)
-    return;
-  asock__ring_recycle(r, io->stash_bid, fresh);
-  io->stash_bid = NO_BID;
-  io->stash_last = NO_BID;
+  unsigned short *link = &io->stash_bid; /* where each id is named in turn */
+
+  for (;;) {
+    unsigned short id = *link;
+    if (!asock__ring_kept(r, id)) {
+      unsigned short kid = r->keep_free;
+      void *fresh;
+      if (kid == ASOCK__RING_NO_ID ||
+          asock__socket_take_slice(sock, &fresh) != 0)
+        return;
+      r->keep_free = r->stashed[kid].next;
+      r->bufs[kid] = r->bufs[id];
+      r->stashed[kid] = r->stashed[id];
+      *link = kid;
+      if (io->stash_last == id)
+        io->stash_last = kid;
+      asock__ring_recycle(r, id, fresh);
+      id = kid;
+    }
+    if (id == io->stash_last)
+      return;
+    link = &r->stashed[id].next;
+  }
 }
 
 /* What the stash holds goes to the receives, for as long as they read. It
@@ -304,14 +325,15 @@ static void drain(asock_socket *sock) {
         buf.base == (char *)op->mem && end <= buf.len) {
       /* The receive's own slice is empty: the two change places. */
       void *mine = op->mem;
-      unsigned short bid = io->stash_bid;
+      unsigned short id = io->stash_bid;
       op->mem = (unsigned char *)slice;
       stash_next(sock);
-      if (bid == NO_BID) {
+      if (asock__ring_kept(r, id)) {
         /* The op's charge covers the stash's slice now. */
+        unkeep(r, id);
         asock__socket_give_slice(sock, mine);
       } else {
-        asock__ring_recycle(r, bid, mine);
+        asock__ring_recycle(r, id, mine);
       }
       buf.base = slice;
       asock__recv_result(sock, (long)end, &buf);
@@ -354,19 +376,19 @@ static void recv_done(asock_socket *sock, int res, unsigned int flags) {
   } else if (res == -ECANCELED && mshot) {
     /* Reading stopped (asock__ring_read_stop()): what the request brought
      * before waits for the next receive. */
-    asock__ring_stash_keep(sock);
+    asock__ring_stash_keeps(sock);
   } else if (buffered) {
     asock__ring_stash(sock, (unsigned short)(flags >> IORING_CQE_BUFFER_SHIFT),
                       (size_t)res);
     drain(sock);
-    asock__ring_stash_keep(sock);
+    asock__ring_stash_keeps(sock);
   } else if (res == 0) {
     recv_end(sock, ASOCK_EOF);
   } else if (res == -ENOBUFS) {
     /* Every provided buffer is taken: back-pressure until one is back.
      * What the request brought before may let go of its buffer. */
     r->refusals++;
-    asock__ring_stash_keep(sock);
+    asock__ring_stash_keeps(sock);
     asock__ring_starve(sock);
     return;
   } else if (res != -EINTR && res != -EAGAIN) {

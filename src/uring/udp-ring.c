@@ -117,20 +117,20 @@ static void recv_done(asock_socket *sock, int res, unsigned int flags) {
   } else if (res == -ECANCELED) {
     /* Reading stopped (asock__ring_read_stop()): what the request brought
      * before waits for the next receive. */
-    asock__ring_stash_keep(sock);
+    asock__ring_stash_keeps(sock);
   } else if (buffered) {
     r->udp_received++;
     asock__ring_stash(sock, (unsigned short)(flags >> IORING_CQE_BUFFER_SHIFT),
                       (size_t)res);
     deliver(sock);
-    asock__ring_stash_keep(sock);
+    asock__ring_stash_keeps(sock);
   } else if (res > 0) {
     deliver(sock); /* the poll: the socket is readable */
   } else if (res == -ENOBUFS) {
     /* Every provided buffer is taken: back-pressure until one is back.
      * What the request brought before may let go of its buffer. */
     r->refusals++;
-    asock__ring_stash_keep(sock);
+    asock__ring_stash_keeps(sock);
     asock__ring_starve(sock);
     return;
   } else if (res < 0 && res != -EINTR && res != -EAGAIN) {
