@@ -552,6 +552,47 @@ START_TEST(ring_multishot_cancelled_leaves_the_rest) {
 }
 END_TEST
 
+/* A multishot receive cancelled inside its first delivery while the
+ * kernel brought four buffers' worth (4 lent): the first buffer is
+ * delivered, and the three the rest hold, with the kernel below half its
+ * buffers once the request ends, all move to slices charged to the socket,
+ * in order; the bytes come whole to the next receives, and the slices go
+ * back. */
+START_TEST(ring_cancelled_multishot_lets_go_of_every_buffer) {
+  enum { LEN = 4 * 4096 };
+  static ms_rec r;
+  static unsigned char out[LEN], in[LEN];
+  tu_pair p;
+  asock_op *op;
+  if (!ring_loop())
+    return;
+  ck_assert_uint_eq(tu_lent(tu_loop), 4);
+  tu_pair_open(&p, "127.0.0.1");
+  op = ms_op(&r);
+  r.cancel_at = 1;
+  ck_assert_asock(tu_receive(p.server, op), ASOCK_PENDING);
+  tu_fill(out, LEN, 5, 0);
+  tu_os_send(p.client, out, LEN);
+  ck_assert(tu_wait_count(&r.finals, 1));
+  ck_assert_asock(r.final_status, ASOCK_ECANCELED);
+  ck_assert_int_eq(r.deliveries, 1);
+  ck_assert_uint_eq(r.len, 4096);
+  ck_assert_uint_eq(tu_mismatch(r.data, 4096, 5, 0), 4096);
+  ck_assert(tu_run_until(no_recv_out, p.server, 10000));
+  ck_assert_uint_ge(p.server->io.ring.stash_bid, 4);
+  ck_assert_uint_ge(p.server->io.ring.stash_last, 4);
+  ck_assert_uint_ne(p.server->io.ring.stash_bid, p.server->io.ring.stash_last);
+  /* The op's delivered slice back, the three kept ones remain. */
+  ck_assert_asock(asock_op_clear_buffer(op), 0);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 3);
+  tu_recv_exact(p.server, in, LEN - 4096);
+  ck_assert_uint_eq(tu_mismatch(in, LEN - 4096, 5, 4096), LEN - 4096);
+  ck_assert_uint_eq(asock_socket_slices_held(p.server), 0);
+  ck_assert_asock(tu_close(p.server, 0), 0);
+  ck_assert_asock(tu_close(p.client, 0), 0);
+}
+END_TEST
+
 /* A client whose connect to addr is started, not waited for. */
 static asock_socket *start_dial(const struct sockaddr_storage *addr,
                                 asock_op **cop) {
@@ -986,6 +1027,7 @@ Suite *asock_test_suite_backend(void) {
   tcase_add_test(tc, ring_streams_both_ways);
   tcase_add_test(tc, ring_keeps_what_came_for_a_cancelled_receive);
   tcase_add_test(tc, ring_multishot_cancelled_leaves_the_rest);
+  tcase_add_test(tc, ring_cancelled_multishot_lets_go_of_every_buffer);
   tcase_add_test(tc, ring_accepts_queue_while_none_waits);
   tcase_add_test(tc, ring_listener_close_ends_queued_connections);
   tcase_add_test(tc, ring_sends_complete_through_the_ring);
