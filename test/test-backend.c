@@ -593,6 +593,82 @@ START_TEST(ring_cancelled_multishot_lets_go_of_every_buffer) {
 }
 END_TEST
 
+/* A receive of op on sock, completed inside its call or waited for. */
+static void recv_one(asock_socket *sock, asock_op *op) {
+  int calls = tu_rec(op)->calls;
+  int r = tu_receive(sock, op);
+  if (r == ASOCK_PENDING)
+    ck_assert(tu_wait_calls(op, calls + 1));
+  else
+    ck_assert_asock(r, 0);
+  ck_assert_asock(asock_op_status(op), 0);
+}
+
+/* Kept slices count against the socket's quota, and leave room for the
+ * receive that reads them (1 KiB slices, quota 4, 8 lent): three sockets
+ * hold a lent buffer each; a multishot receive whose application keeps
+ * its first delivery's slice cancels itself there with three more buffers
+ * out, and when its request ends two of them become the socket's (with
+ * the application's, three of four) and the third stays lent. A receive
+ * without a buffer then reads all three kilobytes, in order. */
+START_TEST(ring_kept_slices_leave_a_receive_its_slice) {
+  enum { N = 3, LEN = 100, MS = 4 * 1024 };
+  static tu_pair p[N + 1];
+  static ms_rec r;
+  static unsigned char out[MS], in[MS];
+  asock_socket *m;
+  asock_op *op;
+  int i;
+  if (!ring_loop())
+    return;
+  ck_assert_uint_eq(tu_lent(tu_loop), 8);
+  for (i = 0; i < N; i++) {
+    op = tu_op();
+    tu_pair_open(&p[i], "127.0.0.1");
+    ck_assert_asock(tu_receive(p[i].server, op), ASOCK_PENDING);
+    tu_fill(out, 1, (uint32_t)i, 0);
+    tu_os_send(p[i].client, out, 1);
+    ck_assert(tu_wait_calls(op, 1));
+    tu_fill(out, LEN, (uint32_t)i, 1);
+    tu_os_send(p[i].client, out, LEN);
+    ck_assert(tu_run_until(stashed, p[i].server, 10000));
+  }
+  tu_pair_open(&p[N], "127.0.0.1");
+  m = p[N].server;
+  op = ms_op(&r);
+  r.detach = 1;
+  r.cancel_at = 1;
+  ck_assert_asock(tu_receive(m, op), ASOCK_PENDING);
+  tu_fill(out, MS, 7, 0);
+  tu_os_send(p[N].client, out, MS);
+  ck_assert(tu_wait_count(&r.finals, 1));
+  ck_assert_asock(r.final_status, ASOCK_ECANCELED);
+  ck_assert_int_eq(r.deliveries, 1);
+  ck_assert_uint_eq(r.len, 1024);
+  ck_assert_uint_eq(tu_mismatch(r.data, 1024, 7, 0), 1024);
+  ck_assert(tu_run_until(no_recv_out, m, 10000));
+  ck_assert_uint_eq(asock_socket_slices_held(m), 3);
+  ck_assert_uint_ge(m->io.ring.stash_bid, 8);
+  ck_assert_uint_lt(m->io.ring.stash_last, 8);
+  /* Read with the application's slice still held. */
+  op = tu_op();
+  for (i = 0; i < 3; i++) {
+    recv_one(m, op);
+    ck_assert_uint_eq(asock_op_bytes(op), 1024);
+    memcpy(in + 1024 * i, asock_op_data(op), 1024);
+  }
+  ck_assert_uint_eq(tu_mismatch(in, 3 * 1024, 7, 1024), 3 * 1024);
+  ck_assert_asock(asock_op_clear_buffer(op), 0);
+  ck_assert_int_eq(r.nslices, 1);
+  ck_assert_asock(asock_pool_release(tu_pool, r.slices[0]), 0);
+  ck_assert_uint_eq(asock_socket_slices_held(m), 0);
+  for (i = 0; i <= N; i++) {
+    ck_assert_asock(tu_close(p[i].server, 0), 0);
+    ck_assert_asock(tu_close(p[i].client, 0), 0);
+  }
+}
+END_TEST
+
 /* A client whose connect to addr is started, not waited for. */
 static asock_socket *start_dial(const struct sockaddr_storage *addr,
                                 asock_op **cop) {
@@ -1051,6 +1127,7 @@ Suite *asock_test_suite_backend(void) {
   tcase_set_timeout(tc, ASOCK_TEST_TIMEOUT);
   tcase_add_checked_fixture(tc, setup_ring_quota, tu_teardown);
   tcase_add_test(tc, ring_multishot_stops_at_the_quota);
+  tcase_add_test(tc, ring_kept_slices_leave_a_receive_its_slice);
   tcase_add_test(tc, ring_starved_receives_wait_their_turn);
   tcase_add_test(tc, ring_waiting_bytes_let_go_of_the_kernels_buffers);
   suite_add_tcase(s, tc);

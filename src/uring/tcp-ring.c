@@ -265,7 +265,8 @@ void asock__ring_stash_recycle(asock_socket *sock) {
  * enough such sockets would hold them all: every other socket's receives
  * would wait for them. Once the kernel has fewer than half its buffers,
  * each stashed buffer's slice becomes a slice of the socket's own, charged
- * to it like any received slice (its quota allowing), under a kept id in
+ * to it like any received slice (its quota allowing, less one slice that
+ * the receive reading them may need), under a kept id in
  * the same chain, and the kernel gets a free slice of the pool in its
  * place. Nothing is copied. The kept ids are as many as the buffers: when
  * they run out, the rest stay lent. (asock__ring_stash_keeps() checks
@@ -280,7 +281,10 @@ void asock__ring_stash_keep(asock_socket *sock) {
     if (!asock__ring_kept(r, id)) {
       unsigned short kid = r->keep_free;
       void *fresh;
+      /* The socket's quota keeps room for a receive's own slice: kept
+       * slices never stop it reading them. */
       if (kid == ASOCK__RING_NO_ID ||
+          asock__socket_slices(sock) + 1 >= sock->loop->slice_quota ||
           asock__socket_take_slice(sock, &fresh) != 0)
         return;
       r->keep_free = r->stashed[kid].next;
