@@ -1908,7 +1908,9 @@ ASOCK_EXTERN int asock_send_to(asock_socket *sock, asock_op *op);
  * multishot receive's datagrams arrive in the kernel's lent slices, which
  * keep room in front for the datagram's header, sender and packet
  * information: a datagram longer than the rest of a slice is cut there,
- * with ASOCK_MSG_TRUNCATED (docs/backends.md says how much room).
+ * with ASOCK_MSG_TRUNCATED (docs/backends.md says how much room). A
+ * receive without a buffer of its own is given such a slice as it is,
+ * nothing copied: asock_op_data() is asock_op_offset() bytes into it.
  * \param sock a bound or connected UDP socket.
  * \param op an idle op of the loop's pool, with a window to receive into or no
  *   buffer.

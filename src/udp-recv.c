@@ -32,6 +32,7 @@ static size_t from_kept(asock_socket *sock, asock_op *op) {
     asock__op_park_slice(sock, op);
     asock__op_attach_slice(op, k->slice, 1);
     op->charged = sock;
+    op->offset = k->offset;
     op->count = n;
     return n;
   }
@@ -39,7 +40,7 @@ static size_t from_kept(asock_socket *sock, asock_op *op) {
     n = op->count;
     op->msg_flags |= ASOCK_MSG_TRUNCATED;
   }
-  memcpy(op->mem + op->offset, k->slice, n);
+  memcpy(op->mem + op->offset, (char *)k->slice + k->offset, n);
   asock__socket_give_slice(sock, k->slice);
   return n;
 }
@@ -66,6 +67,8 @@ static unsigned int take_ahead(asock_socket *sock, asock__dgram *d,
       break;
     d[n].base = slice;
     d[n].len = pool->slice_size;
+    d[n].trade = 1;
+    d[n].offset = 0;
     d[n].from = &k->from;
     d[n].local = u->pktinfo ? &k->local : NULL;
     d[n].ifindex = &k->ifindex;
@@ -121,6 +124,13 @@ static int read_into(asock_socket *sock, asock_op *op, size_t *bytes) {
   }
   d[0].base = (char *)op->mem + op->offset;
   d[0].len = op->count;
+  /* An on-demand receive's slice, whole, may change places with one the
+   * datagram is in already. Not where the pool erases slices: the slice the
+   * backend takes in trade would keep what it held. */
+  d[0].trade = (op->flags & ASOCK__OPF_ON_DEMAND) && op->offset == 0 &&
+               op->count == op->mem_len &&
+               (sock->loop->pool->flags & ASOCK_POOL_ZERO_ON_RELEASE) == 0;
+  d[0].offset = 0;
   d[0].from = (asock__sockaddr *)&op->remote;
   d[0].local = op->kind == ASOCK_OP_RECEIVEMESSAGEFROM ? &op->local : NULL;
   d[0].ifindex = &op->ifindex;
@@ -146,6 +156,7 @@ static int read_into(asock_socket *sock, asock_op *op, size_t *bytes) {
   for (i = 1; i < (unsigned int)got; i++) {
     asock__udp_kept *k = &u->kept[i - 1];
     k->slice = d[i].base;
+    k->offset = d[i].offset;
     k->bytes = d[i].bytes;
     k->flags = d[i].flags;
     if (d[i].local == NULL) {
@@ -157,6 +168,10 @@ static int read_into(asock_socket *sock, asock_op *op, size_t *bytes) {
   u->kept_count = (unsigned int)got - 1;
   op->flags |= ASOCK__OPF_HAS_REMOTE;
   op->msg_flags = d[0].flags;
+  if (d[0].offset != 0) {
+    op->mem = (unsigned char *)d[0].base; /* traded */
+    op->offset = d[0].offset;
+  }
   if (op->flags & ASOCK__OPF_ON_DEMAND)
     op->count = d[0].bytes;
   *bytes = d[0].bytes;

@@ -14,8 +14,14 @@
  * reports of it. The addresses are written in place: into the op, or into
  * the slot that keeps a datagram read ahead. */
 typedef struct asock__dgram {
-  char *base; /* the buffer */
+  char *base; /* the buffer; out: the slice traded for it (`trade`) */
   size_t len;
+  /* In: base is a whole slice of the pool, charged to the socket, which the
+   * platform may trade for a slice that already holds the datagram (the
+   * io_uring backend's, received into by the kernel): base then names that
+   * slice, and the datagram starts `offset` bytes into it. */
+  int trade;
+  size_t offset;          /* out: 0 unless traded */
   asock__sockaddr *from;  /* the sender goes here */
   asock__sockaddr *local; /* the destination goes here (family 0 when the
                            * kernel gave none); NULL: not wanted */
@@ -69,6 +75,7 @@ static inline void asock__dgram_local6(asock__dgram *d,
 /* A datagram read ahead, in a slice charged to the socket. */
 typedef struct asock__udp_kept {
   void *slice;
+  size_t offset; /* where in it the datagram starts */
   size_t bytes;
   unsigned int flags;
   unsigned int ifindex;

@@ -28,7 +28,8 @@ typedef struct dg_rec {
   int cancel_at; /* cancels the receive inside this delivery (1-based) */
   size_t sizes[MAX_DG];
   unsigned int flags[MAX_DG];
-  int from_ok[MAX_DG]; /* the sender was `from` */
+  size_t offsets[MAX_DG]; /* asock_op_offset(): where in its slice it lay */
+  int from_ok[MAX_DG];    /* the sender was `from` */
   struct sockaddr_storage local[MAX_DG];
   unsigned int ifindex[MAX_DG];
   int intact[MAX_DG]; /* its bytes were the pattern sent */
@@ -50,6 +51,7 @@ static void dg_cb(asock_op *op) {
   ck_assert_int_lt(i, MAX_DG);
   r->sizes[i] = asock_op_bytes(op);
   r->flags[i] = asock_op_msg_flags(op);
+  r->offsets[i] = asock_op_offset(op);
   r->from_ok[i] =
       tu_same_addr(asock_op_remote(op), (const struct sockaddr *)r->from);
   if (asock_op_last_kind(op) == ASOCK_OP_RECEIVEMESSAGEFROM)
@@ -134,6 +136,9 @@ START_TEST(ring_udp_multishot_brings_every_datagram) {
   for (i = 0; i < N; i++) {
     ck_assert_uint_eq(r.sizes[i], sizes[i]);
     ck_assert_uint_eq(r.flags[i], 0);
+    /* Received in the slice it is delivered in: not copied. */
+    ck_assert_uint_eq(r.offsets[i], asock_pool_slice_size(tu_pool) -
+                                        asock__ring_udp_room(tu_loop));
     ck_assert_int_eq(r.from_ok[i], 1);
     ck_assert_int_eq(r.intact[i], 1);
     local = (struct sockaddr_in *)&r.local[i];
@@ -181,6 +186,7 @@ START_TEST(ring_udp_cuts_what_a_buffer_cannot_hold) {
   ck_assert_uint_eq(r.sizes[2], 100);
   ck_assert_uint_eq(r.flags[2], 0);
   ck_assert_int_eq(r.intact[0] && r.intact[1] && r.intact[2], 1);
+  ck_assert_uint_eq(r.offsets[0], asock_pool_slice_size(tu_pool) - room);
   ck_assert_uint_eq(asock__ring_udp_received(tu_loop), 3);
   uu_pair_close(&p);
   ck_assert(tu_wait_count(&r.finals, 1));

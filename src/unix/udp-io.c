@@ -244,9 +244,10 @@ static unsigned short info_port(asock_socket *sock) {
 
 #ifdef ASOCK_HAVE_URING
 /* Reads up to n of the datagrams the ring brought a ring socket (copied
- * out of their provided buffers): how many, 0 when the ring holds none and
- * has no receive out (the socket is read then), ASOCK_EAGAIN while it has
- * one, or the error the socket met. */
+ * out of their provided buffers, or, where the caller's slice may be
+ * traded, in the slice the kernel wrote): how many, 0 when the ring holds
+ * none and has no receive out (the socket is read then), ASOCK_EAGAIN
+ * while it has one, or the error the socket met. */
 static int ring_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
   unsigned int i;
 
@@ -264,7 +265,8 @@ static int ring_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
     }
     d[i].bytes = g.len < d[i].len ? g.len : d[i].len;
     d[i].flags = g.whole > d[i].bytes ? ASOCK_MSG_TRUNCATED : 0;
-    memcpy(d[i].base, g.data, d[i].bytes);
+    if (!d[i].trade)
+      memcpy(d[i].base, g.data, d[i].bytes);
     name = g.namelen < sizeof(*d[i].from) ? g.namelen : sizeof(*d[i].from);
     memset(d[i].from, 0, sizeof(*d[i].from));
     memcpy(d[i].from, g.name, name);
@@ -275,7 +277,14 @@ static int ring_recv(asock_socket *sock, asock__dgram *d, unsigned int n) {
       msg.msg_controllen = g.controllen;
       read_pktinfo(&msg, &d[i], info_port(sock), asock__udp(sock)->family);
     }
-    asock__ring_udp_next(sock);
+    if (d[i].trade) {
+      /* The slices change places: the datagram stays where it is. */
+      char *slice = asock__ring_udp_take(sock, d[i].base);
+      d[i].offset = (size_t)(g.data - slice);
+      d[i].base = slice;
+    } else {
+      asock__ring_udp_next(sock);
+    }
   }
   return (int)i;
 }

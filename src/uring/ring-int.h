@@ -198,6 +198,10 @@ static inline int asock__ring_recv_head(asock_socket *sock, int *res,
  * first stashed one goes back to the kernel, the next one first. */
 void asock__ring_stash(asock_socket *sock, unsigned short bid, size_t len);
 void asock__ring_stash_recycle(asock_socket *sock);
+/* The first stashed slice, whole, goes to the caller, who gives `mine`, a
+ * slice charged to the socket with nothing in it to keep, in its place
+ * (to the kernel, or the pool); the next one is first. Nothing is copied. */
+void *asock__ring_stash_trade(asock_socket *sock, void *mine);
 /* Whether a stash id names a slice kept as the socket's own rather than a
  * buffer of the kernel's. */
 static inline int asock__ring_kept(const asock__ring *r, unsigned short id) {

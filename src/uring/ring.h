@@ -160,6 +160,10 @@ int asock__ring_udp_peek(struct asock_socket *sock, asock__ring_dgram *d);
 /* What the last peek gave is read: its buffer goes back to the kernel, or
  * the error is given. */
 void asock__ring_udp_next(struct asock_socket *sock);
+/* asock__ring_udp_next() without the copy: the slice the datagram lies in
+ * goes to the caller, who gives `mine` (a whole slice charged to the
+ * socket) in its place. Returns that slice. */
+void *asock__ring_udp_take(struct asock_socket *sock, void *mine);
 /* For the tests: the datagrams the loop's ring received into provided
  * buffers, and the most bytes of one datagram such a buffer holds. */
 unsigned long asock__ring_udp_received(const struct asock_loop *loop);

@@ -260,6 +260,23 @@ void asock__ring_stash_recycle(asock_socket *sock) {
   }
 }
 
+void *asock__ring_stash_trade(asock_socket *sock, void *mine) {
+  asock__ring *r = asock__ring_of(sock);
+  asock__ring_io *io = &sock->io.ring;
+  unsigned short id = io->stash_bid;
+  void *slice = io->stash;
+
+  stash_next(sock);
+  if (asock__ring_kept(r, id)) {
+    /* Both were charged: one charge covers the stash's slice now. */
+    unkeep(r, id);
+    asock__socket_give_slice(sock, mine);
+  } else {
+    asock__ring_recycle(r, id, mine);
+  }
+  return slice;
+}
+
 /* Bytes that wait for a receive that may be long in coming (no request is
  * out, so the socket has stopped reading) hold provided buffers, and
  * enough such sockets would hold them all: every other socket's receives
@@ -307,7 +324,6 @@ void asock__ring_stash_keep(asock_socket *sock) {
  * started there reads the next of it inside its call (asock__try_recv()),
  * never bytes the kernel has that came after. */
 static void drain(asock_socket *sock) {
-  asock__ring *r = asock__ring_of(sock);
   asock__ring_io *io = &sock->io.ring;
 
   while (io->stash != NULL && io->reading && !io->closing) {
@@ -328,17 +344,7 @@ static void drain(asock_socket *sock) {
     if (off == 0 && (op->flags & ASOCK__OPF_ON_DEMAND) &&
         buf.base == (char *)op->mem && end <= buf.len) {
       /* The receive's own slice is empty: the two change places. */
-      void *mine = op->mem;
-      unsigned short id = io->stash_bid;
-      op->mem = (unsigned char *)slice;
-      stash_next(sock);
-      if (asock__ring_kept(r, id)) {
-        /* The op's charge covers the stash's slice now. */
-        unkeep(r, id);
-        asock__socket_give_slice(sock, mine);
-      } else {
-        asock__ring_recycle(r, id, mine);
-      }
+      op->mem = asock__ring_stash_trade(sock, op->mem);
       buf.base = slice;
       asock__recv_result(sock, (long)end, &buf);
       continue;

@@ -7,8 +7,10 @@
  * information into a pool slice as it comes, and posts a completion, with
  * no system call of the socket's own. The slices wait in the socket's
  * stash, oldest first; the shared code (src/udp-recv.c) reads them through
- * asock__udp_io_recv() as it would read the socket, and each goes back to
- * the kernel once its datagram is copied out. Reading stops as on TCP: the
+ * asock__udp_io_recv() as it would read the socket: a receive without a
+ * buffer of its own takes the slice as it is and lends the kernel its own
+ * empty one (asock__ring_udp_take()), one with a buffer gets a copy and
+ * the slice goes back to the kernel. Reading stops as on TCP: the
  * request is cancelled, and what it brought before stays stashed (and
  * leaves the kernel's buffer as on TCP, asock__ring_stash_keep()).
  *
@@ -238,6 +240,10 @@ int asock__ring_udp_peek(asock_socket *sock, asock__ring_dgram *d) {
   d->control = (char *)(out + 1) + NAME_ROOM;
   d->controllen = out->controllen;
   return 1;
+}
+
+void *asock__ring_udp_take(asock_socket *sock, void *mine) {
+  return asock__ring_stash_trade(sock, mine);
 }
 
 void asock__ring_udp_next(asock_socket *sock) {
