@@ -669,6 +669,66 @@ START_TEST(ring_kept_slices_leave_a_receive_its_slice) {
 }
 END_TEST
 
+static void setup_ring_zero(void) {
+  tu_setup_pool(4096, 64, 0, ASOCK_POOL_ZERO_ON_RELEASE);
+}
+
+/* Where the pool zeroes slices on release, no slice the ring lends the
+ * kernel shows one connection's bytes to another (SECURITY.md; 4 KiB
+ * slices, 4 lent): A's receive reads a secret twice, each
+ * time from a buffer the kernel filled while it waited, and
+ * B's receives then go round every buffer the kernel has, each showing its
+ * three bytes and zeros after them. */
+START_TEST(ring_zero_on_release_hides_old_bytes) {
+  enum { SLICE = 4096, SECRET = 2000, ROUNDS = 8 };
+  static unsigned char secret[SECRET];
+  tu_pair a, b;
+  asock_op *ra;
+  int i;
+  size_t k;
+  if (!ring_loop())
+    return;
+  ck_assert_uint_eq(tu_lent(tu_loop), 4);
+  tu_pair_open(&a, "127.0.0.1");
+  tu_pair_connect(&b, a.listener, &a.addr);
+  ra = tu_op();
+  memset(secret, 0x5a, sizeof(secret));
+  /* Twice: the receive waits, and the bytes come in a buffer the kernel
+   * picks. The second time the receive holds the first secret's slice,
+   * and reads into the kernel's buffer: the two slices could change
+   * places, the secret's going to the kernel. */
+  for (i = 0; i < 2; i++) {
+    ck_assert_asock(tu_receive(a.server, ra), ASOCK_PENDING);
+    tu_os_send(a.client, secret, sizeof(secret));
+    ck_assert(tu_wait_calls(ra, i + 1));
+    ck_assert_asock(asock_op_status(ra), 0);
+    ck_assert_uint_eq(asock_op_bytes(ra), SECRET);
+  }
+  for (i = 0; i < ROUNDS; i++) {
+    asock_op *rb = tu_op();
+    const unsigned char *d;
+    /* Waiting when they come, the bytes arrive in a buffer the kernel
+     * picks. */
+    ck_assert_asock(tu_receive(b.server, rb), ASOCK_PENDING);
+    tu_os_send(b.client, "abc", 3);
+    ck_assert(tu_wait_calls(rb, 1));
+    ck_assert_asock(asock_op_status(rb), 0);
+    ck_assert_uint_eq(asock_op_bytes(rb), 3);
+    ck_assert_uint_eq(asock_op_offset(rb), 0);
+    d = asock_op_data(rb);
+    ck_assert_int_eq(memcmp(d, "abc", 3), 0);
+    for (k = 3; k < SLICE; k++)
+      if (d[k] != 0)
+        ck_abort_msg("round %d: byte %zu of B's slice is %#x", i, k, d[k]);
+    ck_assert_asock(asock_op_clear_buffer(rb), 0);
+  }
+  ck_assert_asock(tu_close(a.server, 0), 0);
+  ck_assert_asock(tu_close(a.client, 0), 0);
+  ck_assert_asock(tu_close(b.server, 0), 0);
+  ck_assert_asock(tu_close(b.client, 0), 0);
+}
+END_TEST
+
 /* A client whose connect to addr is started, not waited for. */
 static asock_socket *start_dial(const struct sockaddr_storage *addr,
                                 asock_op **cop) {
@@ -1130,6 +1190,13 @@ Suite *asock_test_suite_backend(void) {
   tcase_add_test(tc, ring_kept_slices_leave_a_receive_its_slice);
   tcase_add_test(tc, ring_starved_receives_wait_their_turn);
   tcase_add_test(tc, ring_waiting_bytes_let_go_of_the_kernels_buffers);
+  suite_add_tcase(s, tc);
+
+  /* 4 KiB slices, 64 of them (4 lent), zeroed on release. */
+  tc = tcase_create("ring-zero");
+  tcase_set_timeout(tc, ASOCK_TEST_TIMEOUT);
+  tcase_add_checked_fixture(tc, setup_ring_zero, tu_teardown);
+  tcase_add_test(tc, ring_zero_on_release_hides_old_bytes);
   suite_add_tcase(s, tc);
 #endif
   return s;
