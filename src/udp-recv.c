@@ -67,6 +67,8 @@ static unsigned int take_ahead(asock_socket *sock, asock__dgram *d,
       break;
     d[n].base = slice;
     d[n].len = pool->slice_size;
+    /* Fresh from the loop (erased where the pool erases), with nothing in
+     * it to leak: tradable whatever the pool's flags, unlike an op's own. */
     d[n].trade = 1;
     d[n].offset = 0;
     d[n].from = &k->from;
